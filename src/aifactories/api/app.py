@@ -1,0 +1,131 @@
+"""``create_app(settings)``: the REST API over the services, with the broker in its lifespan."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from aifactories import __version__
+from aifactories.api import errors
+from aifactories.api.schemas import BalanceOut, ErrorBody, JobOut, MeOut, SiteOut
+from aifactories.services import jobs as job_service
+from aifactories.services.auth import authenticate
+from aifactories.services.balances import project_balance
+from aifactories.services.context import Principal, ServiceContext
+from aifactories.services.platform import Platform
+from aifactories.services.sites import list_sites
+from aifactories.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="an API token: 'aif_...'")
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
+}
+
+
+def _ctx(request: Request) -> ServiceContext:
+    plat: Platform = request.app.state.platform
+    return plat.ctx
+
+
+Ctx = Annotated[ServiceContext, Depends(_ctx)]
+
+
+def _principal(
+    context: Ctx,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Every endpoint but /health needs a token (Authorization: Bearer aif_...)."""
+    return authenticate(context, credentials.credentials if credentials else None)
+
+
+Me = Annotated[Principal, Depends(_principal)]
+
+
+def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
+    """Build the API. Pass a ready ``platform`` (tests) or let settings make one."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = platform is None
+        plat = platform or Platform(settings)
+        plat.check_schema()
+        app.state.platform = plat
+        if plat.settings.run_broker:
+            plat.start_broker()
+        try:
+            yield
+        finally:
+            if own:
+                plat.stop()
+
+    app = FastAPI(
+        title="aifactories",
+        version=__version__,
+        description="One federation of Europe's AI factories: sites, jobs, balances.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    if platform is not None:
+        app.state.platform = platform  # usable without running the lifespan (tests)
+
+    @app.get("/health", tags=["platform"])
+    def health(request: Request, context: Ctx) -> dict[str, object]:
+        plat: Platform = request.app.state.platform
+        report = plat.broker.last_report if plat.settings.run_broker else None
+        return {
+            "status": "ok",
+            "version": __version__,
+            "sites": len(context.catalogue.operational_sites),
+            "broker": None if report is None else {
+                "policy": plat.broker.policy_name,
+                "last_cycle_at": report.at,
+                "last_cycle_ms": round(report.duration_s * 1000, 2),
+                "waiting": report.waiting,
+                "unreachable_sites": sorted(report.unreachable_sites),
+            },
+        }
+
+    @app.get("/me", response_model=MeOut, responses=_ERRORS, tags=["platform"])
+    def me(who: Me) -> MeOut:
+        return MeOut(user_id=who.user_id, username=who.username, is_operator=who.is_operator,
+                     projects={str(p): r.value for p, r in who.roles.items()})
+
+    @app.get("/sites", response_model=list[SiteOut], responses=_ERRORS, tags=["sites"])
+    def sites(context: Ctx, _who: Me) -> list[SiteOut]:
+        return [SiteOut.of(view) for view in list_sites(context)]
+
+    @app.post("/jobs", response_model=JobOut, status_code=201, responses=_ERRORS, tags=["jobs"])
+    def submit(context: Ctx, who: Me, body: job_service.JobRequest,
+               response: Response) -> JobOut:
+        row = job_service.submit_job(context, who, body)
+        response.headers["Location"] = f"/jobs/{row.id}"
+        return JobOut.of(row)
+
+    @app.get("/jobs", response_model=list[JobOut], responses=_ERRORS, tags=["jobs"])
+    def jobs(
+        context: Ctx, who: Me,
+        project: str | None = None,
+        state: Annotated[list[str] | None, Query()] = None,
+        limit: int = 100,
+    ) -> list[JobOut]:
+        rows = job_service.list_jobs(context, who, project=project, states=state or (),
+                                     limit=limit)
+        return [JobOut.of(r) for r in rows]
+
+    @app.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS, tags=["jobs"])
+    def job(context: Ctx, who: Me, job_id: int) -> JobOut:
+        return JobOut.of(job_service.get_job(context, who, job_id))
+
+    @app.delete("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS, tags=["jobs"])
+    def cancel(context: Ctx, who: Me, job_id: int) -> JobOut:
+        return JobOut.of(job_service.cancel_job(context, who, job_id))
+
+    @app.get("/projects/{project}/balance", response_model=BalanceOut, responses=_ERRORS,
+             tags=["projects"])
+    def balance(context: Ctx, who: Me, project: str) -> BalanceOut:
+        return BalanceOut.of(project_balance(context, who, project))
+
+    return app

@@ -1,0 +1,52 @@
+"""Map the error hierarchy to HTTP: one status per class, one body shape for all."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from aifactories.domain import errors as e
+
+STATUS: list[tuple[type[e.AifError], int]] = [
+    (e.InvalidInput, 422),
+    (e.NotFound, 404),
+    (e.AuthenticationRequired, 401),
+    (e.PermissionDenied, 403),
+    (e.Conflict, 409),
+    (e.ExecutorError, 503),
+    (e.ConfigurationError, 500),
+    (e.CatalogueError, 500),
+]
+
+
+def status_of(exc: e.AifError) -> int:
+    return next((status for cls, status in STATUS if isinstance(exc, cls)), 500)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(e.AifError)
+    async def _aif_error(_request: Request, exc: e.AifError) -> JSONResponse:
+        body: dict[str, object] = {"error": exc.code, "message": exc.message}
+        if isinstance(exc, e.InvalidInput):
+            body["field"] = exc.field
+            body["limit"] = exc.limit
+        if isinstance(exc, e.BudgetExceeded):
+            body["needed_gpu_seconds"] = exc.needed_gpu_seconds
+            body["left_gpu_seconds"] = exc.left_gpu_seconds
+        headers = {"WWW-Authenticate": "Bearer"} if status_of(exc) == 401 else None
+        return JSONResponse(body, status_code=status_of(exc), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = exc.errors()
+        first = problems[0] if problems else {"loc": ("body",), "msg": "invalid request"}
+        field = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'] if p != 'body') or 'body'}: {err['msg']}"
+            for err in problems
+        )
+        return JSONResponse(
+            {"error": "invalid_input", "message": message, "field": field, "limit": None},
+            status_code=422,
+        )

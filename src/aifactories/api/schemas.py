@@ -1,0 +1,161 @@
+"""Response bodies. GPU time is given in GPU-seconds (exact) and GPU-hours (for people)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from aifactories.db.models import JobRow
+from aifactories.domain.clock import to_datetime
+from aifactories.domain.units import gpu_hours
+from aifactories.services.balances import ProjectBalance
+from aifactories.services.sites import SiteView
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    field: str | None = None
+    limit: str | None = None
+
+
+class JobOut(BaseModel):
+    id: int
+    project_id: int
+    user_id: int
+    name: str
+    state: str
+    reason: str | None
+    gpus: int
+    nodes: int | None
+    gpu_model: str
+    min_gpu_memory_gb: int
+    time_limit_s: int
+    countries: list[str]
+    command: list[str]
+    site_id: str | None
+    partition_id: str | None
+    allocated_gpus: int | None
+    submitted_at: str
+    placed_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    elapsed_s: float | None
+    exit_code: int | None
+    site_job_id: str | None
+    reserved_gpu_hours: float
+    charged_gpu_hours: float
+    charged_gpu_seconds: int
+    requeues: int
+    cancel_requested: bool
+
+    @classmethod
+    def of(cls, row: JobRow) -> JobOut:
+        def iso(value: float | None) -> str | None:
+            return to_datetime(value).isoformat() if value is not None else None
+
+        allocated = (
+            row.shape_nodes * row.shape_gpus_per_node
+            if row.shape_nodes is not None and row.shape_gpus_per_node is not None
+            else None
+        )
+        return cls(
+            id=row.id, project_id=row.project_id, user_id=row.user_id, name=row.name,
+            state=row.state, reason=row.reason, gpus=row.gpus, nodes=row.nodes,
+            gpu_model=row.gpu_model, min_gpu_memory_gb=row.min_gpu_memory_gb,
+            time_limit_s=row.time_limit_s, countries=list(row.countries or []),
+            command=list(row.command or []), site_id=row.site_id, partition_id=row.partition_id,
+            allocated_gpus=allocated, submitted_at=iso(row.submitted_at) or "",
+            placed_at=iso(row.placed_at), started_at=iso(row.started_at),
+            ended_at=iso(row.ended_at), elapsed_s=row.elapsed_s, exit_code=row.exit_code,
+            site_job_id=row.site_job_id,
+            reserved_gpu_hours=round(gpu_hours(row.reserved_gpu_seconds), 4),
+            charged_gpu_hours=round(gpu_hours(row.charged_gpu_seconds), 4),
+            charged_gpu_seconds=row.charged_gpu_seconds, requeues=row.requeues,
+            cancel_requested=row.cancel_requested,
+        )
+
+
+class PartitionOut(BaseModel):
+    id: str
+    name: str
+    gpu_model: str
+    gpu_memory_gb: int
+    nodes: int
+    gpus_per_node: int
+    total_gpus: int
+    billing_weight: float
+    free_gpus: int | None
+    available: bool
+    status_reason: str | None
+
+
+class SiteOut(BaseModel):
+    id: str
+    name: str
+    country: str
+    supercomputer: str
+    status: str
+    carbon_g_per_kwh: float | None
+    sources: list[str]
+    partitions: list[PartitionOut]
+
+    @classmethod
+    def of(cls, view: SiteView) -> SiteOut:
+        site = view.site
+        return cls(
+            id=site.id, name=site.name, country=site.country, supercomputer=site.supercomputer,
+            status=site.status.value, carbon_g_per_kwh=site.carbon_g_per_kwh,
+            sources=list(site.sources),
+            partitions=[PartitionOut(**vars(p)) for p in view.partitions],
+        )
+
+
+class AllocationBalanceOut(BaseModel):
+    allocation_id: int
+    site_id: str | None
+    status: str
+    starts_at: str
+    ends_at: str
+    granted_gpu_seconds: int
+    reserved_gpu_seconds: int
+    used_gpu_seconds: int
+    left_gpu_seconds: int
+    granted_gpu_hours: float
+    reserved_gpu_hours: float
+    used_gpu_hours: float
+    left_gpu_hours: float
+
+
+class BalanceOut(BaseModel):
+    project_id: int
+    project_code: str
+    allocations: list[AllocationBalanceOut]
+
+    @classmethod
+    def of(cls, balance: ProjectBalance) -> BalanceOut:
+        return cls(
+            project_id=balance.project_id,
+            project_code=balance.project_code,
+            allocations=[
+                AllocationBalanceOut(
+                    allocation_id=a.allocation_id, site_id=a.site_id, status=a.status,
+                    starts_at=to_datetime(a.starts_at).isoformat(),
+                    ends_at=to_datetime(a.ends_at).isoformat(),
+                    granted_gpu_seconds=a.granted_gpu_seconds,
+                    reserved_gpu_seconds=a.reserved_gpu_seconds,
+                    used_gpu_seconds=a.used_gpu_seconds, left_gpu_seconds=a.left_gpu_seconds,
+                    granted_gpu_hours=round(gpu_hours(a.granted_gpu_seconds), 4),
+                    reserved_gpu_hours=round(gpu_hours(a.reserved_gpu_seconds), 4),
+                    used_gpu_hours=round(gpu_hours(a.used_gpu_seconds), 4),
+                    left_gpu_hours=round(gpu_hours(a.left_gpu_seconds), 4),
+                )
+                for a in balance.allocations
+            ],
+        )
+
+
+class MeOut(BaseModel):
+    user_id: int
+    username: str
+    is_operator: bool
+    projects: dict[str, str]  # project id -> role

@@ -1,0 +1,177 @@
+"""The broker loop: reconcile -> snapshot -> run_cycle -> apply, every ``interval_s``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from aifactories.broker.apply import apply_placements
+from aifactories.broker.reconcile import reconcile
+from aifactories.catalogue.loader import Catalogue
+from aifactories.db import convert
+from aifactories.db.jobs import ACTIVE_STATES, charges_since, upsert_partition_status
+from aifactories.db.models import AllocationRow, JobRow, PartitionStatusRow, ProjectRow
+from aifactories.domain.clock import Clock, stopwatch
+from aifactories.domain.errors import ExecutorError
+from aifactories.domain.ids import ProjectId, SiteId
+from aifactories.domain.jobs import JobState
+from aifactories.executors.base import Executor
+from aifactories.scheduling import run_cycle
+from aifactories.scheduling.assemble import assemble_snapshot
+from aifactories.scheduling.policies import get_policy
+
+log = logging.getLogger(__name__)
+
+# Charges older than this many half-lives weigh under 2% in fair share: not worth reading.
+_USAGE_HALF_LIVES = 6
+
+
+@dataclass
+class CycleReport:
+    at: float
+    placed: int = 0
+    rejected: int = 0
+    waiting: int = 0
+    unreachable_sites: set[SiteId] = field(default_factory=set)
+    duration_s: float = 0.0
+
+
+class Broker:
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        catalogue: Catalogue,
+        executors: Mapping[SiteId, Executor],
+        policy: str,
+        clock: Clock,
+        half_life_s: float = 7 * 86400,
+    ) -> None:
+        self._sessions = session_factory
+        self._catalogue = catalogue
+        self._executors = dict(executors)
+        self._policy = get_policy(policy)
+        self._clock = clock
+        self._half_life_s = half_life_s
+        self._partitions = {p.id: p for p in catalogue.operational_partitions}
+        self._last_reasons: dict[int, str] = {}
+        self.last_report: CycleReport | None = None
+
+    @property
+    def policy_name(self) -> str:
+        return self._policy.name
+
+    def run_once(self) -> CycleReport:
+        started = stopwatch()
+        now = self._clock.now()
+        report = CycleReport(at=now)
+        report.unreachable_sites = reconcile(self._sessions, self._executors, now)
+        free_nodes = self._capacities(report.unreachable_sites)
+        available = frozenset(
+            site.id for site in self._catalogue.operational_sites
+            if site.id in self._executors and site.id not in report.unreachable_sites
+        )
+        with self._sessions() as session:
+            pending_rows = list(
+                session.execute(
+                    select(JobRow)
+                    .where(JobRow.state == JobState.PENDING.value)
+                    .order_by(JobRow.submitted_at, JobRow.id)
+                ).scalars()
+            )
+            active_rows = list(
+                session.execute(select(JobRow).where(JobRow.state.in_(ACTIVE_STATES))).scalars()
+            )
+            allocations = [convert.allocation(r) for r in session.execute(
+                select(AllocationRow)).scalars()]
+            weights = {ProjectId(pid): w for pid, w in session.execute(
+                select(ProjectRow.id, ProjectRow.priority_weight)).all()}
+            charges = [
+                (ProjectId(p), at, g) for p, at, g in
+                charges_since(session, now - _USAGE_HALF_LIVES * self._half_life_s)
+            ]
+        snapshot = assemble_snapshot(
+            now=now,
+            sites=self._catalogue.sites,
+            free_nodes=free_nodes,
+            available_sites=available,
+            allocations=allocations,
+            priority_weights=weights,
+            charges=charges,
+            half_life_s=self._half_life_s,
+            active_jobs=[convert.active_job(r) for r in active_rows if r.site_id],
+        )
+        pending = [convert.pending_job(r) for r in pending_rows if not r.cancel_requested]
+        result = run_cycle(snapshot, pending, self._policy, now)
+        outcome = apply_placements(
+            self._sessions, self._executors, self._partitions, result.placements, now
+        )
+        report.placed = outcome.submitted
+        report.rejected = outcome.rejected
+        report.waiting = len(result.waits)
+        self._record(result.waits, free_nodes, available, report.unreachable_sites, now)
+        report.duration_s = stopwatch() - started
+        self.last_report = report
+        return report
+
+    def _capacities(self, unreachable: set[SiteId]) -> dict[str, tuple[int, ...]]:
+        free: dict[str, tuple[int, ...]] = {}
+        for site in self._catalogue.operational_sites:
+            executor = self._executors.get(site.id)
+            if executor is None or site.id in unreachable:
+                continue
+            try:
+                for capacity in executor.capacity():
+                    free[f"{site.id}/{capacity.partition_name}"] = capacity.free_nodes_by_free_gpus
+            except ExecutorError as exc:
+                log.warning("site %s did not report capacity: %s", site.id, exc.message)
+                unreachable.add(site.id)
+        return free
+
+    def _record(self, waits: tuple, free_nodes: Mapping[str, tuple[int, ...]],  # type: ignore[type-arg]
+                available: frozenset[SiteId], unreachable: set[SiteId], now: float) -> None:
+        """Write wait reasons (only those that changed) and what each partition has free."""
+        changed = {w.job_id: w.reason for w in waits if self._last_reasons.get(w.job_id) != w.reason}
+        with self._sessions() as session, session.begin():
+            for job_id, reason in changed.items():
+                session.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.state == JobState.PENDING.value)
+                    .values(reason=reason)
+                )
+            rows = []
+            for partition in self._partitions.values():
+                histogram = free_nodes.get(partition.id)
+                up = partition.site_id in available and histogram is not None
+                rows.append(PartitionStatusRow(
+                    partition_id=partition.id,
+                    site_id=partition.site_id,
+                    free_gpus=sum(k * n for k, n in enumerate(histogram)) if histogram else 0,
+                    free_nodes_by_free_gpus=list(histogram or ()),
+                    available=up,
+                    reason=None if up else (
+                        "site unreachable" if partition.site_id in unreachable
+                        else "no executor configured"),
+                    updated_at=now,
+                ))
+            upsert_partition_status(session, rows)
+        self._last_reasons = {w.job_id: w.reason for w in waits}
+
+    def run_forever(self, stop: threading.Event, interval_s: float) -> None:
+        """Cycle until ``stop`` is set. A failing cycle is logged and retried: the loop must
+        outlive a bad site or a transient database error."""
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("broker cycle failed; retrying next interval")
+            stop.wait(interval_s)
+
+    def close(self) -> None:
+        for executor in self._executors.values():
+            executor.close()

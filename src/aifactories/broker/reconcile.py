@@ -1,0 +1,169 @@
+"""Reconcile: bring the database in line with what the sites report.
+
+Runs at the start of every cycle, and so also right after a restart: a job left *placed* by a
+crash between the site's submit and the database commit is looked up by its tag and adopted,
+or put back to pending if the site never got it. A job is charged once, when it first reaches a
+final state in the database; a second poll of the same final state changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from aifactories.db.jobs import ACTIVE_STATES, settle
+from aifactories.db.models import JobRow
+from aifactories.domain.errors import ExecutorError
+from aifactories.domain.ids import SiteId
+from aifactories.domain.jobs import JobState, check_transition
+from aifactories.domain.units import charge_gpu_seconds
+from aifactories.executors.base import Executor, SiteJobStatus, job_tag
+from aifactories.ledger.balance import settle_amount
+
+log = logging.getLogger(__name__)
+
+
+def finish_job(
+    session: Session, row: JobRow, state: JobState, now: float, *, elapsed_s: float = 0.0,
+    exit_code: int | None = None, reason: str | None = None, ended_at: float | None = None,
+) -> None:
+    """Move a job holding a reservation to a final state and settle its budget, in the
+    caller's transaction. Charge = allocated GPUs x elapsed x billing weight, capped at the
+    reservation."""
+    check_transition(row.id, JobState(row.state), state)
+    charged = 0
+    if row.allocation_id is not None and row.reserved_gpu_seconds:
+        allocated = (row.shape_nodes or 0) * (row.shape_gpus_per_node or 0)
+        actual = charge_gpu_seconds(allocated, elapsed_s, row.billing_weight or 1.0)
+        charged = settle_amount(row.reserved_gpu_seconds, actual)
+        settle(session, row.allocation_id, row.reserved_gpu_seconds, charged, row.id, now,
+               note=f"job {row.id} {state.value}")
+    row.state = state.value
+    row.charged_gpu_seconds = charged
+    row.reserved_gpu_seconds = 0
+    row.elapsed_s = elapsed_s
+    row.exit_code = exit_code
+    row.reason = reason
+    row.ended_at = ended_at if ended_at is not None else now
+
+
+def requeue_job(session: Session, row: JobRow, now: float, reason: str) -> None:
+    """Give a job back to the queue: release its reservation, forget its placement."""
+    check_transition(row.id, JobState(row.state), JobState.PENDING)
+    if row.allocation_id is not None and row.reserved_gpu_seconds:
+        settle(session, row.allocation_id, row.reserved_gpu_seconds, 0, row.id, now,
+               note=f"job {row.id} requeued")
+    row.state = JobState.PENDING.value
+    row.reserved_gpu_seconds = 0
+    row.allocation_id = None
+    row.site_id = row.partition_id = row.site_job_id = None
+    row.shape_nodes = row.shape_gpus_per_node = None
+    row.shape_exclusive = None
+    row.billing_weight = None
+    row.placed_at = row.started_at = None
+    row.requeues += 1
+    row.reason = reason
+
+
+def _apply_status(session: Session, row: JobRow, status: SiteJobStatus, now: float) -> None:
+    if row.site_job_id is None:
+        row.site_job_id = status.site_job_id
+    if status.state is JobState.SUBMITTED:
+        if row.state == JobState.PLACED.value:
+            row.state = JobState.SUBMITTED.value
+        row.reason = status.reason
+        return
+    if status.state is JobState.RUNNING:
+        if row.state != JobState.RUNNING.value:
+            check_transition(row.id, JobState(row.state), JobState.RUNNING)
+            row.state = JobState.RUNNING.value
+            row.started_at = status.started_at or now
+            row.reason = None
+        return
+    if status.state.final:
+        if row.started_at is None and status.started_at is not None:
+            row.started_at = status.started_at
+        finish_job(session, row, status.state, now, elapsed_s=status.elapsed_s,
+                   exit_code=status.exit_code, reason=status.reason, ended_at=status.ended_at)
+        return
+    if status.state is JobState.PENDING:  # the site requeued it (node failure, preemption)
+        requeue_job(session, row, now, status.reason or "requeued by the site")
+
+
+def reconcile(
+    session_factory: sessionmaker[Session],
+    executors: Mapping[SiteId, Executor],
+    now: float,
+) -> set[SiteId]:
+    """Poll every site that holds our jobs; return the sites that did not answer."""
+    unreachable: set[SiteId] = set()
+    with session_factory() as session:
+        rows = session.execute(
+            select(JobRow.id, JobRow.site_id).where(JobRow.state.in_(ACTIVE_STATES))
+        ).all()
+    by_site: dict[str, list[int]] = defaultdict(list)
+    for job_id, site_id in rows:
+        if site_id is not None:
+            by_site[site_id].append(job_id)
+    for site_id, job_ids in by_site.items():
+        executor = executors.get(SiteId(site_id))
+        if executor is None:
+            log.warning("jobs %s are at site %s, which has no executor", job_ids, site_id)
+            continue
+        try:
+            _reconcile_site(session_factory, executor, job_ids, now)
+        except ExecutorError as exc:
+            log.warning("site %s did not answer: %s", site_id, exc.message)
+            unreachable.add(SiteId(site_id))
+    return unreachable
+
+
+def _reconcile_site(
+    session_factory: sessionmaker[Session], executor: Executor, job_ids: list[int], now: float
+) -> None:
+    # Talk to the site outside any transaction (a slow controller must not hold the database
+    # write lock), then apply what it said in one short transaction.
+    with session_factory() as session:
+        seen = session.execute(
+            select(JobRow.id, JobRow.state, JobRow.site_job_id, JobRow.cancel_requested).where(
+                JobRow.id.in_(job_ids), JobRow.state.in_(ACTIVE_STATES)
+            )
+        ).all()
+    adopted: dict[int, SiteJobStatus | None] = {}
+    site_ids: dict[int, str] = {}
+    for job_id, state, site_job_id, cancel_requested in seen:
+        if state == JobState.PLACED.value and site_job_id is None:
+            # An orphan of a crash between submit and commit: find it by its tag.
+            adopted[job_id] = found = executor.find_by_tag(job_tag(job_id))
+            if found is not None:
+                site_ids[job_id] = found.site_job_id
+        elif site_job_id:
+            site_ids[job_id] = site_job_id
+        if cancel_requested and job_id in site_ids:
+            executor.cancel(site_ids[job_id])
+    statuses = executor.poll(list(site_ids.values())) if site_ids else {}
+    with session_factory() as session, session.begin():
+        rows = session.execute(
+            select(JobRow).where(JobRow.id.in_(job_ids), JobRow.state.in_(ACTIVE_STATES))
+        ).scalars()
+        for row in rows:
+            if row.id in adopted and adopted[row.id] is None and row.site_job_id is None:
+                requeue_job(session, row, now, "requeued: the site never received it")
+                row.requeues -= 1  # neither the job's fault nor a real run
+                continue
+            site_job_id = row.site_job_id or site_ids.get(row.id)
+            if site_job_id is None:
+                continue  # placed after our read: the next cycle looks at it
+            status = statuses.get(site_job_id)
+            if status is None:
+                if row.state == JobState.RUNNING.value:
+                    finish_job(session, row, JobState.FAILED, now,
+                               reason="the site lost the job (no longer known to the site)")
+                else:
+                    requeue_job(session, row, now, "requeued: the site lost the job before start")
+                continue
+            _apply_status(session, row, status, now)

@@ -1,0 +1,1 @@
+"""The site catalogue: which sites and partitions the federation has, with sources."""

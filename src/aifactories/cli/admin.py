@@ -1,0 +1,115 @@
+"""Administration commands that act locally: start the platform, migrate, load the demo."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from aifactories.cli import render
+from aifactories.cli.config import Profile, save_profile
+from aifactories.domain.errors import AifError
+from aifactories.services.demo import load_demo
+from aifactories.services.platform import Platform
+from aifactories.settings import Settings
+
+db_app = typer.Typer(help="Database administration (acts locally).", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo data set (acts locally).", no_args_is_help=True)
+
+DEMO_USER = "alice"
+DEMO_PROJECT = "aurora-vision"
+DEMO_TIME_FACTOR = 60.0
+
+
+def _platform(settings: Settings | None = None) -> Platform:
+    try:
+        return Platform(settings or Settings())
+    except AifError as exc:
+        render.err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the configured database to the newest schema."""
+    platform = _platform()
+    platform.migrate()
+    render.console.print(f"database at {platform.database_url} is up to date")
+    platform.stop()
+
+
+def _write_demo_profile(platform: Platform, server: str) -> None:
+    tokens = load_demo(platform.ctx).tokens
+    path = save_profile(Profile(server=server, token=tokens[DEMO_USER], project=DEMO_PROJECT))
+    tokens_file = platform.settings.data_dir / "demo-tokens.txt"
+    tokens_file.parent.mkdir(parents=True, exist_ok=True)
+    tokens_file.write_text("".join(f"{u} {t}\n" for u, t in tokens.items()), "utf-8")
+    tokens_file.chmod(0o600)
+    render.console.print(
+        f"demo loaded: profile for {DEMO_USER} (PI of {DEMO_PROJECT}) written to {path}; "
+        f"every demo user's token is in {tokens_file}"
+    )
+
+
+@demo_app.command("load")
+def demo_load(server: str = "http://127.0.0.1:8000") -> None:
+    """Load the demo data set and write a CLI profile for its principal investigator."""
+    platform = _platform()
+    platform.migrate()
+    _write_demo_profile(platform, server)
+    platform.stop()
+
+
+def up(
+    demo: Annotated[bool, typer.Option(help="load the demo data set and CLI profile")] = False,
+    host: Annotated[str | None, typer.Option(help="listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port")] = None,
+    time_factor: Annotated[float | None, typer.Option(
+        help="emulated sites run this many times faster than the clock")] = None,
+    policy: Annotated[str | None, typer.Option(
+        help="placement policy: first_fit, earliest_start, fair_share")] = None,
+) -> None:
+    """Migrate the database and start the platform: REST API and broker."""
+    import uvicorn
+
+    from aifactories.api.app import create_app
+
+    overrides: dict[str, object] = {}
+    if host:
+        overrides["host"] = host
+    if port:
+        overrides["port"] = port
+    if policy:
+        overrides["policy"] = policy
+    if time_factor is not None:
+        overrides["emulated_time_factor"] = time_factor
+    elif demo:
+        overrides["emulated_time_factor"] = DEMO_TIME_FACTOR
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    platform = _platform(settings)
+    platform.migrate()
+    server = f"http://{settings.host}:{settings.port}"
+    if demo:
+        _write_demo_profile(platform, server)
+    render.console.print(
+        f"aifactories at {server} (API docs: {server}/docs); database {platform.database_url}; "
+        f"{len(platform.catalogue.operational_sites)} operational sites on the "
+        f"'{settings.executor}' back-end (time factor {settings.emulated_time_factor:g}); "
+        f"policy {settings.policy}"
+    )
+    if demo:
+        render.console.print(
+            "try, from another terminal:\n"
+            "  aif sites\n"
+            "  aif submit --gpus 8 --time 2:00:00 -- python examples/train.py --steps 20\n"
+            "  aif submit examples/job.sh --wait\n"
+            "  aif jobs\n"
+            "  aif balance"
+        )
+    app = create_app(settings, platform=platform)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        platform.stop()

@@ -1,0 +1,84 @@
+"""Repositories for organisations, users, tokens, projects, memberships and allocations."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aifactories.db.models import (
+    AllocationRow,
+    ApiTokenRow,
+    MembershipRow,
+    OrganisationRow,
+    ProjectRow,
+    UserRow,
+)
+
+TOKEN_PREFIX = "aif_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token(session: Session, user_id: int, label: str, now: float) -> str:
+    """Create an API token and return its plaintext: the only time it is ever visible."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiTokenRow(user_id=user_id, token_hash=hash_token(token), label=label,
+                            created_at=now, revoked=False))
+    session.flush()
+    return token
+
+
+def user_for_token(session: Session, token: str) -> UserRow | None:
+    row = session.execute(
+        select(UserRow)
+        .join(ApiTokenRow, ApiTokenRow.user_id == UserRow.id)
+        .where(ApiTokenRow.token_hash == hash_token(token), ApiTokenRow.revoked.is_(False))
+    ).scalar_one_or_none()
+    return row
+
+
+def memberships_of(session: Session, user_id: int) -> dict[int, str]:
+    rows = session.execute(
+        select(MembershipRow.project_id, MembershipRow.role).where(MembershipRow.user_id == user_id)
+    ).all()
+    return {project_id: role for project_id, role in rows}
+
+
+def project_by_ref(session: Session, ref: str | int) -> ProjectRow | None:
+    """A project by numeric id or by code."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        return session.get(ProjectRow, int(ref))
+    return session.execute(select(ProjectRow).where(ProjectRow.code == ref)).scalar_one_or_none()
+
+
+def allocations_of(session: Session, project_id: int) -> list[AllocationRow]:
+    return list(
+        session.execute(
+            select(AllocationRow)
+            .where(AllocationRow.project_id == project_id)
+            .order_by(AllocationRow.id)
+        ).scalars()
+    )
+
+
+def all_allocations(session: Session) -> list[AllocationRow]:
+    return list(session.execute(select(AllocationRow).order_by(AllocationRow.id)).scalars())
+
+
+def all_projects(session: Session) -> list[ProjectRow]:
+    return list(session.execute(select(ProjectRow).order_by(ProjectRow.id)).scalars())
+
+
+def organisation_by_name(session: Session, name: str) -> OrganisationRow | None:
+    return session.execute(
+        select(OrganisationRow).where(OrganisationRow.name == name)
+    ).scalar_one_or_none()
+
+
+def user_by_username(session: Session, username: str) -> UserRow | None:
+    return session.execute(select(UserRow).where(UserRow.username == username)).scalar_one_or_none()

@@ -1,0 +1,102 @@
+"""Repositories for jobs, ledger moves and partition status.
+
+The ledger moves are conditional UPDATEs: a reservation only lands if the allocation still has
+room at the moment of writing, so two writers (API, broker, a second broker) can never overdraw
+it, on SQLite or PostgreSQL. They never commit: the caller's transaction does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from aifactories.db.models import AllocationRow, JobRow, LedgerEntryRow, PartitionStatusRow
+from aifactories.domain.jobs import JobState
+
+ACTIVE_STATES = (JobState.PLACED.value, JobState.SUBMITTED.value, JobState.RUNNING.value)
+
+
+def jobs_in_states(session: Session, states: Sequence[str]) -> list[JobRow]:
+    return list(
+        session.execute(
+            select(JobRow).where(JobRow.state.in_(states)).order_by(JobRow.submitted_at, JobRow.id)
+        ).scalars()
+    )
+
+
+def try_reserve(
+    session: Session, allocation_id: int, gpu_seconds: int, job_id: int, now: float
+) -> bool:
+    """Reserve if the allocation still has room and is open; False leaves everything unchanged."""
+    result = session.execute(
+        update(AllocationRow)
+        .where(
+            AllocationRow.id == allocation_id,
+            AllocationRow.status == "open",
+            AllocationRow.granted_gpu_seconds
+            - AllocationRow.reserved_gpu_seconds
+            - AllocationRow.used_gpu_seconds
+            >= gpu_seconds,
+        )
+        .values(reserved_gpu_seconds=AllocationRow.reserved_gpu_seconds + gpu_seconds)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.add(LedgerEntryRow(allocation_id=allocation_id, job_id=job_id, kind="reserve",
+                               gpu_seconds=gpu_seconds, at=now))
+    return True
+
+
+def settle(
+    session: Session, allocation_id: int, reserved: int, charged: int, job_id: int, now: float,
+    note: str | None = None,
+) -> None:
+    """Release a job's reservation and charge ``charged`` (<= reserved) of it as used."""
+    if not 0 <= charged <= reserved:
+        raise ValueError(f"charge {charged} must be between 0 and the reservation {reserved}")
+    session.execute(
+        update(AllocationRow)
+        .where(AllocationRow.id == allocation_id)
+        .values(
+            reserved_gpu_seconds=AllocationRow.reserved_gpu_seconds - reserved,
+            used_gpu_seconds=AllocationRow.used_gpu_seconds + charged,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if charged:
+        session.add(LedgerEntryRow(allocation_id=allocation_id, job_id=job_id, kind="charge",
+                                   gpu_seconds=charged, at=now, note=note))
+    if reserved - charged:
+        session.add(LedgerEntryRow(allocation_id=allocation_id, job_id=job_id, kind="release",
+                                   gpu_seconds=reserved - charged, at=now, note=note))
+
+
+def charges_since(session: Session, since: float) -> list[tuple[int, float, int]]:
+    """(project id, time, GPU-seconds) of every charge since ``since``: fair share's input."""
+    rows = session.execute(
+        select(AllocationRow.project_id, LedgerEntryRow.at, LedgerEntryRow.gpu_seconds)
+        .join(AllocationRow, AllocationRow.id == LedgerEntryRow.allocation_id)
+        .where(LedgerEntryRow.kind == "charge", LedgerEntryRow.at >= since)
+    ).all()
+    return [(int(p), float(a), int(g)) for p, a, g in rows]
+
+
+def ledger_totals(session: Session, allocation_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(LedgerEntryRow.kind, func.sum(LedgerEntryRow.gpu_seconds))
+        .where(LedgerEntryRow.allocation_id == allocation_id)
+        .group_by(LedgerEntryRow.kind)
+    ).all()
+    return {kind: int(total or 0) for kind, total in rows}
+
+
+def upsert_partition_status(session: Session, rows: Iterable[PartitionStatusRow]) -> None:
+    for row in rows:
+        session.merge(row)
+
+
+def partition_statuses(session: Session) -> dict[str, PartitionStatusRow]:
+    return {r.partition_id: r for r in session.execute(select(PartitionStatusRow)).scalars()}

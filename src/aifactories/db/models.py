@@ -1,0 +1,179 @@
+"""Tables. Times are epoch seconds (float, UTC) from the injected clock; GPU time is integer
+GPU-seconds. Every schema change goes through an Alembic migration in ``migrations/versions``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class OrganisationRow(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(2))
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ApiTokenRow(Base):
+    """API tokens, stored as SHA-256 of a 256-bit random secret: a fast hash is right for
+    high-entropy secrets (nothing to brute-force), and lookup by hash stays one index probe."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    domain: Mapped[str] = mapped_column(String(40))
+    industrial: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority_weight: Mapped[float] = mapped_column(Float, default=1.0)
+
+
+class MembershipRow(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("project_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    role: Mapped[str] = mapped_column(String(10))
+
+
+class AllocationRow(Base):
+    """A budget of GPU-seconds. ``reserved + used <= granted`` always (checked in SQL too)."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        CheckConstraint(
+            "reserved_gpu_seconds >= 0 AND used_gpu_seconds >= 0"
+            " AND reserved_gpu_seconds + used_gpu_seconds <= granted_gpu_seconds",
+            name="ck_allocations_balance",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    site_id: Mapped[str | None] = mapped_column(String(64))
+    granted_gpu_seconds: Mapped[int] = mapped_column(BigInteger)
+    reserved_gpu_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_gpu_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    starts_at: Mapped[float] = mapped_column(Float)
+    ends_at: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(10), default="open")
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_submitted", "state", "submitted_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(12))
+    # the spec
+    gpus: Mapped[int] = mapped_column(Integer)
+    nodes: Mapped[int | None] = mapped_column(Integer)
+    gpu_model: Mapped[str] = mapped_column(String(40))
+    min_gpu_memory_gb: Mapped[int] = mapped_column(Integer, default=0)
+    time_limit_s: Mapped[int] = mapped_column(Integer)
+    command: Mapped[list[str]] = mapped_column(JSON, default=list)
+    script: Mapped[str | None] = mapped_column(Text)
+    workdir: Mapped[str | None] = mapped_column(String(1024))
+    countries: Mapped[list[str]] = mapped_column(JSON, default=list)
+    runtime_s: Mapped[int | None] = mapped_column(Integer)
+    # placement and progress
+    submitted_at: Mapped[float] = mapped_column(Float)
+    placed_at: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    site_id: Mapped[str | None] = mapped_column(String(64))
+    partition_id: Mapped[str | None] = mapped_column(String(130))
+    shape_nodes: Mapped[int | None] = mapped_column(Integer)
+    shape_gpus_per_node: Mapped[int | None] = mapped_column(Integer)
+    shape_exclusive: Mapped[bool | None] = mapped_column(Boolean)
+    allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"))
+    billing_weight: Mapped[float | None] = mapped_column(Float)
+    reserved_gpu_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    charged_gpu_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    elapsed_s: Mapped[float | None] = mapped_column(Float)
+    site_job_id: Mapped[str | None] = mapped_column(String(64))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    requeues: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LedgerEntryRow(Base):
+    """The books: every reserve, release and charge, written with the job change it belongs to."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    allocation_id: Mapped[int] = mapped_column(ForeignKey("allocations.id"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    gpu_seconds: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class PartitionStatusRow(Base):
+    """What the broker last saw of each partition: shown as "free GPUs now"."""
+
+    __tablename__ = "partition_status"
+
+    partition_id: Mapped[str] = mapped_column(String(130), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    free_gpus: Mapped[int] = mapped_column(Integer)
+    free_nodes_by_free_gpus: Mapped[list[int]] = mapped_column(JSON)
+    available: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    """A row's columns as a dict (for debugging and exports)."""
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns}

@@ -1,0 +1,156 @@
+"""Jobs: what a user asks for (:class:`JobSpec`) and the state machine a job moves through.
+
+::
+
+    pending ──> placed ──> submitted ──> running ──> completed | failed | timeout
+       │           │            │           │
+       │           └─> pending  └─> pending └─> pending      (requeue: the site lost it)
+       └──────────── cancelled / failed from any state that is not final
+
+A job is *placed* when the broker has chosen a site and partition and reserved its budget,
+*submitted* once the site accepted it, *running* once the site started it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from aifactories.domain.errors import InvalidTransition
+from aifactories.domain.ids import JobId, PartitionId, ProjectId, SiteId, UserId
+
+ANY_GPU_MODEL = "any"
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    PLACED = "placed"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATES
+
+    @property
+    def holds_reservation(self) -> bool:
+        """Placed, submitted and running jobs hold budget and capacity at a site."""
+        return self in (JobState.PLACED, JobState.SUBMITTED, JobState.RUNNING)
+
+
+FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT})
+
+_ALLOWED: dict[JobState, frozenset[JobState]] = {
+    JobState.PENDING: frozenset({JobState.PLACED, JobState.CANCELLED, JobState.FAILED}),
+    JobState.PLACED: frozenset(
+        {JobState.SUBMITTED, JobState.RUNNING, JobState.PENDING, JobState.FAILED,
+         JobState.CANCELLED, JobState.COMPLETED, JobState.TIMEOUT}
+    ),
+    JobState.SUBMITTED: frozenset(
+        {JobState.RUNNING, JobState.PENDING, JobState.COMPLETED, JobState.FAILED,
+         JobState.CANCELLED, JobState.TIMEOUT}
+    ),
+    JobState.RUNNING: frozenset(
+        {JobState.PENDING, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED,
+         JobState.TIMEOUT}
+    ),
+}
+
+
+def check_transition(job_id: int, current: JobState, target: JobState) -> None:
+    """Raise :class:`InvalidTransition` unless ``current -> target`` is allowed."""
+    if target not in _ALLOWED.get(current, frozenset()):
+        raise InvalidTransition(
+            f"job {job_id} is {current.value} and cannot become {target.value}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a job asks for. ``nodes`` None lets the broker pick the fewest nodes that fit."""
+
+    gpus: int
+    time_limit_s: int
+    gpu_model: str = ANY_GPU_MODEL
+    min_gpu_memory_gb: int = 0
+    nodes: int | None = None
+    name: str = "job"
+    command: tuple[str, ...] = ()
+    script: str | None = None
+    workdir: str | None = None
+    countries: frozenset[str] = field(default_factory=frozenset)
+    runtime_s: int | None = None  # emulation hint: how long the job really runs
+
+    def wants_model(self, gpu_model: str) -> bool:
+        return self.gpu_model == ANY_GPU_MODEL or self.gpu_model.lower() == gpu_model.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """How a job lays out on one partition: ``nodes`` nodes, ``gpus_per_node`` GPUs each.
+
+    A multi-node job takes whole nodes (``exclusive``), so it holds and is charged for every
+    GPU of those nodes, as Slurm does with exclusive node allocation.
+    """
+
+    nodes: int
+    gpus_per_node: int
+    exclusive: bool
+
+    @property
+    def allocated_gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+
+def shape_on(spec: JobSpec, partition_gpus_per_node: int, partition_nodes: int) -> Shape | None:
+    """The job's layout on a partition of that node size, or None if it cannot fit at all."""
+    if spec.nodes is None:
+        if spec.gpus <= partition_gpus_per_node:
+            return Shape(1, spec.gpus, exclusive=False)
+        nodes = math.ceil(spec.gpus / partition_gpus_per_node)
+        if nodes > partition_nodes:
+            return None
+        return Shape(nodes, partition_gpus_per_node, exclusive=True)
+    if spec.nodes > partition_nodes or spec.gpus % spec.nodes:
+        return None
+    per_node = spec.gpus // spec.nodes
+    if per_node > partition_gpus_per_node:
+        return None
+    if spec.nodes == 1:
+        return Shape(1, per_node, exclusive=False)
+    return Shape(spec.nodes, partition_gpus_per_node, exclusive=True)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJob:
+    """A job waiting for placement, as the scheduler sees it."""
+
+    id: JobId
+    project_id: ProjectId
+    user_id: UserId
+    spec: JobSpec
+    submitted_at: float
+    requeues: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveJob:
+    """A job that holds capacity at a site (placed, submitted or running)."""
+
+    id: JobId
+    project_id: ProjectId
+    site_id: SiteId
+    partition_id: PartitionId
+    shape: Shape
+    state: JobState
+    started_at: float | None
+    time_limit_s: int
+
+    def expected_end(self, now: float) -> float:
+        start = self.started_at if self.started_at is not None else now
+        return max(now, start + self.time_limit_s)

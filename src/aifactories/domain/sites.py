@@ -1,0 +1,56 @@
+"""Sites (AI factories) and their partitions (one kind of GPU each)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from aifactories.domain.ids import PartitionId, SiteId, partition_id
+
+
+class SiteStatus(StrEnum):
+    OPERATIONAL = "operational"
+    PLANNED = "planned"  # listed in the catalogue, never given jobs
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One kind of GPU at a site: ``nodes`` nodes of ``gpus_per_node`` GPUs each."""
+
+    site_id: SiteId
+    name: str
+    gpu_model: str
+    gpu_memory_gb: int
+    nodes: int
+    gpus_per_node: int
+    billing_weight: float = 1.0
+
+    @property
+    def id(self) -> PartitionId:
+        return partition_id(self.site_id, self.name)
+
+    @property
+    def total_gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+    @property
+    def largest_job_gpus(self) -> int:
+        return self.total_gpus
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """One AI factory around a supercomputer. ``sources`` keeps where each figure came from."""
+
+    id: SiteId
+    name: str
+    country: str
+    supercomputer: str
+    status: SiteStatus
+    partitions: tuple[Partition, ...] = ()
+    carbon_g_per_kwh: float | None = None
+    sources: tuple[str, ...] = field(default=())
+
+    @property
+    def operational(self) -> bool:
+        return self.status is SiteStatus.OPERATIONAL

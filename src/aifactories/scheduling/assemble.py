@@ -1,0 +1,66 @@
+"""Assemble a :class:`Snapshot` from plain domain values: shared by the broker and the twin, so
+that both feed ``run_cycle`` the very same picture (DESIGN: share the whole cycle)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from aifactories.domain.ids import ProjectId, SiteId
+from aifactories.domain.jobs import ActiveJob
+from aifactories.domain.projects import Allocation
+from aifactories.domain.sites import Site
+from aifactories.scheduling.snapshot import PartitionState, ProjectShare, Snapshot
+from aifactories.scheduling.usage import decayed_usage
+
+
+def assemble_snapshot(
+    *,
+    now: float,
+    sites: Iterable[Site],
+    free_nodes: Mapping[str, tuple[int, ...]],
+    available_sites: frozenset[SiteId],
+    allocations: Iterable[Allocation],
+    priority_weights: Mapping[ProjectId, float],
+    charges: Iterable[tuple[ProjectId, float, int]],
+    half_life_s: float,
+    active_jobs: Iterable[ActiveJob],
+) -> Snapshot:
+    """``free_nodes`` maps partition id to its histogram of nodes by free GPUs; a partition of
+    an available site that reported nothing is taken as full (never guess free capacity)."""
+    partitions: list[PartitionState] = []
+    for site in sites:
+        if not site.operational:
+            continue
+        for partition in site.partitions:
+            histogram = free_nodes.get(partition.id)
+            available = site.id in available_sites and histogram is not None
+            partitions.append(
+                PartitionState(
+                    partition=partition,
+                    country=site.country,
+                    available=available,
+                    free_nodes_by_free_gpus=histogram
+                    if histogram is not None
+                    else (partition.nodes,) + (0,) * partition.gpus_per_node,
+                )
+            )
+    by_project: dict[ProjectId, list[tuple[float, int]]] = {}
+    for project_id, at, gpu_seconds in charges:
+        by_project.setdefault(project_id, []).append((at, gpu_seconds))
+    shares = {
+        project_id: ProjectShare(
+            project_id=project_id,
+            priority_weight=weight,
+            decayed_usage_gpu_seconds=decayed_usage(by_project.get(project_id, ()), now,
+                                                     half_life_s),
+        )
+        for project_id, weight in priority_weights.items()
+    }
+    return Snapshot(
+        taken_at=now,
+        partitions=tuple(partitions),
+        allocations=tuple(allocations),
+        projects=MappingProxyType(shares),
+        active_jobs=tuple(active_jobs),
+    )

@@ -1,0 +1,1 @@
+"""Services: the use cases. They own transactions; front-ends (API, CLI) stay thin."""

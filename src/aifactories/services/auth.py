@@ -1,0 +1,42 @@
+"""Authentication (API tokens) and the authorisation rules, in one place."""
+
+from __future__ import annotations
+
+from aifactories.db.accounts import memberships_of, user_for_token
+from aifactories.domain.errors import AuthenticationRequired, NotFound, PermissionDenied
+from aifactories.domain.ids import ProjectId, UserId
+from aifactories.domain.projects import Role
+from aifactories.services.context import Principal, ServiceContext
+
+
+def authenticate(ctx: ServiceContext, token: str | None) -> Principal:
+    if not token:
+        raise AuthenticationRequired(
+            "an API token is required: send 'Authorization: Bearer <token>' "
+            "(the CLI reads it from AIFACTORIES_TOKEN or the profile written by 'aif login')"
+        )
+    with ctx.sessions() as session:
+        user = user_for_token(session, token)
+        if user is None:
+            raise AuthenticationRequired("this API token is unknown or revoked; ask for a new one")
+        roles = {ProjectId(p): Role(r) for p, r in memberships_of(session, user.id).items()}
+        return Principal(UserId(user.id), user.username, user.is_operator, roles)
+
+
+def require_project_access(principal: Principal, project_id: int, project_ref: str) -> Role | None:
+    """Members and operators may look at a project; anyone else learns nothing about it
+    (the same 404 as for a project that does not exist)."""
+    role = principal.role_in(project_id)
+    if role is None and not principal.is_operator:
+        raise NotFound(f"project {project_ref!r} does not exist or you are not a member of it")
+    return role
+
+
+def require_can_cancel(principal: Principal, project_id: int, owner_id: int, job_id: int) -> None:
+    if principal.is_operator or principal.role_in(project_id) is Role.PI:
+        return
+    if owner_id != principal.user_id:
+        raise PermissionDenied(
+            f"job {job_id} belongs to another member; only its owner or the project's PI "
+            "can cancel it"
+        )

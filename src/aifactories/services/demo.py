@@ -1,0 +1,111 @@
+"""The demo data set: one organisation of each kind, projects with allocations, users with
+API tokens. Loading it twice changes nothing but issues fresh tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from aifactories.db.accounts import new_token, organisation_by_name, project_by_ref, user_by_username
+from aifactories.db.models import (
+    AllocationRow,
+    MembershipRow,
+    OrganisationRow,
+    ProjectRow,
+    UserRow,
+)
+from aifactories.domain.organisations import Domain, OrganisationKind
+from aifactories.domain.units import SECONDS_PER_HOUR
+from aifactories.services.context import ServiceContext
+
+YEAR_S = 365 * 86400
+
+ORGANISATIONS = [
+    ("Aurora Robotics", OrganisationKind.STARTUP, "DE"),
+    ("Kalevala Health Imaging", OrganisationKind.SME, "FI"),
+    ("Officine Meccaniche Po", OrganisationKind.INDUSTRY, "IT"),
+    ("Universidad de Ejemplo", OrganisationKind.ACADEMIA, "ES"),
+    ("Agence Publique du Climat", OrganisationKind.PUBLIC, "FR"),
+]
+
+# username, full name, organisation, operator?
+USERS = [
+    ("alice", "Alice Andersen", "Aurora Robotics", False),
+    ("bob", "Bob Brandt", "Aurora Robotics", False),
+    ("carol", "Carol Koskinen", "Kalevala Health Imaging", False),
+    ("dario", "Dario Rossi", "Officine Meccaniche Po", False),
+    ("elena", "Elena García", "Universidad de Ejemplo", False),
+    ("fabien", "Fabien Martin", "Agence Publique du Climat", False),
+    ("oscar", "Oscar Operator", None, True),
+]
+
+# code, title, organisation, domain, industrial, members {user: role},
+# allocations [(site or None for the pool, GPU-hours)]
+PROJECTS = [
+    ("aurora-vision", "Vision models for warehouse robots", "Aurora Robotics",
+     Domain.MANUFACTURING, True, {"alice": "pi", "bob": "member"}, [(None, 20_000)]),
+    ("kalevala-mri", "Foundation model for MRI segmentation", "Kalevala Health Imaging",
+     Domain.HEALTH, True, {"carol": "pi"}, [("lumi-aif", 8_000), (None, 2_000)]),
+    ("po-twin", "Digital twin of a machining line", "Officine Meccaniche Po",
+     Domain.MANUFACTURING, True, {"dario": "pi"}, [("it4lia", 5_000)]),
+    ("ejemplo-llm", "Spanish-Catalan language model", "Universidad de Ejemplo",
+     Domain.LANGUAGE, False, {"elena": "pi"}, [(None, 50_000)]),
+    ("climat-downscale", "Regional climate downscaling", "Agence Publique du Climat",
+     Domain.CLIMATE, False, {"fabien": "pi"}, [(None, 1_000)]),
+]
+
+
+@dataclass(frozen=True)
+class DemoTokens:
+    tokens: dict[str, str]  # username -> plaintext token
+
+
+def _ensure(session: Session, ctx: ServiceContext) -> None:
+    now = ctx.clock.now()
+    orgs = {}
+    for name, kind, country in ORGANISATIONS:
+        row = organisation_by_name(session, name)
+        if row is None:
+            row = OrganisationRow(name=name, kind=kind.value, country=country)
+            session.add(row)
+            session.flush()
+        orgs[name] = row
+    users = {}
+    for username, full_name, org, operator in USERS:
+        user = user_by_username(session, username)
+        if user is None:
+            user = UserRow(username=username, full_name=full_name,
+                           email=f"{username}@example.eu",
+                           organisation_id=orgs[org].id if org else None, is_operator=operator)
+            session.add(user)
+            session.flush()
+        users[username] = user
+    weights = ctx.priority_weights
+    for code, title, org, domain, industrial, members, allocations in PROJECTS:
+        if project_by_ref(session, code) is not None:
+            continue
+        project = ProjectRow(code=code, title=title, organisation_id=orgs[org].id,
+                             domain=domain.value, industrial=industrial,
+                             priority_weight=weights.for_project(domain, industrial))
+        session.add(project)
+        session.flush()
+        for username, role in members.items():
+            session.add(MembershipRow(project_id=project.id, user_id=users[username].id,
+                                      role=role))
+        for site_id, hours in allocations:
+            session.add(AllocationRow(
+                project_id=project.id, site_id=site_id,
+                granted_gpu_seconds=hours * SECONDS_PER_HOUR, reserved_gpu_seconds=0,
+                used_gpu_seconds=0, starts_at=now - 86400, ends_at=now + YEAR_S, status="open"))
+
+
+def load_demo(ctx: ServiceContext) -> DemoTokens:
+    with ctx.sessions() as session, session.begin():
+        _ensure(session, ctx)
+        tokens = {}
+        for username, *_ in USERS:
+            user = user_by_username(session, username)
+            assert user is not None
+            tokens[username] = new_token(session, user.id, "demo", ctx.clock.now())
+    return DemoTokens(tokens)

@@ -1,0 +1,114 @@
+"""Compose the platform from settings: database, catalogue, executors, broker.
+
+One object that the API, the CLI and the tests start the same way. No engine exists until a
+Platform is made; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+
+from sqlalchemy import Engine
+
+from aifactories.broker import Broker
+from aifactories.db.engine import make_engine, make_session_factory
+from aifactories.db.migrate import current_revision, head_revision, upgrade
+from aifactories.domain.clock import Clock, SystemClock
+from aifactories.domain.errors import ConfigurationError
+from aifactories.domain.ids import SiteId
+from aifactories.executors.base import Executor
+from aifactories.executors.registry import make_executor
+from aifactories.services.context import ServiceContext, catalogue_from_settings
+from aifactories.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Platform:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        executors: Mapping[SiteId, Executor] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.catalogue = catalogue_from_settings(settings)
+        self.database_url = settings.resolved_database_url
+        self.engine: Engine = make_engine(self.database_url)
+        self.ctx = ServiceContext(
+            sessions=make_session_factory(self.engine),
+            catalogue=self.catalogue,
+            clock=self.clock,
+            settings=settings,
+        )
+        self._executors = dict(executors) if executors is not None else None
+        self._broker: Broker | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def migrate(self) -> None:
+        upgrade(self.database_url)
+
+    def check_schema(self) -> None:
+        current, head = current_revision(self.database_url), head_revision()
+        if current != head:
+            raise ConfigurationError(
+                f"the database at {self.database_url} is at schema revision {current or 'none'}, "
+                f"not {head}: run 'aif db upgrade' (or 'aif up', which upgrades first)"
+            )
+
+    def executors(self) -> dict[SiteId, Executor]:
+        if self._executors is None:
+            state_dir = self.settings.sites_state_dir
+            self._executors = {
+                site.id: make_executor(
+                    self.settings.executor,
+                    site,
+                    state_dir=state_dir / site.id,
+                    clock=self.clock,
+                    time_factor=self.settings.emulated_time_factor,
+                )
+                for site in self.catalogue.operational_sites
+            }
+        return self._executors
+
+    @property
+    def broker(self) -> Broker:
+        if self._broker is None:
+            self._broker = Broker(
+                session_factory=self.ctx.sessions,
+                catalogue=self.catalogue,
+                executors=self.executors(),
+                policy=self.settings.policy,
+                clock=self.clock,
+                half_life_s=self.settings.fair_share_half_life_s,
+            )
+        return self._broker
+
+    def start_broker(self) -> None:
+        if self._thread is not None:
+            return
+        broker = self.broker
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=broker.run_forever,
+            args=(self._stop, self.settings.broker_interval_s),
+            name="aifactories-broker",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("broker started: policy %s, every %.1f s", broker.policy_name,
+                 self.settings.broker_interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        if self._broker is not None:
+            self._broker.close()
+        self.engine.dispose()

@@ -1,0 +1,54 @@
+"""Settings, from AIFACTORIES_* environment variables (pydantic-settings), never read at import.
+
+Examples::
+
+    AIFACTORIES_DATABASE_URL=postgresql+psycopg://aif@localhost/aif
+    AIFACTORIES_DATA_DIR=/var/lib/aifactories
+    AIFACTORIES_CATALOGUE=/etc/aifactories/catalogue.yaml
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "aifactories"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIFACTORIES_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None  # default: SQLite file in data_dir
+    catalogue: Path | None = None  # default: the embedded catalogue
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    # the broker
+    policy: str = "earliest_start"
+    broker_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    run_broker: bool = True
+    executor: str = "emulated"
+    emulated_time_factor: Annotated[float, Field(gt=0, le=1_000_000)] = 1.0
+    fair_share_half_life_s: Annotated[float, Field(gt=0)] = 7 * 86400
+    # admission limits
+    max_time_limit_s: Annotated[int, Field(gt=0)] = 7 * 86400
+    # the programme's visible priority weights
+    critical_domain_weight: Annotated[float, Field(gt=0)] = 1.5
+    industrial_weight: Annotated[float, Field(gt=0)] = 1.25
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'aifactories.db'}"
+
+    @property
+    def sites_state_dir(self) -> Path:
+        return self.data_dir / "sites"
