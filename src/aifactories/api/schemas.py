@@ -21,6 +21,7 @@ class ErrorBody(BaseModel):
 class JobOut(BaseModel):
     id: int
     project_id: int
+    project: str  # the project's code
     user_id: int
     name: str
     state: str
@@ -32,6 +33,7 @@ class JobOut(BaseModel):
     time_limit_s: int
     countries: list[str]
     command: list[str]
+    has_script: bool
     site_id: str | None
     partition_id: str | None
     allocated_gpus: int | None
@@ -59,11 +61,12 @@ class JobOut(BaseModel):
             else None
         )
         return cls(
-            id=row.id, project_id=row.project_id, user_id=row.user_id, name=row.name,
+            id=row.id, project_id=row.project_id, project=row.project.code, user_id=row.user_id,
+            name=row.name,
             state=row.state, reason=row.reason, gpus=row.gpus, nodes=row.nodes,
             gpu_model=row.gpu_model, min_gpu_memory_gb=row.min_gpu_memory_gb,
             time_limit_s=row.time_limit_s, countries=list(row.countries or []),
-            command=list(row.command or []), site_id=row.site_id, partition_id=row.partition_id,
+            command=list(row.command or []), has_script=row.script is not None, site_id=row.site_id, partition_id=row.partition_id,
             allocated_gpus=allocated, submitted_at=iso(row.submitted_at) or "",
             placed_at=iso(row.placed_at), started_at=iso(row.started_at),
             ended_at=iso(row.ended_at), elapsed_s=row.elapsed_s, exit_code=row.exit_code,

@@ -104,7 +104,7 @@ def up(
             "try, from another terminal:\n"
             "  aif sites\n"
             "  aif submit --gpus 8 --time 2:00:00 -- python examples/train.py --steps 20\n"
-            "  aif submit examples/job.sh --wait\n"
+            "  cd examples && aif submit --wait job.sh\n"
             "  aif jobs\n"
             "  aif balance"
         )

@@ -7,7 +7,6 @@ acts on the database directly.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -224,6 +223,4 @@ def balance(
 
 def run() -> None:
     """Console-script entry point."""
-    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
-        render.console.no_color = True
     app()

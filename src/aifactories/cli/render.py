@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -12,8 +13,17 @@ from rich.table import Table
 
 from aifactories.domain.units import format_duration
 
-console = Console()
-err_console = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    # Piped or captured: no colour, and wide enough that tables are not squeezed into 80
+    # columns (COLUMNS still wins when set).
+    return Console(stderr=stderr, no_color=True, width=int(os.environ.get("COLUMNS", "160")))
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 STATE_STYLE = {
     "pending": "yellow", "placed": "cyan", "submitted": "cyan", "running": "green",
@@ -69,7 +79,7 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
         style = STATE_STYLE.get(job["state"], "")
         charged = job["charged_gpu_hours"] or job["reserved_gpu_hours"]
         table.add_row(
-            str(job["id"]), str(job["project_id"]), job["name"],
+            str(job["id"]), job["project"], job["name"],
             f"[{style}]{job['state']}[/{style}]" if style else job["state"],
             str(job["allocated_gpus"] or job["gpus"]), job["partition_id"] or "-",
             _time(job["submitted_at"]),
@@ -85,7 +95,7 @@ def job_details(job: dict[str, Any]) -> Table:
     table.add_column("value")
     rows = [
         ("name", job["name"]), ("state", job["state"]), ("reason", job["reason"] or "-"),
-        ("project", str(job["project_id"])),
+        ("project", job["project"]),
         ("asked", f"{job['gpus']} GPU(s) of {job['gpu_model']}"
                   + (f" on {job['nodes']} node(s)" if job["nodes"] else "")
                   + (f", >= {job['min_gpu_memory_gb']} GB" if job["min_gpu_memory_gb"] else "")),
@@ -100,7 +110,8 @@ def job_details(job: dict[str, Any]) -> Table:
         ("reserved GPU-h", _hours(job["reserved_gpu_hours"])),
         ("charged GPU-h", _hours(job["charged_gpu_hours"])),
         ("requeues", str(job["requeues"])),
-        ("command", " ".join(job["command"])[:200] or "-"),
+        ("command", "(job script)" if job["has_script"] else " ".join(job["command"])[:200]
+         or "-"),
     ]
     for key, value in rows:
         table.add_row(key, value)

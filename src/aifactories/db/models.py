@@ -18,7 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
@@ -144,6 +144,9 @@ class JobRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     requeues: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # loaded with the job, so that front-ends can name the project without another query
+    project: Mapped[ProjectRow] = relationship(lazy="joined", innerjoin=True)
 
 
 class LedgerEntryRow(Base):

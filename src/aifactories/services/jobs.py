@@ -220,6 +220,7 @@ def submit_job(ctx: ServiceContext, principal: Principal, req: JobRequest) -> Jo
             submitted_at=ctx.clock.now(), reason="waiting for the broker's next cycle",
             reserved_gpu_seconds=0, charged_gpu_seconds=0, requeues=0, cancel_requested=False,
         )
+        row.project = project
         session.add(row)
         session.flush()
         return row

@@ -63,17 +63,14 @@ class Platform:
 
     def executors(self) -> dict[SiteId, Executor]:
         if self._executors is None:
-            state_dir = self.settings.sites_state_dir
-            self._executors = {
-                site.id: make_executor(
-                    self.settings.executor,
-                    site,
-                    state_dir=state_dir / site.id,
-                    clock=self.clock,
-                    time_factor=self.settings.emulated_time_factor,
-                )
-                for site in self.catalogue.operational_sites
-            }
+            kind = self.settings.executor
+            self._executors = {}
+            for site in self.catalogue.operational_sites:
+                options: dict[str, object] = {"clock": self.clock}
+                if kind == "emulated":
+                    options["state_dir"] = self.settings.sites_state_dir / site.id
+                    options["time_factor"] = self.settings.emulated_time_factor
+                self._executors[site.id] = make_executor(kind, site, **options)
         return self._executors
 
     @property

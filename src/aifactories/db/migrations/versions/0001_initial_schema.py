@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 03:27:10.565937
+Create Date: 2026-11-28 03:43:14.125583
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def upgrade() -> None:
     sa.Column('starts_at', sa.Float(), nullable=False),
     sa.Column('ends_at', sa.Float(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
+    sa.CheckConstraint('reserved_gpu_seconds >= 0 AND used_gpu_seconds >= 0 AND reserved_gpu_seconds + used_gpu_seconds <= granted_gpu_seconds', name='ck_allocations_balance'),
     sa.ForeignKeyConstraint(['project_id'], ['projects.id'], ),
     sa.PrimaryKeyConstraint('id')
     )

@@ -1,0 +1,134 @@
+"""Job submissions per second through the REST API, into SQLite and into PostgreSQL.
+
+Starts the real platform (``aif up --demo``, broker running on in-memory mock sites so that
+no thousands of processes are spawned) on loopback, then a bounded load generator: a fixed
+number of POST /jobs from a fixed number of concurrent clients, stopped after --max-seconds
+whatever happens. Prints throughput and latency percentiles next to the targets.
+
+    python bench/bench_submit.py --database sqlite
+    scripts/with-postgres python bench/bench_submit.py --database both
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy.engine import make_url
+
+TARGET_RATE = 500.0
+TARGET_P99_MS = 100.0
+AIF = str(Path(sys.executable).with_name("aif"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_database() -> str:
+    admin = os.environ.get("AIFACTORIES_TEST_PG_URL")
+    if not admin:
+        raise SystemExit("PostgreSQL: run under scripts/with-postgres (AIFACTORIES_TEST_PG_URL)")
+    from sqlalchemy import create_engine, text
+
+    name = f"aif_bench_{int(time.time())}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+
+async def _load(url: str, token: str, count: int, concurrency: int, max_seconds: float
+                ) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    issued = 0
+    body = {"project": "aurora-vision", "gpus": 1, "time_limit": 3600, "command": ["true"]}
+    deadline = time.perf_counter() + max_seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal issued, errors
+        while issued < count and time.perf_counter() < deadline:
+            issued += 1
+            started = time.perf_counter()
+            response = await client.post("/jobs", json=body)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 201:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        return latencies, errors, time.perf_counter() - started
+
+
+def run(database: str, count: int, concurrency: int, max_seconds: float) -> bool:
+    home = Path(tempfile.mkdtemp(prefix="aif-bench-"))
+    url = f"sqlite:///{home / 'aif.db'}" if database == "sqlite" else _pg_database()
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORIES_")}
+    env.update({"AIFACTORIES_DATA_DIR": str(home), "AIFACTORIES_DATABASE_URL": url,
+                "AIFACTORIES_PORT": str(port), "AIFACTORIES_EXECUTOR": "mock",
+                "AIFACTORIES_RUN_BROKER": os.environ.get("BENCH_RUN_BROKER", "true"),
+                "XDG_CONFIG_HOME": str(home / "config")})
+    server = subprocess.Popen([AIF, "up", "--demo"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        token = next(line.split()[1] for line in (home / "demo-tokens.txt").read_text()
+                     .splitlines() if line.startswith("alice "))
+        asyncio.run(_load(base, token, 200, concurrency, 30))  # warm-up
+        latencies, errors, elapsed = asyncio.run(_load(base, token, count, concurrency,
+                                                       max_seconds))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    rate = len(latencies) / elapsed
+    ordered = sorted(latencies)
+    p50 = statistics.median(ordered) * 1000
+    p99 = ordered[int(0.99 * (len(ordered) - 1))] * 1000
+    ok = rate >= TARGET_RATE and p99 <= TARGET_P99_MS and errors == 0
+    print(f"{database:<10} {len(latencies):>6} jobs in {elapsed:6.2f} s  "
+          f"{rate:7.1f}/s (target >= {TARGET_RATE:.0f})  p50 {p50:6.1f} ms  "
+          f"p99 {p99:6.1f} ms (target <= {TARGET_P99_MS:.0f})  errors {errors}  "
+          f"{'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    print(f"concurrency {args.concurrency}, up to {args.count} submissions, "
+          f"at most {args.max_seconds:.0f} s each; {os.cpu_count()} CPUs")
+    results = [run(db, args.count, args.concurrency, args.max_seconds) for db in databases]
+    sys.exit(0 if all(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
