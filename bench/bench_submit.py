@@ -51,8 +51,9 @@ def _pg_database() -> str:
     return make_url(admin).set(database=name).render_as_string(hide_password=False)
 
 
-async def _load(url: str, token: str, count: int, concurrency: int, max_seconds: float
-                ) -> tuple[list[float], int, float]:
+async def _load(
+    url: str, token: str, count: int, concurrency: int, max_seconds: float
+) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
     issued = 0
@@ -70,24 +71,35 @@ async def _load(url: str, token: str, count: int, concurrency: int, max_seconds:
                 errors += 1
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30,
-                                 headers={"Authorization": f"Bearer {token}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         return latencies, errors, time.perf_counter() - started
 
 
-def run(database: str, count: int, concurrency: int, max_seconds: float) -> bool:
+def run(database: str, count: int, concurrency: int, max_seconds: float, workers: int) -> bool:
     home = Path(tempfile.mkdtemp(prefix="aif-bench-"))
     url = f"sqlite:///{home / 'aif.db'}" if database == "sqlite" else _pg_database()
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORIES_")}
-    env.update({"AIFACTORIES_DATA_DIR": str(home), "AIFACTORIES_DATABASE_URL": url,
-                "AIFACTORIES_PORT": str(port), "AIFACTORIES_EXECUTOR": "mock",
-                "AIFACTORIES_RUN_BROKER": os.environ.get("BENCH_RUN_BROKER", "true"),
-                "XDG_CONFIG_HOME": str(home / "config")})
-    server = subprocess.Popen([AIF, "up", "--demo"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    env.update(
+        {
+            "AIFACTORIES_DATA_DIR": str(home),
+            "AIFACTORIES_DATABASE_URL": url,
+            "AIFACTORIES_PORT": str(port),
+            "AIFACTORIES_EXECUTOR": "mock",
+            "AIFACTORIES_RUN_BROKER": os.environ.get("BENCH_RUN_BROKER", "true"),
+            "XDG_CONFIG_HOME": str(home / "config"),
+        }
+    )
+    server = subprocess.Popen(
+        [AIF, "up", "--demo", "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(300):
@@ -96,11 +108,15 @@ def run(database: str, count: int, concurrency: int, max_seconds: float) -> bool
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        token = next(line.split()[1] for line in (home / "demo-tokens.txt").read_text()
-                     .splitlines() if line.startswith("alice "))
+        token = next(
+            line.split()[1]
+            for line in (home / "demo-tokens.txt").read_text().splitlines()
+            if line.startswith("alice ")
+        )
         asyncio.run(_load(base, token, 200, concurrency, 30))  # warm-up
-        latencies, errors, elapsed = asyncio.run(_load(base, token, count, concurrency,
-                                                       max_seconds))
+        latencies, errors, elapsed = asyncio.run(
+            _load(base, token, count, concurrency, max_seconds)
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -109,10 +125,12 @@ def run(database: str, count: int, concurrency: int, max_seconds: float) -> bool
     p50 = statistics.median(ordered) * 1000
     p99 = ordered[int(0.99 * (len(ordered) - 1))] * 1000
     ok = rate >= TARGET_RATE and p99 <= TARGET_P99_MS and errors == 0
-    print(f"{database:<10} {len(latencies):>6} jobs in {elapsed:6.2f} s  "
-          f"{rate:7.1f}/s (target >= {TARGET_RATE:.0f})  p50 {p50:6.1f} ms  "
-          f"p99 {p99:6.1f} ms (target <= {TARGET_P99_MS:.0f})  errors {errors}  "
-          f"{'PASS' if ok else 'FAIL'}")
+    print(
+        f"{database:<10} {len(latencies):>6} jobs in {elapsed:6.2f} s  "
+        f"{rate:7.1f}/s (target >= {TARGET_RATE:.0f})  p50 {p50:6.1f} ms  "
+        f"p99 {p99:6.1f} ms (target <= {TARGET_P99_MS:.0f})  errors {errors}  "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
     return ok
 
 
@@ -122,11 +140,17 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=2, help="API worker processes")
     args = parser.parse_args()
     databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-    print(f"concurrency {args.concurrency}, up to {args.count} submissions, "
-          f"at most {args.max_seconds:.0f} s each; {os.cpu_count()} CPUs")
-    results = [run(db, args.count, args.concurrency, args.max_seconds) for db in databases]
+    print(
+        f"{args.workers} API workers, concurrency {args.concurrency}, "
+        f"up to {args.count} submissions, "
+        f"at most {args.max_seconds:.0f} s each; {os.cpu_count()} CPUs"
+    )
+    results = [
+        run(db, args.count, args.concurrency, args.max_seconds, args.workers) for db in databases
+    ]
     sys.exit(0 if all(results) else 1)
 
 

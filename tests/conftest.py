@@ -18,14 +18,17 @@ def _postgres_admin_url() -> str | None:
     if url:
         return url
     if os.environ.get("CI"):
-        pytest.fail(f"{PG_ENV} is not set: in CI the PostgreSQL tests must run (scripts/check "
-                    "starts a server)")
+        pytest.fail(
+            f"{PG_ENV} is not set: in CI the PostgreSQL tests must run (scripts/check "
+            "starts a server)"
+        )
     return None
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a new database on the test PostgreSQL."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'aif.db'}"
@@ -41,8 +44,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
-            conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-            ), {"n": name})
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()

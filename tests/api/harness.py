@@ -47,8 +47,9 @@ def make_harness(
     **settings: object,
 ) -> Harness:
     clock = ManualClock()
-    base = Settings(data_dir=tmp_path / "data", database_url=database_url, run_broker=False,
-                    **settings)  # type: ignore[arg-type]
+    base = Settings(
+        data_dir=tmp_path / "data", database_url=database_url, run_broker=False, **settings
+    )  # type: ignore[arg-type]
     probe = Platform(base, clock=clock)
     factory = make_executor or (lambda site, c: MockExecutor(site, c))
     executors: dict[SiteId, Executor] = {

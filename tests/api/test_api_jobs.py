@@ -33,8 +33,15 @@ def _left(h: Harness, user: str, project: str) -> int:
 def test_submit_place_run_charge(harness: Harness) -> None:
     alice = harness.client("alice")
     granted = _left(harness, "alice", "aurora-vision")
-    response = alice.post("/jobs", json={"project": "aurora-vision", "gpus": 8,
-                                         "time_limit": "2:00:00", "command": ["python", "t.py"]})
+    response = alice.post(
+        "/jobs",
+        json={
+            "project": "aurora-vision",
+            "gpus": 8,
+            "time_limit": "2:00:00",
+            "command": ["python", "t.py"],
+        },
+    )
     assert response.status_code == 201, response.text
     job = response.json()
     assert job["state"] == "pending" and response.headers["location"] == f"/jobs/{job['id']}"
@@ -76,32 +83,67 @@ BAD_INPUT: list[tuple[str, dict[str, Any], int, str, str | None]] = [
     ("absurd time", {"time_limit": "400-00:00:00"}, 422, "time_limit", "between 1 s"),
     ("unreadable time", {"time_limit": "two hours"}, 422, "time_limit", None),
     ("no GPUs", {"gpus": 0}, 422, "gpus", "at least 1"),
-    ("too much memory", {"gpu_model": "A100", "min_gpu_memory_gb": 500}, 422,
-     "min_gpu_memory_gb", "at most 64 GB"),
+    (
+        "too much memory",
+        {"gpu_model": "A100", "min_gpu_memory_gb": 500},
+        422,
+        "min_gpu_memory_gb",
+        "at most 64 GB",
+    ),
     ("residency nowhere", {"countries": ["XX"]}, 422, "countries", "matching partitions"),
     ("bad country", {"countries": ["Germany"]}, 422, "countries", "alpha-2"),
     ("uneven nodes", {"gpus": 6, "nodes": 4}, 422, "nodes", None),
-    ("malformed script", {"command": [], "script": "#!/bin/bash\n#SBATCH --gpus=lots\nrun\n"},
-     422, "script", None),
-    ("unknown directive", {"command": [], "script": "#SBATCH --frobnicate=1\nrun\n"}, 422,
-     "script", None),
+    (
+        "malformed script",
+        {"command": [], "script": "#!/bin/bash\n#SBATCH --gpus=lots\nrun\n"},
+        422,
+        "script",
+        None,
+    ),
+    (
+        "unknown directive",
+        {"command": [], "script": "#SBATCH --frobnicate=1\nrun\n"},
+        422,
+        "script",
+        None,
+    ),
     ("unknown project", {"project": "no-such-project"}, 404, "", None),
-    ("exhausted budget", {"project": "climat-downscale", "gpus": 64, "time_limit": "7-00:00:00",
-                          "gpu_model": "A100"}, 409, "", None),
+    (
+        "exhausted budget",
+        {
+            "project": "climat-downscale",
+            "gpus": 64,
+            "time_limit": "7-00:00:00",
+            "gpu_model": "A100",
+        },
+        409,
+        "",
+        None,
+    ),
     ("wrong type", {"gpus": "eight"}, 422, "gpus", None),
     ("unknown field", {"colour": "blue"}, 422, "colour", None),
 ]
 
 
-@pytest.mark.parametrize(("label", "change", "status", "field", "limit"), BAD_INPUT,
-                         ids=[b[0] for b in BAD_INPUT])
+@pytest.mark.parametrize(
+    ("label", "change", "status", "field", "limit"), BAD_INPUT, ids=[b[0] for b in BAD_INPUT]
+)
 def test_bad_input_is_refused_and_nothing_written(
-    harness: Harness, label: str, change: dict[str, Any], status: int, field: str,
+    harness: Harness,
+    label: str,
+    change: dict[str, Any],
+    status: int,
+    field: str,
     limit: str | None,
 ) -> None:
     user = "fabien" if change.get("project") == "climat-downscale" else "alice"
-    body = {"project": "aurora-vision", "gpus": 4, "time_limit": "1:00:00",
-            "command": ["true"], **change}
+    body = {
+        "project": "aurora-vision",
+        "gpus": 4,
+        "time_limit": "1:00:00",
+        "command": ["true"],
+        **change,
+    }
     response = harness.client(user).post("/jobs", json=body)
     assert response.status_code == status, response.text
     error = response.json()
@@ -121,15 +163,23 @@ def test_bad_input_is_refused_and_nothing_written(
 
 
 def test_script_directives_are_used(harness: Harness) -> None:
-    script = ("#!/bin/bash\n#SBATCH --job-name=finetune\n#SBATCH --gres=gpu:H100:4\n"
-              "#SBATCH --nodes=2\n#SBATCH --time=0:30:00\n#SBATCH --output=out.txt\n"
-              "#AIF --countries=ES\npython train.py\n")
-    response = harness.client("alice").post("/jobs", json={"project": "aurora-vision",
-                                                           "script": script})
+    script = (
+        "#!/bin/bash\n#SBATCH --job-name=finetune\n#SBATCH --gres=gpu:H100:4\n"
+        "#SBATCH --nodes=2\n#SBATCH --time=0:30:00\n#SBATCH --output=out.txt\n"
+        "#AIF --countries=ES\npython train.py\n"
+    )
+    response = harness.client("alice").post(
+        "/jobs", json={"project": "aurora-vision", "script": script}
+    )
     assert response.status_code == 201, response.text
     job = response.json()
     assert (job["name"], job["gpus"], job["nodes"], job["gpu_model"], job["time_limit_s"]) == (
-        "finetune", 8, 2, "H100", 1800)
+        "finetune",
+        8,
+        2,
+        "H100",
+        1800,
+    )
     harness.cycle()
     job = harness.client("alice").get(f"/jobs/{job['id']}").json()
     assert job["partition_id"] == "bsc-aif/acc"  # the only H100 partition, in ES
@@ -138,12 +188,16 @@ def test_script_directives_are_used(harness: Harness) -> None:
 
 def test_cancel_pending_and_running(harness: Harness) -> None:
     alice = harness.client("alice")
-    first = alice.post("/jobs", json={"project": "aurora-vision", "gpus": 1,
-                                      "time_limit": 600, "command": ["true"]}).json()
+    first = alice.post(
+        "/jobs",
+        json={"project": "aurora-vision", "gpus": 1, "time_limit": 600, "command": ["true"]},
+    ).json()
     cancelled = alice.delete(f"/jobs/{first['id']}").json()
     assert cancelled["state"] == "cancelled"
-    second = alice.post("/jobs", json={"project": "aurora-vision", "gpus": 1,
-                                       "time_limit": 600, "command": ["true"]}).json()
+    second = alice.post(
+        "/jobs",
+        json={"project": "aurora-vision", "gpus": 1, "time_limit": 600, "command": ["true"]},
+    ).json()
     harness.cycle(rounds=2)
     assert alice.get(f"/jobs/{second['id']}").json()["state"] == "running"
     harness.clock.advance(60)
@@ -165,17 +219,36 @@ def test_sites_shows_catalogue_and_free_gpus(harness: Harness) -> None:
     assert by_id["mimer"]["status"] == "planned" and by_id["mimer"]["partitions"] == []
     jaif = by_id["jaif"]["partitions"][0]
     assert (jaif["gpu_model"], jaif["total_gpus"], jaif["free_gpus"], jaif["available"]) == (
-        "GH200", 24_000, 24_000, True)
+        "GH200",
+        24_000,
+        24_000,
+        True,
+    )
     assert by_id["jaif"]["sources"]
 
 
 def test_job_waits_with_a_reason_when_nothing_fits(harness: Harness) -> None:
     alice = harness.client("alice")
-    job = alice.post("/jobs", json={"project": "aurora-vision", "gpus": 32, "gpu_model": "H200",
-                                    "time_limit": 600, "command": ["true"]}).json()
-    other = alice.post("/jobs", json={"project": "aurora-vision", "gpus": 8,
-                                      "gpu_model": "H200", "time_limit": 600,
-                                      "command": ["true"]}).json()
+    job = alice.post(
+        "/jobs",
+        json={
+            "project": "aurora-vision",
+            "gpus": 32,
+            "gpu_model": "H200",
+            "time_limit": 600,
+            "command": ["true"],
+        },
+    ).json()
+    other = alice.post(
+        "/jobs",
+        json={
+            "project": "aurora-vision",
+            "gpus": 8,
+            "gpu_model": "H200",
+            "time_limit": 600,
+            "command": ["true"],
+        },
+    ).json()
     harness.cycle(rounds=2)
     assert alice.get(f"/jobs/{job['id']}").json()["state"] == "running"
     waiting = alice.get(f"/jobs/{other['id']}").json()

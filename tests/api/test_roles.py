@@ -17,15 +17,22 @@ def harness(tmp_path: Path, database_url: str) -> Harness:
 
 
 def _alice_job(h: Harness) -> int:
-    response = h.client("alice").post("/jobs", json={"project": "aurora-vision", "gpus": 1,
-                                                     "time_limit": 600, "command": ["true"]})
+    response = h.client("alice").post(
+        "/jobs",
+        json={"project": "aurora-vision", "gpus": 1, "time_limit": 600, "command": ["true"]},
+    )
     assert response.status_code == 201
     return int(response.json()["id"])
 
 
 ENDPOINTS = [
-    ("GET", "/sites"), ("GET", "/me"), ("GET", "/jobs"), ("POST", "/jobs"),
-    ("GET", "/jobs/{job}"), ("DELETE", "/jobs/{job}"), ("GET", "/projects/aurora-vision/balance"),
+    ("GET", "/sites"),
+    ("GET", "/me"),
+    ("GET", "/jobs"),
+    ("POST", "/jobs"),
+    ("GET", "/jobs/{job}"),
+    ("DELETE", "/jobs/{job}"),
+    ("GET", "/projects/aurora-vision/balance"),
 ]
 
 
@@ -34,9 +41,14 @@ def test_no_token_and_bad_token_get_401(harness: Harness, method: str, path: str
     job = _alice_job(harness)
     for client in (harness.client(None), harness.client(None)):
         headers = {} if client is None else {"Authorization": "Bearer aif_not-a-token"}
-        response = client.request(method, path.format(job=job), headers=headers,
-                                  json={"project": "aurora-vision", "gpus": 1,
-                                        "time_limit": 60} if method == "POST" else None)
+        response = client.request(
+            method,
+            path.format(job=job),
+            headers=headers,
+            json={"project": "aurora-vision", "gpus": 1, "time_limit": 60}
+            if method == "POST"
+            else None,
+        )
         assert response.status_code == 401
         assert "token" in response.json()["message"]
 
@@ -49,8 +61,9 @@ def test_other_project_sees_and_touches_nothing(harness: Harness) -> None:
     assert carol.get("/projects/aurora-vision/balance").status_code == 404
     assert carol.get("/jobs", params={"project": "aurora-vision"}).status_code == 404
     assert all(j["project_id"] != 1 for j in carol.get("/jobs").json())
-    submit = carol.post("/jobs", json={"project": "aurora-vision", "gpus": 1,
-                                       "time_limit": 60, "command": ["true"]})
+    submit = carol.post(
+        "/jobs", json={"project": "aurora-vision", "gpus": 1, "time_limit": 60, "command": ["true"]}
+    )
     assert submit.status_code == 404
     # and the job is untouched
     assert harness.client("alice").get(f"/jobs/{job}").json()["state"] == "pending"

@@ -39,22 +39,25 @@ class Server:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORIES_")}
-        env.update({
-            "AIFACTORIES_DATA_DIR": str(self.home / "data"),
-            "AIFACTORIES_DATABASE_URL": self.database_url,
-            "AIFACTORIES_PORT": str(self.port),
-            "AIFACTORIES_BROKER_INTERVAL_S": "0.2",
-            "XDG_CONFIG_HOME": str(self.home / "config"),
-            "NO_COLOR": "1",
-            "COLUMNS": "200",
-        })
+        env.update(
+            {
+                "AIFACTORIES_DATA_DIR": str(self.home / "data"),
+                "AIFACTORIES_DATABASE_URL": self.database_url,
+                "AIFACTORIES_PORT": str(self.port),
+                "AIFACTORIES_BROKER_INTERVAL_S": "0.2",
+                "XDG_CONFIG_HOME": str(self.home / "config"),
+                "NO_COLOR": "1",
+                "COLUMNS": "200",
+            }
+        )
         env.update(self.extra_env)
         return env
 
     def start(self, *args: str, timeout_s: float = 60.0) -> None:
         log = open(self.home / "server.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen([AIF, "up", *args], env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT, cwd=self.home)
+        self.process = subprocess.Popen(
+            [AIF, "up", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.home
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -83,8 +86,15 @@ class Server:
                 self.process.wait()
 
     def aif(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([AIF, *args], env=self.env, capture_output=True, text=True,
-                              cwd=cwd or self.home, timeout=120, check=False)
+        return subprocess.run(
+            [AIF, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            cwd=cwd or self.home,
+            timeout=120,
+            check=False,
+        )
 
     def token(self, user: str) -> str:
         for line in (self.home / "data" / "demo-tokens.txt").read_text().splitlines():

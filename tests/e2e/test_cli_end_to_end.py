@@ -51,8 +51,20 @@ def test_user_journey(server: Server, tmp_path: Path) -> None:
     submitted = server.aif("submit", "--json", "job.sh")
     assert submitted.returncode == 0, submitted.stderr
     script_job = json.loads(submitted.stdout)
-    command = server.aif("submit", "--gpus", "8", "--gpu-model", "any", "--time", "2:00:00",
-                         "--json", "--", "python3", "-c", "print('trained')")
+    command = server.aif(
+        "submit",
+        "--gpus",
+        "8",
+        "--gpu-model",
+        "any",
+        "--time",
+        "2:00:00",
+        "--json",
+        "--",
+        "python3",
+        "-c",
+        "print('trained')",
+    )
     assert command.returncode == 0, command.stderr
     command_job = json.loads(command.stdout)
 
@@ -73,8 +85,11 @@ def test_user_journey(server: Server, tmp_path: Path) -> None:
     assert "aurora-vision" in server.aif("balance").stdout
 
     # a long job, cancelled while it runs
-    long = json.loads(server.aif("submit", "--gpus", "1", "--time", "10:00:00", "--json",
-                                 "--", "sleep", "600").stdout)
+    long = json.loads(
+        server.aif(
+            "submit", "--gpus", "1", "--time", "10:00:00", "--json", "--", "sleep", "600"
+        ).stdout
+    )
     deadline = time.monotonic() + 30
     while json.loads(server.aif("job", str(long["id"]), "--json").stdout)["state"] != "running":
         assert time.monotonic() < deadline, "the long job never started"
@@ -87,22 +102,32 @@ def test_cli_errors_are_clear(server: Server) -> None:
     too_big = server.aif("submit", "--gpus", "100000", "--time", "1:00:00", "--", "true")
     assert too_big.returncode == 2
     assert "gpus" in too_big.stderr and "more than any matching partition" in too_big.stderr
-    unknown = server.aif("submit", "--project", "nope", "--gpus", "1", "--time", "10", "--",
-                         "true")
+    unknown = server.aif("submit", "--project", "nope", "--gpus", "1", "--time", "10", "--", "true")
     assert unknown.returncode == 3 and "nope" in unknown.stderr
     no_job = server.aif("job", "999999")
     assert no_job.returncode == 3
     logged_out = server.aif("sites")
     assert logged_out.returncode == 0
-    bad_token = Server(server.home, server.database_url, port=server.port,
-                       extra_env={"AIFACTORIES_TOKEN": "aif_wrong"})
+    bad_token = Server(
+        server.home,
+        server.database_url,
+        port=server.port,
+        extra_env={"AIFACTORIES_TOKEN": "aif_wrong"},
+    )
     refused = bad_token.aif("jobs")
     assert refused.returncode == 4 and "token" in refused.stderr
 
 
 def test_login_with_another_users_token(server: Server) -> None:
-    result = server.aif("login", "--server", server.url, "--token", server.token("carol"),
-                        "--project", "kalevala-mri")
+    result = server.aif(
+        "login",
+        "--server",
+        server.url,
+        "--token",
+        server.token("carol"),
+        "--project",
+        "kalevala-mri",
+    )
     assert result.returncode == 0, result.stderr
     assert "carol" in result.stdout
     assert "kalevala-mri" in server.aif("balance").stdout

@@ -34,10 +34,14 @@ FINAL = {"completed", "failed", "cancelled", "timeout"}
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
     (tmp_path / "catalogue.yaml").write_text(CATALOGUE)
-    srv = Server(tmp_path, database_url, extra_env={
-        "AIFACTORIES_CATALOGUE": str(tmp_path / "catalogue.yaml"),
-        "AIFACTORIES_EMULATED_TIME_FACTOR": "600",
-    })
+    srv = Server(
+        tmp_path,
+        database_url,
+        extra_env={
+            "AIFACTORIES_CATALOGUE": str(tmp_path / "catalogue.yaml"),
+            "AIFACTORIES_EMULATED_TIME_FACTOR": "600",
+        },
+    )
     srv.start("--demo")
     yield srv
     srv.stop()
@@ -59,8 +63,12 @@ def test_sigkill_while_placing_and_running(server: Server) -> None:
     headers = {"Authorization": f"Bearer {server.token('alice')}"}
     ids = []
     for _ in range(JOBS):
-        body = {"project": "aurora-vision", "gpus": rng.choice([1, 2, 4, 8]),
-                "time_limit": 3600, "runtime": rng.randint(600, 2400)}  # 1-4 s real
+        body = {
+            "project": "aurora-vision",
+            "gpus": rng.choice([1, 2, 4, 8]),
+            "time_limit": 3600,
+            "runtime": rng.randint(600, 2400),
+        }  # 1-4 s real
         response = httpx.post(f"{server.url}/jobs", json=body, headers=headers, timeout=10)
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
@@ -72,15 +80,17 @@ def test_sigkill_while_placing_and_running(server: Server) -> None:
 
     deadline = time.monotonic() + 120
     while True:
-        jobs = httpx.get(f"{server.url}/jobs", params={"limit": 100}, headers=headers,
-                         timeout=10).json()
+        jobs = httpx.get(
+            f"{server.url}/jobs", params={"limit": 100}, headers=headers, timeout=10
+        ).json()
         if all(j["state"] in FINAL for j in jobs) and len(jobs) == JOBS:
             break
         assert time.monotonic() < deadline, [(j["id"], j["state"]) for j in jobs]
         time.sleep(0.5)
 
-    assert {j["state"] for j in jobs} == {"completed"}, [(j["id"], j["state"], j["reason"])
-                                                          for j in jobs]
+    assert {j["state"] for j in jobs} == {"completed"}, [
+        (j["id"], j["state"], j["reason"]) for j in jobs
+    ]
     runs = _runs_per_job(server.home)
     assert {f"aif-{i}": 1 for i in ids} == runs  # exactly one run each, nothing else ran
 
@@ -88,9 +98,11 @@ def test_sigkill_while_placing_and_running(server: Server) -> None:
     with engine.connect() as conn:
         for a in conn.execute(select(AllocationRow)).all():
             assert a.reserved_gpu_seconds == 0
-            charged = conn.execute(select(func.coalesce(func.sum(LedgerEntryRow.gpu_seconds), 0))
-                                   .where(LedgerEntryRow.allocation_id == a.id,
-                                          LedgerEntryRow.kind == "charge")).scalar_one()
+            charged = conn.execute(
+                select(func.coalesce(func.sum(LedgerEntryRow.gpu_seconds), 0)).where(
+                    LedgerEntryRow.allocation_id == a.id, LedgerEntryRow.kind == "charge"
+                )
+            ).scalar_one()
             assert a.used_gpu_seconds == charged
         job_charges = conn.execute(select(func.sum(JobRow.charged_gpu_seconds))).scalar_one()
         total_used = conn.execute(select(func.sum(AllocationRow.used_gpu_seconds))).scalar_one()

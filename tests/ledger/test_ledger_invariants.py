@@ -46,8 +46,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp(prefix="aif-ledger-"))
         catalogue = self.tmp / "catalogue.yaml"
         catalogue.write_text(SMALL_CATALOGUE)
-        self.h: Harness = make_harness(self.tmp, f"sqlite:///{self.tmp}/aif.db",
-                                       catalogue=catalogue, policy="earliest_start")
+        self.h: Harness = make_harness(
+            self.tmp, f"sqlite:///{self.tmp}/aif.db", catalogue=catalogue, policy="earliest_start"
+        )
         self.clients = {user: self.h.client(user) for user in USERS}
         self.job_ids: list[int] = []
 
@@ -58,12 +59,23 @@ class LedgerMachine(RuleBasedStateMachine):
     def _sites(self) -> list[MockExecutor]:
         return [e for e in self.h.executors.values() if isinstance(e, MockExecutor)]
 
-    @rule(user=st.sampled_from(sorted(USERS)), gpus=st.sampled_from([1, 2, 4, 8]),
-          hours=st.integers(1, 48), model=st.sampled_from(["any", "A100", "GH200"]))
+    @rule(
+        user=st.sampled_from(sorted(USERS)),
+        gpus=st.sampled_from([1, 2, 4, 8]),
+        hours=st.integers(1, 48),
+        model=st.sampled_from(["any", "A100", "GH200"]),
+    )
     def submit(self, user: str, gpus: int, hours: int, model: str) -> None:
-        response = self.clients[user].post("/jobs", json={
-            "project": USERS[user], "gpus": gpus, "time_limit": hours * 3600,
-            "gpu_model": model, "command": ["train"]})
+        response = self.clients[user].post(
+            "/jobs",
+            json={
+                "project": USERS[user],
+                "gpus": gpus,
+                "time_limit": hours * 3600,
+                "gpu_model": model,
+                "command": ["train"],
+            },
+        )
         assert response.status_code in (201, 409), response.text
         if response.status_code == 201:
             self.job_ids.append(response.json()["id"])
@@ -76,11 +88,17 @@ class LedgerMachine(RuleBasedStateMachine):
     def advance(self, seconds: int) -> None:
         self.h.clock.advance(seconds)
 
-    @rule(data=st.data(), outcome=st.sampled_from([JobState.COMPLETED, JobState.FAILED,
-                                                   JobState.TIMEOUT]))
+    @rule(
+        data=st.data(),
+        outcome=st.sampled_from([JobState.COMPLETED, JobState.FAILED, JobState.TIMEOUT]),
+    )
     def finish_one(self, data: st.DataObject, outcome: JobState) -> None:
-        running = [(site, job_id) for site in self._sites() for job_id, job in site.jobs.items()
-                   if job.status.state is JobState.RUNNING]
+        running = [
+            (site, job_id)
+            for site in self._sites()
+            for job_id, job in site.jobs.items()
+            if job.status.state is JobState.RUNNING
+        ]
         if not running:
             return
         site, job_id = data.draw(st.sampled_from(running))
@@ -104,8 +122,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def crash_and_restart(self) -> None:
         """The platform dies (sites keep their jobs) and a new one starts on the same DB."""
         old = self.h.platform
-        self.h.platform = Platform(old.settings, clock=self.h.clock,
-                                   executors=self.h.executors)
+        self.h.platform = Platform(old.settings, clock=self.h.clock, executors=self.h.executors)
         old.engine.dispose()
         self.clients = {user: self.h.client(user) for user in USERS}
 
@@ -130,22 +147,36 @@ class LedgerMachine(RuleBasedStateMachine):
                 left = a.granted_gpu_seconds - a.reserved_gpu_seconds - a.used_gpu_seconds
                 assert left >= 0 and a.reserved_gpu_seconds >= 0
                 assert a.reserved_gpu_seconds + a.used_gpu_seconds + left == a.granted_gpu_seconds
-                held = s.execute(select(func.coalesce(func.sum(JobRow.reserved_gpu_seconds), 0))
-                                 .where(JobRow.allocation_id == a.id,
-                                        JobRow.state.in_(["placed", "submitted", "running"]))
-                                 ).scalar_one()
+                held = s.execute(
+                    select(func.coalesce(func.sum(JobRow.reserved_gpu_seconds), 0)).where(
+                        JobRow.allocation_id == a.id,
+                        JobRow.state.in_(["placed", "submitted", "running"]),
+                    )
+                ).scalar_one()
                 assert a.reserved_gpu_seconds == held
-                charged = s.execute(select(func.coalesce(func.sum(LedgerEntryRow.gpu_seconds), 0))
-                                    .where(LedgerEntryRow.allocation_id == a.id,
-                                           LedgerEntryRow.kind == "charge")).scalar_one()
+                charged = s.execute(
+                    select(func.coalesce(func.sum(LedgerEntryRow.gpu_seconds), 0)).where(
+                        LedgerEntryRow.allocation_id == a.id, LedgerEntryRow.kind == "charge"
+                    )
+                ).scalar_one()
                 assert a.used_gpu_seconds == charged
-            per_job = s.execute(select(func.count(LedgerEntryRow.id)).where(
-                LedgerEntryRow.kind == "charge").group_by(LedgerEntryRow.job_id)).scalars().all()
+            per_job = (
+                s.execute(
+                    select(func.count(LedgerEntryRow.id))
+                    .where(LedgerEntryRow.kind == "charge")
+                    .group_by(LedgerEntryRow.job_id)
+                )
+                .scalars()
+                .all()
+            )
             assert all(count == 1 for count in per_job)
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=20, stateful_step_count=30, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow], derandomize=True,
+    max_examples=20,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
 )
 TestLedgerInvariants = LedgerMachine.TestCase

@@ -79,7 +79,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
             "status": "ok",
             "version": __version__,
             "sites": len(context.catalogue.operational_sites),
-            "broker": None if report is None else {
+            "broker": None
+            if report is None
+            else {
                 "policy": plat.broker.policy_name,
                 "last_cycle_at": report.at,
                 "last_cycle_ms": round(report.duration_s * 1000, 2),
@@ -90,29 +92,32 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 
     @app.get("/me", response_model=MeOut, responses=_ERRORS, tags=["platform"])
     def me(who: Me) -> MeOut:
-        return MeOut(user_id=who.user_id, username=who.username, is_operator=who.is_operator,
-                     projects={str(p): r.value for p, r in who.roles.items()})
+        return MeOut(
+            user_id=who.user_id,
+            username=who.username,
+            is_operator=who.is_operator,
+            projects={str(p): r.value for p, r in who.roles.items()},
+        )
 
     @app.get("/sites", response_model=list[SiteOut], responses=_ERRORS, tags=["sites"])
     def sites(context: Ctx, _who: Me) -> list[SiteOut]:
         return [SiteOut.of(view) for view in list_sites(context)]
 
     @app.post("/jobs", response_model=JobOut, status_code=201, responses=_ERRORS, tags=["jobs"])
-    def submit(context: Ctx, who: Me, body: job_service.JobRequest,
-               response: Response) -> JobOut:
+    def submit(context: Ctx, who: Me, body: job_service.JobRequest, response: Response) -> JobOut:
         row = job_service.submit_job(context, who, body)
         response.headers["Location"] = f"/jobs/{row.id}"
         return JobOut.of(row)
 
     @app.get("/jobs", response_model=list[JobOut], responses=_ERRORS, tags=["jobs"])
     def jobs(
-        context: Ctx, who: Me,
+        context: Ctx,
+        who: Me,
         project: str | None = None,
         state: Annotated[list[str] | None, Query()] = None,
         limit: int = 100,
     ) -> list[JobOut]:
-        rows = job_service.list_jobs(context, who, project=project, states=state or (),
-                                     limit=limit)
+        rows = job_service.list_jobs(context, who, project=project, states=state or (), limit=limit)
         return [JobOut.of(r) for r in rows]
 
     @app.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS, tags=["jobs"])
@@ -123,9 +128,19 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     def cancel(context: Ctx, who: Me, job_id: int) -> JobOut:
         return JobOut.of(job_service.cancel_job(context, who, job_id))
 
-    @app.get("/projects/{project}/balance", response_model=BalanceOut, responses=_ERRORS,
-             tags=["projects"])
+    @app.get(
+        "/projects/{project}/balance",
+        response_model=BalanceOut,
+        responses=_ERRORS,
+        tags=["projects"],
+    )
     def balance(context: Ctx, who: Me, project: str) -> BalanceOut:
         return BalanceOut.of(project_balance(context, who, project))
 
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """Factory for extra API worker processes (``aif up --workers N``): settings from the
+    environment, and never a broker: the broker runs once, in the ``aif up`` process."""
+    return create_app(Settings(run_broker=False))

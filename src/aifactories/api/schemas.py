@@ -61,19 +61,35 @@ class JobOut(BaseModel):
             else None
         )
         return cls(
-            id=row.id, project_id=row.project_id, project=row.project.code, user_id=row.user_id,
+            id=row.id,
+            project_id=row.project_id,
+            project=row.project.code,
+            user_id=row.user_id,
             name=row.name,
-            state=row.state, reason=row.reason, gpus=row.gpus, nodes=row.nodes,
-            gpu_model=row.gpu_model, min_gpu_memory_gb=row.min_gpu_memory_gb,
-            time_limit_s=row.time_limit_s, countries=list(row.countries or []),
-            command=list(row.command or []), has_script=row.script is not None, site_id=row.site_id, partition_id=row.partition_id,
-            allocated_gpus=allocated, submitted_at=iso(row.submitted_at) or "",
-            placed_at=iso(row.placed_at), started_at=iso(row.started_at),
-            ended_at=iso(row.ended_at), elapsed_s=row.elapsed_s, exit_code=row.exit_code,
+            state=row.state,
+            reason=row.reason,
+            gpus=row.gpus,
+            nodes=row.nodes,
+            gpu_model=row.gpu_model,
+            min_gpu_memory_gb=row.min_gpu_memory_gb,
+            time_limit_s=row.time_limit_s,
+            countries=list(row.countries or []),
+            command=list(row.command or []),
+            has_script=row.script is not None,
+            site_id=row.site_id,
+            partition_id=row.partition_id,
+            allocated_gpus=allocated,
+            submitted_at=iso(row.submitted_at) or "",
+            placed_at=iso(row.placed_at),
+            started_at=iso(row.started_at),
+            ended_at=iso(row.ended_at),
+            elapsed_s=row.elapsed_s,
+            exit_code=row.exit_code,
             site_job_id=row.site_job_id,
             reserved_gpu_hours=round(gpu_hours(row.reserved_gpu_seconds), 4),
             charged_gpu_hours=round(gpu_hours(row.charged_gpu_seconds), 4),
-            charged_gpu_seconds=row.charged_gpu_seconds, requeues=row.requeues,
+            charged_gpu_seconds=row.charged_gpu_seconds,
+            requeues=row.requeues,
             cancel_requested=row.cancel_requested,
         )
 
@@ -106,8 +122,12 @@ class SiteOut(BaseModel):
     def of(cls, view: SiteView) -> SiteOut:
         site = view.site
         return cls(
-            id=site.id, name=site.name, country=site.country, supercomputer=site.supercomputer,
-            status=site.status.value, carbon_g_per_kwh=site.carbon_g_per_kwh,
+            id=site.id,
+            name=site.name,
+            country=site.country,
+            supercomputer=site.supercomputer,
+            status=site.status.value,
+            carbon_g_per_kwh=site.carbon_g_per_kwh,
             sources=list(site.sources),
             partitions=[PartitionOut(**vars(p)) for p in view.partitions],
         )
@@ -132,6 +152,9 @@ class AllocationBalanceOut(BaseModel):
 class BalanceOut(BaseModel):
     project_id: int
     project_code: str
+    domain: str
+    industrial: bool
+    priority_weight: float
     allocations: list[AllocationBalanceOut]
 
     @classmethod
@@ -139,14 +162,20 @@ class BalanceOut(BaseModel):
         return cls(
             project_id=balance.project_id,
             project_code=balance.project_code,
+            domain=balance.domain,
+            industrial=balance.industrial,
+            priority_weight=balance.priority_weight,
             allocations=[
                 AllocationBalanceOut(
-                    allocation_id=a.allocation_id, site_id=a.site_id, status=a.status,
+                    allocation_id=a.allocation_id,
+                    site_id=a.site_id,
+                    status=a.status,
                     starts_at=to_datetime(a.starts_at).isoformat(),
                     ends_at=to_datetime(a.ends_at).isoformat(),
                     granted_gpu_seconds=a.granted_gpu_seconds,
                     reserved_gpu_seconds=a.reserved_gpu_seconds,
-                    used_gpu_seconds=a.used_gpu_seconds, left_gpu_seconds=a.left_gpu_seconds,
+                    used_gpu_seconds=a.used_gpu_seconds,
+                    left_gpu_seconds=a.left_gpu_seconds,
                     granted_gpu_hours=round(gpu_hours(a.granted_gpu_seconds), 4),
                     reserved_gpu_hours=round(gpu_hours(a.reserved_gpu_seconds), 4),
                     used_gpu_hours=round(gpu_hours(a.used_gpu_seconds), 4),

@@ -19,7 +19,7 @@ from aifactories.db.convert import job_spec
 from aifactories.db.jobs import try_reserve
 from aifactories.db.models import JobRow, ProjectRow, UserRow
 from aifactories.domain.errors import ExecutorError, SubmissionRejected
-from aifactories.domain.ids import SiteId
+from aifactories.domain.ids import PartitionId, SiteId
 from aifactories.domain.jobs import JobState
 from aifactories.domain.sites import Partition
 from aifactories.executors.base import Executor, SubmitRequest, job_tag
@@ -36,14 +36,16 @@ class ApplyOutcome:
     failed_sites: set[SiteId] | None = None
 
 
-def _reserve(session_factory: sessionmaker[Session], placement: Placement, partition: Partition,
-             now: float) -> SubmitRequest | None:
+def _reserve(
+    session_factory: sessionmaker[Session], placement: Placement, partition: Partition, now: float
+) -> SubmitRequest | None:
     with session_factory() as session, session.begin():
         row = session.get(JobRow, placement.job_id)
         if row is None or row.state != JobState.PENDING.value or row.cancel_requested:
             return None
-        if not try_reserve(session, placement.allocation_id, placement.reserved_gpu_seconds,
-                           row.id, now):
+        if not try_reserve(
+            session, placement.allocation_id, placement.reserved_gpu_seconds, row.id, now
+        ):
             return None
         row.state = JobState.PLACED.value
         row.placed_at = now
@@ -72,7 +74,7 @@ def _reserve(session_factory: sessionmaker[Session], placement: Placement, parti
 def apply_placements(
     session_factory: sessionmaker[Session],
     executors: Mapping[SiteId, Executor],
-    partitions: Mapping[str, Partition],
+    partitions: Mapping[PartitionId, Partition],
     placements: tuple[Placement, ...],
     now: float,
 ) -> ApplyOutcome:
@@ -93,8 +95,13 @@ def apply_placements(
             with session_factory() as session, session.begin():
                 row = session.get(JobRow, placement.job_id)
                 if row is not None:
-                    finish_job(session, row, JobState.FAILED, now,
-                               reason=f"rejected by {placement.site_id}: {exc.reason}")
+                    finish_job(
+                        session,
+                        row,
+                        JobState.FAILED,
+                        now,
+                        reason=f"rejected by {placement.site_id}: {exc.reason}",
+                    )
             outcome.rejected += 1
             continue
         except ExecutorError as exc:

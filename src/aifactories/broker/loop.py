@@ -24,6 +24,7 @@ from aifactories.executors.base import Executor
 from aifactories.scheduling import run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
 from aifactories.scheduling.policies import get_policy
+from aifactories.scheduling.snapshot import Wait
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ class Broker:
         report.unreachable_sites = reconcile(self._sessions, self._executors, now)
         free_nodes = self._capacities(report.unreachable_sites)
         available = frozenset(
-            site.id for site in self._catalogue.operational_sites
+            site.id
+            for site in self._catalogue.operational_sites
             if site.id in self._executors and site.id not in report.unreachable_sites
         )
         with self._sessions() as session:
@@ -87,13 +89,18 @@ class Broker:
             active_rows = list(
                 session.execute(select(JobRow).where(JobRow.state.in_(ACTIVE_STATES))).scalars()
             )
-            allocations = [convert.allocation(r) for r in session.execute(
-                select(AllocationRow)).scalars()]
-            weights = {ProjectId(pid): w for pid, w in session.execute(
-                select(ProjectRow.id, ProjectRow.priority_weight)).all()}
+            allocations = [
+                convert.allocation(r) for r in session.execute(select(AllocationRow)).scalars()
+            ]
+            weights = {
+                ProjectId(pid): w
+                for pid, w in session.execute(
+                    select(ProjectRow.id, ProjectRow.priority_weight)
+                ).all()
+            }
             charges = [
-                (ProjectId(p), at, g) for p, at, g in
-                charges_since(session, now - _USAGE_HALF_LIVES * self._half_life_s)
+                (ProjectId(p), at, g)
+                for p, at, g in charges_since(session, now - _USAGE_HALF_LIVES * self._half_life_s)
             ]
         snapshot = assemble_snapshot(
             now=now,
@@ -133,10 +140,18 @@ class Broker:
                 unreachable.add(site.id)
         return free
 
-    def _record(self, waits: tuple, free_nodes: Mapping[str, tuple[int, ...]],  # type: ignore[type-arg]
-                available: frozenset[SiteId], unreachable: set[SiteId], now: float) -> None:
+    def _record(
+        self,
+        waits: tuple[Wait, ...],
+        free_nodes: Mapping[str, tuple[int, ...]],
+        available: frozenset[SiteId],
+        unreachable: set[SiteId],
+        now: float,
+    ) -> None:
         """Write wait reasons (only those that changed) and what each partition has free."""
-        changed = {w.job_id: w.reason for w in waits if self._last_reasons.get(w.job_id) != w.reason}
+        changed = {
+            w.job_id: w.reason for w in waits if self._last_reasons.get(w.job_id) != w.reason
+        }
         with self._sessions() as session, session.begin():
             for job_id, reason in changed.items():
                 session.execute(
@@ -148,17 +163,23 @@ class Broker:
             for partition in self._partitions.values():
                 histogram = free_nodes.get(partition.id)
                 up = partition.site_id in available and histogram is not None
-                rows.append(PartitionStatusRow(
-                    partition_id=partition.id,
-                    site_id=partition.site_id,
-                    free_gpus=sum(k * n for k, n in enumerate(histogram)) if histogram else 0,
-                    free_nodes_by_free_gpus=list(histogram or ()),
-                    available=up,
-                    reason=None if up else (
-                        "site unreachable" if partition.site_id in unreachable
-                        else "no executor configured"),
-                    updated_at=now,
-                ))
+                rows.append(
+                    PartitionStatusRow(
+                        partition_id=partition.id,
+                        site_id=partition.site_id,
+                        free_gpus=sum(k * n for k, n in enumerate(histogram)) if histogram else 0,
+                        free_nodes_by_free_gpus=list(histogram or ()),
+                        available=up,
+                        reason=None
+                        if up
+                        else (
+                            "site unreachable"
+                            if partition.site_id in unreachable
+                            else "no executor configured"
+                        ),
+                        updated_at=now,
+                    )
+                )
             upsert_partition_status(session, rows)
         self._last_reasons = {w.job_id: w.reason for w in waits}
 

@@ -28,8 +28,15 @@ log = logging.getLogger(__name__)
 
 
 def finish_job(
-    session: Session, row: JobRow, state: JobState, now: float, *, elapsed_s: float = 0.0,
-    exit_code: int | None = None, reason: str | None = None, ended_at: float | None = None,
+    session: Session,
+    row: JobRow,
+    state: JobState,
+    now: float,
+    *,
+    elapsed_s: float = 0.0,
+    exit_code: int | None = None,
+    reason: str | None = None,
+    ended_at: float | None = None,
 ) -> None:
     """Move a job holding a reservation to a final state and settle its budget, in the
     caller's transaction. Charge = allocated GPUs x elapsed x billing weight, capped at the
@@ -40,8 +47,15 @@ def finish_job(
         allocated = (row.shape_nodes or 0) * (row.shape_gpus_per_node or 0)
         actual = charge_gpu_seconds(allocated, elapsed_s, row.billing_weight or 1.0)
         charged = settle_amount(row.reserved_gpu_seconds, actual)
-        settle(session, row.allocation_id, row.reserved_gpu_seconds, charged, row.id, now,
-               note=f"job {row.id} {state.value}")
+        settle(
+            session,
+            row.allocation_id,
+            row.reserved_gpu_seconds,
+            charged,
+            row.id,
+            now,
+            note=f"job {row.id} {state.value}",
+        )
     row.state = state.value
     row.charged_gpu_seconds = charged
     row.reserved_gpu_seconds = 0
@@ -55,8 +69,15 @@ def requeue_job(session: Session, row: JobRow, now: float, reason: str) -> None:
     """Give a job back to the queue: release its reservation, forget its placement."""
     check_transition(row.id, JobState(row.state), JobState.PENDING)
     if row.allocation_id is not None and row.reserved_gpu_seconds:
-        settle(session, row.allocation_id, row.reserved_gpu_seconds, 0, row.id, now,
-               note=f"job {row.id} requeued")
+        settle(
+            session,
+            row.allocation_id,
+            row.reserved_gpu_seconds,
+            0,
+            row.id,
+            now,
+            note=f"job {row.id} requeued",
+        )
     row.state = JobState.PENDING.value
     row.reserved_gpu_seconds = 0
     row.allocation_id = None
@@ -87,8 +108,16 @@ def _apply_status(session: Session, row: JobRow, status: SiteJobStatus, now: flo
     if status.state.final:
         if row.started_at is None and status.started_at is not None:
             row.started_at = status.started_at
-        finish_job(session, row, status.state, now, elapsed_s=status.elapsed_s,
-                   exit_code=status.exit_code, reason=status.reason, ended_at=status.ended_at)
+        finish_job(
+            session,
+            row,
+            status.state,
+            now,
+            elapsed_s=status.elapsed_s,
+            exit_code=status.exit_code,
+            reason=status.reason,
+            ended_at=status.ended_at,
+        )
         return
     if status.state is JobState.PENDING:  # the site requeued it (node failure, preemption)
         requeue_job(session, row, now, status.reason or "requeued by the site")
@@ -161,8 +190,13 @@ def _reconcile_site(
             status = statuses.get(site_job_id)
             if status is None:
                 if row.state == JobState.RUNNING.value:
-                    finish_job(session, row, JobState.FAILED, now,
-                               reason="the site lost the job (no longer known to the site)")
+                    finish_job(
+                        session,
+                        row,
+                        JobState.FAILED,
+                        now,
+                        reason="the site lost the job (no longer known to the site)",
+                    )
                 else:
                     requeue_job(session, row, now, "requeued: the site lost the job before start")
                 continue

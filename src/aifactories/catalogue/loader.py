@@ -123,9 +123,7 @@ def parse_catalogue(data: object, source: str) -> Catalogue:
     try:
         parsed = _CatalogueFile.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            f"  {_location(tuple(err['loc']), data)}: {err['msg']}" for err in exc.errors()
-        ]
+        problems = [f"  {_location(tuple(err['loc']), data)}: {err['msg']}" for err in exc.errors()]
         raise CatalogueError(
             f"{source}: invalid catalogue ({len(problems)} problem(s)):\n" + "\n".join(problems)
         ) from None

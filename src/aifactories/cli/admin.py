@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -65,10 +66,18 @@ def up(
     demo: Annotated[bool, typer.Option(help="load the demo data set and CLI profile")] = False,
     host: Annotated[str | None, typer.Option(help="listen address")] = None,
     port: Annotated[int | None, typer.Option(help="listen port")] = None,
-    time_factor: Annotated[float | None, typer.Option(
-        help="emulated sites run this many times faster than the clock")] = None,
-    policy: Annotated[str | None, typer.Option(
-        help="placement policy: first_fit, earliest_start, fair_share")] = None,
+    time_factor: Annotated[
+        float | None, typer.Option(help="emulated sites run this many times faster than the clock")
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="placement policy: first_fit, earliest_start, fair_share")
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="API worker processes (the broker always runs once, here)"
+        ),
+    ] = 1,
 ) -> None:
     """Migrate the database and start the platform: REST API and broker."""
     import uvicorn
@@ -87,7 +96,9 @@ def up(
     elif demo:
         overrides["emulated_time_factor"] = DEMO_TIME_FACTOR
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     platform = _platform(settings)
     platform.migrate()
     server = f"http://{settings.host}:{settings.port}"
@@ -108,8 +119,24 @@ def up(
             "  aif jobs\n"
             "  aif balance"
         )
-    app = create_app(settings, platform=platform)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        if workers == 1:
+            app = create_app(settings, platform=platform)
+            uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        else:
+            # Workers are new processes that read settings from the environment: hand them
+            # this command's overrides that way.
+            for key, value in overrides.items():
+                os.environ[f"AIFACTORIES_{key.upper()}"] = str(value)
+            if settings.run_broker:
+                platform.start_broker()
+            uvicorn.run(
+                "aifactories.api.app:create_worker_app",
+                factory=True,
+                workers=workers,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+            )
     finally:
         platform.stop()

@@ -27,10 +27,12 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise ApiError(0, "unreachable",
-                           f"cannot reach the aifactories server at {self.server} ({exc}); "
-                           "is 'aif up' running? set AIFACTORIES_SERVER or run 'aif login'"
-                           ) from None
+            raise ApiError(
+                0,
+                "unreachable",
+                f"cannot reach the aifactories server at {self.server} ({exc}); "
+                "is 'aif up' running? set AIFACTORIES_SERVER or run 'aif login'",
+            ) from None
         if response.status_code >= 400:
             try:
                 body = response.json()

@@ -36,10 +36,15 @@ def load_profile() -> Profile:
         try:
             data = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError) as exc:
-            raise SystemExit(f"error: cannot read the profile {path}: {exc}; "
-                             "fix or delete it, then run 'aif login'") from None
-        profile = Profile(server=data.get("server", DEFAULT_SERVER), token=data.get("token"),
-                          project=data.get("project"))
+            raise SystemExit(
+                f"error: cannot read the profile {path}: {exc}; "
+                "fix or delete it, then run 'aif login'"
+            ) from None
+        profile = Profile(
+            server=data.get("server", DEFAULT_SERVER),
+            token=data.get("token"),
+            project=data.get("project"),
+        )
     profile.server = os.environ.get("AIFACTORIES_SERVER", profile.server)
     profile.token = os.environ.get("AIFACTORIES_TOKEN", profile.token)
     profile.project = os.environ.get("AIFACTORIES_PROJECT", profile.project)

@@ -58,8 +58,9 @@ def login(
     """Check a token against the server and save it in your profile."""
     me = call(Client(Profile(server=server, token=token)).get, "/me")
     path = save_profile(Profile(server=server, token=token, project=project))
-    render.console.print(f"logged in as [bold]{me['username']}[/bold] at {server}; "
-                         f"profile saved to {path}")
+    render.console.print(
+        f"logged in as [bold]{me['username']}[/bold] at {server}; profile saved to {path}"
+    )
 
 
 @app.command()
@@ -101,8 +102,10 @@ def _script_path(args: list[str]) -> Path | None:
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def submit(
-    args: Annotated[list[str] | None, typer.Argument(
-        help="a job script with #SBATCH directives, or -- a command to run")] = None,
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(help="a job script with #SBATCH directives, or -- a command to run"),
+    ] = None,
     project: Annotated[str | None, typer.Option("--project", "-A", help="project code")] = None,
     gpus: Annotated[int | None, typer.Option("--gpus", "-G", help="GPUs in all")] = None,
     nodes: Annotated[int | None, typer.Option("--nodes", "-N")] = None,
@@ -127,10 +130,17 @@ def submit(
     elif not runtime:
         fail("give a job script or a command after --, e.g. aif submit -- python train.py", 2)
     profile = load_profile()
-    options = {"project": project or (None if script else profile.project), "gpus": gpus,
-               "nodes": nodes, "gpu_model": gpu_model, "min_gpu_memory_gb": min_gpu_memory,
-               "time_limit": time_limit, "name": name, "runtime": runtime,
-               "countries": [c.strip() for c in countries.split(",")] if countries else None}
+    options = {
+        "project": project or (None if script else profile.project),
+        "gpus": gpus,
+        "nodes": nodes,
+        "gpu_model": gpu_model,
+        "min_gpu_memory_gb": min_gpu_memory,
+        "time_limit": time_limit,
+        "name": name,
+        "runtime": runtime,
+        "countries": [c.strip() for c in countries.split(",")] if countries else None,
+    }
     body.update({k: v for k, v in options.items() if v is not None})
     if "project" not in body and profile.project and script is not None:
         body["project"] = profile.project  # the script's --account, if any, is used first
@@ -199,9 +209,14 @@ def cancel(job_id: int, as_json: JsonOpt = False) -> None:
     if as_json:
         render.print_json(data)
     else:
-        render.console.print(f"job {job_id}: {data['state']}"
-                             + (" (cancel sent to its site)" if data["cancel_requested"]
-                                and data["state"] not in {"cancelled"} else ""))
+        render.console.print(
+            f"job {job_id}: {data['state']}"
+            + (
+                " (cancel sent to its site)"
+                if data["cancel_requested"] and data["state"] not in {"cancelled"}
+                else ""
+            )
+        )
 
 
 @app.command()

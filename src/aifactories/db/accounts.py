@@ -27,8 +27,15 @@ def hash_token(token: str) -> str:
 def new_token(session: Session, user_id: int, label: str, now: float) -> str:
     """Create an API token and return its plaintext: the only time it is ever visible."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiTokenRow(user_id=user_id, token_hash=hash_token(token), label=label,
-                            created_at=now, revoked=False))
+    session.add(
+        ApiTokenRow(
+            user_id=user_id,
+            token_hash=hash_token(token),
+            label=label,
+            created_at=now,
+            revoked=False,
+        )
+    )
     session.flush()
     return token
 

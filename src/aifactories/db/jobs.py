@@ -45,13 +45,25 @@ def try_reserve(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.add(LedgerEntryRow(allocation_id=allocation_id, job_id=job_id, kind="reserve",
-                               gpu_seconds=gpu_seconds, at=now))
+    session.add(
+        LedgerEntryRow(
+            allocation_id=allocation_id,
+            job_id=job_id,
+            kind="reserve",
+            gpu_seconds=gpu_seconds,
+            at=now,
+        )
+    )
     return True
 
 
 def settle(
-    session: Session, allocation_id: int, reserved: int, charged: int, job_id: int, now: float,
+    session: Session,
+    allocation_id: int,
+    reserved: int,
+    charged: int,
+    job_id: int,
+    now: float,
     note: str | None = None,
 ) -> None:
     """Release a job's reservation and charge ``charged`` (<= reserved) of it as used."""
@@ -67,11 +79,27 @@ def settle(
         .execution_options(synchronize_session=False)
     )
     if charged:
-        session.add(LedgerEntryRow(allocation_id=allocation_id, job_id=job_id, kind="charge",
-                                   gpu_seconds=charged, at=now, note=note))
+        session.add(
+            LedgerEntryRow(
+                allocation_id=allocation_id,
+                job_id=job_id,
+                kind="charge",
+                gpu_seconds=charged,
+                at=now,
+                note=note,
+            )
+        )
     if reserved - charged:
-        session.add(LedgerEntryRow(allocation_id=allocation_id, job_id=job_id, kind="release",
-                                   gpu_seconds=reserved - charged, at=now, note=note))
+        session.add(
+            LedgerEntryRow(
+                allocation_id=allocation_id,
+                job_id=job_id,
+                kind="release",
+                gpu_seconds=reserved - charged,
+                at=now,
+                note=note,
+            )
+        )
 
 
 def charges_since(session: Session, since: float) -> list[tuple[int, float, int]]:

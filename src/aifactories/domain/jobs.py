@@ -43,21 +43,41 @@ class JobState(StrEnum):
         return self in (JobState.PLACED, JobState.SUBMITTED, JobState.RUNNING)
 
 
-FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT})
+FINAL_STATES = frozenset(
+    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT}
+)
 
 _ALLOWED: dict[JobState, frozenset[JobState]] = {
     JobState.PENDING: frozenset({JobState.PLACED, JobState.CANCELLED, JobState.FAILED}),
     JobState.PLACED: frozenset(
-        {JobState.SUBMITTED, JobState.RUNNING, JobState.PENDING, JobState.FAILED,
-         JobState.CANCELLED, JobState.COMPLETED, JobState.TIMEOUT}
+        {
+            JobState.SUBMITTED,
+            JobState.RUNNING,
+            JobState.PENDING,
+            JobState.FAILED,
+            JobState.CANCELLED,
+            JobState.COMPLETED,
+            JobState.TIMEOUT,
+        }
     ),
     JobState.SUBMITTED: frozenset(
-        {JobState.RUNNING, JobState.PENDING, JobState.COMPLETED, JobState.FAILED,
-         JobState.CANCELLED, JobState.TIMEOUT}
+        {
+            JobState.RUNNING,
+            JobState.PENDING,
+            JobState.COMPLETED,
+            JobState.FAILED,
+            JobState.CANCELLED,
+            JobState.TIMEOUT,
+        }
     ),
     JobState.RUNNING: frozenset(
-        {JobState.PENDING, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED,
-         JobState.TIMEOUT}
+        {
+            JobState.PENDING,
+            JobState.COMPLETED,
+            JobState.FAILED,
+            JobState.CANCELLED,
+            JobState.TIMEOUT,
+        }
     ),
 }
 
@@ -65,9 +85,7 @@ _ALLOWED: dict[JobState, frozenset[JobState]] = {
 def check_transition(job_id: int, current: JobState, target: JobState) -> None:
     """Raise :class:`InvalidTransition` unless ``current -> target`` is allowed."""
     if target not in _ALLOWED.get(current, frozenset()):
-        raise InvalidTransition(
-            f"job {job_id} is {current.value} and cannot become {target.value}"
-        )
+        raise InvalidTransition(f"job {job_id} is {current.value} and cannot become {target.value}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
-from aifactories.db.accounts import memberships_of, user_for_token
+import threading
+
+from aifactories.db.accounts import hash_token, memberships_of, user_for_token
+from aifactories.domain.clock import stopwatch
 from aifactories.domain.errors import AuthenticationRequired, NotFound, PermissionDenied
 from aifactories.domain.ids import ProjectId, UserId
 from aifactories.domain.projects import Role
 from aifactories.services.context import Principal, ServiceContext
 
+# token hash -> (principal, expiry on the monotonic clock). A short cache: every request
+# would otherwise pay two queries to learn what rarely changes; a revoked token or a changed
+# membership takes effect within TOKEN_CACHE_S.
+TOKEN_CACHE_S = 5.0
+_cache: dict[str, tuple[Principal, float]] = {}
+_cache_lock = threading.Lock()
+
+
+def forget_cached_principals() -> None:
+    with _cache_lock:
+        _cache.clear()
+
 
 def authenticate(ctx: ServiceContext, token: str | None) -> Principal:
+    if not token:
+        raise AuthenticationRequired(
+            "an API token is required: send 'Authorization: Bearer <token>' "
+            "(the CLI reads it from AIFACTORIES_TOKEN or the profile written by 'aif login')"
+        )
+    key = f"{id(ctx)}:{hash_token(token)}"
+    now = stopwatch()
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and hit[1] > now:
+        return hit[0]
+    principal = _load_principal(ctx, token)
+    with _cache_lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[key] = (principal, now + TOKEN_CACHE_S)
+    return principal
+
+
+def _load_principal(ctx: ServiceContext, token: str | None) -> Principal:
     if not token:
         raise AuthenticationRequired(
             "an API token is required: send 'Authorization: Bearer <token>' "

@@ -30,6 +30,9 @@ class AllocationBalance:
 class ProjectBalance:
     project_id: int
     project_code: str
+    domain: str
+    industrial: bool
+    priority_weight: float  # the programme's visible weight (critical domain, industrial)
     allocations: list[AllocationBalance]
 
 
@@ -43,10 +46,16 @@ def project_balance(ctx: ServiceContext, principal: Principal, project_ref: str)
         return ProjectBalance(
             project_id=project.id,
             project_code=project.code,
+            domain=project.domain,
+            industrial=project.industrial,
+            priority_weight=project.priority_weight,
             allocations=[
                 AllocationBalance(
-                    allocation_id=r.id, site_id=r.site_id, status=r.status,
-                    starts_at=r.starts_at, ends_at=r.ends_at,
+                    allocation_id=r.id,
+                    site_id=r.site_id,
+                    status=r.status,
+                    starts_at=r.starts_at,
+                    ends_at=r.ends_at,
                     granted_gpu_seconds=r.granted_gpu_seconds,
                     reserved_gpu_seconds=r.reserved_gpu_seconds,
                     used_gpu_seconds=r.used_gpu_seconds,

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from aifactories.db.accounts import new_token, organisation_by_name, project_by_ref, user_by_username
+from aifactories.db.accounts import (
+    new_token,
+    organisation_by_name,
+    project_by_ref,
+    user_by_username,
+)
 from aifactories.db.models import (
     AllocationRow,
     MembershipRow,
@@ -42,17 +47,53 @@ USERS = [
 
 # code, title, organisation, domain, industrial, members {user: role},
 # allocations [(site or None for the pool, GPU-hours)]
-PROJECTS = [
-    ("aurora-vision", "Vision models for warehouse robots", "Aurora Robotics",
-     Domain.MANUFACTURING, True, {"alice": "pi", "bob": "member"}, [(None, 20_000)]),
-    ("kalevala-mri", "Foundation model for MRI segmentation", "Kalevala Health Imaging",
-     Domain.HEALTH, True, {"carol": "pi"}, [("lumi-aif", 8_000), (None, 2_000)]),
-    ("po-twin", "Digital twin of a machining line", "Officine Meccaniche Po",
-     Domain.MANUFACTURING, True, {"dario": "pi"}, [("it4lia", 5_000)]),
-    ("ejemplo-llm", "Spanish-Catalan language model", "Universidad de Ejemplo",
-     Domain.LANGUAGE, False, {"elena": "pi"}, [(None, 50_000)]),
-    ("climat-downscale", "Regional climate downscaling", "Agence Publique du Climat",
-     Domain.CLIMATE, False, {"fabien": "pi"}, [(None, 1_000)]),
+DemoProject = tuple[str, str, str, Domain, bool, dict[str, str], list[tuple[str | None, int]]]
+PROJECTS: list[DemoProject] = [
+    (
+        "aurora-vision",
+        "Vision models for warehouse robots",
+        "Aurora Robotics",
+        Domain.MANUFACTURING,
+        True,
+        {"alice": "pi", "bob": "member"},
+        [(None, 20_000)],
+    ),
+    (
+        "kalevala-mri",
+        "Foundation model for MRI segmentation",
+        "Kalevala Health Imaging",
+        Domain.HEALTH,
+        True,
+        {"carol": "pi"},
+        [("lumi-aif", 8_000), (None, 2_000)],
+    ),
+    (
+        "po-twin",
+        "Digital twin of a machining line",
+        "Officine Meccaniche Po",
+        Domain.MANUFACTURING,
+        True,
+        {"dario": "pi"},
+        [("it4lia", 5_000)],
+    ),
+    (
+        "ejemplo-llm",
+        "Spanish-Catalan language model",
+        "Universidad de Ejemplo",
+        Domain.LANGUAGE,
+        False,
+        {"elena": "pi"},
+        [(None, 50_000)],
+    ),
+    (
+        "climat-downscale",
+        "Regional climate downscaling",
+        "Agence Publique du Climat",
+        Domain.CLIMATE,
+        False,
+        {"fabien": "pi"},
+        [(None, 1_000)],
+    ),
 ]
 
 
@@ -75,9 +116,13 @@ def _ensure(session: Session, ctx: ServiceContext) -> None:
     for username, full_name, org, operator in USERS:
         user = user_by_username(session, username)
         if user is None:
-            user = UserRow(username=username, full_name=full_name,
-                           email=f"{username}@example.eu",
-                           organisation_id=orgs[org].id if org else None, is_operator=operator)
+            user = UserRow(
+                username=username,
+                full_name=full_name,
+                email=f"{username}@example.eu",
+                organisation_id=orgs[org].id if org else None,
+                is_operator=operator,
+            )
             session.add(user)
             session.flush()
         users[username] = user
@@ -85,19 +130,31 @@ def _ensure(session: Session, ctx: ServiceContext) -> None:
     for code, title, org, domain, industrial, members, allocations in PROJECTS:
         if project_by_ref(session, code) is not None:
             continue
-        project = ProjectRow(code=code, title=title, organisation_id=orgs[org].id,
-                             domain=domain.value, industrial=industrial,
-                             priority_weight=weights.for_project(domain, industrial))
+        project = ProjectRow(
+            code=code,
+            title=title,
+            organisation_id=orgs[org].id,
+            domain=domain.value,
+            industrial=industrial,
+            priority_weight=weights.for_project(domain, industrial),
+        )
         session.add(project)
         session.flush()
         for username, role in members.items():
-            session.add(MembershipRow(project_id=project.id, user_id=users[username].id,
-                                      role=role))
+            session.add(MembershipRow(project_id=project.id, user_id=users[username].id, role=role))
         for site_id, hours in allocations:
-            session.add(AllocationRow(
-                project_id=project.id, site_id=site_id,
-                granted_gpu_seconds=hours * SECONDS_PER_HOUR, reserved_gpu_seconds=0,
-                used_gpu_seconds=0, starts_at=now - 86400, ends_at=now + YEAR_S, status="open"))
+            session.add(
+                AllocationRow(
+                    project_id=project.id,
+                    site_id=site_id,
+                    granted_gpu_seconds=hours * SECONDS_PER_HOUR,
+                    reserved_gpu_seconds=0,
+                    used_gpu_seconds=0,
+                    starts_at=now - 86400,
+                    ends_at=now + YEAR_S,
+                    status="open",
+                )
+            )
 
 
 def load_demo(ctx: ServiceContext) -> DemoTokens:

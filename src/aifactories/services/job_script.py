@@ -16,11 +16,40 @@ from aifactories.domain.units import parse_time_limit
 
 # Accepted and ignored: they change nothing about placement or accounting here.
 _IGNORED = {
-    "--output", "-o", "--error", "-e", "--mail-type", "--mail-user", "--cpus-per-task", "-c",
-    "--mem", "--mem-per-cpu", "--mem-per-gpu", "--ntasks", "-n", "--ntasks-per-node",
-    "--partition", "-p", "--qos", "-q", "--exclusive", "--constraint", "-C", "--chdir", "-D",
-    "--export", "--open-mode", "--requeue", "--no-requeue", "--signal", "--array", "-a",
-    "--cpus-per-gpu", "--hint", "--distribution", "--comment",
+    "--output",
+    "-o",
+    "--error",
+    "-e",
+    "--mail-type",
+    "--mail-user",
+    "--cpus-per-task",
+    "-c",
+    "--mem",
+    "--mem-per-cpu",
+    "--mem-per-gpu",
+    "--ntasks",
+    "-n",
+    "--ntasks-per-node",
+    "--partition",
+    "-p",
+    "--qos",
+    "-q",
+    "--exclusive",
+    "--constraint",
+    "-C",
+    "--chdir",
+    "-D",
+    "--export",
+    "--open-mode",
+    "--requeue",
+    "--no-requeue",
+    "--signal",
+    "--array",
+    "-a",
+    "--cpus-per-gpu",
+    "--hint",
+    "--distribution",
+    "--comment",
 }
 _SHORT = {"-G": "--gpus", "-t": "--time", "-J": "--job-name", "-N": "--nodes", "-A": "--account"}
 
@@ -99,8 +128,9 @@ def _apply(option: str, value: str | None, line_no: int, out: ScriptDirectives) 
         case "--countries":
             out.countries = [c.strip().upper() for c in value.split(",") if c.strip()]
         case "--min-gpu-memory":
-            out.min_gpu_memory_gb = _int(value.removesuffix("G").removesuffix("GB"), line_no,
-                                         option)
+            out.min_gpu_memory_gb = _int(
+                value.removesuffix("G").removesuffix("GB"), line_no, option
+            )
         case "--runtime":
             out.runtime_s = parse_time_limit(value, field=f"script line {line_no} --runtime")
         case _:
@@ -128,9 +158,11 @@ def parse_script(text: str) -> ScriptDirectives:
         if prefix is None:
             continue
         try:
-            words = shlex.split(line[len(prefix):], comments=True)
+            words = shlex.split(line[len(prefix) :], comments=True)
         except ValueError as exc:
-            raise MalformedScript("script", f"line {line_no}: cannot read {line!r}: {exc}") from None
+            raise MalformedScript(
+                "script", f"line {line_no}: cannot read {line!r}: {exc}"
+            ) from None
         index = 0
         while index < len(words):
             word = words[index]

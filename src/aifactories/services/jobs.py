@@ -72,8 +72,11 @@ def _candidates(ctx: ServiceContext, spec: JobSpec) -> list[Partition]:
         if spec.countries and site.country not in spec.countries:
             continue
         for p in site.partitions:
-            if (spec.wants_model(p.gpu_model) and p.gpu_memory_gb >= spec.min_gpu_memory_gb
-                    and shape_on(spec, p.gpus_per_node, p.nodes) is not None):
+            if (
+                spec.wants_model(p.gpu_model)
+                and p.gpu_memory_gb >= spec.min_gpu_memory_gb
+                and shape_on(spec, p.gpus_per_node, p.nodes) is not None
+            ):
                 out.append(p)
     return out
 
@@ -82,27 +85,40 @@ def _explain_no_candidate(ctx: ServiceContext, spec: JobSpec) -> InvalidInput:
     partitions = ctx.catalogue.operational_partitions
     models = [p for p in partitions if spec.wants_model(p.gpu_model)]
     if not models:
-        return InvalidInput("gpu_model", f"unknown GPU model {spec.gpu_model!r}",
-                            limit="one of: any, " + ", ".join(ctx.catalogue.gpu_models))
+        return InvalidInput(
+            "gpu_model",
+            f"unknown GPU model {spec.gpu_model!r}",
+            limit="one of: any, " + ", ".join(ctx.catalogue.gpu_models),
+        )
     memory = [p for p in models if p.gpu_memory_gb >= spec.min_gpu_memory_gb]
     if not memory:
         most = max(p.gpu_memory_gb for p in models)
-        return InvalidInput("min_gpu_memory_gb",
-                            f"no {spec.gpu_model} partition has {spec.min_gpu_memory_gb} GB per GPU",
-                            limit=f"at most {most} GB")
-    countries = {ctx.catalogue.site(p.site_id).country for p in memory  # type: ignore[union-attr]
-                 }
+        return InvalidInput(
+            "min_gpu_memory_gb",
+            f"no {spec.gpu_model} partition has {spec.min_gpu_memory_gb} GB per GPU",
+            limit=f"at most {most} GB",
+        )
+    country_of = {site.id: site.country for site in ctx.catalogue.sites}
+    countries = {country_of[p.site_id] for p in memory}
     if spec.countries and not countries & spec.countries:
-        return InvalidInput("countries",
-                            f"no matching partition in {', '.join(sorted(spec.countries))}",
-                            limit="matching partitions are in " + ", ".join(sorted(countries)))
+        return InvalidInput(
+            "countries",
+            f"no matching partition in {', '.join(sorted(spec.countries))}",
+            limit="matching partitions are in " + ", ".join(sorted(countries)),
+        )
     largest = max(p.total_gpus for p in memory)
     if spec.nodes is not None:
-        return InvalidInput("nodes", f"{spec.gpus} GPUs on {spec.nodes} node(s) fits no partition",
-                            limit="GPUs must divide evenly over the nodes, at most "
-                            f"{max(p.gpus_per_node for p in memory)} per node")
-    return InvalidInput("gpus", f"{spec.gpus} GPUs is more than any matching partition has",
-                        limit=f"at most {largest} GPUs")
+        return InvalidInput(
+            "nodes",
+            f"{spec.gpus} GPUs on {spec.nodes} node(s) fits no partition",
+            limit="GPUs must divide evenly over the nodes, at most "
+            f"{max(p.gpus_per_node for p in memory)} per node",
+        )
+    return InvalidInput(
+        "gpus",
+        f"{spec.gpus} GPUs is more than any matching partition has",
+        limit=f"at most {largest} GPUs",
+    )
 
 
 def build_spec(ctx: ServiceContext, req: JobRequest) -> tuple[JobSpec, str | None]:
@@ -126,16 +142,22 @@ def build_spec(ctx: ServiceContext, req: JobRequest) -> tuple[JobSpec, str | Non
         raise InvalidInput("time_limit", "say how long the job may run (--time HH:MM:SS)")
     limit = ctx.settings.max_time_limit_s
     if not 0 < time_limit <= limit:
-        raise InvalidInput("time_limit", f"{time_limit} s is not an allowed time limit",
-                           limit=f"between 1 s and {limit} s ({limit / 3600:g} hours)")
+        raise InvalidInput(
+            "time_limit",
+            f"{time_limit} s is not an allowed time limit",
+            limit=f"between 1 s and {limit} s ({limit / 3600:g} hours)",
+        )
     model = req.gpu_model or (d.gpu_model if d else None) or ANY_GPU_MODEL
     if model.lower() == ANY_GPU_MODEL:
         model = ANY_GPU_MODEL
     else:
         known = {m.lower(): m for m in ctx.catalogue.gpu_models}
         if model.lower() not in known:
-            raise InvalidInput("gpu_model", f"unknown GPU model {model!r}",
-                               limit="one of: any, " + ", ".join(ctx.catalogue.gpu_models))
+            raise InvalidInput(
+                "gpu_model",
+                f"unknown GPU model {model!r}",
+                limit="one of: any, " + ", ".join(ctx.catalogue.gpu_models),
+            )
         model = known[model.lower()]
     memory = req.min_gpu_memory_gb
     if memory is None:
@@ -148,8 +170,11 @@ def build_spec(ctx: ServiceContext, req: JobRequest) -> tuple[JobSpec, str | Non
     countries = [c.upper() for c in (req.countries or (d.countries if d else []))]
     for country in countries:
         if len(country) != 2 or not country.isalpha():
-            raise InvalidInput("countries", f"{country!r} is not a two-letter country code",
-                               limit="ISO 3166-1 alpha-2, for example DE, FI")
+            raise InvalidInput(
+                "countries",
+                f"{country!r} is not a two-letter country code",
+                limit="ISO 3166-1 alpha-2, for example DE, FI",
+            )
     runtime = _seconds(req.runtime, "runtime")
     if runtime is None and d is not None:
         runtime = d.runtime_s
@@ -158,9 +183,19 @@ def build_spec(ctx: ServiceContext, req: JobRequest) -> tuple[JobSpec, str | Non
     command = tuple(req.command)
     if not command and req.script is not None:
         command = ("bash", "-c", req.script)
-    spec = JobSpec(gpus=gpus, time_limit_s=time_limit, gpu_model=model, min_gpu_memory_gb=memory,
-                   nodes=nodes, name=name, command=command, script=req.script,
-                   workdir=req.workdir, countries=frozenset(countries), runtime_s=runtime)
+    spec = JobSpec(
+        gpus=gpus,
+        time_limit_s=time_limit,
+        gpu_model=model,
+        min_gpu_memory_gb=memory,
+        nodes=nodes,
+        name=name,
+        command=command,
+        script=req.script,
+        workdir=req.workdir,
+        countries=frozenset(countries),
+        runtime_s=runtime,
+    )
     if not _candidates(ctx, spec):
         raise _explain_no_candidate(ctx, spec)
     return spec, (d.account if d else None)
@@ -177,8 +212,9 @@ def _check_budget(ctx: ServiceContext, session: object, spec: JobSpec, project: 
     for partition in _candidates(ctx, spec):
         shape = shape_on(spec, partition.gpus_per_node, partition.nodes)
         assert shape is not None
-        need = reservation_gpu_seconds(shape.allocated_gpus, spec.time_limit_s,
-                                       partition.billing_weight)
+        need = reservation_gpu_seconds(
+            shape.allocated_gpus, spec.time_limit_s, partition.billing_weight
+        )
         usable = [a for a in allocations if a.usable_at(SiteId(partition.site_id), now)]
         left = max((a.left_gpu_seconds for a in usable), default=0)
         if usable and need <= left:
@@ -189,13 +225,17 @@ def _check_budget(ctx: ServiceContext, session: object, spec: JobSpec, project: 
     if not any(a.status.value == "open" and a.starts_at <= now < a.ends_at for a in allocations):
         raise BudgetExceeded(
             f"project {project.code} has no open allocation valid now; ask the programme for one",
-            needed_gpu_seconds=best_need, left_gpu_seconds=0)
+            needed_gpu_seconds=best_need,
+            left_gpu_seconds=0,
+        )
     raise BudgetExceeded(
         f"budget: this job reserves at least {gpu_hours(best_need):,.2f} GPU-hours "
         f"({spec.gpus} GPUs x {spec.time_limit_s / 3600:g} h x billing weight) but project "
         f"{project.code} has at most {gpu_hours(best_left):,.2f} GPU-hours left where it could "
         "run; shorten --time, use fewer GPUs or a lower-weight GPU model",
-        needed_gpu_seconds=best_need, left_gpu_seconds=best_left)
+        needed_gpu_seconds=best_need,
+        left_gpu_seconds=best_left,
+    )
 
 
 def submit_job(ctx: ServiceContext, principal: Principal, req: JobRequest) -> JobRow:
@@ -212,13 +252,26 @@ def submit_job(ctx: ServiceContext, principal: Principal, req: JobRequest) -> Jo
             raise NotFound(f"project {project_ref!r}: only its members can submit jobs to it")
         _check_budget(ctx, session, spec, project)
         row = JobRow(
-            project_id=project.id, user_id=principal.user_id, name=spec.name,
-            state=JobState.PENDING.value, gpus=spec.gpus, nodes=spec.nodes,
-            gpu_model=spec.gpu_model, min_gpu_memory_gb=spec.min_gpu_memory_gb,
-            time_limit_s=spec.time_limit_s, command=list(spec.command), script=spec.script,
-            workdir=spec.workdir, countries=sorted(spec.countries), runtime_s=spec.runtime_s,
-            submitted_at=ctx.clock.now(), reason="waiting for the broker's next cycle",
-            reserved_gpu_seconds=0, charged_gpu_seconds=0, requeues=0, cancel_requested=False,
+            project_id=project.id,
+            user_id=principal.user_id,
+            name=spec.name,
+            state=JobState.PENDING.value,
+            gpus=spec.gpus,
+            nodes=spec.nodes,
+            gpu_model=spec.gpu_model,
+            min_gpu_memory_gb=spec.min_gpu_memory_gb,
+            time_limit_s=spec.time_limit_s,
+            command=list(spec.command),
+            script=spec.script,
+            workdir=spec.workdir,
+            countries=sorted(spec.countries),
+            runtime_s=spec.runtime_s,
+            submitted_at=ctx.clock.now(),
+            reason="waiting for the broker's next cycle",
+            reserved_gpu_seconds=0,
+            charged_gpu_seconds=0,
+            requeues=0,
+            cancel_requested=False,
         )
         row.project = project
         session.add(row)
@@ -238,14 +291,22 @@ def get_job(ctx: ServiceContext, principal: Principal, job_id: int) -> JobRow:
     return _visible_job(ctx, principal, job_id)
 
 
-def list_jobs(ctx: ServiceContext, principal: Principal, project: str | None = None,
-              states: Sequence[str] = (), limit: int = 100) -> list[JobRow]:
+def list_jobs(
+    ctx: ServiceContext,
+    principal: Principal,
+    project: str | None = None,
+    states: Sequence[str] = (),
+    limit: int = 100,
+) -> list[JobRow]:
     if not 1 <= limit <= 10_000:
         raise InvalidInput("limit", f"{limit}", limit="1 to 10000")
     for state in states:
         if state not in {s.value for s in JobState}:
-            raise InvalidInput("state", f"unknown state {state!r}",
-                               limit="one of " + ", ".join(s.value for s in JobState))
+            raise InvalidInput(
+                "state",
+                f"unknown state {state!r}",
+                limit="one of " + ", ".join(s.value for s in JobState),
+            )
     with ctx.sessions() as session:
         query = select(JobRow).order_by(JobRow.id.desc()).limit(limit)
         if project is not None:

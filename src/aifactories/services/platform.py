@@ -98,8 +98,11 @@ class Platform:
             daemon=True,
         )
         self._thread.start()
-        log.info("broker started: policy %s, every %.1f s", broker.policy_name,
-                 self.settings.broker_interval_s)
+        log.info(
+            "broker started: policy %s, every %.1f s",
+            broker.policy_name,
+            self.settings.broker_interval_s,
+        )
 
     def stop(self) -> None:
         self._stop.set()

@@ -38,13 +38,20 @@ def list_sites(ctx: ServiceContext) -> list[SiteView]:
         parts = []
         for p in site.partitions:
             status = statuses.get(p.id)
-            parts.append(PartitionView(
-                id=p.id, name=p.name, gpu_model=p.gpu_model, gpu_memory_gb=p.gpu_memory_gb,
-                nodes=p.nodes, gpus_per_node=p.gpus_per_node, total_gpus=p.total_gpus,
-                billing_weight=p.billing_weight,
-                free_gpus=status.free_gpus if status else None,
-                available=bool(status and status.available),
-                status_reason=status.reason if status else None,
-            ))
+            parts.append(
+                PartitionView(
+                    id=p.id,
+                    name=p.name,
+                    gpu_model=p.gpu_model,
+                    gpu_memory_gb=p.gpu_memory_gb,
+                    nodes=p.nodes,
+                    gpus_per_node=p.gpus_per_node,
+                    total_gpus=p.total_gpus,
+                    billing_weight=p.billing_weight,
+                    free_gpus=status.free_gpus if status else None,
+                    available=bool(status and status.available),
+                    status_reason=status.reason if status else None,
+                )
+            )
         views.append(SiteView(site=site, partitions=parts))
     return views

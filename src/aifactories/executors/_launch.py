@@ -1,0 +1,152 @@
+"""The emulated site's side of the runner protocol: write a job's request, launch its
+runner, adopt a runner that is already there, and stop a job's processes.
+
+Callers hold the site lock and translate OSError (see :mod:`~aifactories.executors.emulated`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from aifactories.executors import runner as runner_module
+from aifactories.executors._sitestate import JobRecord, SiteFiles
+from aifactories.executors.nodes import held_gpus
+from aifactories.executors.runner import atomic_write_json, process_alive, read_json
+
+RUNNER_SCRIPT = Path(runner_module.__file__)
+_AWAIT_RUNNER_STEPS = 200
+_AWAIT_RUNNER_STEP_S = 0.01
+
+
+def write_request(files: SiteFiles, job: JobRecord, site_id: str, kill_grace_s: float) -> None:
+    """Everything the runner needs, in the job's directory, before the runner exists."""
+    job_dir = files.job_dir(job.id)
+    workdir = job.workdir
+    if workdir is None or not Path(workdir).is_dir():
+        work = job_dir / "work"
+        work.mkdir(exist_ok=True)
+        workdir = str(work)
+    node_gpus = job.grants[0].gpus if job.grants else ()
+    nodes = [f"{job.partition}-{grant.node:04d}" for grant in job.grants]
+    # Slurm's SLURM_* variables under our own prefix: a program that sees SLURM_JOB_ID
+    # would believe it can call srun.
+    env = {
+        "AIF_JOB_ID": job.id,
+        "AIF_JOB_NAME": job.name,
+        "AIF_TAG": job.tag,
+        "AIF_SITE": site_id,
+        "AIF_PARTITION": job.partition,
+        "AIF_ACCOUNT": job.account,
+        "AIF_USER": job.user,
+        "AIF_NNODES": str(len(job.grants)),
+        "AIF_NODELIST": ",".join(nodes),
+        "AIF_GPUS": str(held_gpus(job.grants)),
+        "AIF_GPUS_PER_NODE": str(len(node_gpus)),
+        "AIF_TIME_LIMIT_S": str(job.time_limit_s),
+        "AIF_TIME_FACTOR": repr(job.time_factor),
+        "CUDA_VISIBLE_DEVICES": ",".join(str(gpu) for gpu in node_gpus),
+    }
+    request = {
+        "job_id": job.id,
+        "tag": job.tag,
+        "command": list(job.command),
+        "cwd": workdir,
+        "output": str(job_dir / "output.log"),
+        "env": env,
+        "sleep_s": None if job.runtime_s is None else job.runtime_s / job.time_factor,
+        "limit_s": job.time_limit_s / job.time_factor,
+        "kill_grace_s": kill_grace_s,
+    }
+    atomic_write_json(job_dir / "request.json", request)
+
+
+def spawn(python: str, files: SiteFiles, jobs: Sequence[JobRecord]) -> dict[str, OSError]:
+    """Run the jobs' launchers and wait for them: each claims its job, forks the runner and
+    exits, so the platform keeps no child process. Safe to repeat: only one launcher can
+    ever claim a job. Returns the jobs whose launcher could not even be started."""
+    failed: dict[str, OSError] = {}
+    launchers: list[subprocess.Popen[bytes]] = []
+    for job in jobs:
+        # -S: the runner uses the standard library only, so skip site-packages (faster).
+        args = [python, "-S", str(RUNNER_SCRIPT), str(files.job_dir(job.id)), str(files.runs_log)]
+        try:
+            launchers.append(
+                subprocess.Popen(
+                    args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # out of the platform's process group and tty
+                    close_fds=True,
+                    cwd=files.job_dir(job.id),  # never hold the platform's directory
+                )
+            )
+        except OSError as exc:
+            failed[job.id] = exc
+    # Started together, waited together. A blocking wait (the launcher only claims, forks
+    # and exits): Popen.wait(timeout) would poll with sleeps of up to 50 ms per job.
+    for launcher in launchers:
+        launcher.wait()
+    return failed
+
+
+def adopt(files: SiteFiles, job: JobRecord) -> bool:
+    """Take the runner's pid from ``runner.json`` if a launcher has written it."""
+    runner = read_json(files.job_dir(job.id) / "runner.json")
+    if runner is None:
+        return False
+    job.runner_pid = int(runner["pid"])
+    job.runner_start = runner.get("start")
+    job.phase = "running"
+    return True
+
+
+def launcher_alive(files: SiteFiles, job: JobRecord) -> bool | None:
+    """None if no launcher ever claimed the job, else whether the claiming one still runs."""
+    claim = read_json(files.job_dir(job.id) / "claim")
+    if claim is None:
+        return None
+    return process_alive(int(claim["launcher"]), claim.get("start"))
+
+
+def runner_alive(job: JobRecord) -> bool:
+    return job.runner_pid is not None and process_alive(job.runner_pid, job.runner_start)
+
+
+def stop(files: SiteFiles, job: JobRecord) -> None:
+    """Stop a job's processes: the runner ends its command (SIGTERM, grace, SIGKILL)."""
+    if job.phase == "queued":
+        return
+    with contextlib.suppress(FileExistsError):
+        (files.job_dir(job.id) / "cancel").touch(exist_ok=False)  # for a runner not yet going
+    if job.runner_pid is None and not adopt(files, job):
+        _await_runner(files, job)
+    if job.runner_pid is not None and runner_alive(job):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(job.runner_pid, signal.SIGTERM)  # the runner leads its own group
+    else:
+        kill_child(files, job)
+
+
+def _await_runner(files: SiteFiles, job: JobRecord) -> None:
+    """A launcher left by a platform that died may be forking the runner right now (it
+    checked the cancel file already): wait a little for its pid rather than miss it."""
+    for _ in range(_AWAIT_RUNNER_STEPS):
+        if launcher_alive(files, job) is not True or adopt(files, job):
+            return
+        time.sleep(_AWAIT_RUNNER_STEP_S)
+    adopt(files, job)
+
+
+def kill_child(files: SiteFiles, job: JobRecord) -> None:
+    """Kill a command whose runner is gone, as a failed node takes its processes along."""
+    child = read_json(files.job_dir(job.id) / "child.json")
+    if child is not None and process_alive(int(child["pid"]), child.get("start")):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(child["pid"]), signal.SIGKILL)

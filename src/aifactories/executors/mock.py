@@ -1,0 +1,228 @@
+"""An in-memory, scriptable site for the broker's unit tests.
+
+It enforces node capacity like the emulated site (same :mod:`~aifactories.executors.nodes`
+helper), queues what does not fit and starts it first come first served, and lets a test
+script everything else::
+
+    site = MockExecutor(site_def, clock)
+    job = site.submit(request)            # RUNNING at once if it fits (auto_start)
+    site.finish(job, elapsed_s=120)       # COMPLETED after 120 site seconds
+    site.fail_next_submit(SiteUnavailable("down"))
+    site.available = False                # every call raises SiteUnavailable
+    site.calls                            # [("submit", "aif-1"), ("poll", ("1",)), ...]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from aifactories.domain.clock import Clock, ManualClock
+from aifactories.domain.errors import ExecutorError, SiteUnavailable, SubmissionRejected
+from aifactories.domain.jobs import JobState
+from aifactories.domain.sites import Partition, Site
+from aifactories.executors.base import PartitionCapacity, SiteJobStatus, SubmitRequest
+from aifactories.executors.nodes import Grants, NodePool, gpus_needed, held_gpus, never_fits
+
+
+@dataclass(slots=True)
+class MockJob:
+    request: SubmitRequest
+    status: SiteJobStatus
+    grants: Grants = ()
+
+
+class MockExecutor:
+    """In-memory site. ``auto_start`` False leaves fitting jobs queued until :meth:`start`."""
+
+    def __init__(self, site: Site, clock: Clock | None = None, *, auto_start: bool = True) -> None:
+        self.site_id = site.id
+        self.site = site
+        self.clock: Clock = clock if clock is not None else ManualClock()
+        self.auto_start = auto_start
+        self.available = True
+        self.closed = False
+        self.calls: list[tuple[str, object]] = []
+        self.jobs: dict[str, MockJob] = {}
+        self._partitions: dict[str, Partition] = {p.name: p for p in site.partitions}
+        self._pools = {p.name: NodePool(p.nodes, p.gpus_per_node) for p in site.partitions}
+        self._next_id = 1
+        self._submit_failures: list[ExecutorError] = []
+        self._lost_replies = 0
+
+    # -- scripting -------------------------------------------------------------------------
+
+    def fail_next_submit(self, error: ExecutorError) -> None:
+        """The next submit raises ``error`` and the site does not get the job."""
+        self._submit_failures.append(error)
+
+    def reject_next_submit(self, reason: str = "rejected by the mock site") -> None:
+        self.fail_next_submit(
+            SubmissionRejected(f"{self.site_id} rejected the job: {reason}", reason)
+        )
+
+    def unavailable_next_submit(self) -> None:
+        self.fail_next_submit(SiteUnavailable(f"{self.site_id} is unreachable (scripted)"))
+
+    def lose_next_submit_reply(self) -> None:
+        """The next submit reaches the site (the job exists, with its tag) but the caller sees
+        SiteUnavailable: what find_by_tag adoption is for."""
+        self._lost_replies += 1
+
+    def start(self, site_job_id: str) -> SiteJobStatus:
+        """Start a queued job now; raises ValueError if its GPUs are not free."""
+        job = self.jobs[site_job_id]
+        if job.status.state is not JobState.SUBMITTED:
+            raise ValueError(f"job {site_job_id} is {job.status.state.value}, not queued")
+        grants = self._pools[job.request.partition.name].allocate(job.request.shape)
+        if grants is None:
+            raise ValueError(f"job {site_job_id} does not fit the free GPUs now")
+        self._run(job, grants)
+        return job.status
+
+    def finish(
+        self,
+        site_job_id: str,
+        state: JobState = JobState.COMPLETED,
+        *,
+        elapsed_s: float | None = None,
+        exit_code: int | None = None,
+        reason: str | None = None,
+    ) -> SiteJobStatus:
+        """End a job. ``elapsed_s`` defaults to the clock's time since its start."""
+        if not state.final:
+            raise ValueError(f"{state.value} is not a final state")
+        job = self.jobs[site_job_id]
+        if job.status.state.final:
+            raise ValueError(f"job {site_job_id} already ended ({job.status.state.value})")
+        now = self.clock.now()
+        started = job.status.started_at
+        if elapsed_s is None:
+            elapsed_s = 0.0 if started is None else max(0.0, now - started)
+        if exit_code is None and state is JobState.COMPLETED:
+            exit_code = 0
+        if reason is None and state is JobState.FAILED and exit_code is not None:
+            reason = f"exit code {exit_code}"
+        self._release(job)
+        job.status = replace(
+            job.status,
+            state=state,
+            ended_at=now,
+            elapsed_s=elapsed_s if started is not None else 0.0,
+            exit_code=exit_code,
+            reason=reason,
+        )
+        self._schedule()
+        return job.status
+
+    def forget(self, site_job_id: str) -> None:
+        """The site loses the job (poll stops reporting it), as after a site's reinstall."""
+        job = self.jobs.pop(site_job_id)
+        self._release(job)
+        self._schedule()
+
+    def status(self, site_job_id: str) -> SiteJobStatus:
+        return self.jobs[site_job_id].status
+
+    # -- the contract ----------------------------------------------------------------------
+
+    def submit(self, request: SubmitRequest) -> str:
+        self._call("submit", request.tag)
+        if self._submit_failures:
+            raise self._submit_failures.pop(0)
+        partition = self._partitions.get(request.partition.name)
+        reason = (
+            f"no partition {request.partition.name!r} at {self.site_id}"
+            if partition is None
+            else never_fits(request.shape, partition.nodes, partition.gpus_per_node)
+        )
+        if reason is not None:
+            raise SubmissionRejected(
+                f"{self.site_id} rejected job {request.job_id}: {reason}", reason
+            )
+        site_job_id = str(self._next_id)
+        self._next_id += 1
+        status = SiteJobStatus(site_job_id, request.tag, JobState.SUBMITTED)
+        self.jobs[site_job_id] = MockJob(request, status)
+        self._schedule()
+        if self._lost_replies:
+            self._lost_replies -= 1
+            raise SiteUnavailable(f"{self.site_id}: the reply to submit was lost (scripted)")
+        return site_job_id
+
+    def cancel(self, site_job_id: str) -> None:
+        self._call("cancel", site_job_id)
+        job = self.jobs.get(site_job_id)
+        if job is None or job.status.state.final:
+            return
+        self.finish(site_job_id, JobState.CANCELLED, reason="cancelled")
+
+    def poll(self, site_job_ids: Sequence[str]) -> dict[str, SiteJobStatus]:
+        self._call("poll", tuple(site_job_ids))
+        result: dict[str, SiteJobStatus] = {}
+        for site_job_id in site_job_ids:
+            job = self.jobs.get(site_job_id)
+            if job is not None:
+                result[site_job_id] = self._current(job)
+        return result
+
+    def capacity(self) -> list[PartitionCapacity]:
+        self._call("capacity", None)
+        return [PartitionCapacity(name, pool.histogram()) for name, pool in self._pools.items()]
+
+    def find_by_tag(self, tag: str) -> SiteJobStatus | None:
+        self._call("find_by_tag", tag)
+        for job in reversed(self.jobs.values()):  # the latest submit with this tag wins
+            if job.status.tag == tag:
+                return self._current(job)
+        return None
+
+    def close(self) -> None:
+        self.calls.append(("close", None))
+        self.closed = True
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _call(self, name: str, argument: object) -> None:
+        self.calls.append((name, argument))
+        if not self.available:
+            raise SiteUnavailable(f"{self.site_id} is unavailable (scripted)")
+
+    def _schedule(self) -> None:
+        if not self.auto_start:
+            return
+        blocked: set[str] = set()
+        for job in self.jobs.values():
+            name = job.request.partition.name
+            if job.status.state is not JobState.SUBMITTED or name in blocked:
+                continue
+            grants = self._pools[name].allocate(job.request.shape)
+            if grants is None:
+                blocked.add(name)  # first come first served: nobody overtakes the head
+                continue
+            self._run(job, grants)
+
+    def _run(self, job: MockJob, grants: Grants) -> None:
+        job.grants = grants
+        job.status = replace(
+            job.status,
+            state=JobState.RUNNING,
+            started_at=self.clock.now(),
+            reason=None,
+            allocated_gpus=held_gpus(grants),
+        )
+
+    def _release(self, job: MockJob) -> None:
+        if job.grants:
+            self._pools[job.request.partition.name].release(job.grants)
+            job.grants = ()
+
+    def _current(self, job: MockJob) -> SiteJobStatus:
+        status = job.status
+        if status.state is JobState.SUBMITTED:
+            gpn = self._partitions[job.request.partition.name].gpus_per_node
+            gpus = gpus_needed(job.request.shape, gpn)
+            return replace(status, reason=f"queued at site: waiting for {gpus} free GPUs")
+        if status.state is JobState.RUNNING and status.started_at is not None:
+            return replace(status, elapsed_s=max(0.0, self.clock.now() - status.started_at))
+        return status

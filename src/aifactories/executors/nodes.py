@@ -1,0 +1,195 @@
+"""Node-level GPU capacity of one partition, shared by the emulated site and the mock.
+
+Only nodes with at least one busy GPU are stored, so a 6,000-node partition with a few
+jobs costs a few dict entries, not a 6,000-entry list. Placement follows Slurm's habits:
+
+* a non-exclusive shape takes ``gpus_per_node`` GPUs on each of ``nodes`` distinct nodes,
+  best fit (the node with the fewest free GPUs that still fits, lowest index on ties), so
+  small jobs pack together and leave whole nodes for multi-node jobs;
+* an exclusive shape takes ``nodes`` whole free nodes, lowest indices first.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from aifactories.domain.jobs import Shape
+
+
+@dataclass(frozen=True, slots=True)
+class NodeGrant:
+    """The GPUs a job holds on one node (``gpus`` are indices 0..gpus_per_node-1)."""
+
+    node: int
+    gpus: tuple[int, ...]
+
+
+Grants = tuple[NodeGrant, ...]
+
+
+def held_gpus(grants: Iterable[NodeGrant]) -> int:
+    return sum(len(grant.gpus) for grant in grants)
+
+
+def gpus_needed(shape: Shape, gpus_per_node: int) -> int:
+    """GPUs a shape holds on a partition: exclusive shapes hold every GPU of their nodes."""
+    per_node = gpus_per_node if shape.exclusive else shape.gpus_per_node
+    return shape.nodes * per_node
+
+
+def never_fits(shape: Shape, nodes: int, gpus_per_node: int) -> str | None:
+    """Why ``shape`` can never run on a partition of that size, or None if it can."""
+    if shape.nodes < 1 or shape.gpus_per_node < 1:
+        return f"a job needs at least one node and one GPU per node, not {shape}"
+    if shape.nodes > nodes:
+        return f"the job asks for {shape.nodes} nodes; the partition has {nodes}"
+    if shape.gpus_per_node > gpus_per_node:
+        return (
+            f"the job asks for {shape.gpus_per_node} GPUs per node; "
+            f"the partition's nodes have {gpus_per_node}"
+        )
+    return None
+
+
+class NodePool:
+    """Free and busy GPUs of one partition."""
+
+    def __init__(self, nodes: int, gpus_per_node: int) -> None:
+        if nodes < 1 or gpus_per_node < 1:
+            raise ValueError(f"a partition needs nodes and GPUs, not {nodes}x{gpus_per_node}")
+        self.nodes = nodes
+        self.gpus_per_node = gpus_per_node
+        self._busy: dict[int, set[int]] = {}
+        # Partly busy nodes bucketed by their free GPU count (0..gpus_per_node-1): best fit
+        # looks at gpus_per_node buckets instead of scanning every busy node.
+        self._by_free: list[set[int]] = [set() for _ in range(gpus_per_node)]
+        # Lowest-index picks stay O(log n) with lazy min-heaps (entries may be stale or
+        # repeated; they are checked against the sets when they reach the top):
+        # one per bucket, and one of whole free nodes below ``_fresh``; every node from
+        # ``_fresh`` up has never been handed out and is a whole-free candidate by itself.
+        self._bucket_heaps: list[list[int]] = [[] for _ in range(gpus_per_node)]
+        self._free_heap: list[int] = []
+        self._fresh = 0
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def free_gpus(self) -> int:
+        busy = sum(len(gpus) for gpus in self._busy.values())
+        return self.nodes * self.gpus_per_node - busy
+
+    def whole_free_nodes(self) -> int:
+        return self.nodes - len(self._busy)
+
+    def histogram(self) -> tuple[int, ...]:
+        """``[k]`` = nodes with exactly ``k`` free GPUs, for ``k`` in 0..gpus_per_node."""
+        counts = [len(bucket) for bucket in self._by_free]
+        counts.append(self.whole_free_nodes())
+        return tuple(counts)
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def allocate(self, shape: Shape) -> Grants | None:
+        """Take the GPUs for ``shape`` now, or return None (and change nothing) if they are
+        not free. Callers check :func:`never_fits` first."""
+        if never_fits(shape, self.nodes, self.gpus_per_node) is not None:
+            return None
+        if shape.exclusive:
+            chosen = self._lowest_free_nodes(shape.nodes, exclude=set())
+            if chosen is None:
+                return None
+            grants = tuple(NodeGrant(n, tuple(range(self.gpus_per_node))) for n in chosen)
+        else:
+            picked: list[NodeGrant] = []
+            taken: set[int] = set()
+            for _ in range(shape.nodes):
+                node = self._best_fit(shape.gpus_per_node, exclude=taken)
+                if node is None:
+                    return None
+                taken.add(node)
+                busy = self._busy.get(node, set())
+                free = [g for g in range(self.gpus_per_node) if g not in busy]
+                picked.append(NodeGrant(node, tuple(free[: shape.gpus_per_node])))
+            grants = tuple(picked)
+        self.take(grants)
+        return grants
+
+    def take(self, grants: Sequence[NodeGrant]) -> None:
+        """Mark ``grants`` busy (also used to rebuild the pool from stored jobs)."""
+        for grant in grants:
+            busy = self._busy.get(grant.node, set())
+            overlap = busy.intersection(grant.gpus)
+            valid = 0 <= grant.node < self.nodes and all(
+                0 <= g < self.gpus_per_node for g in grant.gpus
+            )
+            if overlap or not valid:
+                raise ValueError(f"GPUs {grant.gpus} of node {grant.node} are not free")
+            if busy:
+                self._by_free[self.gpus_per_node - len(busy)].discard(grant.node)
+            busy.update(grant.gpus)
+            self._busy[grant.node] = busy
+            self._file(grant.node, busy)
+
+    def release(self, grants: Sequence[NodeGrant]) -> None:
+        """Free ``grants``; releasing GPUs that are already free is a no-op."""
+        for grant in grants:
+            busy = self._busy.get(grant.node)
+            if busy is None:
+                continue
+            self._by_free[self.gpus_per_node - len(busy)].discard(grant.node)
+            busy.difference_update(grant.gpus)
+            if busy:
+                self._file(grant.node, busy)
+            else:
+                del self._busy[grant.node]
+                if grant.node < self._fresh:
+                    heapq.heappush(self._free_heap, grant.node)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _file(self, node: int, busy: set[int]) -> None:
+        free = self.gpus_per_node - len(busy)
+        if free < self.gpus_per_node:
+            self._by_free[free].add(node)
+            heapq.heappush(self._bucket_heaps[free], node)
+
+    def _best_fit(self, need: int, exclude: set[int]) -> int | None:
+        for free in range(need, self.gpus_per_node):
+            bucket = self._by_free[free]
+            if exclude:
+                candidates = bucket - exclude  # only multi-node shapes; few nodes
+                if candidates:
+                    return min(candidates)
+                continue
+            heap = self._bucket_heaps[free]
+            while heap and heap[0] not in bucket:
+                heapq.heappop(heap)
+            if heap:
+                return heap[0]
+        chosen = self._lowest_free_nodes(1, exclude)
+        return None if chosen is None else chosen[0]
+
+    def _lowest_free_nodes(self, count: int, exclude: set[int]) -> list[int] | None:
+        excluded_free = sum(1 for node in exclude if node not in self._busy)
+        if self.whole_free_nodes() - excluded_free < count:
+            return None
+        chosen: list[int] = []
+        seen: set[int] = set()
+        while len(chosen) < count:
+            if self._free_heap and self._free_heap[0] < self._fresh:
+                node = heapq.heappop(self._free_heap)
+            elif self._fresh < self.nodes:
+                node = self._fresh
+                self._fresh += 1
+            else:  # cannot happen while the count check above holds
+                break
+            if node in seen or node in self._busy:
+                continue  # a repeated or stale entry: drop it
+            seen.add(node)
+            if node not in exclude:
+                chosen.append(node)
+        # Candidates go back: they stay free until take() marks them (lazily dropped then).
+        for node in seen:
+            heapq.heappush(self._free_heap, node)
+        return chosen if len(chosen) == count else None

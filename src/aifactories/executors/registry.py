@@ -1,0 +1,69 @@
+"""Build a site's executor from its kind: the seam where later back-ends (Slurm CLI,
+slurmrestd) plug in with :func:`register_executor`, without the broker knowing them."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aifactories.domain.clock import Clock, SystemClock
+from aifactories.domain.errors import InvalidInput
+from aifactories.domain.sites import Site
+from aifactories.executors.base import Executor
+from aifactories.executors.emulated import EmulatedExecutor
+from aifactories.executors.mock import MockExecutor
+
+ExecutorFactory = Callable[..., Executor]
+"""``factory(site, **options) -> Executor``."""
+
+
+def _emulated(
+    site: Site,
+    state_dir: Path | str,
+    clock: Clock | None = None,
+    time_factor: float = 1.0,
+    kill_grace_s: float = 5.0,
+    python: str = sys.executable,
+) -> Executor:
+    return EmulatedExecutor(
+        site,
+        state_dir,
+        clock if clock is not None else SystemClock(),
+        time_factor,
+        kill_grace_s=kill_grace_s,
+        python=python,
+    )
+
+
+def _mock(site: Site, clock: Clock | None = None, auto_start: bool = True) -> Executor:
+    return MockExecutor(site, clock, auto_start=auto_start)
+
+
+_FACTORIES: dict[str, ExecutorFactory] = {"emulated": _emulated, "mock": _mock}
+
+
+def known_kinds() -> tuple[str, ...]:
+    return tuple(sorted(_FACTORIES))
+
+
+def register_executor(kind: str, factory: ExecutorFactory) -> None:
+    """Add (or replace) the back-end for ``kind``."""
+    _FACTORIES[kind] = factory
+
+
+def make_executor(kind: str, site: Site, **options: Any) -> Executor:
+    """The executor of ``kind`` for ``site``; options are the back-end's keyword arguments
+    (emulated: ``state_dir``, ``clock``, ``time_factor``, ...; mock: ``clock``, ...)."""
+    factory = _FACTORIES.get(kind)
+    if factory is None:
+        raise InvalidInput(
+            "executor", f"unknown kind {kind!r}; known kinds: {', '.join(known_kinds())}"
+        )
+    try:
+        inspect.signature(factory).bind(site, **options)
+    except TypeError as exc:
+        raise InvalidInput("executor", f"bad options for the {kind} executor: {exc}") from exc
+    return factory(site, **options)

@@ -1,0 +1,271 @@
+"""The runner: one detached process per job of the emulated site (stdlib only).
+
+The emulated executor launches ``python runner.py JOB_DIR RUNS_LOG`` in a new session and
+waits for it; that launcher claims the job, forks the real runner and exits, so the platform
+process never keeps children (nor zombies) and the job survives the platform's death.
+
+Files in ``JOB_DIR`` (the protocol between executor and runner)::
+
+    request.json  what to run; written by the executor before the launch, read-only here
+    claim         created atomically (hard link) by the first launcher: a job runs at most once
+    runner.json   {"pid", "start"}: the process supervising the job (written by the launcher)
+    cancel        the executor's request to stop, for a runner that has not started the job yet
+    child.json    {"pid"}: the command's process group
+    output.log    stdout and stderr of the command
+    end.json      the outcome, written atomically, last
+
+The runner reads time in one place, :func:`_now` (monotonic seconds): it is its own process,
+outside the platform's injected clock, and only measures durations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_LAUNCHED = 0
+EXIT_ALREADY_CLAIMED = 3
+EXIT_BAD_REQUEST = 4
+
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+_WAIT_SIGNALS = _STOP_SIGNALS | {signal.SIGCHLD}
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+# -- helpers shared with the executor ------------------------------------------------------
+
+
+def atomic_write_json(path: Path, data: object) -> None:
+    """Write ``data`` as JSON so that readers see the old file or the new one, never a part."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, separators=(",", ":"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None if the file does not exist."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+
+
+def process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (guards against pid reuse),
+    or None if there is no such live process. Zombies count as dead."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            stat = handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return _kill0(pid)
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if not fields or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def _kill0(pid: int) -> int | None:
+    # Fallback without /proc: existence only, no start time.
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return 0
+    return 0
+
+
+def process_alive(pid: int, start: int | None) -> bool:
+    current = process_start(pid)
+    return current is not None and (start is None or start == 0 or current == start)
+
+
+# -- launcher ------------------------------------------------------------------------------
+
+
+def _claim(job_dir: Path) -> bool:
+    """Create ``claim`` exactly once across every launcher that will ever run for the job."""
+    tmp = job_dir / f".claim.{os.getpid()}.tmp"
+    me = os.getpid()
+    tmp.write_text(json.dumps({"launcher": me, "start": process_start(me)}), encoding="utf-8")
+    try:
+        os.link(tmp, job_dir / "claim")
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def launch(job_dir: Path, runs_log: Path) -> int:
+    if not _claim(job_dir):
+        return EXIT_ALREADY_CLAIMED
+    request = read_json(job_dir / "request.json")
+    if not isinstance(request, dict):
+        _write_end(job_dir, "failed", None, "runner: request.json is missing or invalid", 0.0)
+        return EXIT_BAD_REQUEST
+    # Block the signals before forking so the runner never dies of a SIGTERM it cannot yet
+    # handle; it waits for them with sigtimedwait instead of handlers (no races).
+    signal.pthread_sigmask(signal.SIG_BLOCK, _WAIT_SIGNALS)
+    pid = os.fork()
+    if pid:
+        atomic_write_json(job_dir / "runner.json", {"pid": pid, "start": process_start(pid)})
+        os._exit(EXIT_LAUNCHED)
+    os.setsid()  # own process group: cancel signals it without touching anyone else
+    try:
+        supervise(job_dir, runs_log, request)
+    except BaseException as exc:  # report any runner fault as the job's end, never hang
+        with contextlib.suppress(BaseException):
+            _write_end(job_dir, "failed", None, f"runner error: {exc!r}", 0.0)
+    finally:
+        os._exit(0)
+
+
+# -- runner --------------------------------------------------------------------------------
+
+
+def supervise(job_dir: Path, runs_log: Path, request: dict[str, Any]) -> None:
+    started = _now()
+    if (job_dir / "cancel").exists():
+        _write_end(job_dir, "cancelled", None, "cancelled before start", 0.0)
+        return
+    # The runs log proves "exactly one run": one line per start, appended in one write.
+    line = f"{request['job_id']}\t{request['tag']}\t{os.getpid()}\n".encode()
+    fd = os.open(runs_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+    limit_s = float(request["limit_s"])
+    deadline = started + limit_s
+    command: list[str] = list(request["command"])
+    proc: subprocess.Popen[bytes] | None = None
+    sleep_until: float | None = None
+    with open(request["output"], "ab") as out:
+        if not command:
+            sleep_s = request.get("sleep_s")
+            if sleep_s is not None and float(sleep_s) <= limit_s:
+                sleep_until = started + float(sleep_s)
+        else:
+            env = dict(os.environ)
+            env.update(request["env"])
+            try:
+                proc = subprocess.Popen(
+                    command,
+                    cwd=request["cwd"],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_unblock_signals,
+                )
+            except OSError as exc:
+                status = 127 if isinstance(exc, FileNotFoundError) else 126
+                why = f"cannot start {command[0]!r}: {exc.strerror or exc}"
+                out.write(f"aifactories runner: {why}\n".encode())
+                _write_end(job_dir, "failed", status, why, _now() - started)
+                return
+            child = {"pid": proc.pid, "start": process_start(proc.pid)}
+            atomic_write_json(job_dir / "child.json", child)
+        outcome, code, reason = _wait(proc, sleep_until, deadline, float(request["kill_grace_s"]))
+    _write_end(job_dir, outcome, code, reason, _now() - started)
+
+
+def _unblock_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _WAIT_SIGNALS)
+
+
+def _wait(
+    proc: subprocess.Popen[bytes] | None,
+    sleep_until: float | None,
+    deadline: float,
+    grace_s: float,
+) -> tuple[str, int | None, str | None]:
+    while True:
+        if proc is not None:
+            code = proc.poll()
+            if code is not None:
+                _kill_group(proc.pid, signal.SIGKILL)  # strays, as Slurm's cgroup would
+                return _exit_outcome(code)
+        now = _now()
+        if sleep_until is not None and now >= sleep_until:
+            return "completed", 0, None
+        if now >= deadline:
+            _stop(proc, grace_s)
+            return "timeout", None, "time limit reached"
+        wake = deadline if sleep_until is None else min(deadline, sleep_until)
+        info = signal.sigtimedwait(_WAIT_SIGNALS, max(0.0, wake - now))
+        if info is not None and info.si_signo in _STOP_SIGNALS:
+            _stop(proc, grace_s)
+            return "cancelled", None, "cancelled"
+
+
+def _exit_outcome(code: int) -> tuple[str, int | None, str | None]:
+    if code == 0:
+        return "completed", 0, None
+    if code > 0:
+        return "failed", code, f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = str(-code)
+    return "failed", 128 - code, f"killed by signal {name}"
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    """SIGTERM the command's group, then SIGKILL after the grace period (Slurm's KillWait)."""
+    if proc is None:
+        return
+    _kill_group(proc.pid, signal.SIGTERM)
+    until = _now() + grace_s
+    while proc.poll() is None and _now() < until:
+        signal.sigtimedwait({signal.SIGCHLD}, max(0.0, until - _now()))
+    _kill_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _write_end(
+    job_dir: Path, outcome: str, code: int | None, reason: str | None, real_elapsed_s: float
+) -> None:
+    end = {
+        "outcome": outcome,
+        "exit_code": code,
+        "reason": reason,
+        "real_elapsed_s": real_elapsed_s,
+    }
+    atomic_write_json(job_dir / "end.json", end)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print("usage: runner.py JOB_DIR RUNS_LOG", file=sys.stderr)
+        return 2
+    return launch(Path(argv[1]), Path(argv[2]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,115 @@
+"""The node-capacity helper shared by the emulated site and the mock."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from aifactories.domain.jobs import Shape
+from aifactories.executors.nodes import NodeGrant, NodePool, gpus_needed, never_fits
+
+
+def test_best_fit_packs_single_node_jobs() -> None:
+    pool = NodePool(3, 4)
+    assert pool.allocate(Shape(1, 3, False)) == (NodeGrant(0, (0, 1, 2)),)
+    assert pool.allocate(Shape(1, 2, False)) == (NodeGrant(1, (0, 1)),)
+    # 1 GPU: node 0 (1 free) fits tighter than node 1 (2 free) or node 2 (4 free).
+    assert pool.allocate(Shape(1, 1, False)) == (NodeGrant(0, (3,)),)
+    assert pool.histogram() == (1, 0, 1, 0, 1)
+    assert pool.free_gpus() == 6
+
+
+def test_multi_node_takes_whole_free_nodes_only() -> None:
+    pool = NodePool(3, 4)
+    pool.allocate(Shape(1, 1, False))
+    assert pool.allocate(Shape(3, 4, True)) is None
+    grants = pool.allocate(Shape(2, 4, True))
+    assert grants == (NodeGrant(1, (0, 1, 2, 3)), NodeGrant(2, (0, 1, 2, 3)))
+    assert pool.histogram() == (2, 0, 0, 1, 0)
+    pool.release(grants)
+    assert pool.histogram() == (0, 0, 0, 1, 2)
+    # exclusive shapes hold every GPU of their nodes, even when asking fewer per node
+    assert gpus_needed(Shape(2, 2, True), 4) == 8
+    assert pool.allocate(Shape(1, 2, True)) == (NodeGrant(1, (0, 1, 2, 3)),)
+
+
+def test_non_exclusive_multi_node_uses_distinct_nodes() -> None:
+    pool = NodePool(2, 4)
+    grants = pool.allocate(Shape(2, 3, False))
+    assert grants is not None and {g.node for g in grants} == {0, 1}
+    assert pool.allocate(Shape(2, 1, False)) == (NodeGrant(0, (3,)), NodeGrant(1, (3,)))
+    assert pool.allocate(Shape(1, 1, False)) is None
+
+
+def test_failed_allocation_changes_nothing() -> None:
+    pool = NodePool(2, 4)
+    pool.allocate(Shape(1, 2, False))
+    before = pool.histogram()
+    assert pool.allocate(Shape(2, 3, False)) is None
+    assert pool.allocate(Shape(2, 4, True)) is None
+    assert pool.histogram() == before
+
+
+def test_never_fits_explains() -> None:
+    assert never_fits(Shape(1, 4, False), 2, 4) is None
+    assert "3 nodes" in (never_fits(Shape(3, 4, True), 2, 4) or "")
+    assert "GPUs per node" in (never_fits(Shape(1, 5, False), 2, 4) or "")
+    assert never_fits(Shape(0, 1, False), 2, 4) is not None
+
+
+def _reference(pool_nodes: int, gpn: int, busy: dict[int, int], shape: Shape) -> list[int] | None:
+    """Plain scan: best-fit lowest-index nodes, or the lowest whole free nodes."""
+    free = {n: gpn - busy.get(n, 0) for n in range(pool_nodes)}
+    if shape.exclusive:
+        whole = [n for n in range(pool_nodes) if free[n] == gpn][: shape.nodes]
+        return whole if len(whole) == shape.nodes else None
+    chosen: list[int] = []
+    for _ in range(shape.nodes):
+        fits = [n for n in range(pool_nodes) if free[n] >= shape.gpus_per_node and n not in chosen]
+        if not fits:
+            return None
+        chosen.append(min(fits, key=lambda n: (free[n], n)))
+    return chosen
+
+
+def test_matches_a_plain_reference_on_random_work() -> None:
+    rng = random.Random(7)
+    pool = NodePool(12, 4)
+    held: list[tuple[NodeGrant, ...]] = []
+    for _ in range(2000):
+        if held and rng.random() < 0.45:
+            pool.release(held.pop(rng.randrange(len(held))))
+            continue
+        nodes = rng.choice([1, 1, 1, 2, 3])
+        shape = Shape(nodes, rng.randint(1, 4), exclusive=nodes > 1 and rng.random() < 0.7)
+        busy: dict[int, int] = {}
+        for grants in held:
+            for grant in grants:
+                busy[grant.node] = busy.get(grant.node, 0) + len(grant.gpus)
+        expected = _reference(12, 4, busy, shape)
+        got = pool.allocate(shape)
+        assert (None if got is None else [g.node for g in got]) == expected
+        if got is not None:
+            held.append(got)
+        histogram = [0] * 5
+        for node in range(12):
+            histogram[
+                4
+                - busy.get(node, 0)
+                - (0 if got is None else sum(len(g.gpus) for g in got if g.node == node))
+            ] += 1
+        assert pool.histogram() == tuple(histogram)
+
+
+def test_fast_on_a_6000_node_partition() -> None:
+    rng = random.Random(3)
+    pool = NodePool(6000, 4)
+    began = time.perf_counter()
+    grants = [pool.allocate(Shape(1, rng.randint(1, 3), False)) for _ in range(12_000)]
+    for grant in grants[::2]:
+        if grant is not None:
+            pool.release(grant)
+    for _ in range(300):
+        pool.allocate(Shape(4, 4, True))
+    assert time.perf_counter() - began < 2.0
+    assert sum(k * n for k, n in enumerate(pool.histogram())) == pool.free_gpus()
