@@ -48,12 +48,14 @@ class Broker:
         *,
         session_factory: sessionmaker[Session],
         catalogue: Catalogue,
+        read_factory: sessionmaker[Session] | None = None,
         executors: Mapping[SiteId, Executor],
         policy: str,
         clock: Clock,
         half_life_s: float = 7 * 86400,
     ) -> None:
         self._sessions = session_factory
+        self._reads = read_factory or session_factory
         self._catalogue = catalogue
         self._executors = dict(executors)
         self._policy = get_policy(policy)
@@ -71,14 +73,14 @@ class Broker:
         started = stopwatch()
         now = self._clock.now()
         report = CycleReport(at=now)
-        report.unreachable_sites = reconcile(self._sessions, self._executors, now)
+        report.unreachable_sites = reconcile(self._sessions, self._reads, self._executors, now)
         free_nodes = self._capacities(report.unreachable_sites)
         available = frozenset(
             site.id
             for site in self._catalogue.operational_sites
             if site.id in self._executors and site.id not in report.unreachable_sites
         )
-        with self._sessions() as session:
+        with self._reads() as session:
             pending_rows = list(
                 session.execute(
                     select(JobRow)

@@ -125,12 +125,13 @@ def _apply_status(session: Session, row: JobRow, status: SiteJobStatus, now: flo
 
 def reconcile(
     session_factory: sessionmaker[Session],
+    read_factory: sessionmaker[Session],
     executors: Mapping[SiteId, Executor],
     now: float,
 ) -> set[SiteId]:
     """Poll every site that holds our jobs; return the sites that did not answer."""
     unreachable: set[SiteId] = set()
-    with session_factory() as session:
+    with read_factory() as session:
         rows = session.execute(
             select(JobRow.id, JobRow.site_id).where(JobRow.state.in_(ACTIVE_STATES))
         ).all()
@@ -144,7 +145,7 @@ def reconcile(
             log.warning("jobs %s are at site %s, which has no executor", job_ids, site_id)
             continue
         try:
-            _reconcile_site(session_factory, executor, job_ids, now)
+            _reconcile_site(session_factory, read_factory, executor, job_ids, now)
         except ExecutorError as exc:
             log.warning("site %s did not answer: %s", site_id, exc.message)
             unreachable.add(SiteId(site_id))
@@ -152,11 +153,15 @@ def reconcile(
 
 
 def _reconcile_site(
-    session_factory: sessionmaker[Session], executor: Executor, job_ids: list[int], now: float
+    session_factory: sessionmaker[Session],
+    read_factory: sessionmaker[Session],
+    executor: Executor,
+    job_ids: list[int],
+    now: float,
 ) -> None:
     # Talk to the site outside any transaction (a slow controller must not hold the database
     # write lock), then apply what it said in one short transaction.
-    with session_factory() as session:
+    with read_factory() as session:
         seen = session.execute(
             select(JobRow.id, JobRow.state, JobRow.site_job_id, JobRow.cancel_requested).where(
                 JobRow.id.in_(job_ids), JobRow.state.in_(ACTIVE_STATES)

@@ -60,5 +60,26 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def make_read_engine(url: str, write_engine: Engine) -> Engine:
+    """An engine for read-only sessions. On SQLite a second engine whose transactions are
+    plain deferred BEGINs outside the write lock: in WAL mode readers never block the writer
+    nor each other, so reads (listing jobs, the broker's snapshot) do not queue behind writes.
+    Elsewhere the same engine serves both."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return write_engine
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        _sqlite_pragmas(dbapi_connection, _record)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")  # a write through here is a bug: fail loudly
+        cursor.close()
+
+    event.listen(engine, "connect", pragmas)
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+    return engine
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)

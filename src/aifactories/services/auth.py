@@ -50,7 +50,7 @@ def _load_principal(ctx: ServiceContext, token: str | None) -> Principal:
             "an API token is required: send 'Authorization: Bearer <token>' "
             "(the CLI reads it from AIFACTORIES_TOKEN or the profile written by 'aif login')"
         )
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         user = user_for_token(session, token)
         if user is None:
             raise AuthenticationRequired("this API token is unknown or revoked; ask for a new one")

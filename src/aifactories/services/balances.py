@@ -37,7 +37,7 @@ class ProjectBalance:
 
 
 def project_balance(ctx: ServiceContext, principal: Principal, project_ref: str) -> ProjectBalance:
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         project = project_by_ref(session, project_ref)
         if project is None:
             raise NotFound(f"project {project_ref!r} does not exist or you are not a member of it")

@@ -15,7 +15,11 @@ from aifactories.settings import Settings
 
 @dataclass(frozen=True)
 class ServiceContext:
+    """``sessions`` for transactions that write; ``reads`` for read-only work (on SQLite it
+    does not wait for the write lock)."""
+
     sessions: sessionmaker[Session]
+    reads: sessionmaker[Session]
     catalogue: Catalogue
     clock: Clock
     settings: Settings

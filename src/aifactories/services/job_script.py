@@ -51,6 +51,18 @@ _IGNORED = {
     "--distribution",
     "--comment",
 }
+_ACTED_ON = {
+    "--gpus",
+    "--gres",
+    "--gpus-per-node",
+    "--nodes",
+    "--time",
+    "--job-name",
+    "--account",
+    "--countries",
+    "--min-gpu-memory",
+    "--runtime",
+}
 _SHORT = {"-G": "--gpus", "-t": "--time", "-J": "--job-name", "-N": "--nodes", "-A": "--account"}
 
 
@@ -98,6 +110,13 @@ def _apply(option: str, value: str | None, line_no: int, out: ScriptDirectives) 
     if option in _IGNORED:
         out.ignored.append(option)
         return
+    if option not in _ACTED_ON:
+        raise MalformedScript(
+            "script",
+            f"line {line_no}: unsupported directive {option}; supported: --gpus, --gres, "
+            "--gpus-per-node, --nodes, --time, --job-name, --account (and #AIF --countries, "
+            "--min-gpu-memory, --runtime)",
+        )
     if value is None:
         raise MalformedScript("script", f"line {line_no}: {option} needs a value")
     match option:
@@ -133,13 +152,8 @@ def _apply(option: str, value: str | None, line_no: int, out: ScriptDirectives) 
             )
         case "--runtime":
             out.runtime_s = parse_time_limit(value, field=f"script line {line_no} --runtime")
-        case _:
-            raise MalformedScript(
-                "script",
-                f"line {line_no}: unsupported directive {option}; supported: --gpus, --gres, "
-                "--gpus-per-node, --nodes, --time, --job-name, --account (and #AIF --countries, "
-                "--min-gpu-memory, --runtime)",
-            )
+        case _:  # pragma: no cover - _ACTED_ON and the cases above list the same options
+            raise AssertionError(option)
 
 
 def parse_script(text: str) -> ScriptDirectives:

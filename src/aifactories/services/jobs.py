@@ -243,7 +243,10 @@ def submit_job(ctx: ServiceContext, principal: Principal, req: JobRequest) -> Jo
     project_ref = req.project or script_project
     if not project_ref:
         raise InvalidInput("project", "say which project the job runs under (--project CODE)")
-    with ctx.sessions() as session, session.begin():
+    # Checks read outside the write transaction, so that on SQLite the write lock is held for
+    # the insert alone. The budget check is admission advice: the broker's reservation at
+    # placement is the atomic one, so a balance that moves in between overdraws nothing.
+    with ctx.reads() as session:
         project = project_by_ref(session, project_ref)
         if project is None:
             raise NotFound(f"project {project_ref!r} does not exist or you are not a member of it")
@@ -251,6 +254,7 @@ def submit_job(ctx: ServiceContext, principal: Principal, req: JobRequest) -> Jo
         if principal.role_in(project.id) is None:
             raise NotFound(f"project {project_ref!r}: only its members can submit jobs to it")
         _check_budget(ctx, session, spec, project)
+    with ctx.sessions() as session, session.begin():
         row = JobRow(
             project_id=project.id,
             user_id=principal.user_id,
@@ -273,14 +277,13 @@ def submit_job(ctx: ServiceContext, principal: Principal, req: JobRequest) -> Jo
             requeues=0,
             cancel_requested=False,
         )
-        row.project = project
         session.add(row)
-        session.flush()
-        return row
+    row.project = project  # detached now: lets front-ends name the project without a query
+    return row
 
 
 def _visible_job(ctx: ServiceContext, principal: Principal, job_id: int) -> JobRow:
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         row = session.get(JobRow, job_id)
     if row is None or (principal.role_in(row.project_id) is None and not principal.is_operator):
         raise NotFound(f"job {job_id} does not exist or is not in one of your projects")
@@ -307,7 +310,7 @@ def list_jobs(
                 f"unknown state {state!r}",
                 limit="one of " + ", ".join(s.value for s in JobState),
             )
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         query = select(JobRow).order_by(JobRow.id.desc()).limit(limit)
         if project is not None:
             row = project_by_ref(session, project)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from sqlalchemy import Engine
 
 from aifactories.broker import Broker
-from aifactories.db.engine import make_engine, make_session_factory
+from aifactories.db.engine import make_engine, make_read_engine, make_session_factory
 from aifactories.db.migrate import current_revision, head_revision, upgrade
 from aifactories.domain.clock import Clock, SystemClock
 from aifactories.domain.errors import ConfigurationError
@@ -39,8 +39,10 @@ class Platform:
         self.catalogue = catalogue_from_settings(settings)
         self.database_url = settings.resolved_database_url
         self.engine: Engine = make_engine(self.database_url)
+        self.read_engine: Engine = make_read_engine(self.database_url, self.engine)
         self.ctx = ServiceContext(
             sessions=make_session_factory(self.engine),
+            reads=make_session_factory(self.read_engine),
             catalogue=self.catalogue,
             clock=self.clock,
             settings=settings,
@@ -78,6 +80,7 @@ class Platform:
         if self._broker is None:
             self._broker = Broker(
                 session_factory=self.ctx.sessions,
+                read_factory=self.ctx.reads,
                 catalogue=self.catalogue,
                 executors=self.executors(),
                 policy=self.settings.policy,
@@ -112,3 +115,4 @@ class Platform:
         if self._broker is not None:
             self._broker.close()
         self.engine.dispose()
+        self.read_engine.dispose()

@@ -31,7 +31,7 @@ class SiteView:
 
 
 def list_sites(ctx: ServiceContext) -> list[SiteView]:
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         statuses = partition_statuses(session)
     views = []
     for site in ctx.catalogue.sites:
