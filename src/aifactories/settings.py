@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     catalogue: Path | None = None  # default: the embedded catalogue
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    api_threads: Annotated[int, Field(ge=1, le=256)] = 8  # worker threads per API process
     # the broker
     policy: str = "earliest_start"
     broker_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0

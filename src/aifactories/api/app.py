@@ -4,14 +4,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aifactories import __version__
 from aifactories.api import errors
 from aifactories.api.schemas import BalanceOut, ErrorBody, JobOut, MeOut, SiteOut
 from aifactories.services import jobs as job_service
-from aifactories.services.auth import authenticate
+from aifactories.services.auth import authenticate, cached_principal
 from aifactories.services.balances import project_balance
 from aifactories.services.context import Principal, ServiceContext
 from aifactories.services.platform import Platform
@@ -24,7 +26,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _ctx(request: Request) -> ServiceContext:
+async def _ctx(request: Request) -> ServiceContext:
     plat: Platform = request.app.state.platform
     return plat.ctx
 
@@ -32,12 +34,18 @@ def _ctx(request: Request) -> ServiceContext:
 Ctx = Annotated[ServiceContext, Depends(_ctx)]
 
 
-def _principal(
+async def _principal(
     context: Ctx,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """Every endpoint but /health needs a token (Authorization: Bearer aif_...)."""
-    return authenticate(context, credentials.credentials if credentials else None)
+    """Every endpoint but /health needs a token (Authorization: Bearer aif_...). Async, and
+    to a worker thread only on a cache miss: a thread hop per request costs more than the
+    cached lookup itself."""
+    token = credentials.credentials if credentials else None
+    cached = cached_principal(context, token)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(authenticate, context, token)
 
 
 Me = Annotated[Principal, Depends(_principal)]
@@ -52,6 +60,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         own = platform is None
         plat = platform or Platform(settings)
         plat.check_schema()
+        # Few threads for blocking endpoints: with the GIL, more threads than cores only add
+        # switching; requests queue on the event loop instead (docs/benchmarks.md).
+        to_thread.current_default_thread_limiter().total_tokens = plat.settings.api_threads
         app.state.platform = plat
         if plat.settings.run_broker:
             plat.start_broker()

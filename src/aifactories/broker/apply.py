@@ -12,12 +12,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aifactories.broker.reconcile import finish_job
 from aifactories.db.convert import job_spec
 from aifactories.db.jobs import try_reserve
-from aifactories.db.models import JobRow, ProjectRow, UserRow
+from aifactories.db.models import JobRow, ProjectRow, UserRow, table_of
 from aifactories.domain.errors import ExecutorError, SubmissionRejected
 from aifactories.domain.ids import PartitionId, SiteId
 from aifactories.domain.jobs import JobState
@@ -36,39 +37,58 @@ class ApplyOutcome:
     failed_sites: set[SiteId] | None = None
 
 
-def _reserve(
-    session_factory: sessionmaker[Session], placement: Placement, partition: Partition, now: float
-) -> SubmitRequest | None:
+# Placements are reserved and recorded in chunks: one transaction per chunk instead of two
+# per job, yet short enough that the API's writes never wait long for SQLite's write lock.
+CHUNK = 50
+
+
+def _reserve_chunk(
+    session_factory: sessionmaker[Session],
+    chunk: list[Placement],
+    partitions: Mapping[PartitionId, Partition],
+    now: float,
+) -> list[SubmitRequest]:
+    requests: list[SubmitRequest] = []
     with session_factory() as session, session.begin():
-        row = session.get(JobRow, placement.job_id)
-        if row is None or row.state != JobState.PENDING.value or row.cancel_requested:
-            return None
-        if not try_reserve(
-            session, placement.allocation_id, placement.reserved_gpu_seconds, row.id, now
-        ):
-            return None
-        row.state = JobState.PLACED.value
-        row.placed_at = now
-        row.site_id = placement.site_id
-        row.partition_id = placement.partition_id
-        row.shape_nodes = placement.shape.nodes
-        row.shape_gpus_per_node = placement.shape.gpus_per_node
-        row.shape_exclusive = placement.shape.exclusive
-        row.allocation_id = placement.allocation_id
-        row.billing_weight = placement.billing_weight
-        row.reserved_gpu_seconds = placement.reserved_gpu_seconds
-        row.reason = None
-        project = session.get(ProjectRow, row.project_id)
-        user = session.get(UserRow, row.user_id)
-        return SubmitRequest(
-            job_id=placement.job_id,
-            tag=job_tag(row.id),
-            partition=partition,
-            shape=placement.shape,
-            spec=job_spec(row),
-            account=project.code if project else str(row.project_id),
-            user=user.username if user else str(row.user_id),
-        )
+        rows = {
+            r.id: r
+            for r in session.execute(
+                select(JobRow).where(JobRow.id.in_([p.job_id for p in chunk]))
+            ).scalars()
+        }
+        names = dict(session.execute(select(ProjectRow.id, ProjectRow.code)).all())
+        users = dict(session.execute(select(UserRow.id, UserRow.username)).all())
+        for placement in chunk:
+            row = rows.get(placement.job_id)
+            if row is None or row.state != JobState.PENDING.value or row.cancel_requested:
+                continue
+            if not try_reserve(
+                session, placement.allocation_id, placement.reserved_gpu_seconds, row.id, now
+            ):
+                continue  # the allocation moved since the snapshot: the job waits a cycle
+            row.state = JobState.PLACED.value
+            row.placed_at = now
+            row.site_id = placement.site_id
+            row.partition_id = placement.partition_id
+            row.shape_nodes = placement.shape.nodes
+            row.shape_gpus_per_node = placement.shape.gpus_per_node
+            row.shape_exclusive = placement.shape.exclusive
+            row.allocation_id = placement.allocation_id
+            row.billing_weight = placement.billing_weight
+            row.reserved_gpu_seconds = placement.reserved_gpu_seconds
+            row.reason = None
+            requests.append(
+                SubmitRequest(
+                    job_id=placement.job_id,
+                    tag=job_tag(row.id),
+                    partition=partitions[placement.partition_id],
+                    shape=placement.shape,
+                    spec=job_spec(row),
+                    account=names.get(row.project_id, str(row.project_id)),
+                    user=users.get(row.user_id, str(row.user_id)),
+                )
+            )
+    return requests
 
 
 def apply_placements(
@@ -80,41 +100,47 @@ def apply_placements(
 ) -> ApplyOutcome:
     outcome = ApplyOutcome(failed_sites=set())
     assert outcome.failed_sites is not None
-    for placement in placements:
-        if placement.site_id in outcome.failed_sites:
-            outcome.skipped += 1
-            continue
-        request = _reserve(session_factory, placement, partitions[placement.partition_id], now)
-        if request is None:
-            outcome.skipped += 1
-            continue
-        executor = executors[placement.site_id]
-        try:
-            site_job_id = executor.submit(request)
-        except SubmissionRejected as exc:
+    for start in range(0, len(placements), CHUNK):
+        chunk = [
+            p for p in placements[start : start + CHUNK] if p.site_id not in outcome.failed_sites
+        ]
+        outcome.skipped += len(placements[start : start + CHUNK]) - len(chunk)
+        requests = _reserve_chunk(session_factory, chunk, partitions, now) if chunk else []
+        outcome.skipped += len(chunk) - len(requests)
+        accepted: list[tuple[int, str]] = []
+        for request in requests:
+            site_id = request.partition.site_id
+            if site_id in outcome.failed_sites:
+                continue  # placed without a site id: reconcile adopts or requeues it
+            try:
+                accepted.append((request.job_id, executors[site_id].submit(request)))
+            except SubmissionRejected as exc:
+                with session_factory() as session, session.begin():
+                    row = session.get(JobRow, request.job_id)
+                    if row is not None:
+                        finish_job(
+                            session,
+                            row,
+                            JobState.FAILED,
+                            now,
+                            reason=f"rejected by {site_id}: {exc.reason}",
+                        )
+                outcome.rejected += 1
+            except ExecutorError as exc:
+                # The site may or may not have the job (a timeout after it accepted): leave
+                # it placed without a site id; reconcile looks it up by tag once the site
+                # answers, and adopts it or gives it back to the queue. Resubmitting now
+                # could run it twice.
+                log.warning("site %s failed on submit: %s", site_id, exc.message)
+                outcome.failed_sites.add(site_id)
+        if accepted:
             with session_factory() as session, session.begin():
-                row = session.get(JobRow, placement.job_id)
-                if row is not None:
-                    finish_job(
-                        session,
-                        row,
-                        JobState.FAILED,
-                        now,
-                        reason=f"rejected by {placement.site_id}: {exc.reason}",
-                    )
-            outcome.rejected += 1
-            continue
-        except ExecutorError as exc:
-            # The site may or may not have the job (a timeout after it accepted): leave it
-            # placed without a site id; reconcile looks it up by tag once the site answers, and
-            # adopts it or gives it back to the queue. Resubmitting now could run it twice.
-            log.warning("site %s failed on submit: %s", placement.site_id, exc.message)
-            outcome.failed_sites.add(placement.site_id)
-            continue
-        with session_factory() as session, session.begin():
-            row = session.get(JobRow, placement.job_id)
-            if row is not None and row.state == JobState.PLACED.value:
-                row.site_job_id = site_job_id
-                row.state = JobState.SUBMITTED.value
-        outcome.submitted += 1
+                jobs = table_of(JobRow)
+                session.execute(
+                    update(jobs)
+                    .where(jobs.c.id == bindparam("b_id"), jobs.c.state == JobState.PLACED.value)
+                    .values(site_job_id=bindparam("b_site"), state=JobState.SUBMITTED.value),
+                    [{"b_id": j, "b_site": s} for j, s in accepted],
+                )
+            outcome.submitted += len(accepted)
     return outcome

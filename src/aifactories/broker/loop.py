@@ -7,19 +7,24 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aifactories.broker.apply import apply_placements
 from aifactories.broker.reconcile import reconcile
 from aifactories.catalogue.loader import Catalogue
 from aifactories.db import convert
-from aifactories.db.jobs import ACTIVE_STATES, charges_since, upsert_partition_status
+from aifactories.db.jobs import (
+    ACTIVE_STATES,
+    charges_since,
+    pending_jobs,
+    record_reasons,
+    upsert_partition_status,
+)
 from aifactories.db.models import AllocationRow, JobRow, PartitionStatusRow, ProjectRow
 from aifactories.domain.clock import Clock, stopwatch
 from aifactories.domain.errors import ExecutorError
 from aifactories.domain.ids import ProjectId, SiteId
-from aifactories.domain.jobs import JobState
 from aifactories.executors.base import Executor
 from aifactories.scheduling import run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
@@ -81,13 +86,7 @@ class Broker:
             if site.id in self._executors and site.id not in report.unreachable_sites
         )
         with self._reads() as session:
-            pending_rows = list(
-                session.execute(
-                    select(JobRow)
-                    .where(JobRow.state == JobState.PENDING.value)
-                    .order_by(JobRow.submitted_at, JobRow.id)
-                ).scalars()
-            )
+            pending = pending_jobs(session)
             active_rows = list(
                 session.execute(select(JobRow).where(JobRow.state.in_(ACTIVE_STATES))).scalars()
             )
@@ -115,7 +114,6 @@ class Broker:
             half_life_s=self._half_life_s,
             active_jobs=[convert.active_job(r) for r in active_rows if r.site_id],
         )
-        pending = [convert.pending_job(r) for r in pending_rows if not r.cancel_requested]
         result = run_cycle(snapshot, pending, self._policy, now)
         outcome = apply_placements(
             self._sessions, self._executors, self._partitions, result.placements, now
@@ -155,12 +153,7 @@ class Broker:
             w.job_id: w.reason for w in waits if self._last_reasons.get(w.job_id) != w.reason
         }
         with self._sessions() as session, session.begin():
-            for job_id, reason in changed.items():
-                session.execute(
-                    update(JobRow)
-                    .where(JobRow.id == job_id, JobRow.state == JobState.PENDING.value)
-                    .values(reason=reason)
-                )
+            record_reasons(session, {int(job_id): reason for job_id, reason in changed.items()})
             rows = []
             for partition in self._partitions.values():
                 histogram = free_nodes.get(partition.id)

@@ -122,7 +122,9 @@ def up(
     try:
         if workers == 1:
             app = create_app(settings, platform=platform)
-            uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+            uvicorn.run(
+                app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+            )
         else:
             # Workers are new processes that read settings from the environment: hand them
             # this command's overrides that way.

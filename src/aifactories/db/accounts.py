@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from aifactories.db.models import (
@@ -15,7 +15,10 @@ from aifactories.db.models import (
     OrganisationRow,
     ProjectRow,
     UserRow,
+    table_of,
 )
+from aifactories.domain.ids import AllocationId, ProjectId, SiteId
+from aifactories.domain.projects import Allocation, AllocationStatus
 
 TOKEN_PREFIX = "aif_"
 
@@ -89,3 +92,36 @@ def organisation_by_name(session: Session, name: str) -> OrganisationRow | None:
 
 def user_by_username(session: Session, username: str) -> UserRow | None:
     return session.execute(select(UserRow).where(UserRow.username == username)).scalar_one_or_none()
+
+
+def project_and_allocations(
+    conn: Connection, ref: str | int
+) -> tuple[ProjectRow, list[Allocation]] | None:
+    """A project (by id or code) and its allocations, through Core on one connection: the
+    submission hot path, where the ORM session's overhead is most of the cost."""
+    projects = table_of(ProjectRow)
+    if isinstance(ref, int) or ref.isdigit():
+        where = projects.c.id == int(ref)
+    else:
+        where = projects.c.code == ref
+    found = conn.execute(select(projects).where(where)).mappings().one_or_none()
+    if found is None:
+        return None
+    project = ProjectRow(**dict(found))
+    allocations = [
+        Allocation(
+            id=AllocationId(r.id),
+            project_id=ProjectId(r.project_id),
+            site_id=SiteId(r.site_id) if r.site_id else None,
+            granted_gpu_seconds=r.granted_gpu_seconds,
+            reserved_gpu_seconds=r.reserved_gpu_seconds,
+            used_gpu_seconds=r.used_gpu_seconds,
+            starts_at=r.starts_at,
+            ends_at=r.ends_at,
+            status=AllocationStatus(r.status),
+        )
+        for r in conn.execute(
+            select(table_of(AllocationRow)).where(AllocationRow.project_id == project.id)
+        )
+    ]
+    return project, allocations

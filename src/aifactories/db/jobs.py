@@ -7,13 +7,20 @@ it, on SQLite or PostgreSQL. They never commit: the caller's transaction does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from aifactories.db.models import AllocationRow, JobRow, LedgerEntryRow, PartitionStatusRow
-from aifactories.domain.jobs import JobState
+from aifactories.db.models import (
+    AllocationRow,
+    JobRow,
+    LedgerEntryRow,
+    PartitionStatusRow,
+    table_of,
+)
+from aifactories.domain.ids import JobId, ProjectId, UserId
+from aifactories.domain.jobs import JobSpec, JobState, PendingJob
 
 ACTIVE_STATES = (JobState.PLACED.value, JobState.SUBMITTED.value, JobState.RUNNING.value)
 
@@ -128,3 +135,50 @@ def upsert_partition_status(session: Session, rows: Iterable[PartitionStatusRow]
 
 def partition_statuses(session: Session) -> dict[str, PartitionStatusRow]:
     return {r.partition_id: r for r in session.execute(select(PartitionStatusRow)).scalars()}
+
+
+def pending_jobs(session: Session) -> list[PendingJob]:
+    """Pending jobs not being cancelled, oldest first, as the scheduler sees them. Core rows,
+    not ORM objects: the broker reads every pending job every cycle."""
+    jobs = table_of(JobRow)
+    rows = session.execute(
+        select(jobs)
+        .where(jobs.c.state == JobState.PENDING.value, jobs.c.cancel_requested.is_(False))
+        .order_by(jobs.c.submitted_at, jobs.c.id)
+    ).mappings()
+    return [
+        PendingJob(
+            id=JobId(r["id"]),
+            project_id=ProjectId(r["project_id"]),
+            user_id=UserId(r["user_id"]),
+            spec=JobSpec(
+                gpus=r["gpus"],
+                time_limit_s=r["time_limit_s"],
+                gpu_model=r["gpu_model"],
+                min_gpu_memory_gb=r["min_gpu_memory_gb"],
+                nodes=r["nodes"],
+                name=r["name"],
+                command=tuple(r["command"] or ()),
+                script=r["script"],
+                workdir=r["workdir"],
+                countries=frozenset(r["countries"] or ()),
+                runtime_s=r["runtime_s"],
+            ),
+            submitted_at=r["submitted_at"],
+            requeues=r["requeues"],
+        )
+        for r in rows
+    ]
+
+
+def record_reasons(session: Session, reasons: Mapping[int, str]) -> None:
+    """Write wait reasons of pending jobs in one executemany."""
+    if not reasons:
+        return
+    jobs = table_of(JobRow)
+    session.execute(
+        update(jobs)
+        .where(jobs.c.id == bindparam("b_id"), jobs.c.state == JobState.PENDING.value)
+        .values(reason=bindparam("b_reason")),
+        [{"b_id": job_id, "b_reason": reason} for job_id, reason in reasons.items()],
+    )

@@ -3,7 +3,7 @@ GPU-seconds. Every schema change goes through an Alembic migration in ``migratio
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -175,6 +176,11 @@ class PartitionStatusRow(Base):
     available: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, for the hot paths that skip the ORM."""
+    return cast(Table, model.__table__)
 
 
 def row_dict(row: Any) -> dict[str, Any]:

@@ -24,6 +24,15 @@ def forget_cached_principals() -> None:
         _cache.clear()
 
 
+def cached_principal(ctx: ServiceContext, token: str | None) -> Principal | None:
+    """The principal for ``token`` if it was authenticated in the last TOKEN_CACHE_S."""
+    if not token:
+        return None
+    with _cache_lock:
+        hit = _cache.get(f"{id(ctx)}:{hash_token(token)}")
+    return hit[0] if hit is not None and hit[1] > stopwatch() else None
+
+
 def authenticate(ctx: ServiceContext, token: str | None) -> Principal:
     if not token:
         raise AuthenticationRequired(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aifactories.catalogue.loader import Catalogue, load_catalogue, load_default_catalogue
@@ -20,6 +21,8 @@ class ServiceContext:
 
     sessions: sessionmaker[Session]
     reads: sessionmaker[Session]
+    write_engine: Engine
+    read_engine: Engine
     catalogue: Catalogue
     clock: Clock
     settings: Settings

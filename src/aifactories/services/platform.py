@@ -43,6 +43,8 @@ class Platform:
         self.ctx = ServiceContext(
             sessions=make_session_factory(self.engine),
             reads=make_session_factory(self.read_engine),
+            write_engine=self.engine,
+            read_engine=self.read_engine,
             catalogue=self.catalogue,
             clock=self.clock,
             settings=settings,
