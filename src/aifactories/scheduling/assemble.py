@@ -52,8 +52,9 @@ def assemble_snapshot(
         project_id: ProjectShare(
             project_id=project_id,
             priority_weight=weight,
-            decayed_usage_gpu_seconds=decayed_usage(by_project.get(project_id, ()), now,
-                                                     half_life_s),
+            decayed_usage_gpu_seconds=decayed_usage(
+                by_project.get(project_id, ()), now, half_life_s
+            ),
         )
         for project_id, weight in priority_weights.items()
     }

@@ -1,0 +1,108 @@
+"""Expected start times of jobs that fit nowhere now.
+
+The estimate is deliberately simple, and documented as such to users ("around"):
+
+* a partition gets GPUs back when the jobs holding them reach their expected end (start plus
+  time limit, :meth:`ActiveJob.expected_end`); this cycle's own placements count too;
+* the job is expected to start at the first such end at which the partition's free GPUs plus
+  the GPUs released by then reach the GPUs the job holds.
+
+We know GPU counts per node state, not which node each job runs on, so we assume released GPUs
+can be used together. That is optimistic for gang jobs on a fragmented partition (Slurm's
+backfill, which knows the nodes, can say later). GPUs held by jobs the federation does not
+know (a site's local users) have no known end: if they are needed, there is no estimate.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable
+from itertools import accumulate
+from operator import itemgetter
+
+from aifactories.domain.ids import PartitionId
+from aifactories.domain.jobs import ActiveJob
+from aifactories.scheduling.working import Slot
+
+
+class Releases:
+    """When each partition's busy GPUs come back, built lazily and cached per partition.
+
+    The snapshot's releases (thousands per partition) are sorted once per cycle; this cycle's
+    placements are kept apart and re-sorted only when more were made, so estimating a start
+    in the middle of the cycle and again at its end does not sort the big list twice.
+    """
+
+    def __init__(self, active_jobs: Iterable[ActiveJob], now: float) -> None:
+        self._now = now
+        self._active = tuple(active_jobs)
+        self._base: dict[PartitionId, tuple[list[float], list[int]]] | None = None
+        # partition -> (number of this cycle's placements folded in, end times, cumulative GPUs)
+        self._placed: dict[PartitionId, tuple[int, list[float], list[int]]] = {}
+        self._known: dict[tuple[PartitionId, int, int], float | None] = {}
+
+    def _snapshot_releases(self, partition_id: PartitionId) -> tuple[list[float], list[int]]:
+        if self._base is None:
+            # ActiveJob.expected_end, inlined: tens of thousands of active jobs per cycle.
+            now = self._now
+            events: defaultdict[PartitionId, list[tuple[float, int]]] = defaultdict(list)
+            for job in self._active:
+                started = job.started_at
+                end = (now if started is None else started) + job.time_limit_s
+                shape = job.shape
+                events[job.partition_id].append(
+                    (end if end > now else now, shape.nodes * shape.gpus_per_node)
+                )
+            self._base = {pid: _profile(found) for pid, found in events.items()}
+        return self._base.get(partition_id, ([], []))
+
+    def _placed_releases(self, slot: Slot) -> tuple[list[float], list[int]]:
+        cached = self._placed.get(slot.id)
+        if cached is not None and cached[0] == len(slot.placed):
+            return cached[1], cached[2]
+        ends, cumulative = _profile(list(slot.placed))
+        self._placed[slot.id] = (len(slot.placed), ends, cumulative)
+        return ends, cumulative
+
+    def expected_start(self, slot: Slot, gpus: int) -> float | None:
+        """When ``gpus`` GPUs are expected free on ``slot``'s partition, or None if unknown.
+
+        Asked only for jobs that do not fit now, so the answer is never earlier than the
+        next release, even when enough GPUs are free but scattered over nodes.
+        """
+        missing = gpus - slot.free
+        key = (slot.id, len(slot.placed), missing)
+        if key in self._known:  # wait reasons ask the same question for many jobs
+            return self._known[key]
+        base_ends, base_cum = self._snapshot_releases(slot.id)
+        placed_ends, placed_cum = self._placed_releases(slot)
+        first = _first_enough(base_ends, base_cum, placed_ends, placed_cum, missing)
+        second = _first_enough(placed_ends, placed_cum, base_ends, base_cum, missing)
+        if first is None or (second is not None and second < first):
+            first = second
+        self._known[key] = first
+        return first
+
+
+def _profile(events: list[tuple[float, int]]) -> tuple[list[float], list[int]]:
+    events.sort(key=itemgetter(0))  # float keys sort much faster than tuples
+    return [end for end, _ in events], list(accumulate(gpus for _, gpus in events))
+
+
+def _first_enough(
+    ends: list[float], cum: list[int], other_ends: list[float], other_cum: list[int], missing: int
+) -> float | None:
+    """The first of ``ends`` by which both lists together have released ``missing`` GPUs.
+
+    Binary search on ``ends``: released GPUs only grow with time, so the test is monotone.
+    """
+    low, high = 0, len(ends)
+    while low < high:
+        middle = (low + high) // 2
+        k = bisect_right(other_ends, ends[middle])
+        if cum[middle] + (other_cum[k - 1] if k else 0) >= missing:
+            high = middle
+        else:
+            low = middle + 1
+    return ends[low] if low < len(ends) else None

@@ -1,0 +1,40 @@
+"""The placement policies, by name: ``get_policy("fair_share")``."""
+
+from __future__ import annotations
+
+from aifactories.domain.errors import InvalidInput
+from aifactories.scheduling.policies.earliest_start import EarliestStart
+from aifactories.scheduling.policies.fair_share import (
+    FairShare,
+    FairShareFactor,
+    fair_share_factors,
+    fair_share_priority,
+)
+from aifactories.scheduling.policies.first_fit import FirstFit
+from aifactories.scheduling.policy import Policy
+
+# Policies keep no state, so one instance of each serves every caller.
+_POLICIES: dict[str, Policy] = {
+    policy.name: policy for policy in (FirstFit(), EarliestStart(), FairShare())
+}
+POLICY_NAMES: tuple[str, ...] = tuple(_POLICIES)
+
+
+def get_policy(name: str) -> Policy:
+    """The policy called ``name``; :class:`InvalidInput` names the known ones otherwise."""
+    policy = _POLICIES.get(name.strip().lower().replace("-", "_"))
+    if policy is None:
+        raise InvalidInput("policy", f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
+    return policy
+
+
+__all__ = [
+    "POLICY_NAMES",
+    "EarliestStart",
+    "FairShare",
+    "FairShareFactor",
+    "FirstFit",
+    "fair_share_factors",
+    "fair_share_priority",
+    "get_policy",
+]

@@ -1,0 +1,35 @@
+"""First fit: jobs in submission order, each on the first partition (catalogue order) where it
+fits now. The baseline: simple, predictable, and no reservation, so big jobs can starve."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import attrgetter
+
+from aifactories.domain.jobs import PendingJob
+from aifactories.scheduling.policy import Candidate, CycleContext
+from aifactories.scheduling.snapshot import Snapshot
+
+
+def submission_order(pending: Sequence[PendingJob]) -> list[PendingJob]:
+    """Oldest first; the job id breaks ties so the order never depends on the input's order."""
+    # Two stable sorts on scalar keys: faster than one on (submitted_at, id) tuples.
+    ordered = sorted(pending, key=attrgetter("id"))
+    ordered.sort(key=attrgetter("submitted_at"))
+    return ordered
+
+
+class FirstFit:
+    name: str = "first_fit"
+    reserve_for_head: bool = False
+
+    def order(
+        self, pending: Sequence[PendingJob], snapshot: Snapshot, now: float
+    ) -> list[PendingJob]:
+        return submission_order(pending)
+
+    def choose(
+        self, job: PendingJob, candidates: Sequence[Candidate], context: CycleContext
+    ) -> Candidate | None:
+        # run_cycle offers candidates in catalogue order.
+        return candidates[0] if candidates else None

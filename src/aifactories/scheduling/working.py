@@ -1,0 +1,249 @@
+"""The cycle's working copy of capacity and budgets, and the per-requirement option cache.
+
+The snapshot is immutable; a cycle copies what placements use up (node histograms and
+allocation remainders) so that two jobs of one cycle can never over-fill a partition or
+overdraw an allocation. Everything here is private to :mod:`aifactories.scheduling`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import NamedTuple
+
+from aifactories.domain.errors import InvalidInput
+from aifactories.domain.ids import AllocationId, JobId, PartitionId, ProjectId, SiteId
+from aifactories.domain.jobs import ANY_GPU_MODEL, JobSpec, Shape, shape_on
+from aifactories.domain.projects import Allocation, AllocationStatus
+from aifactories.scheduling.snapshot import PartitionState
+
+# What makes two jobs interchangeable for capacity: same hardware, residency and gang size,
+# i.e. (gpu_model, min_gpu_memory_gb, countries, gpus, nodes) of their JobSpec.
+SpecKey = tuple[str, int, frozenset[str], int, int | None]
+
+
+class Slot:
+    """One available partition's free capacity during a cycle (mutable, cycle-local)."""
+
+    __slots__ = (
+        "bw",
+        "country",
+        "free",
+        "gpn",
+        "hist",
+        "id",
+        "max_block",
+        "order",
+        "partition",
+        "placed",
+        "site_id",
+        "state",
+        "total",
+    )
+
+    def __init__(self, state: PartitionState, order: int) -> None:
+        partition = state.partition
+        hist = list(state.free_nodes_by_free_gpus)
+        if len(hist) != partition.gpus_per_node + 1 or min(hist, default=0) < 0:
+            raise InvalidInput(
+                "snapshot",
+                f"partition {partition.id}: free_nodes_by_free_gpus must have "
+                f"{partition.gpus_per_node + 1} non-negative counts (0..gpus_per_node), "
+                f"got {state.free_nodes_by_free_gpus}",
+            )
+        self.state = state
+        self.order = order
+        self.partition = partition
+        self.site_id = partition.site_id
+        self.id: PartitionId = partition.id
+        self.total = partition.total_gpus
+        self.country = state.country.upper()
+        self.bw = partition.billing_weight
+        self.gpn = partition.gpus_per_node
+        self.hist = hist
+        self.free = sum(k * n for k, n in enumerate(hist))
+        self.max_block = max((k for k, n in enumerate(hist) if n > 0 and k > 0), default=0)
+        # (expected end, GPUs) of this cycle's placements here, for expected-start estimates.
+        self.placed: list[tuple[float, int]] = []
+
+    def fits(self, option: Option) -> bool:
+        if self.free < option.gpus:
+            return False
+        if option.exclusive:
+            return self.hist[self.gpn] >= option.nodes
+        return self.max_block >= option.per_node
+
+    def take(self, shape: Shape, ends_at: float) -> None:
+        """Use capacity for ``shape``; the caller has checked that it fits."""
+        hist = self.hist
+        gpus = shape.nodes * shape.gpus_per_node
+        if shape.exclusive:
+            hist[self.gpn] -= shape.nodes
+            hist[0] += shape.nodes
+        else:
+            k = gpus
+            while not hist[k]:  # best fit: the node with the fewest free GPUs that fits
+                k += 1
+            hist[k] -= 1
+            hist[k - gpus] += 1
+        self.free -= gpus
+        top = self.max_block
+        while top and not hist[top]:
+            top -= 1
+        self.max_block = top
+        self.placed.append((ends_at, gpus))
+
+
+class Option(NamedTuple):
+    """A partition a job's hardware, residency and gang size allow, with its layout there."""
+
+    slot: Slot
+    shape: Shape
+    per_node: int
+    nodes: int
+    exclusive: bool
+    gpus: int  # GPUs held (and charged): whole nodes for exclusive shapes
+
+
+class Entry:
+    """Options for one :data:`SpecKey`, shared by every job with that key in the cycle.
+
+    ``live`` keeps the options that still have room for the key's shape. A cycle only ever
+    uses capacity up, so an option found full is dropped for good and later jobs with the
+    same key do not test it again; once ``live`` is empty they are refused at once.
+    """
+
+    __slots__ = ("live", "never", "options", "starts", "texts", "unknown", "views")
+
+    def __init__(self, options: tuple[Option, ...], never: str | None) -> None:
+        self.options = options
+        self.never = never  # why no partition can take this job at all, if none can
+        self.live = list(options)
+        # Filled after the decisions, for wait reasons: built once per key, not once per job.
+        self.texts: dict[int, str] = {}  # partition order -> "; expected to start around ..."
+        self.starts: list[tuple[float, int, Option]] | None = None
+        self.unknown: tuple[Option, ...] = ()  # options whose start cannot be estimated
+        self.views: dict[frozenset[SiteId] | None, View] = {}
+
+
+class View:
+    """An entry's options as a project sees them: at the sites its allocations cover.
+
+    Keyed by the covered sites (None: every site), so the many projects alike share one.
+    """
+
+    __slots__ = ("capacity", "options", "room")
+
+    def __init__(self, options: tuple[Option, ...]) -> None:
+        self.options = options
+        self.room = tuple(o for o in options if o.slot.fits(o))  # built after all decisions
+        # The capacity part of the reason (or, with no options, the sites that would do).
+        self.capacity: str | None = None
+
+
+class Note(Enum):
+    """What the decision loop saw of a job it could not place, for writing the reason."""
+
+    NO_CANDIDATE = "no candidate"
+    HELD = "held for the reserved head job"
+    DECLINED = "declined by the policy"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The head job's reservation: ``slot`` is kept for ``job_id`` from ``start`` on."""
+
+    slot: Slot
+    start: float
+    job_id: JobId
+
+
+def options_for(spec: JobSpec, slots: Iterable[Slot]) -> tuple[Option, ...]:
+    """The available partitions this job could ever use, in catalogue order."""
+    if spec.gpus < 1:
+        return ()
+    model = spec.gpu_model.lower()
+    countries = frozenset(c.upper() for c in spec.countries)
+    options: list[Option] = []
+    for slot in slots:
+        partition = slot.partition
+        if model != ANY_GPU_MODEL and partition.gpu_model.lower() != model:
+            continue
+        if partition.gpu_memory_gb < spec.min_gpu_memory_gb:
+            continue
+        if countries and slot.country not in countries:
+            continue
+        shape = shape_on(spec, partition.gpus_per_node, partition.nodes)
+        if shape is None:
+            continue
+        options.append(
+            Option(
+                slot=slot,
+                shape=shape,
+                per_node=shape.gpus_per_node,
+                nodes=shape.nodes,
+                exclusive=shape.exclusive,
+                gpus=shape.allocated_gpus,
+            )
+        )
+    return tuple(options)
+
+
+class Budgets:
+    """Allocation remainders for one cycle, and which allocation pays for what.
+
+    At a site, a project's site-specific allocations are tried before its pool ones
+    (``site_id`` None), each group by lowest id: the first with enough left pays.
+    """
+
+    def __init__(
+        self, allocations: Iterable[Allocation], now: float, sites: Iterable[SiteId]
+    ) -> None:
+        self.left: dict[AllocationId, int] = {}
+        self._sites = tuple(dict.fromkeys(sites))
+        self._by_project: dict[ProjectId, list[Allocation]] = {}
+        for allocation in allocations:
+            # usable_at without the site test, done once per cycle instead of once per try
+            if (
+                allocation.status is AllocationStatus.OPEN
+                and allocation.starts_at <= now < allocation.ends_at
+            ):
+                self.left[allocation.id] = allocation.left_gpu_seconds
+                self._by_project.setdefault(allocation.project_id, []).append(allocation)
+        self.known_orders: dict[ProjectId, dict[SiteId, tuple[AllocationId, ...]]] = {}
+        self._covers: dict[ProjectId, frozenset[SiteId] | None] = {}
+
+    def orders(self, project: ProjectId) -> dict[SiteId, tuple[AllocationId, ...]]:
+        """For each available site, the allocations the project may use there, preferred first.
+
+        One dict per project, so the decision loop tests budgets with a lookup and a short
+        inline loop instead of a method call per partition.
+        """
+        orders = self.known_orders.get(project)
+        if orders is None:
+            mine = sorted(self._by_project.get(project, ()), key=lambda a: a.id)
+            pool = tuple(a.id for a in mine if a.site_id is None)
+            # Most projects only hold pool allocations: every site then shares one tuple.
+            orders = self.known_orders[project] = dict.fromkeys(self._sites, pool)
+            for site in {a.site_id for a in mine if a.site_id is not None and a.site_id in orders}:
+                orders[site] = tuple(a.id for a in mine if a.site_id == site) + pool
+        return orders
+
+    def covers(self, project: ProjectId) -> frozenset[SiteId] | None:
+        """The sites where the project holds a usable allocation; None for every site."""
+        if project in self._covers:
+            return self._covers[project]
+        orders = self.orders(project)
+        sites = frozenset(site for site, usable in orders.items() if usable)
+        cover = None if len(sites) == len(orders) else sites
+        self._covers[project] = cover
+        return cover
+
+    def find(self, project: ProjectId, site: SiteId, need: int) -> AllocationId | None:
+        """The preferred allocation with at least ``need`` GPU-seconds left, if any."""
+        left = self.left
+        for allocation_id in self.orders(project).get(site, ()):
+            if left[allocation_id] >= need:
+                return allocation_id
+        return None
