@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from aifactories.db.models import AllocationRow, JobRow, PartitionStatusRow
-from aifactories.domain.errors import SiteUnavailable
 from aifactories.executors.mock import MockExecutor
 from aifactories.services.platform import Platform
 from tests.api.harness import Harness, make_harness

@@ -57,7 +57,8 @@ def test_default_catalogue_is_the_federation() -> None:
             "site ids must be unique, repeated: x",
         ),
         (
-            "sites: [{id: x, name: X, country: DE, supercomputer: S, status: planned, colour: red}]",
+            "sites: [{id: x, name: X, country: DE, supercomputer: S, status: planned,"
+            " colour: red}]",
             "sites[0] (x).colour",
         ),
         ("sites: [ {", "not valid YAML"),
