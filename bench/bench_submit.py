@@ -200,9 +200,9 @@ def run(database: str, count: int, concurrency: int, max_seconds: float, workers
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="sqlite")
-    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--count", type=int, default=50_000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument("--max-seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=1, help="API worker processes")
     args = parser.parse_args()
     databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
