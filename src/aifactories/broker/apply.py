@@ -39,7 +39,7 @@ class ApplyOutcome:
 
 # Placements are reserved and recorded in chunks: one transaction per chunk instead of two
 # per job, yet short enough that the API's writes never wait long for SQLite's write lock.
-CHUNK = 50
+CHUNK = 10
 
 
 def _reserve_chunk(

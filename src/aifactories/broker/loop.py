@@ -15,13 +15,13 @@ from aifactories.broker.reconcile import reconcile
 from aifactories.catalogue.loader import Catalogue
 from aifactories.db import convert
 from aifactories.db.jobs import (
-    ACTIVE_STATES,
+    active_jobs,
     charges_since,
     pending_jobs,
     record_reasons,
     upsert_partition_status,
 )
-from aifactories.db.models import AllocationRow, JobRow, PartitionStatusRow, ProjectRow
+from aifactories.db.models import AllocationRow, PartitionStatusRow, ProjectRow
 from aifactories.domain.clock import Clock, stopwatch
 from aifactories.domain.errors import ExecutorError
 from aifactories.domain.ids import ProjectId, SiteId
@@ -87,9 +87,7 @@ class Broker:
         )
         with self._reads() as session:
             pending = pending_jobs(session)
-            active_rows = list(
-                session.execute(select(JobRow).where(JobRow.state.in_(ACTIVE_STATES))).scalars()
-            )
+            active = active_jobs(session)
             allocations = [
                 convert.allocation(r) for r in session.execute(select(AllocationRow)).scalars()
             ]
@@ -112,7 +110,7 @@ class Broker:
             priority_weights=weights,
             charges=charges,
             half_life_s=self._half_life_s,
-            active_jobs=[convert.active_job(r) for r in active_rows if r.site_id],
+            active_jobs=active,
         )
         result = run_cycle(snapshot, pending, self._policy, now)
         outcome = apply_placements(

@@ -152,6 +152,15 @@ def reconcile(
     return unreachable
 
 
+def _news(state: str, reason: str | None, status: SiteJobStatus | None) -> bool:
+    """Whether a site's status changes anything for a job in ``state`` with ``reason``."""
+    if status is None:
+        return True  # the site lost it
+    if status.state is JobState.SUBMITTED:
+        return state == JobState.PLACED.value or reason != status.reason
+    return status.state.value != state
+
+
 def _reconcile_site(
     session_factory: sessionmaker[Session],
     read_factory: sessionmaker[Session],
@@ -163,13 +172,17 @@ def _reconcile_site(
     # write lock), then apply what it said in one short transaction.
     with read_factory() as session:
         seen = session.execute(
-            select(JobRow.id, JobRow.state, JobRow.site_job_id, JobRow.cancel_requested).where(
-                JobRow.id.in_(job_ids), JobRow.state.in_(ACTIVE_STATES)
-            )
+            select(
+                JobRow.id,
+                JobRow.state,
+                JobRow.site_job_id,
+                JobRow.cancel_requested,
+                JobRow.reason,
+            ).where(JobRow.id.in_(job_ids), JobRow.state.in_(ACTIVE_STATES))
         ).all()
     adopted: dict[int, SiteJobStatus | None] = {}
     site_ids: dict[int, str] = {}
-    for job_id, state, site_job_id, cancel_requested in seen:
+    for job_id, state, site_job_id, cancel_requested, _reason in seen:
         if state == JobState.PLACED.value and site_job_id is None:
             # An orphan of a crash between submit and commit: find it by its tag.
             adopted[job_id] = found = executor.find_by_tag(job_tag(job_id))
@@ -180,9 +193,18 @@ def _reconcile_site(
         if cancel_requested and job_id in site_ids:
             executor.cancel(site_ids[job_id])
     statuses = executor.poll(list(site_ids.values())) if site_ids else {}
+    # Only jobs whose site status says something new are loaded in the write transaction:
+    # thousands of jobs running unchanged must not hold SQLite's write lock.
+    changed = [
+        job_id
+        for job_id, state, site_job_id, _cancel, reason in seen
+        if job_id in adopted or _news(state, reason, statuses.get(site_ids.get(job_id, "")))
+    ]
+    if not changed:
+        return
     with session_factory() as session, session.begin():
         rows = session.execute(
-            select(JobRow).where(JobRow.id.in_(job_ids), JobRow.state.in_(ACTIVE_STATES))
+            select(JobRow).where(JobRow.id.in_(changed), JobRow.state.in_(ACTIVE_STATES))
         ).scalars()
         for row in rows:
             if row.id in adopted and adopted[row.id] is None and row.site_job_id is None:

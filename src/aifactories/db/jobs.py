@@ -19,8 +19,8 @@ from aifactories.db.models import (
     PartitionStatusRow,
     table_of,
 )
-from aifactories.domain.ids import JobId, ProjectId, UserId
-from aifactories.domain.jobs import JobSpec, JobState, PendingJob
+from aifactories.domain.ids import JobId, PartitionId, ProjectId, SiteId, UserId
+from aifactories.domain.jobs import ActiveJob, JobSpec, JobState, PendingJob, Shape
 
 ACTIVE_STATES = (JobState.PLACED.value, JobState.SUBMITTED.value, JobState.RUNNING.value)
 
@@ -182,3 +182,35 @@ def record_reasons(session: Session, reasons: Mapping[int, str]) -> None:
         .values(reason=bindparam("b_reason")),
         [{"b_id": job_id, "b_reason": reason} for job_id, reason in reasons.items()],
     )
+
+
+def active_jobs(session: Session) -> list[ActiveJob]:
+    """Jobs holding capacity at a site (placed, submitted, running), for the snapshot."""
+    jobs = table_of(JobRow)
+    rows = session.execute(
+        select(
+            jobs.c.id,
+            jobs.c.project_id,
+            jobs.c.site_id,
+            jobs.c.partition_id,
+            jobs.c.state,
+            jobs.c.shape_nodes,
+            jobs.c.shape_gpus_per_node,
+            jobs.c.shape_exclusive,
+            jobs.c.started_at,
+            jobs.c.time_limit_s,
+        ).where(jobs.c.state.in_(ACTIVE_STATES), jobs.c.site_id.is_not(None))
+    ).all()
+    return [
+        ActiveJob(
+            id=JobId(r.id),
+            project_id=ProjectId(r.project_id),
+            site_id=SiteId(r.site_id),
+            partition_id=PartitionId(r.partition_id),
+            shape=Shape(r.shape_nodes, r.shape_gpus_per_node, bool(r.shape_exclusive)),
+            state=JobState(r.state),
+            started_at=r.started_at,
+            time_limit_s=r.time_limit_s,
+        )
+        for r in rows
+    ]
