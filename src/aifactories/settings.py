@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
+from sqlalchemy.engine import URL
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     api_threads: Annotated[int, Field(ge=1, le=256)] = 8  # worker threads per API process
+    # Run hot-path database calls on the API's event loop: None = when the database is local
+    # (SQLite, or a server on loopback or a Unix socket).
+    api_inline_database: bool | None = None
     # the broker
     policy: str = "earliest_start"
     broker_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
@@ -49,6 +53,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'aifactories.db'}"
+
+    def inline_database_calls(self, url: URL) -> bool:
+        if self.api_inline_database is not None:
+            return self.api_inline_database
+        host = url.host or ""
+        return url.get_backend_name() == "sqlite" or host in ("", "localhost", "127.0.0.1", "::1")
 
     @property
     def sites_state_dir(self) -> Path:

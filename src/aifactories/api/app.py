@@ -118,10 +118,11 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     async def submit(
         context: Ctx, who: Me, body: job_service.JobRequest, response: Response
     ) -> JobOut:
-        # On SQLite the submission runs on the event loop: ~1.5 ms of CPU around in-process
-        # database calls that are serialised anyway, where a thread hop and GIL hand-offs cost
-        # more than the work. A networked database waits on round trips: a worker thread.
-        if context.write_engine.dialect.name == "sqlite":
+        # With a local database the submission runs on the event loop: ~1.5 ms of CPU around
+        # sub-millisecond database calls, where a thread hop and GIL hand-offs cost more than
+        # the work (docs/benchmarks.md). A remote database's round trips would stall the loop:
+        # there it goes to a worker thread.
+        if context.settings.inline_database_calls(context.write_engine.url):
             row = job_service.submit_job(context, who, body)
         else:
             row = await run_in_threadpool(job_service.submit_job, context, who, body)

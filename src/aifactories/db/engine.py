@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,28 +25,47 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _serialise_transactions(engine: Engine) -> None:
+def _serialise_transactions(engine: Engine, database: str) -> None:
     """SQLite has one writer at a time. "BEGIN IMMEDIATE" takes the write lock up front, so a
-    transaction never fails on a read-to-write lock upgrade; and an in-process lock queues this
-    process's transactions before they reach SQLite, whose busy handler would otherwise sleep
-    in growing steps (tens of milliseconds) and wreck tail latency under concurrent requests.
-    Other processes (an admin command) still wait on busy_timeout."""
+    transaction never fails on a read-to-write lock upgrade. Before it, a thread lock queues
+    this process's transactions and an advisory file lock (``<database>.writelock``) queues
+    other processes' (API workers, the broker, admin commands): both hand over in
+    microseconds, where SQLite's own busy handler sleeps in growing steps (tens of
+    milliseconds) and wrecks tail latency under concurrent requests."""
     lock = threading.RLock()
+    lock_file = open(f"{database}.writelock", "a+b")  # noqa: SIM115 - lives with the engine
+    depth = 0
+
+    def acquire() -> None:
+        nonlocal depth
+        lock.acquire()
+        if depth == 0:
+            try:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+            except BaseException:
+                lock.release()
+                raise
+        depth += 1
+
+    def release() -> None:
+        nonlocal depth
+        depth -= 1
+        if depth == 0:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+        lock.release()
 
     def begin(conn: Connection) -> None:
-        lock.acquire()
+        acquire()
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
-            lock.release()
+            release()
             raise
 
-    def end(_conn: Connection) -> None:
-        lock.release()
-
     event.listen(engine, "begin", begin)
-    event.listen(engine, "commit", end)
-    event.listen(engine, "rollback", end)
+    event.listen(engine, "commit", lambda _conn: release())
+    event.listen(engine, "rollback", lambda _conn: release())
+    event.listen(engine, "engine_disposed", lambda _engine: lock_file.close())
 
 
 def make_engine(url: str) -> Engine:
@@ -55,7 +75,8 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        _serialise_transactions(engine)
+        if parsed.database and parsed.database != ":memory:":
+            _serialise_transactions(engine, parsed.database)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
