@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
-from sqlalchemy.engine import URL
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
 
 
 def default_data_dir() -> Path:
