@@ -94,34 +94,54 @@ def user_by_username(session: Session, username: str) -> UserRow | None:
     return session.execute(select(UserRow).where(UserRow.username == username)).scalar_one_or_none()
 
 
+_ALLOCATION_COLUMNS = (
+    "id",
+    "site_id",
+    "granted_gpu_seconds",
+    "reserved_gpu_seconds",
+    "used_gpu_seconds",
+    "starts_at",
+    "ends_at",
+    "status",
+)
+
+
 def project_and_allocations(
     conn: Connection, ref: str | int
 ) -> tuple[ProjectRow, list[Allocation]] | None:
-    """A project (by id or code) and its allocations, through Core on one connection: the
-    submission hot path, where the ORM session's overhead is most of the cost."""
-    projects = table_of(ProjectRow)
+    """A project (by id or code) and its allocations in one query through Core: the
+    submission hot path, where the ORM's overhead and each round trip count."""
+    projects, allocations = table_of(ProjectRow), table_of(AllocationRow)
     if isinstance(ref, int) or ref.isdigit():
         where = projects.c.id == int(ref)
     else:
         where = projects.c.code == ref
-    found = conn.execute(select(projects).where(where)).mappings().one_or_none()
-    if found is None:
+    query = (
+        select(
+            projects,
+            *(allocations.c[name].label(f"a_{name}") for name in _ALLOCATION_COLUMNS),
+        )
+        .select_from(projects.outerjoin(allocations, allocations.c.project_id == projects.c.id))
+        .where(where)
+        .order_by(allocations.c.id)
+    )
+    rows = conn.execute(query).mappings().all()
+    if not rows:
         return None
-    project = ProjectRow(**dict(found))
-    allocations = [
+    project = ProjectRow(**{c.key: rows[0][c.key] for c in projects.columns})
+    found = [
         Allocation(
-            id=AllocationId(r.id),
-            project_id=ProjectId(r.project_id),
-            site_id=SiteId(r.site_id) if r.site_id else None,
-            granted_gpu_seconds=r.granted_gpu_seconds,
-            reserved_gpu_seconds=r.reserved_gpu_seconds,
-            used_gpu_seconds=r.used_gpu_seconds,
-            starts_at=r.starts_at,
-            ends_at=r.ends_at,
-            status=AllocationStatus(r.status),
+            id=AllocationId(r["a_id"]),
+            project_id=ProjectId(project.id),
+            site_id=SiteId(r["a_site_id"]) if r["a_site_id"] else None,
+            granted_gpu_seconds=r["a_granted_gpu_seconds"],
+            reserved_gpu_seconds=r["a_reserved_gpu_seconds"],
+            used_gpu_seconds=r["a_used_gpu_seconds"],
+            starts_at=r["a_starts_at"],
+            ends_at=r["a_ends_at"],
+            status=AllocationStatus(r["a_status"]),
         )
-        for r in conn.execute(
-            select(table_of(AllocationRow)).where(AllocationRow.project_id == project.id)
-        )
+        for r in rows
+        if r["a_id"] is not None
     ]
-    return project, allocations
+    return project, found
