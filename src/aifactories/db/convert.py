@@ -5,13 +5,10 @@ from __future__ import annotations
 from aifactories.db.models import AllocationRow, JobRow
 from aifactories.domain.ids import (
     AllocationId,
-    JobId,
-    PartitionId,
     ProjectId,
     SiteId,
-    UserId,
 )
-from aifactories.domain.jobs import ActiveJob, JobSpec, JobState, PendingJob, Shape
+from aifactories.domain.jobs import JobSpec
 from aifactories.domain.projects import Allocation, AllocationStatus
 
 
@@ -28,38 +25,6 @@ def job_spec(row: JobRow) -> JobSpec:
         workdir=row.workdir,
         countries=frozenset(row.countries or ()),
         runtime_s=row.runtime_s,
-    )
-
-
-def pending_job(row: JobRow) -> PendingJob:
-    return PendingJob(
-        id=JobId(row.id),
-        project_id=ProjectId(row.project_id),
-        user_id=UserId(row.user_id),
-        spec=job_spec(row),
-        submitted_at=row.submitted_at,
-        requeues=row.requeues,
-    )
-
-
-def job_shape(row: JobRow) -> Shape:
-    if row.shape_nodes is None or row.shape_gpus_per_node is None:
-        raise ValueError(f"job {row.id} has no shape: it was never placed")
-    return Shape(row.shape_nodes, row.shape_gpus_per_node, bool(row.shape_exclusive))
-
-
-def active_job(row: JobRow) -> ActiveJob:
-    if row.site_id is None or row.partition_id is None:
-        raise ValueError(f"job {row.id} is {row.state} but has no site")
-    return ActiveJob(
-        id=JobId(row.id),
-        project_id=ProjectId(row.project_id),
-        site_id=SiteId(row.site_id),
-        partition_id=PartitionId(row.partition_id),
-        shape=job_shape(row),
-        state=JobState(row.state),
-        started_at=row.started_at,
-        time_limit_s=row.time_limit_s,
     )
 
 
