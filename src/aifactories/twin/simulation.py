@@ -1,0 +1,316 @@
+"""Run a trace through the federation in virtual time with the production ``run_cycle``.
+
+The twin shares the whole cycle with the broker, not an inner kernel (Armada's lesson): the
+snapshot is built by the same :func:`~aifactories.scheduling.assemble.assemble_snapshot`, the
+decisions come from the same :func:`~aifactories.scheduling.run_cycle` and policies, and the
+virtual sites are the same :class:`~aifactories.executors.mock.MockExecutor` the broker's
+tests drive, so capacity is enforced node by node exactly as there. Budgets move with the
+ledger's own arithmetic. Only time differs: an event heap instead of the wall clock.
+
+A cycle runs at every instant where jobs arrive or end (after those events), like a broker
+that wakes on change. Everything but the measured cycle runtimes is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from aifactories.domain.clock import stopwatch
+from aifactories.domain.ids import AllocationId, JobId, ProjectId, SiteId, UserId
+from aifactories.domain.jobs import ActiveJob, JobSpec, JobState, PendingJob
+from aifactories.domain.projects import Allocation, AllocationStatus
+from aifactories.domain.sites import Site
+from aifactories.executors.base import SubmitRequest, job_tag
+from aifactories.executors.mock import MockExecutor
+from aifactories.ledger import Balance, charge, reserve
+from aifactories.scheduling import get_policy, run_cycle
+from aifactories.scheduling.assemble import assemble_snapshot
+from aifactories.scheduling.snapshot import Placement
+from aifactories.twin.engine import EventEngine, Priority
+from aifactories.twin.federation import (
+    DEFAULT_GPU_POWER_KW,
+    DEFAULT_PUE,
+    DEFAULT_SPEED,
+    TwinProject,
+)
+from aifactories.twin.metrics.results import JobResult, PolicyRun
+from aifactories.twin.traces.model import Trace, TraceJob
+
+_USAGE_HALF_LIVES = 6  # as the broker: older charges weigh under 2%
+
+
+@dataclass(frozen=True)
+class TwinSetup:
+    sites: tuple[Site, ...]
+    policy: str
+    half_life_s: float = 7 * 86400
+    # The time limit a job asks for: its runtime at reference speed times this factor (users
+    # overestimate; 1.0 would be perfect estimates). A job on a slower GPU may hit it.
+    time_limit_factor: float = 1.5
+    speed: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SPEED))
+    gpu_power_kw: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_GPU_POWER_KW))
+    pue: float = DEFAULT_PUE
+
+
+@dataclass
+class _Running:
+    job: TraceJob
+    pending: PendingJob
+    placement: Placement
+    site_job_id: str
+    started: float
+    runtime: float
+    state: JobState
+    gpu_model: str
+
+
+class Simulation:
+    def __init__(self, trace: Trace, projects: Mapping[str, TwinProject], setup: TwinSetup) -> None:
+        self.trace = trace
+        self.setup = setup
+        self.policy = get_policy(setup.policy)
+        self.engine = EventEngine()
+        self.sites = {s.id: s for s in setup.sites if s.operational}
+        self.executors = {
+            sid: MockExecutor(site, self.engine.clock) for sid, site in self.sites.items()
+        }
+        self.projects = dict(projects)
+        self._project_of = {p.project_id: p for p in projects.values()}
+        self._balances = {p.project_id: Balance(p.granted_gpu_seconds) for p in projects.values()}
+        self._pending: dict[JobId, PendingJob] = {}
+        self._trace_job: dict[JobId, TraceJob] = {}
+        self._running: dict[JobId, _Running] = {}
+        self._charges: list[tuple[ProjectId, float, int]] = []
+        self._results: list[JobResult] = []
+        self._cycle_times: list[float] = []
+        self._utilisation: list[tuple[float, str, int, int]] = []
+        self._queue: list[tuple[float, int]] = []
+        self._cycle_at: float | None = None
+        self._carbon = {sid: (s.carbon_g_per_kwh or 0.0) for sid, s in self.sites.items()}
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _want_cycle(self) -> None:
+        now = self.engine.clock.now()
+        if self._cycle_at != now:
+            self._cycle_at = now
+            self.engine.schedule(now, Priority.CYCLE, self._cycle, "cycle")
+
+    def _arrive(self, index: int, job: TraceJob) -> None:
+        project = self.projects[job.group or "default"]
+        job_id = JobId(index + 1)
+        reference = max(1, math.ceil(job.runtime_s))
+        limit = job.time_limit_s or reference * self.setup.time_limit_factor
+        pending = PendingJob(
+            id=job_id,
+            project_id=ProjectId(project.project_id),
+            user_id=UserId(project.project_id),
+            spec=JobSpec(
+                gpus=job.gpus,
+                time_limit_s=max(1, math.ceil(limit)),
+                nodes=job.nodes,
+                name=job.job_id,
+            ),
+            submitted_at=self.engine.clock.now(),
+        )
+        self._pending[job_id] = pending
+        self._trace_job[job_id] = job
+        self._want_cycle()
+
+    def _arrival(self, index: int, job: TraceJob) -> Callable[[], None]:
+        return lambda: self._arrive(index, job)
+
+    def _end(self, job_id: JobId) -> None:
+        run = self._running.pop(job_id)
+        now = self.engine.clock.now()
+        site = self.executors[run.placement.site_id]
+        site.finish(run.site_job_id, run.state, elapsed_s=run.runtime)
+        gpus = run.placement.shape.allocated_gpus
+        used = math.ceil(gpus * run.runtime * run.placement.billing_weight)
+        project_id = run.pending.project_id
+        self._balances[project_id] = charge(
+            self._balances[project_id], run.placement.reserved_gpu_seconds, used
+        )
+        self._charges.append((project_id, now, used))
+        model = run.gpu_model
+        gpu_hours = gpus * run.runtime / 3600
+        energy = gpu_hours * self.setup.gpu_power_kw.get(model, 0.5) * self.setup.pue
+        project = self._project_of[project_id]
+        self._results.append(
+            JobResult(
+                job_id=run.job.job_id,
+                project=project.name,
+                organisation_kind=project.organisation_kind,
+                domain=project.domain,
+                country=project.country,
+                site_id=run.placement.site_id,
+                partition_id=run.placement.partition_id,
+                gpu_model=model,
+                gpus=gpus,
+                submit_s=run.pending.submitted_at,
+                start_s=run.started,
+                end_s=now,
+                runtime_s=run.runtime,
+                requested_runtime_s=run.job.runtime_s,
+                gpu_seconds=gpus * run.runtime,
+                energy_kwh=energy,
+                carbon_kg=energy * self._carbon[run.placement.site_id] / 1000,
+            )
+        )
+        self._want_cycle()
+
+    # -- the shared cycle ------------------------------------------------------------------
+
+    def _allocations(self, now: float) -> list[Allocation]:
+        return [
+            Allocation(
+                id=AllocationId(pid),
+                project_id=ProjectId(pid),
+                site_id=None,
+                granted_gpu_seconds=b.granted,
+                reserved_gpu_seconds=b.reserved,
+                used_gpu_seconds=b.used,
+                starts_at=0.0,
+                ends_at=math.inf,
+                status=AllocationStatus.OPEN,
+            )
+            for pid, b in self._balances.items()
+        ]
+
+    def _cycle(self) -> None:
+        now = self.engine.clock.now()
+        self._cycle_at = None
+        free = {
+            f"{sid}/{c.partition_name}": c.free_nodes_by_free_gpus
+            for sid, site in self.executors.items()
+            for c in site.capacity()
+        }
+        horizon = now - _USAGE_HALF_LIVES * self.setup.half_life_s
+        self._charges = [c for c in self._charges if c[1] >= horizon]
+        snapshot = assemble_snapshot(
+            now=now,
+            sites=self.sites.values(),
+            free_nodes=free,
+            available_sites=frozenset(SiteId(s) for s in self.sites),
+            allocations=self._allocations(now),
+            priority_weights={
+                ProjectId(p.project_id): p.priority_weight for p in self.projects.values()
+            },
+            charges=self._charges,
+            half_life_s=self.setup.half_life_s,
+            active_jobs=[
+                ActiveJob(
+                    id=r.pending.id,
+                    project_id=r.pending.project_id,
+                    site_id=r.placement.site_id,
+                    partition_id=r.placement.partition_id,
+                    shape=r.placement.shape,
+                    state=JobState.RUNNING,
+                    started_at=r.started,
+                    time_limit_s=r.pending.spec.time_limit_s,
+                )
+                for r in self._running.values()
+            ],
+        )
+        started = stopwatch()
+        result = run_cycle(snapshot, list(self._pending.values()), self.policy, now)
+        self._cycle_times.append(stopwatch() - started)
+        for placement in result.placements:
+            self._start(placement, now)
+        self._sample(now)
+
+    def _start(self, placement: Placement, now: float) -> None:
+        pending = self._pending.pop(placement.job_id)
+        job = self._trace_job.pop(placement.job_id)
+        self._balances[pending.project_id] = reserve(
+            self._balances[pending.project_id], placement.reserved_gpu_seconds
+        )
+        site = self.sites[placement.site_id]
+        partition = next(p for p in site.partitions if p.id == placement.partition_id)
+        site_job_id = self.executors[placement.site_id].submit(
+            SubmitRequest(
+                job_id=placement.job_id,
+                tag=job_tag(placement.job_id),
+                partition=partition,
+                shape=placement.shape,
+                spec=pending.spec,
+                account=str(pending.project_id),
+                user=str(pending.user_id),
+            )
+        )
+        if self.executors[placement.site_id].status(site_job_id).state is not JobState.RUNNING:
+            # run_cycle placed it where the site has no room: the shared cycle and the site
+            # disagree, which must never happen.
+            raise AssertionError(f"job {placement.job_id} did not start at {placement.site_id}")
+        speed = self.setup.speed.get(partition.gpu_model, 1.0)
+        runtime = job.runtime_s / speed
+        state = JobState.COMPLETED
+        if runtime > pending.spec.time_limit_s:
+            runtime, state = float(pending.spec.time_limit_s), JobState.TIMEOUT
+        self._running[placement.job_id] = _Running(
+            job, pending, placement, site_job_id, now, runtime, state, partition.gpu_model
+        )
+        self.engine.schedule(
+            now + runtime, Priority.JOB_END, lambda: self._end(placement.job_id), "end"
+        )
+
+    def _sample(self, now: float) -> None:
+        self._queue.append((now, len(self._pending)))
+        for sid, site in self.executors.items():
+            total = sum(p.total_gpus for p in self.sites[sid].partitions)
+            free = sum(
+                sum(k * n for k, n in enumerate(c.free_nodes_by_free_gpus)) for c in site.capacity()
+            )
+            self._utilisation.append((now, sid, total - free, total))
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> PolicyRun:
+        for index, job in enumerate(self.trace.jobs):
+            self.engine.schedule(
+                job.submit_s, Priority.JOB_ARRIVAL, self._arrival(index, job), "arrival"
+            )
+        total = len(self.trace.jobs)
+
+        def on_event(_now: float) -> None:
+            if progress is not None:
+                progress(len(self._results), total)
+
+        self.engine.run(on_event=on_event if progress else None)
+        # Jobs that never fit anywhere stay pending: reported as never started.
+        for job_id, pending in sorted(self._pending.items()):
+            job = self._trace_job[job_id]
+            project = self._project_of[pending.project_id]
+            self._results.append(
+                JobResult(
+                    job_id=job.job_id,
+                    project=project.name,
+                    organisation_kind=project.organisation_kind,
+                    domain=project.domain,
+                    country=project.country,
+                    site_id=None,
+                    partition_id=None,
+                    gpu_model=None,
+                    gpus=job.gpus,
+                    submit_s=pending.submitted_at,
+                    start_s=None,
+                    end_s=None,
+                    runtime_s=0.0,
+                    requested_runtime_s=job.runtime_s,
+                    gpu_seconds=0.0,
+                    energy_kwh=0.0,
+                    carbon_kg=0.0,
+                )
+            )
+        end = self.engine.clock.now()
+        return PolicyRun(
+            policy=self.setup.policy,
+            results=tuple(self._results),
+            cycle_runtimes_s=tuple(self._cycle_times),
+            utilisation_samples=tuple(self._utilisation),
+            queue_samples=tuple(self._queue),
+            horizon_start_s=self.trace.jobs[0].submit_s if self.trace.jobs else 0.0,
+            horizon_end_s=end,
+        )
