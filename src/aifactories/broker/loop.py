@@ -29,7 +29,7 @@ from aifactories.executors.base import Executor
 from aifactories.scheduling import run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
 from aifactories.scheduling.policies import get_policy
-from aifactories.scheduling.snapshot import Wait
+from aifactories.scheduling.snapshot import CycleResult, Wait
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class Broker:
         self._partitions = {p.id: p for p in catalogue.operational_partitions}
         self._last_reasons: dict[int, str] = {}
         self.last_report: CycleReport | None = None
+        self.last_result: CycleResult | None = None  # the last decisions, for parity and health
 
     @property
     def policy_name(self) -> str:
@@ -113,6 +114,7 @@ class Broker:
             active_jobs=active,
         )
         result = run_cycle(snapshot, pending, self._policy, now)
+        self.last_result = result
         outcome = apply_placements(
             self._sessions, self._executors, self._partitions, result.placements, now
         )

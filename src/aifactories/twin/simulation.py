@@ -22,9 +22,11 @@ from aifactories.domain.ids import AllocationId, JobId, ProjectId, SiteId, UserI
 from aifactories.domain.jobs import ActiveJob, JobSpec, JobState, PendingJob
 from aifactories.domain.projects import Allocation, AllocationStatus
 from aifactories.domain.sites import Site
+from aifactories.domain.units import charge_gpu_seconds
 from aifactories.executors.base import SubmitRequest, job_tag
 from aifactories.executors.mock import MockExecutor
 from aifactories.ledger import Balance, charge, reserve
+from aifactories.ledger.balance import settle_amount
 from aifactories.scheduling import get_policy, run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
 from aifactories.scheduling.snapshot import Placement
@@ -52,6 +54,22 @@ class TwinSetup:
     speed: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SPEED))
     gpu_power_kw: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_GPU_POWER_KW))
     pue: float = DEFAULT_PUE
+
+
+def time_limit_of(job: TraceJob, setup: TwinSetup) -> int:
+    """The time limit a trace job asks for: the trace's, else its runtime x the factor."""
+    limit = job.time_limit_s or max(1, math.ceil(job.runtime_s)) * setup.time_limit_factor
+    return max(1, math.ceil(limit))
+
+
+def run_on(
+    job: TraceJob, gpu_model: str, time_limit_s: int, setup: TwinSetup
+) -> tuple[float, JobState]:
+    """How long the job runs on that GPU model, and how it ends (a slow GPU may time out)."""
+    runtime = job.runtime_s / setup.speed.get(gpu_model, 1.0)
+    if runtime > time_limit_s:
+        return float(time_limit_s), JobState.TIMEOUT
+    return runtime, JobState.COMPLETED
 
 
 @dataclass
@@ -88,6 +106,7 @@ class Simulation:
         self._utilisation: list[tuple[float, str, int, int]] = []
         self._queue: list[tuple[float, int]] = []
         self._cycle_at: float | None = None
+        self.placements: list[Placement] = []  # every decision, in order (the parity test)
         self._carbon = {sid: (s.carbon_g_per_kwh or 0.0) for sid, s in self.sites.items()}
 
     # -- events ----------------------------------------------------------------------------
@@ -101,15 +120,13 @@ class Simulation:
     def _arrive(self, index: int, job: TraceJob) -> None:
         project = self.projects[job.group or "default"]
         job_id = JobId(index + 1)
-        reference = max(1, math.ceil(job.runtime_s))
-        limit = job.time_limit_s or reference * self.setup.time_limit_factor
         pending = PendingJob(
             id=job_id,
             project_id=ProjectId(project.project_id),
             user_id=UserId(project.project_id),
             spec=JobSpec(
                 gpus=job.gpus,
-                time_limit_s=max(1, math.ceil(limit)),
+                time_limit_s=time_limit_of(job, self.setup),
                 nodes=job.nodes,
                 name=job.job_id,
             ),
@@ -128,7 +145,10 @@ class Simulation:
         site = self.executors[run.placement.site_id]
         site.finish(run.site_job_id, run.state, elapsed_s=run.runtime)
         gpus = run.placement.shape.allocated_gpus
-        used = math.ceil(gpus * run.runtime * run.placement.billing_weight)
+        used = settle_amount(
+            run.placement.reserved_gpu_seconds,
+            charge_gpu_seconds(gpus, run.runtime, run.placement.billing_weight),
+        )
         project_id = run.pending.project_id
         self._balances[project_id] = charge(
             self._balances[project_id], run.placement.reserved_gpu_seconds, used
@@ -218,6 +238,7 @@ class Simulation:
         result = run_cycle(snapshot, list(self._pending.values()), self.policy, now)
         self._cycle_times.append(stopwatch() - started)
         for placement in result.placements:
+            self.placements.append(placement)
             self._start(placement, now)
         self._sample(now)
 
@@ -244,11 +265,7 @@ class Simulation:
             # run_cycle placed it where the site has no room: the shared cycle and the site
             # disagree, which must never happen.
             raise AssertionError(f"job {placement.job_id} did not start at {placement.site_id}")
-        speed = self.setup.speed.get(partition.gpu_model, 1.0)
-        runtime = job.runtime_s / speed
-        state = JobState.COMPLETED
-        if runtime > pending.spec.time_limit_s:
-            runtime, state = float(pending.spec.time_limit_s), JobState.TIMEOUT
+        runtime, state = run_on(job, partition.gpu_model, pending.spec.time_limit_s, self.setup)
         self._running[placement.job_id] = _Running(
             job, pending, placement, site_job_id, now, runtime, state, partition.gpu_model
         )
