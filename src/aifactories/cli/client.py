@@ -37,6 +37,8 @@ class Client:
             try:
                 body = response.json()
                 code, message = body.get("error", "error"), body.get("message", response.text)
+                if body.get("limit"):
+                    message = f"{message} (expected: {body['limit']})"
             except ValueError:
                 code, message = "error", response.text or response.reason_phrase
             raise ApiError(response.status_code, code, message)

@@ -16,6 +16,7 @@ import typer
 from aifactories.cli import admin, render
 from aifactories.cli.client import ApiError, Client
 from aifactories.cli.config import Profile, load_profile, save_profile
+from aifactories.cli.simulate import simulate_command
 
 app = typer.Typer(
     name="aif",
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.demo_app, name="demo")
 app.command("up")(admin.up)
+app.command("simulate")(simulate_command)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 # exit codes by HTTP status, so scripts can tell failures apart
