@@ -68,4 +68,5 @@ def test_simulate_refuses_unknown_policy(env: dict[str, str]) -> None:
 def test_load_sets_the_arrival_rate() -> None:
     # load 1.0 offers exactly the federation's GPU-hours per hour
     assert jobs_per_hour(1.0, 1000) * MIXTURE_GPU_HOURS_PER_JOB == pytest.approx(1000)
-    assert MIXTURE_GPU_HOURS_PER_JOB == pytest.approx(31.87, abs=0.05)
+    per_job = MIXTURE_GPU_HOURS_PER_JOB
+    assert per_job == pytest.approx(31.87, abs=0.05)
