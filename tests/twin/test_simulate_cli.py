@@ -57,6 +57,16 @@ def test_simulate_compares_policies_and_writes_results(tmp_path: Path, env: dict
     with (out / "jobs.csv").open() as handle:
         jobs = list(csv.DictReader(handle))
     assert len(jobs) == 160 and {j["site_id"] for j in jobs} == {"a"}
+    report = (out / "index.html").read_text()
+    assert "plotly" in report.lower()
+    for title in (
+        "Job completion time (CDF)",
+        "Mean wait by organisation kind",
+        "GPUs busy over time",
+        "Energy and carbon",
+    ):
+        assert title in report
+    assert report.count("first_fit") >= 2 and "fair_share" in report
 
 
 def test_simulate_refuses_unknown_policy(env: dict[str, str]) -> None:

@@ -21,6 +21,7 @@ from aifactories.domain.errors import AifError, InvalidInput
 from aifactories.services.context import catalogue_from_settings
 from aifactories.services.simulate import SimulationRequest, simulate, write_results
 from aifactories.settings import Settings
+from aifactories.twin.report import write_report
 
 _COLUMNS = [
     ("wait_mean", "mean wait h", 3600),
@@ -95,3 +96,5 @@ def simulate_command(
     render.console.print(table)
     for path in write_results(out, runs, rows):
         render.console.print(f"wrote {path}")
+    report = write_report(out, f"aifactories twin: {trace_used.name}", runs, rows)
+    render.console.print(f"wrote {report} (open it in a browser)")

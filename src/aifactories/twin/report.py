@@ -1,0 +1,152 @@
+"""The twin's HTML report: the figures people would rather see than read (Plotly, one file,
+no network needed to open it)."""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from aifactories.twin.metrics.results import PolicyRun
+from aifactories.twin.metrics.summary import Row
+
+
+def _cdf(values: Sequence[float]) -> tuple[list[float], list[float]]:
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered, [(i + 1) / n for i in range(n)]
+
+
+def _cdf_figure(runs: Sequence[PolicyRun], title: str, wait: bool) -> go.Figure:
+    figure = go.Figure()
+    for run in runs:
+        values = [
+            ((r.start_s if wait else r.end_s) - r.submit_s) / 3600
+            for r in run.results
+            if r.start_s is not None and r.end_s is not None
+        ]
+        if values:
+            x, y = _cdf(values)
+            figure.add_trace(go.Scatter(x=x, y=y, mode="lines", name=run.policy))
+    figure.update_layout(
+        title=title,
+        xaxis_title="hours",
+        yaxis_title="fraction of jobs",
+        xaxis_type="log" if not wait else "linear",
+    )
+    return figure
+
+
+def _by_group(runs: Sequence[PolicyRun], attribute: str, title: str) -> go.Figure:
+    figure = go.Figure()
+    for run in runs:
+        waits: dict[str, list[float]] = defaultdict(list)
+        for r in run.results:
+            if r.start_s is not None:
+                waits[getattr(r, attribute)].append((r.start_s - r.submit_s) / 3600)
+        groups = sorted(waits)
+        figure.add_trace(
+            go.Bar(x=groups, y=[sum(waits[g]) / len(waits[g]) for g in groups], name=run.policy)
+        )
+    figure.update_layout(title=title, yaxis_title="mean wait (hours)", barmode="group")
+    return figure
+
+
+def _utilisation(runs: Sequence[PolicyRun]) -> go.Figure:
+    figure = go.Figure()
+    for run in runs:
+        latest: dict[str, tuple[int, int]] = {}
+        xs, ys = [], []
+        for time_s, site, busy, total in run.utilisation_samples:
+            latest[site] = (busy, total)
+            capacity = sum(t for _b, t in latest.values())
+            xs.append(time_s / 3600)
+            ys.append(sum(b for b, _t in latest.values()) / capacity if capacity else 0.0)
+        figure.add_trace(
+            go.Scatter(x=xs, y=ys, mode="lines", name=run.policy, line={"shape": "hv"})
+        )
+    figure.update_layout(
+        title="GPUs busy over time (whole federation)",
+        xaxis_title="hours",
+        yaxis_title="fraction of GPUs busy",
+    )
+    return figure
+
+
+def _queue(runs: Sequence[PolicyRun]) -> go.Figure:
+    figure = go.Figure()
+    for run in runs:
+        figure.add_trace(
+            go.Scatter(
+                x=[t / 3600 for t, _q in run.queue_samples],
+                y=[q for _t, q in run.queue_samples],
+                mode="lines",
+                name=run.policy,
+                line={"shape": "hv"},
+            )
+        )
+    figure.update_layout(
+        title="Jobs waiting over time", xaxis_title="hours", yaxis_title="pending jobs"
+    )
+    return figure
+
+
+def _energy(rows: Sequence[Row]) -> go.Figure:
+    policies = [str(r["policy"]) for r in rows]
+    figure = go.Figure(
+        [
+            go.Bar(x=policies, y=[float(r["energy_kwh"]) / 1000 for r in rows], name="energy MWh"),
+            go.Bar(
+                x=policies, y=[float(r["carbon_kg"]) / 1000 for r in rows], name="carbon t CO2e"
+            ),
+        ]
+    )
+    figure.update_layout(title="Energy and carbon", barmode="group")
+    return figure
+
+
+def _table(rows: Sequence[Row]) -> str:
+    columns = list(rows[0]) if rows else []
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{v:,.3f}</td>" if isinstance(v, float) else f"<td>{html.escape(str(v))}</td>"
+            for v in (row.get(c, "") for c in columns)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(out: Path, title: str, runs: Sequence[PolicyRun], rows: Sequence[Row]) -> Path:
+    """``out/index.html``: the comparison table and the figures, plotly.js embedded once."""
+    figures = [
+        _cdf_figure(runs, "Job completion time (CDF)", wait=False),
+        _cdf_figure(runs, "Wait before start (CDF)", wait=True),
+        _by_group(runs, "organisation_kind", "Mean wait by organisation kind"),
+        _by_group(runs, "domain", "Mean wait by domain"),
+        _by_group(runs, "country", "Mean wait by home country"),
+        _utilisation(runs),
+        _queue(runs),
+        _energy(rows),
+    ]
+    parts = [
+        figure.to_html(full_html=False, include_plotlyjs=(index == 0))
+        for index, figure in enumerate(figures)
+    ]
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+        "font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}</style>"
+        f"</head><body><h1>{html.escape(title)}</h1>{_table(rows)}{''.join(parts)}</body></html>"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
