@@ -117,7 +117,8 @@ def up(
             "  aif submit --gpus 8 --time 2:00:00 -- python examples/train.py --steps 20\n"
             "  cd examples && aif submit --wait job.sh\n"
             "  aif jobs\n"
-            "  aif balance"
+            "  aif balance\n"
+            "  aif simulate --jobs 1000      (the digital twin, offline)"
         )
     try:
         if workers == 1:
