@@ -150,3 +150,29 @@ def write_report(out: Path, title: str, runs: Sequence[PolicyRun], rows: Sequenc
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def write_sweep_report(out: Path, rows: Sequence[Row], knees: dict[str, float | None]) -> Path:
+    """``out/sweep.html``: mean JCT against offered load, one line per policy, knees marked."""
+    figure = go.Figure()
+    for policy in dict.fromkeys(str(r["policy"]) for r in rows):
+        points = sorted(
+            (float(r["load"]), float(r["jct_mean"]) / 3600) for r in rows if r["policy"] == policy
+        )
+        knee = knees.get(policy)
+        label = f"{policy} (saturates at {knee:g})" if knee is not None else policy
+        figure.add_trace(
+            go.Scatter(
+                x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers", name=label
+            )
+        )
+    figure.update_layout(
+        title="Mean job completion time against offered load",
+        xaxis_title="offered load (GPU-hours asked / GPU-hours available)",
+        yaxis_title="mean JCT (hours)",
+        yaxis_type="log",
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "sweep.html"
+    path.write_text(figure.to_html(full_html=True, include_plotlyjs=True), encoding="utf-8")
+    return path
