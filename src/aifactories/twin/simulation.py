@@ -31,6 +31,7 @@ from aifactories.scheduling import get_policy, run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
 from aifactories.scheduling.snapshot import Placement
 from aifactories.twin.engine import EventEngine, Priority
+from aifactories.twin.events import TwinEvent
 from aifactories.twin.federation import (
     DEFAULT_GPU_POWER_KW,
     DEFAULT_PUE,
@@ -54,6 +55,15 @@ class TwinSetup:
     speed: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SPEED))
     gpu_power_kw: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_GPU_POWER_KW))
     pue: float = DEFAULT_PUE
+    # Workload class -> GPU model -> speed, for jobs whose trace gives a class; ``speed`` is
+    # the row for every other job (see docs/twin.md, "Speed matrix").
+    speed_by_class: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # Seconds of work lost each time a job is preempted, migrated or restarted after an
+    # outage (reloading the last checkpoint and warming up); Gavel and Tiresias charge
+    # a comparable cost per restart.
+    restart_cost_s: float = 30.0
+    events: tuple[TwinEvent, ...] = ()
+    seed: int = 0
 
 
 def time_limit_of(job: TraceJob, setup: TwinSetup) -> int:
@@ -62,11 +72,18 @@ def time_limit_of(job: TraceJob, setup: TwinSetup) -> int:
     return max(1, math.ceil(limit))
 
 
+def speed_of(job: TraceJob, gpu_model: str, setup: TwinSetup) -> float:
+    """How fast ``job`` runs on ``gpu_model`` relative to its trace runtime: the speed
+    matrix's row for the job's workload class if there is one, else the default row."""
+    row = setup.speed_by_class.get(job.workload_class or "", setup.speed)
+    return row.get(gpu_model, setup.speed.get(gpu_model, 1.0))
+
+
 def run_on(
     job: TraceJob, gpu_model: str, time_limit_s: int, setup: TwinSetup
 ) -> tuple[float, JobState]:
     """How long the job runs on that GPU model, and how it ends (a slow GPU may time out)."""
-    runtime = job.runtime_s / setup.speed.get(gpu_model, 1.0)
+    runtime = job.runtime_s / speed_of(job, gpu_model, setup)
     if runtime > time_limit_s:
         return float(time_limit_s), JobState.TIMEOUT
     return runtime, JobState.COMPLETED
