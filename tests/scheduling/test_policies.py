@@ -108,7 +108,7 @@ def test_head_job_reservation_lets_only_short_jobs_backfill() -> None:
     assert "(capacity is held for it)" in why[1].reason
     assert why[2].reason == (
         "a/gpu is held for job 1, expected to start around +1h00m; "
-        "this job's time limit (02:00:00) would end after that"
+        "this job's time limit (02:00:00) would end after that, and the GPUs it needs are reserved then"
     )
     # first_fit has no reservation: the 2 h job takes node 1 and delays the big job.
     greedy = run_cycle(snap, pending, get_policy("first_fit"), T0)

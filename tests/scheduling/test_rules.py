@@ -13,6 +13,7 @@ from aifactories.domain.jobs import ActiveJob, JobState, Shape
 from aifactories.domain.projects import AllocationStatus
 from aifactories.domain.units import reservation_gpu_seconds
 from aifactories.scheduling import POLICY_NAMES, CycleResult, get_policy, run_cycle
+from aifactories.scheduling.backfill import GREEDY
 
 from .builders import T0, allocation, job, partition, snapshot, state
 
@@ -247,7 +248,7 @@ class _Rogue:
     """A policy that breaks the contract, to check run_cycle does not trust it."""
 
     name = "rogue"
-    reserve_for_head = False
+    backfill = GREEDY
 
     def __init__(self, drop: bool) -> None:
         self.drop = drop

@@ -22,14 +22,17 @@ from aifactories.domain.errors import InvalidInput
 from aifactories.domain.ids import JobId
 from aifactories.domain.jobs import PendingJob
 from aifactories.domain.units import reservation_gpu_seconds
+from aifactories.scheduling.backfill import Backfill, BackfillRule
 from aifactories.scheduling.estimate import Releases
 from aifactories.scheduling.explain import explain_waits
 from aifactories.scheduling.policy import Candidate, CycleContext, Policy
 from aifactories.scheduling.reasons import never_reason
+from aifactories.scheduling.reservations import Reservations
 from aifactories.scheduling.snapshot import CycleResult, Placement, Snapshot
 from aifactories.scheduling.working import (
     Budgets,
     Entry,
+    Failure,
     Hold,
     Note,
     Option,
@@ -45,21 +48,25 @@ def run_cycle(
     """Decide which pending jobs start where, now; every pending job is placed or waits."""
     ordered = policy.order(pending, snapshot, now)
     _check_order(pending, ordered, policy.name)
+    rule = policy.backfill
     slots = [Slot(state, i) for i, state in enumerate(snapshot.partitions) if state.available]
     slot_at = {slot.order: slot for slot in slots}
     budgets = Budgets(snapshot.allocations, now, (slot.site_id for slot in slots))
     releases = Releases(snapshot.active_jobs, now)
+    reservations = Reservations(releases, now)
     context = CycleContext(now=now, snapshot=snapshot)
     entries: dict[SpecKey, Entry] = {}
     placements: list[Placement] = []
-    failed: list[tuple[PendingJob, Entry, Note]] = []
-    hold: Hold | None = None
-    looking_for_head = policy.reserve_for_head
+    failed: list[Failure] = []
+    blocked_by: PendingJob | None = None  # STRICT: the first job that could not start
+    looking_for_head = rule.kind is Backfill.EASY
+    reserving = rule.reserves
+    untested = len(ordered) if rule.max_job_test is None else rule.max_job_test
     # The loop below runs for every pending job and every partition it could use: it reads
     # locals, inlines Budgets.find and reservation_gpu_seconds, and builds candidates with
     # tuple.__new__ (what Candidate(...) does, minus a Python-level call).
     orders_of, known_orders = budgets.orders, budgets.known_orders
-    left, choose = budgets.left, policy.choose
+    left, choose, blocking = budgets.left, policy.choose, reservations.blocking
     ceil, new = math.ceil, tuple.__new__
 
     for job in ordered:
@@ -70,11 +77,19 @@ def run_cycle(
             options = options_for(spec, slots)
             never = None if options else never_reason(spec, snapshot.partitions)
             entry = entries[key] = Entry(options, never)
+        if blocked_by is not None or untested <= 0:
+            failed.append(
+                (job, entry, Note.BEHIND if blocked_by is not None else Note.NOT_TESTED, None)
+            )
+            continue
+        untested -= 1
         if entry.live:
             time_limit = spec.time_limit_s
+            ends_at = now + time_limit
             orders = known_orders.get(job.project_id) or orders_of(job.project_id)
             candidates: list[Candidate] = []
-            room = held = False
+            room = False
+            held: Hold | None = None
             full: list[Option] = []
             for option in entry.live:
                 slot = option.slot
@@ -93,9 +108,11 @@ def run_cycle(
                         break
                 else:
                     continue
-                if hold is not None and slot is hold.slot and now + time_limit > hold.start:
-                    held = True
-                    continue
+                if slot.holds and ends_at > slot.holds[0].start:
+                    blocker = blocking(slot, option.gpus, ends_at)
+                    if blocker is not None:
+                        held = held or blocker
+                        continue
                 candidates.append(
                     new(
                         Candidate,
@@ -117,7 +134,7 @@ def run_cycle(
             if candidates:
                 choice = choose(job, candidates, context)
                 if choice is None:
-                    failed.append((job, entry, Note.DECLINED))
+                    failed.append((job, entry, Note.DECLINED, None))
                     continue
                 for offered in candidates:  # identity: equality would compare whole states
                     if offered is choice:
@@ -125,7 +142,7 @@ def run_cycle(
                 else:
                     raise InvalidInput("policy", f"{policy.name} chose a partition not offered")
                 slot = slot_at[choice.order]
-                slot.take(choice.shape, now + time_limit)
+                slot.take(choice.shape, ends_at)
                 left[choice.allocation_id] -= choice.reserved_gpu_seconds
                 placements.append(
                     Placement(
@@ -139,14 +156,27 @@ def run_cycle(
                     )
                 )
                 continue
-            if room:
-                failed.append((job, entry, Note.HELD if held else Note.NO_CANDIDATE))
+            if room and held is None:  # capacity now, but no budget: it blocks nobody
+                failed.append((job, entry, Note.NO_CANDIDATE, None))
                 continue
-        failed.append((job, entry, Note.NO_CANDIDATE))
-        if looking_for_head and entry.never is None:
-            hold, looking_for_head = _reserve(job, entry, budgets, releases)
+            if held is not None:
+                failed.append((job, entry, Note.HELD, held))
+            else:
+                failed.append((job, entry, Note.NO_CANDIDATE, None))
+        else:
+            failed.append((job, entry, Note.NO_CANDIDATE, None))
+        if entry.never is not None:
+            continue
+        if rule.kind is Backfill.STRICT:
+            blocked_by = job
+        elif reserving and (looking_for_head or rule.kind is not Backfill.EASY):
+            payable = _reserve(job, entry, rule, budgets, reservations, now)
+            if rule.kind is Backfill.EASY:
+                # EASY reserves for one job: the first blocked one its budget could pay for;
+                # if its start cannot be estimated, nobody gets a reservation this cycle.
+                looking_for_head = not payable
 
-    waits = explain_waits(failed, hold, budgets, releases, now)
+    waits = explain_waits(failed, reservations.by_job, blocked_by, budgets, releases, now)
     return CycleResult(placements=tuple(placements), waits=tuple(waits))
 
 
@@ -164,23 +194,42 @@ def _check_order(pending: Sequence[PendingJob], ordered: Sequence[PendingJob], n
 
 
 def _reserve(
-    job: PendingJob, entry: Entry, budgets: Budgets, releases: Releases
-) -> tuple[Hold | None, bool]:
-    """Try to reserve for ``job``, blocked for capacity. Returns (hold, keep looking).
+    job: PendingJob,
+    entry: Entry,
+    rule: BackfillRule,
+    budgets: Budgets,
+    reservations: Reservations,
+    now: float,
+) -> bool:
+    """Reserve capacity for ``job``, blocked, as ``rule`` says; False if it cannot pay.
 
-    Only the first blocked job its budget could pay for is the head (EASY backfill reserves
-    for one job); if its start cannot be estimated, nobody gets a reservation this cycle.
-    That also bounds the cost: release profiles are built for one job only.
+    EASY and CONSERVATIVE reserve once, where the job is expected to start soonest (ties
+    to the earlier partition); PER_PARTITION reserves on every partition that has no
+    reservation yet, as each site's own scheduler would for its first blocked job.
     """
+    spec = job.spec
+    per_partition = rule.kind is Backfill.PER_PARTITION
+    latest = now + rule.window_s
     best: Hold | None = None
     payable = False
     for option in entry.options:  # catalogue order, so ties go to the earlier partition
         slot = option.slot
-        need = reservation_gpu_seconds(option.gpus, job.spec.time_limit_s, slot.bw)
+        if per_partition and slot.holds:
+            continue
+        need = reservation_gpu_seconds(option.gpus, spec.time_limit_s, slot.bw)
         if budgets.find(job.project_id, slot.site_id, need) is None:
             continue
         payable = True
-        start = releases.expected_start(slot, option.gpus)
-        if start is not None and (best is None or start < best.start):
-            best = Hold(slot, start, job.id)
-    return best, not payable
+        start = reservations.earliest(
+            slot, option.gpus, spec.time_limit_s, latest, rule.resolution_s
+        )
+        if start is None:
+            continue
+        hold = Hold(slot, start, start + spec.time_limit_s, option.gpus, job.id)
+        if per_partition:
+            reservations.add(hold)
+        elif best is None or start < best.start:
+            best = hold
+    if best is not None:
+        reservations.add(best)
+    return payable

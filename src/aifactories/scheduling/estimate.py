@@ -15,9 +15,10 @@ know (a site's local users) have no known end: if they are needed, there is no e
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import heapq
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import accumulate
 from operator import itemgetter
 
@@ -83,6 +84,25 @@ class Releases:
             first = second
         self._known[key] = first
         return first
+
+    def released_by(self, slot: Slot, when: float) -> int:
+        """GPUs of ``slot``'s partition expected back by ``when`` (ends at ``when`` count)."""
+        base_ends, base_cum = self._snapshot_releases(slot.id)
+        placed_ends, placed_cum = self._placed_releases(slot)
+        k = bisect_right(base_ends, when)
+        j = bisect_right(placed_ends, when)
+        return (base_cum[k - 1] if k else 0) + (placed_cum[j - 1] if j else 0)
+
+    def release_times(self, slot: Slot, after: float) -> Iterator[float]:
+        """The expected ends on ``slot``'s partition from ``after`` on, ascending."""
+        base_ends, _ = self._snapshot_releases(slot.id)
+        placed_ends, _ = self._placed_releases(slot)
+        return heapq.merge(_tail(base_ends, after), _tail(placed_ends, after))
+
+
+def _tail(ends: list[float], after: float) -> Iterator[float]:
+    # Indexing from a bisected start: islice would walk the skipped head of the list.
+    return (ends[k] for k in range(bisect_left(ends, after), len(ends)))
 
 
 def _profile(events: list[tuple[float, int]]) -> tuple[list[float], list[int]]:

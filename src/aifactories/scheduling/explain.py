@@ -10,23 +10,29 @@ budget test per partition it could start on, usually one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from aifactories.domain.ids import JobId
 from aifactories.domain.jobs import PendingJob
 from aifactories.scheduling.estimate import Releases
 from aifactories.scheduling.reasons import budget_text, capacity_text, format_in, held_text
 from aifactories.scheduling.snapshot import Wait
-from aifactories.scheduling.working import Budgets, Entry, Hold, Note, Option, View
+from aifactories.scheduling.working import Budgets, Entry, Failure, Hold, Note, Option, View
 
 _DECLINED = "the policy left it pending although a partition can take it now"
+_NOT_TESTED = (
+    "not considered this cycle: the policy tests only its first jobs per cycle "
+    "(bf_max_job_test), in priority order"
+)
 _UNKNOWN_END = (
     "; no start can be estimated: the GPUs it needs are held by jobs whose end is unknown"
 )
 
 
 def explain_waits(
-    failed: Sequence[tuple[PendingJob, Entry, Note]],
-    hold: Hold | None,
+    failed: Sequence[Failure],
+    reserved: Mapping[JobId, Hold],
+    blocked_by: PendingJob | None,
     budgets: Budgets,
     releases: Releases,
     now: float,
@@ -36,20 +42,33 @@ def explain_waits(
     append = waits.append
     orders_of, known_orders = budgets.orders, budgets.known_orders
     left, ceil, covers = budgets.left, math.ceil, budgets.covers
-    held: dict[int, str] = {}
-    for job, entry, note in failed:
+    held: dict[tuple[JobId, int], str] = {}
+    for job, entry, note, hold in failed:
         if entry.never is not None:
             append(Wait(job.id, entry.never))
             continue
-        if note is Note.HELD and hold is not None:  # one text per time limit, not per job
+        if note is Note.HELD and hold is not None:  # one text per hold and time limit
             limit = job.spec.time_limit_s
-            text = held.get(limit)
+            text = held.get((hold.job_id, limit))
             if text is None:
-                text = held[limit] = held_text(hold.slot.id, hold.job_id, hold.start - now, limit)
-            append(Wait(job.id, text))
+                text = held[hold.job_id, limit] = held_text(
+                    hold.slot.id, hold.job_id, hold.start - now, limit
+                )
+            own = reserved.get(job.id)
+            append(Wait(job.id, text) if own is None else _reserved(job, entry, own, now))
             continue
-        if note is not Note.NO_CANDIDATE or (hold is not None and hold.job_id == job.id):
-            append(_special(job, entry, note, hold, now))
+        if note is Note.BEHIND and blocked_by is not None:
+            append(Wait(job.id, _behind(blocked_by)))
+            continue
+        if note is Note.NOT_TESTED:
+            append(Wait(job.id, _NOT_TESTED))
+            continue
+        own = reserved.get(job.id)
+        if own is not None:
+            append(_reserved(job, entry, own, now))
+            continue
+        if note is not Note.NO_CANDIDATE:
+            append(Wait(job.id, _DECLINED))
             continue
         project = job.project_id
         # Only partitions at sites where the project holds an allocation can explain the
@@ -135,15 +154,19 @@ def _sites(entry: Entry) -> str:
     return ", ".join(sites[:4]) + (f" and {len(sites) - 4} more sites" if len(sites) > 4 else "")
 
 
-def _special(job: PendingJob, entry: Entry, note: Note, hold: Hold | None, now: float) -> Wait:
-    """Declined by the policy, or the head job that holds a reservation."""
-    if note is Note.DECLINED or hold is None:
-        return Wait(job.id, _DECLINED)
-    start_in = hold.start - now
+def _behind(blocked_by: PendingJob) -> str:
+    return (
+        f"waits behind job {blocked_by.id}, which cannot start yet: this policy starts jobs "
+        "strictly in order, with no backfill"
+    )
+
+
+def _reserved(job: PendingJob, entry: Entry, hold: Hold, now: float) -> Wait:
+    """The job holds a reservation of its own."""
     cap = capacity_text(job.spec, entry.options)
     return Wait(
         job.id,
-        f"{cap}; expected to start around {format_in(start_in)} at {hold.slot.id} "
+        f"{cap}; expected to start around {format_in(hold.start - now)} at {hold.slot.id} "
         "(capacity is held for it)",
         hold.start,
     )

@@ -14,6 +14,7 @@ from typing import NamedTuple, Protocol
 
 from aifactories.domain.ids import AllocationId, PartitionId
 from aifactories.domain.jobs import PendingJob, Shape
+from aifactories.scheduling.backfill import BackfillRule
 from aifactories.scheduling.snapshot import PartitionState, Snapshot
 
 
@@ -56,9 +57,9 @@ class Policy(Protocol):
     """A pure placement strategy. Implementations keep no state between calls."""
 
     name: str
-    reserve_for_head: bool
-    """Give the first job blocked for lack of capacity an EASY-style reservation: later jobs
-    may not take capacity on its partition unless they end before its expected start."""
+    backfill: BackfillRule
+    """How later jobs may pass a blocked one (:mod:`aifactories.scheduling.backfill`);
+    enforced by ``run_cycle``, the same for every policy."""
 
     def order(
         self, pending: Sequence[PendingJob], snapshot: Snapshot, now: float

@@ -132,5 +132,5 @@ def held_text(partition: str, head_job: int, start_in: float, time_limit_s: int)
     return (
         f"{partition} is held for job {head_job}, expected to start around "
         f"{format_in(start_in)}; this job's time limit ({format_duration(time_limit_s)}) "
-        "would end after that"
+        "would end after that, and the GPUs it needs are reserved then"
     )

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from aifactories.domain.errors import InvalidInput
 from aifactories.domain.ids import AllocationId, JobId, PartitionId, ProjectId, SiteId
-from aifactories.domain.jobs import ANY_GPU_MODEL, JobSpec, Shape, shape_on
+from aifactories.domain.jobs import ANY_GPU_MODEL, JobSpec, PendingJob, Shape, shape_on
 from aifactories.domain.projects import Allocation, AllocationStatus
 from aifactories.scheduling.snapshot import PartitionState
 
@@ -29,9 +29,11 @@ class Slot:
     __slots__ = (
         "bw",
         "country",
+        "dips",
         "free",
         "gpn",
         "hist",
+        "holds",
         "id",
         "max_block",
         "order",
@@ -66,6 +68,10 @@ class Slot:
         self.max_block = max((k for k, n in enumerate(hist) if n > 0 and k > 0), default=0)
         # (expected end, GPUs) of this cycle's placements here, for expected-start estimates.
         self.placed: list[tuple[float, int]] = []
+        # Reservations on this partition, and the free-GPU profile at their starts (built by
+        # :mod:`aifactories.scheduling.reservations`, rebuilt when anything here changed).
+        self.holds: list[Hold] = []
+        self.dips: object = None
 
     def fits(self, option: Option) -> bool:
         if self.free < option.gpus:
@@ -148,15 +154,25 @@ class Note(Enum):
     NO_CANDIDATE = "no candidate"
     HELD = "held for the reserved head job"
     DECLINED = "declined by the policy"
+    BEHIND = "behind a blocked job, with no backfill"
+    NOT_TESTED = "beyond the jobs tested this cycle"
 
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """The head job's reservation: ``slot`` is kept for ``job_id`` from ``start`` on."""
+    """A reservation: ``gpus`` GPUs of ``slot`` are kept for ``job_id`` from ``start`` to
+    ``end`` (its expected start plus its time limit)."""
 
     slot: Slot
     start: float
+    end: float
+    gpus: int
     job_id: JobId
+
+
+# A job the decision loop could not place: what it saw, and the reservation that kept it
+# out (HELD) if one did.
+Failure = tuple[PendingJob, "Entry", Note, Hold | None]
 
 
 def options_for(spec: JobSpec, slots: Iterable[Slot]) -> tuple[Option, ...]:

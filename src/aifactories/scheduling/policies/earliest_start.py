@@ -2,7 +2,7 @@
 ``sbatch -M`` across clusters. Every candidate fits now, so they all start now; the tie goes
 to the least loaded partition (highest free fraction), then the lower billing weight, then
 catalogue order. A job that fits nowhere now is given its expected start in its wait reason,
-and the first such job an EASY-style reservation (``reserve_for_head``) so it is not starved.
+and the first such job an EASY reservation (``backfill = EASY``) so it is not starved.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aifactories.domain.jobs import PendingJob
+from aifactories.scheduling.backfill import EASY, BackfillRule
 from aifactories.scheduling.policies.first_fit import submission_order
 from aifactories.scheduling.policy import Candidate, CycleContext
 from aifactories.scheduling.snapshot import Snapshot
@@ -44,7 +45,7 @@ def soonest_least_loaded(candidates: Sequence[Candidate]) -> Candidate | None:
 
 class EarliestStart:
     name: str = "earliest_start"
-    reserve_for_head: bool = True
+    backfill: BackfillRule = EASY
 
     def order(
         self, pending: Sequence[PendingJob], snapshot: Snapshot, now: float

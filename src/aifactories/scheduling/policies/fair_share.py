@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from aifactories.domain.ids import ProjectId
 from aifactories.domain.jobs import PendingJob
 from aifactories.domain.projects import AllocationStatus
+from aifactories.scheduling.backfill import EASY, BackfillRule
 from aifactories.scheduling.policies.earliest_start import soonest_least_loaded
 from aifactories.scheduling.policies.first_fit import submission_order
 from aifactories.scheduling.policy import Candidate, CycleContext
@@ -81,7 +82,7 @@ def fair_share_factors(snapshot: Snapshot, now: float) -> dict[ProjectId, FairSh
 
 class FairShare:
     name: str = "fair_share"
-    reserve_for_head: bool = True
+    backfill: BackfillRule = EASY
 
     def order(
         self, pending: Sequence[PendingJob], snapshot: Snapshot, now: float

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 
 from aifactories.domain.jobs import PendingJob
+from aifactories.scheduling.backfill import GREEDY, BackfillRule
 from aifactories.scheduling.policy import Candidate, CycleContext
 from aifactories.scheduling.snapshot import Snapshot
 
@@ -21,7 +22,7 @@ def submission_order(pending: Sequence[PendingJob]) -> list[PendingJob]:
 
 class FirstFit:
     name: str = "first_fit"
-    reserve_for_head: bool = False
+    backfill: BackfillRule = GREEDY
 
     def order(
         self, pending: Sequence[PendingJob], snapshot: Snapshot, now: float
