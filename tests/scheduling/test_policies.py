@@ -14,13 +14,22 @@ from .builders import HOUR, T0, World, allocation, job, partition, snapshot, sta
 
 
 def test_policy_names_and_unknown_policy() -> None:
-    assert POLICY_NAMES == ("first_fit", "earliest_start", "fair_share")
+    assert POLICY_NAMES == (
+        "first_fit",
+        "earliest_start",
+        "fair_share",
+        "fifo",
+        "easy_backfill",
+        "slurm_multifactor",
+        "slurm_siblings",
+        "random",
+    )
     assert [get_policy(n).name for n in POLICY_NAMES] == list(POLICY_NAMES)
     assert get_policy("Fair-Share").name == "fair_share"
     with pytest.raises(InvalidInput) as caught:
-        get_policy("random")
+        get_policy("lottery")
     assert caught.value.field == "policy"
-    assert "known: first_fit, earliest_start, fair_share" in caught.value.message
+    assert "known: first_fit, earliest_start, fair_share, fifo" in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -108,7 +117,8 @@ def test_head_job_reservation_lets_only_short_jobs_backfill() -> None:
     assert "(capacity is held for it)" in why[1].reason
     assert why[2].reason == (
         "a/gpu is held for job 1, expected to start around +1h00m; "
-        "this job's time limit (02:00:00) would end after that, and the GPUs it needs are reserved then"
+        "this job's time limit (02:00:00) would end after that, "
+        "and the GPUs it needs are reserved then"
     )
     # first_fit has no reservation: the 2 h job takes node 1 and delays the big job.
     greedy = run_cycle(snap, pending, get_policy("first_fit"), T0)

@@ -36,7 +36,8 @@ def test_best_fit_keeps_the_emptier_node_for_a_bigger_job(policy) -> None:
     snap = snapshot([state(p, [2, 4])])
     result = run_cycle(snap, [job(1, gpus=2), job(2, gpus=4)], policy, T0)
     assert where(result) == {1: "jaif/booster", 2: "jaif/booster"}
-    assert [pl.shape for pl in result.placements] == [Shape(1, 2, False), Shape(1, 4, False)]
+    shapes = {int(pl.job_id): pl.shape for pl in result.placements}
+    assert shapes == {1: Shape(1, 2, False), 2: Shape(1, 4, False)}
 
 
 @pytest.mark.parametrize("policy", ALL, ids=POLICY_NAMES)

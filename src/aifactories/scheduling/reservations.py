@@ -52,7 +52,9 @@ class Reservations:
 
     def add(self, hold: Hold) -> None:
         insort(hold.slot.holds, hold, key=lambda h: (h.start, h.job_id))
-        self.by_job[hold.job_id] = hold
+        known = self.by_job.get(hold.job_id)
+        if known is None or hold.start < known.start:  # a job's soonest reservation
+            self.by_job[hold.job_id] = hold
 
     def free_at(self, slot: Slot, when: float) -> int:
         """``f(when)``: free GPUs expected at ``when`` with every reservation taken out."""

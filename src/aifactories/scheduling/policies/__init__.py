@@ -4,18 +4,33 @@ from __future__ import annotations
 
 from aifactories.domain.errors import InvalidInput
 from aifactories.scheduling.policies.earliest_start import EarliestStart
+from aifactories.scheduling.policies.easy_backfill import EasyBackfill
 from aifactories.scheduling.policies.fair_share import (
     FairShare,
     FairShareFactor,
     fair_share_factors,
     fair_share_priority,
 )
+from aifactories.scheduling.policies.fifo import Fifo
 from aifactories.scheduling.policies.first_fit import FirstFit
+from aifactories.scheduling.policies.random_placement import RandomPlacement
+from aifactories.scheduling.policies.slurm_multifactor import MultifactorWeights, SlurmMultifactor
+from aifactories.scheduling.policies.slurm_siblings import SlurmSiblings
 from aifactories.scheduling.policy import Policy
 
 # Policies keep no state, so one instance of each serves every caller.
 _POLICIES: dict[str, Policy] = {
-    policy.name: policy for policy in (FirstFit(), EarliestStart(), FairShare())
+    policy.name: policy
+    for policy in (
+        FirstFit(),
+        EarliestStart(),
+        FairShare(),
+        Fifo(),
+        EasyBackfill(),
+        SlurmMultifactor(),
+        SlurmSiblings(),
+        RandomPlacement(),
+    )
 }
 POLICY_NAMES: tuple[str, ...] = tuple(_POLICIES)
 
@@ -31,9 +46,15 @@ def get_policy(name: str) -> Policy:
 __all__ = [
     "POLICY_NAMES",
     "EarliestStart",
+    "EasyBackfill",
     "FairShare",
     "FairShareFactor",
+    "Fifo",
     "FirstFit",
+    "MultifactorWeights",
+    "RandomPlacement",
+    "SlurmMultifactor",
+    "SlurmSiblings",
     "fair_share_factors",
     "fair_share_priority",
     "get_policy",
