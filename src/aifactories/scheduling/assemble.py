@@ -11,7 +11,7 @@ from aifactories.domain.jobs import ActiveJob
 from aifactories.domain.projects import Allocation
 from aifactories.domain.sites import Site
 from aifactories.scheduling.snapshot import PartitionState, ProjectShare, Snapshot
-from aifactories.scheduling.usage import decayed_usage
+from aifactories.scheduling.usage import DecayedUsage, decayed_usage
 
 
 def assemble_snapshot(
@@ -22,12 +22,17 @@ def assemble_snapshot(
     available_sites: frozenset[SiteId],
     allocations: Iterable[Allocation],
     priority_weights: Mapping[ProjectId, float],
-    charges: Iterable[tuple[ProjectId, float, int]],
+    charges: Iterable[tuple[ProjectId, float, int]] | DecayedUsage,
     half_life_s: float,
     active_jobs: Iterable[ActiveJob],
 ) -> Snapshot:
     """``free_nodes`` maps partition id to its histogram of nodes by free GPUs; a partition of
-    an available site that reported nothing is taken as full (never guess free capacity)."""
+    an available site that reported nothing is taken as full (never guess free capacity).
+
+    ``charges`` are ``(project, charged at, GPU-seconds)`` (the broker reads them from the
+    ledger), or a :class:`DecayedUsage` kept up to date by a caller that sees every charge
+    as it happens (the twin); both give the same decayed usage.
+    """
     partitions: list[PartitionState] = []
     for site in sites:
         if not site.operational:
@@ -45,16 +50,22 @@ def assemble_snapshot(
                     else (partition.nodes,) + (0,) * partition.gpus_per_node,
                 )
             )
-    by_project: dict[ProjectId, list[tuple[float, int]]] = {}
-    for project_id, at, gpu_seconds in charges:
-        by_project.setdefault(project_id, []).append((at, gpu_seconds))
+    if isinstance(charges, DecayedUsage):
+        kept = charges
+        usage = {project_id: kept.at(project_id, now) for project_id in priority_weights}
+    else:
+        by_project: dict[ProjectId, list[tuple[float, int]]] = {}
+        for project_id, at, gpu_seconds in charges:
+            by_project.setdefault(project_id, []).append((at, gpu_seconds))
+        usage = {
+            project_id: decayed_usage(by_project.get(project_id, ()), now, half_life_s)
+            for project_id in priority_weights
+        }
     shares = {
         project_id: ProjectShare(
             project_id=project_id,
             priority_weight=weight,
-            decayed_usage_gpu_seconds=decayed_usage(
-                by_project.get(project_id, ()), now, half_life_s
-            ),
+            decayed_usage_gpu_seconds=usage[project_id],
         )
         for project_id, weight in priority_weights.items()
     }

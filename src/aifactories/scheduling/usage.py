@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from aifactories.domain.errors import InvalidInput
@@ -23,3 +24,32 @@ def decayed_usage(charges: Iterable[tuple[float, int]], now: float, half_life_s:
         age = max(0.0, now - charged_at)
         total += gpu_seconds * 0.5 ** (age / half_life_s)
     return total
+
+
+class DecayedUsage:
+    """:func:`decayed_usage` kept up to date charge by charge, for callers that see charges
+    in time order (the twin): O(1) per charge and per read instead of a pass over every
+    charge at every cycle. Same formula: each sum is stored with the time it was last
+    decayed to, and decayed further on read.
+    """
+
+    def __init__(self, half_life_s: float) -> None:
+        if not half_life_s > 0:
+            raise InvalidInput(
+                "half_life_s", f"must be a positive number of seconds, got {half_life_s}"
+            )
+        self.half_life_s = half_life_s
+        self._sums: dict[object, tuple[float, float]] = {}  # key -> (sum, as of time)
+
+    def add(self, key: object, charged_at: float, gpu_seconds: float) -> None:
+        total, as_of = self._sums.get(key, (0.0, charged_at))
+        if charged_at >= as_of:
+            total = total * math.exp2((as_of - charged_at) / self.half_life_s) + gpu_seconds
+            as_of = charged_at
+        else:  # an older charge: decay it to the sum's time instead
+            total += gpu_seconds * math.exp2((charged_at - as_of) / self.half_life_s)
+        self._sums[key] = (total, as_of)
+
+    def at(self, key: object, now: float) -> float:
+        total, as_of = self._sums.get(key, (0.0, now))
+        return total * math.exp2(-max(0.0, now - as_of) / self.half_life_s)
