@@ -29,7 +29,10 @@ from aifactories.scheduling.snapshot import PartitionState, ProjectShare, Snapsh
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 HOUR = 3600
+# The broker's targets; the baselines (fifo, easy_backfill, slurm_siblings, random) and
+# Slurm's multifactor, used mostly in the twin, are held to the fair-share budget.
 TARGET_MS = {"first_fit": 100.0, "earliest_start": 100.0, "fair_share": 300.0}
+OTHER_TARGET_MS = 300.0
 TIME_LIMITS = (1 * HOUR, 2 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR, 48 * HOUR)
 
 
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu.append((time.process_time() - started_cpu) * 1000)
         median = statistics.median(timings)
         p90 = statistics.quantiles(timings, n=10)[-1] if len(timings) > 1 else timings[0]
-        target = TARGET_MS[name]
+        target = TARGET_MS.get(name, OTHER_TARGET_MS)
         verdict = "PASS" if median < target else "FAIL"
         failed = failed or verdict == "FAIL"
         print(

@@ -143,6 +143,8 @@ def run_cycle(
                     raise InvalidInput("policy", f"{policy.name} chose a partition not offered")
                 slot = slot_at[choice.order]
                 slot.take(choice.shape, ends_at)
+                if slot.holds:
+                    reservations.placed(slot, ends_at, choice.shape.allocated_gpus)
                 left[choice.allocation_id] -= choice.reserved_gpu_seconds
                 placements.append(
                     Placement(

@@ -27,21 +27,38 @@ _MAX_TRIES = 4000  # start times tried per reservation; past that, no reservatio
 
 
 class _Dips:
-    """``f`` at each reservation start of one slot, sorted, with running minima."""
+    """``f`` at each reservation start of one slot, sorted, with running minima.
 
-    __slots__ = ("holds", "key", "minima", "starts", "values")
+    Built when a reservation is added, then kept up to date placement by placement
+    (:meth:`Reservations.placed`): rebuilding it from the release profile after every
+    placement would cost a sort of that cycle's placements each time.
+    """
 
-    def __init__(self, key: tuple[int, int, int], holds: list[Hold], values: list[int]) -> None:
-        self.key = key
-        self.holds = holds  # sorted by start
+    __slots__ = ("holds", "minima", "starts", "values")
+
+    def __init__(self, holds: list[Hold], values: list[int]) -> None:
+        self.holds = list(holds)  # sorted by start
         self.starts = [h.start for h in holds]
         self.values = values
+        self.minima: list[int] = []
+        self._minima()
+
+    def _minima(self) -> None:
         minima: list[int] = []
         low = math.inf
-        for value in values:
+        for value in self.values:
             low = min(low, value)
             minima.append(int(low))
         self.minima = minima
+
+    def placed(self, ends_at: float, gpus: int) -> None:
+        # A job placed now takes its GPUs from f at every reservation start before its end.
+        k = bisect_left(self.starts, ends_at)
+        if k:
+            values = self.values
+            for i in range(k):
+                values[i] -= gpus
+            self._minima()
 
 
 class Reservations:
@@ -62,14 +79,19 @@ class Reservations:
         return slot.free + self._releases.released_by(slot, when) - reserved
 
     def _dips(self, slot: Slot) -> _Dips:
-        key = (len(slot.placed), len(slot.holds), slot.free)
         dips = slot.dips
-        if isinstance(dips, _Dips) and dips.key == key:
+        if isinstance(dips, _Dips) and len(dips.holds) == len(slot.holds):
             return dips
         holds = slot.holds
-        built = _Dips(key, holds, [self.free_at(slot, h.start) for h in holds])
+        built = _Dips(holds, [self.free_at(slot, h.start) for h in holds])
         slot.dips = built
         return built
+
+    def placed(self, slot: Slot, ends_at: float, gpus: int) -> None:
+        """A job was placed on ``slot`` now (after :meth:`Slot.take`): update the profile."""
+        dips = slot.dips
+        if isinstance(dips, _Dips) and len(dips.holds) == len(slot.holds):
+            dips.placed(ends_at, gpus)
 
     def blocking(self, slot: Slot, gpus: int, end: float) -> Hold | None:
         """The first reservation a job of ``gpus`` GPUs running until ``end`` would break.
