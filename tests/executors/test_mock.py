@@ -145,3 +145,44 @@ def test_manual_start(clock: ManualClock) -> None:
     site.start("2")
     with pytest.raises(ValueError):
         site.start(third)
+
+
+def test_fail_all_ends_every_job_and_frees_the_site(site: MockExecutor, clock: ManualClock) -> None:
+    running = site.submit(request(1, one(4)))
+    other = site.submit(request(2, one(4)))
+    queued = site.submit(request(3, one(4)))
+    clock.advance(50)
+    site.available = False  # scripting works while the site is down
+    assert site.fail_all() == [running, other, queued]
+    status = site.status(running)
+    assert (status.state, status.elapsed_s, status.reason) == (JobState.FAILED, 50, "node failure")
+    assert site.status(queued).state is JobState.FAILED  # lost, never started in between
+    assert site.status(queued).elapsed_s == 0
+    assert site.fail_all() == []
+    site.available = True
+    assert site.capacity()[0].free_nodes_by_free_gpus == (0, 0, 0, 0, 2)
+    with pytest.raises(ValueError):
+        site.fail_all(JobState.RUNNING)
+
+
+def test_resize_grows_at_once_and_drains_on_shrink(site: MockExecutor) -> None:
+    a = site.submit(request(1, one(4)))
+    b = site.submit(request(2, one(2)))
+    waiting = site.submit(request(3, one(4)))
+    assert site.status(waiting).state is JobState.SUBMITTED
+    site.resize("gpu", 3)  # growth starts the queued job at once
+    assert site.status(waiting).state is JobState.RUNNING
+    assert site.gpu_counts() == (10, 12 + 6000 * 4)
+    site.resize("gpu", 1)  # no idle node: two busy ones drain, nothing is killed
+    assert site.site.partitions[0].nodes == 1
+    assert all(site.status(j).state is JobState.RUNNING for j in (a, b, waiting))
+    # node 1 (b, 2 free GPUs) stays; the full nodes 0 and 2 drain
+    assert site.capacity()[0].free_nodes_by_free_gpus == (0, 0, 1, 0, 0)
+    assert site.gpu_counts() == (10, 12 + 6000 * 4)
+    with pytest.raises(SubmissionRejected):
+        site.submit(request(4, Shape(2, 4, True)))  # the partition has 1 node now
+    site.finish(a)
+    site.finish(waiting)
+    assert site.gpu_counts() == (2, 4 + 6000 * 4)  # the drained nodes have left
+    with pytest.raises(KeyError):
+        site.resize("nope", 1)

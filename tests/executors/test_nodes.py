@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
+
 from aifactories.domain.jobs import Shape
 from aifactories.executors.nodes import NodeGrant, NodePool, gpus_needed, never_fits
 
@@ -113,3 +115,146 @@ def test_fast_on_a_6000_node_partition() -> None:
         pool.allocate(Shape(4, 4, True))
     assert time.perf_counter() - began < 2.0
     assert sum(k * n for k, n in enumerate(pool.histogram())) == pool.free_gpus()
+
+
+def test_resize_grows_at_once_and_shrinks_idle_nodes_first() -> None:
+    pool = NodePool(2, 4)
+    assert pool.allocate(Shape(2, 4, True)) is not None
+    pool.resize(4)
+    assert pool.histogram() == (2, 0, 0, 0, 2)
+    assert pool.allocate(Shape(2, 4, True)) == (
+        NodeGrant(2, (0, 1, 2, 3)),
+        NodeGrant(3, (0, 1, 2, 3)),
+    )
+    pool.release(pool.allocate(Shape(1, 1, False)) or ())  # nothing free: a no-op
+    pool.resize(6)
+    pool.resize(4)  # the two idle nodes go; the busy ones all stay
+    assert (pool.nodes, pool.draining_nodes(), pool.histogram()) == (4, 0, (4, 0, 0, 0, 0))
+    assert pool.allocate(Shape(1, 1, False)) is None
+
+
+def test_shrink_drains_busy_nodes_and_they_leave_when_free() -> None:
+    pool = NodePool(3, 4)
+    full = pool.allocate(Shape(1, 4, False))  # node 0
+    part = pool.allocate(Shape(1, 1, False))  # node 1 (node 2 stays idle)
+    assert full is not None and part is not None
+    pool.resize(1)
+    # node 2 (idle) goes; of the busy ones the fuller, node 0, drains; node 1 stays.
+    assert (pool.nodes, pool.draining_nodes()) == (1, 1)
+    assert pool.histogram() == (0, 0, 0, 1, 0)
+    assert (pool.free_gpus(), pool.busy_gpus()) == (3, 5)
+    assert never_fits(Shape(2, 1, False), pool.nodes, 4) is not None
+    assert pool.allocate(Shape(1, 4, False)) is None  # node 0's GPUs are not offered
+    pool.release(full)  # node 0 leaves
+    assert (pool.nodes, pool.draining_nodes(), pool.busy_gpus()) == (1, 0, 1)
+    assert pool.allocate(Shape(1, 4, False)) is None
+    pool.resize(0)
+    assert (pool.nodes, pool.draining_nodes(), pool.histogram()) == (0, 1, (0, 0, 0, 0, 0))
+    pool.release(part)
+    assert (pool.draining_nodes(), pool.busy_gpus(), pool.free_gpus()) == (0, 0, 0)
+    pool.resize(2)  # removed nodes come back, lowest index first
+    assert pool.allocate(Shape(2, 4, True)) == (
+        NodeGrant(0, (0, 1, 2, 3)),
+        NodeGrant(1, (0, 1, 2, 3)),
+    )
+
+
+def test_growth_keeps_draining_nodes_first() -> None:
+    pool = NodePool(2, 4)
+    grants = pool.allocate(Shape(1, 2, False))
+    assert grants is not None
+    pool.resize(0)
+    assert pool.draining_nodes() == 1
+    pool.resize(1)  # the draining node stays and takes work again
+    assert (pool.draining_nodes(), pool.histogram()) == (0, (0, 0, 1, 0, 0))
+    assert pool.allocate(Shape(1, 2, False)) == (NodeGrant(0, (2, 3)),)
+    with pytest.raises(ValueError):
+        pool.resize(-1)
+
+
+class _Model:
+    """A plain per-node model of a resizable pool, for the random test below."""
+
+    def __init__(self, nodes: int, gpn: int) -> None:
+        self.gpn = gpn
+        self.state = dict.fromkeys(range(nodes), "up")  # up, draining or gone
+        self.busy = dict.fromkeys(range(nodes), 0)
+
+    def up(self) -> list[int]:
+        return [n for n in sorted(self.state) if self.state[n] == "up"]
+
+    def choose(self, shape: Shape) -> list[int] | None:
+        free = {n: self.gpn - self.busy[n] for n in self.up()}
+        if shape.exclusive:
+            whole = [n for n in free if free[n] == self.gpn][: shape.nodes]
+            return whole if len(whole) == shape.nodes else None
+        chosen: list[int] = []
+        for _ in range(shape.nodes):
+            fits = [n for n in free if free[n] >= shape.gpus_per_node and n not in chosen]
+            if not fits:
+                return None
+            chosen.append(min(fits, key=lambda n: (free[n], n)))
+        return chosen
+
+    def release(self, node: int, gpus: int) -> None:
+        self.busy[node] -= gpus
+        if self.busy[node] == 0 and self.state[node] == "draining":
+            self.state[node] = "gone"
+
+    def resize(self, nodes: int) -> None:
+        up = len(self.up())
+        for kind in ("draining", "gone"):
+            for n in sorted(self.state):
+                if up < nodes and self.state[n] == kind:
+                    self.state[n] = "up"
+                    up += 1
+        while up < nodes:
+            index = len(self.state)
+            self.state[index], self.busy[index] = "up", 0
+            up += 1
+        idle = [n for n in reversed(self.up()) if self.busy[n] == 0][: up - nodes]
+        for n in idle:
+            self.state[n] = "gone"
+        busy = sorted(
+            (n for n in self.up() if self.busy[n]), key=lambda n: (self.gpn - self.busy[n], -n)
+        )
+        for n in busy[: up - nodes - len(idle)]:
+            self.state[n] = "draining"
+
+    def histogram(self) -> tuple[int, ...]:
+        counts = [0] * (self.gpn + 1)
+        for n in self.up():
+            counts[self.gpn - self.busy[n]] += 1
+        return tuple(counts)
+
+
+def test_resizes_match_a_plain_model_on_random_work() -> None:
+    rng = random.Random(11)
+    pool, model = NodePool(8, 4), _Model(8, 4)
+    held: list[tuple[NodeGrant, ...]] = []
+    for step in range(3000):
+        roll = rng.random()
+        if roll < 0.05:
+            size = rng.randint(0, 12)
+            pool.resize(size)
+            model.resize(size)
+        elif held and roll < 0.5:
+            grants = held.pop(rng.randrange(len(held)))
+            pool.release(grants)
+            for grant in grants:
+                model.release(grant.node, len(grant.gpus))
+        else:
+            nodes = rng.choice([1, 1, 1, 2, 3])
+            shape = Shape(nodes, rng.randint(1, 4), exclusive=nodes > 1 and rng.random() < 0.7)
+            expected = model.choose(shape)
+            got = pool.allocate(shape)
+            assert (None if got is None else [g.node for g in got]) == expected, step
+            if got is not None:
+                held.append(got)
+                for grant in got:
+                    model.busy[grant.node] += len(grant.gpus)
+        draining = sum(1 for s in model.state.values() if s == "draining")
+        assert pool.histogram() == model.histogram(), step
+        assert (pool.nodes, pool.draining_nodes()) == (len(model.up()), draining)
+        assert pool.busy_gpus() == sum(model.busy.values())
+        assert sum(k * n for k, n in enumerate(pool.histogram())) == pool.free_gpus()

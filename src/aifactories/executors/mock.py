@@ -9,6 +9,8 @@ script everything else::
     site.finish(job, elapsed_s=120)       # COMPLETED after 120 site seconds
     site.fail_next_submit(SiteUnavailable("down"))
     site.available = False                # every call raises SiteUnavailable
+    site.fail_all()                       # the site crashed: every job ends FAILED
+    site.resize("gpu", 1)                 # the partition now has 1 node (busy ones drain)
     site.calls                            # [("submit", "aif-1"), ("poll", ("1",)), ...]
 """
 
@@ -95,25 +97,45 @@ class MockExecutor:
         job = self.jobs[site_job_id]
         if job.status.state.final:
             raise ValueError(f"job {site_job_id} already ended ({job.status.state.value})")
-        now = self.clock.now()
-        started = job.status.started_at
-        if elapsed_s is None:
-            elapsed_s = 0.0 if started is None else max(0.0, now - started)
-        if exit_code is None and state is JobState.COMPLETED:
-            exit_code = 0
-        if reason is None and state is JobState.FAILED and exit_code is not None:
-            reason = f"exit code {exit_code}"
-        self._release(job)
-        job.status = replace(
-            job.status,
-            state=state,
-            ended_at=now,
-            elapsed_s=elapsed_s if started is not None else 0.0,
-            exit_code=exit_code,
-            reason=reason,
-        )
+        self._end(job, state, elapsed_s, exit_code, reason)
         self._schedule()
         return job.status
+
+    def fail_all(
+        self, state: JobState = JobState.FAILED, *, reason: str = "node failure"
+    ) -> list[str]:
+        """End every job the site holds, queued or running, as a site outage does; return
+        their site job ids. Running jobs are charged their clock time so far. Nothing queued
+        starts in between: the whole site is lost at once."""
+        if not state.final:
+            raise ValueError(f"{state.value} is not a final state")
+        ended = [i for i, job in self.jobs.items() if not job.status.state.final]
+        for site_job_id in ended:
+            self._end(self.jobs[site_job_id], state, None, None, reason)
+        return ended
+
+    def resize(self, partition_name: str, nodes: int) -> None:
+        """The partition has ``nodes`` nodes from now on (see :meth:`NodePool.resize`):
+        growth is immediate and starts queued jobs that now fit; a shrink drains busy nodes
+        instead of killing their jobs. :attr:`site` and submit's checks follow the size."""
+        if partition_name not in self._partitions:
+            raise KeyError(f"no partition {partition_name!r} at {self.site_id}")
+        self._pools[partition_name].resize(nodes)
+        self._partitions[partition_name] = replace(self._partitions[partition_name], nodes=nodes)
+        self.site = replace(
+            self.site, partitions=tuple(self._partitions[p.name] for p in self.site.partitions)
+        )
+        self._schedule()
+
+    def gpu_counts(self) -> tuple[int, int]:
+        """``(busy, present)`` GPUs over the site's partitions: present counts the nodes
+        that take work and those still draining after a shrink."""
+        busy = sum(pool.busy_gpus() for pool in self._pools.values())
+        present = sum(
+            (pool.nodes + pool.draining_nodes()) * pool.gpus_per_node
+            for pool in self._pools.values()
+        )
+        return busy, present
 
     def forget(self, site_job_id: str) -> None:
         """The site loses the job (poll stops reporting it), as after a site's reinstall."""
@@ -210,6 +232,32 @@ class MockExecutor:
             started_at=self.clock.now(),
             reason=None,
             allocated_gpus=held_gpus(grants),
+        )
+
+    def _end(
+        self,
+        job: MockJob,
+        state: JobState,
+        elapsed_s: float | None,
+        exit_code: int | None,
+        reason: str | None,
+    ) -> None:
+        now = self.clock.now()
+        started = job.status.started_at
+        if elapsed_s is None:
+            elapsed_s = 0.0 if started is None else max(0.0, now - started)
+        if exit_code is None and state is JobState.COMPLETED:
+            exit_code = 0
+        if reason is None and state is JobState.FAILED and exit_code is not None:
+            reason = f"exit code {exit_code}"
+        self._release(job)
+        job.status = replace(
+            job.status,
+            state=state,
+            ended_at=now,
+            elapsed_s=elapsed_s if started is not None else 0.0,
+            exit_code=exit_code,
+            reason=reason,
         )
 
     def _release(self, job: MockJob) -> None:

@@ -7,6 +7,11 @@ jobs costs a few dict entries, not a 6,000-entry list. Placement follows Slurm's
   best fit (the node with the fewest free GPUs that still fits, lowest index on ties), so
   small jobs pack together and leave whole nodes for multi-node jobs;
 * an exclusive shape takes ``nodes`` whole free nodes, lowest indices first.
+
+A pool can be resized (a partition grows or loses nodes while jobs run, as when a site adds
+a rack or takes nodes out for maintenance). Growth is immediate. A shrink removes idle nodes
+first and then drains busy ones: like Slurm's DRAIN state, a draining node takes no new work
+and leaves the partition when its last job ends, so nothing running is killed.
 """
 
 from __future__ import annotations
@@ -59,8 +64,14 @@ class NodePool:
     def __init__(self, nodes: int, gpus_per_node: int) -> None:
         if nodes < 1 or gpus_per_node < 1:
             raise ValueError(f"a partition needs nodes and GPUs, not {nodes}x{gpus_per_node}")
+        # ``nodes`` counts the nodes that take work. Node indices run below ``_limit``; after
+        # a shrink some of them are ``_absent`` (removed while idle) or ``_draining`` (busy,
+        # leaving when free), so nodes == _limit - len(_absent) - len(_draining).
         self.nodes = nodes
         self.gpus_per_node = gpus_per_node
+        self._limit = nodes
+        self._absent: set[int] = set()
+        self._draining: set[int] = set()
         self._busy: dict[int, set[int]] = {}
         # Partly busy nodes bucketed by their free GPU count (0..gpus_per_node-1): best fit
         # looks at gpus_per_node buckets instead of scanning every busy node.
@@ -68,7 +79,8 @@ class NodePool:
         # Lowest-index picks stay O(log n) with lazy min-heaps (entries may be stale or
         # repeated; they are checked against the sets when they reach the top):
         # one per bucket, and one of whole free nodes below ``_fresh``; every node from
-        # ``_fresh`` up has never been handed out and is a whole-free candidate by itself.
+        # ``_fresh`` up to ``_limit`` has never been handed out and, unless removed, is a
+        # whole-free candidate by itself.
         self._bucket_heaps: list[list[int]] = [[] for _ in range(gpus_per_node)]
         self._free_heap: list[int] = []
         self._fresh = 0
@@ -76,14 +88,25 @@ class NodePool:
     # -- queries ---------------------------------------------------------------------------
 
     def free_gpus(self) -> int:
-        busy = sum(len(gpus) for gpus in self._busy.values())
+        """Free GPUs on the nodes that take work (a draining node's free GPUs are not)."""
+        busy = sum(len(gpus) for node, gpus in self._busy.items() if node not in self._draining)
         return self.nodes * self.gpus_per_node - busy
 
+    def busy_gpus(self) -> int:
+        """GPUs held by jobs, on draining nodes too."""
+        return sum(len(gpus) for gpus in self._busy.values())
+
+    def draining_nodes(self) -> int:
+        """Busy nodes that a shrink removed: they leave when their last job ends."""
+        return len(self._draining)
+
     def whole_free_nodes(self) -> int:
-        return self.nodes - len(self._busy)
+        return self.nodes - (len(self._busy) - len(self._draining))
 
     def histogram(self) -> tuple[int, ...]:
-        """``[k]`` = nodes with exactly ``k`` free GPUs, for ``k`` in 0..gpus_per_node."""
+        """``[k]`` = nodes with exactly ``k`` free GPUs, for ``k`` in 0..gpus_per_node, over
+        the nodes that take work (so the counts add up to ``nodes``; draining nodes are
+        left out, since nothing may be placed on them)."""
         counts = [len(bucket) for bucket in self._by_free]
         counts.append(self.whole_free_nodes())
         return tuple(counts)
@@ -120,8 +143,11 @@ class NodePool:
         for grant in grants:
             busy = self._busy.get(grant.node, set())
             overlap = busy.intersection(grant.gpus)
-            valid = 0 <= grant.node < self.nodes and all(
-                0 <= g < self.gpus_per_node for g in grant.gpus
+            valid = (
+                0 <= grant.node < self._limit
+                and grant.node not in self._absent
+                and grant.node not in self._draining
+                and all(0 <= g < self.gpus_per_node for g in grant.gpus)
             )
             if overlap or not valid:
                 raise ValueError(f"GPUs {grant.gpus} of node {grant.node} are not free")
@@ -137,6 +163,14 @@ class NodePool:
             busy = self._busy.get(grant.node)
             if busy is None:
                 continue
+            if grant.node in self._draining:
+                busy.difference_update(grant.gpus)
+                if not busy:  # its last job ended: the node leaves the partition
+                    del self._busy[grant.node]
+                    self._draining.discard(grant.node)
+                    self._absent.add(grant.node)
+                    self._trim()
+                continue
             self._by_free[self.gpus_per_node - len(busy)].discard(grant.node)
             busy.difference_update(grant.gpus)
             if busy:
@@ -146,7 +180,61 @@ class NodePool:
                 if grant.node < self._fresh:
                     heapq.heappush(self._free_heap, grant.node)
 
+    def resize(self, nodes: int) -> None:
+        """Make the partition ``nodes`` nodes from now on.
+
+        Growth is immediate: draining nodes are kept first (they are still there), then
+        removed nodes come back, lowest index first, then new nodes are added above. A shrink
+        removes idle nodes first, highest index first; if busy nodes must go too, the fullest
+        ones drain (fewest free GPUs, then highest index), since draining them strands the
+        fewest free GPUs. :meth:`histogram` and :meth:`free_gpus` count ``nodes`` nodes at
+        once; the drained ones go when :meth:`release` frees their last GPU.
+        """
+        if nodes < 0:
+            raise ValueError(f"a partition cannot have {nodes} nodes")
+        gpn = self.gpus_per_node
+        for node in sorted(self._draining):
+            if self.nodes >= nodes:
+                break
+            self._draining.discard(node)
+            self._file(node, self._busy[node])
+            self.nodes += 1
+        for node in sorted(self._absent):
+            if self.nodes >= nodes:
+                break
+            self._absent.discard(node)
+            heapq.heappush(self._free_heap, node)  # whole free again: a pick candidate
+            self.nodes += 1
+        if self.nodes < nodes:
+            self._limit += nodes - self.nodes
+            self.nodes = nodes
+        excess = self.nodes - nodes
+        node = self._limit - 1
+        while excess and node >= 0:  # idle nodes first (stale heap entries are skipped)
+            if node not in self._busy and node not in self._absent:
+                self._absent.add(node)
+                excess -= 1
+            node -= 1
+        if excess:
+            fullest = sorted(
+                (n for n in self._busy if n not in self._draining),
+                key=lambda n: (gpn - len(self._busy[n]), -n),
+            )
+            for node in fullest[:excess]:
+                self._by_free[gpn - len(self._busy[node])].discard(node)
+                self._draining.add(node)
+        self.nodes = nodes
+        self._trim()
+
     # -- internals -------------------------------------------------------------------------
+
+    def _trim(self) -> None:
+        """Removed nodes at the top of the index range shrink the range instead, so that the
+        absent set stays small and a later growth hands out fresh nodes from there."""
+        while self._limit and self._limit - 1 in self._absent:
+            self._limit -= 1
+            self._absent.discard(self._limit)
+        self._fresh = min(self._fresh, self._limit)
 
     def _file(self, node: int, busy: set[int]) -> None:
         free = self.gpus_per_node - len(busy)
@@ -179,13 +267,13 @@ class NodePool:
         while len(chosen) < count:
             if self._free_heap and self._free_heap[0] < self._fresh:
                 node = heapq.heappop(self._free_heap)
-            elif self._fresh < self.nodes:
+            elif self._fresh < self._limit:
                 node = self._fresh
                 self._fresh += 1
             else:  # cannot happen while the count check above holds
                 break
-            if node in seen or node in self._busy:
-                continue  # a repeated or stale entry: drop it
+            if node in seen or node in self._busy or node in self._absent:
+                continue  # a repeated or stale entry, or a removed node: drop it
             seen.add(node)
             if node not in exclude:
                 chosen.append(node)

@@ -9,13 +9,22 @@ ledger's own arithmetic. Only time differs: an event heap instead of the wall cl
 
 A cycle runs at every instant where jobs arrive or end (after those events), like a broker
 that wakes on change. Everything but the measured cycle runtimes is deterministic.
+
+The setup's events (:mod:`aifactories.twin.events`) disturb the federation, each followed by
+a cycle at its instant. A :class:`~aifactories.twin.events.SiteOutage` takes its site out of
+the snapshot, and the jobs running there are lost: their GPU time so far is charged (and
+counted in ``lost_gpu_seconds`` and the energy and carbon), and they go back to the queue
+with their original submission time, to restart from the beginning. A
+:class:`~aifactories.twin.events.CapacityChange` resizes the site's node pool (busy nodes
+drain, see :meth:`~aifactories.executors.nodes.NodePool.resize`), and the snapshot shows the
+partition at its new size.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aifactories.domain.clock import stopwatch
 from aifactories.domain.ids import AllocationId, JobId, ProjectId, SiteId, UserId
@@ -30,6 +39,7 @@ from aifactories.ledger.balance import settle_amount
 from aifactories.scheduling import get_policy, run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
 from aifactories.scheduling.snapshot import Placement
+from aifactories.twin.disruptions import Disruptions, Lost
 from aifactories.twin.engine import EventEngine, Priority
 from aifactories.twin.events import TwinEvent
 from aifactories.twin.federation import (
@@ -60,8 +70,10 @@ class TwinSetup:
     speed_by_class: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # Seconds of work lost each time a job is preempted, migrated or restarted after an
     # outage (reloading the last checkpoint and warming up); Gavel and Tiresias charge
-    # a comparable cost per restart.
+    # a comparable cost per restart. Not added after an outage while jobs restart from the
+    # beginning: the lost run already includes its warm-up.
     restart_cost_s: float = 30.0
+    # Outages and capacity changes, in virtual seconds; ties at one instant keep this order.
     events: tuple[TwinEvent, ...] = ()
     seed: int = 0
 
@@ -102,12 +114,16 @@ class _Running:
 
 
 class Simulation:
+    """One policy over one trace. Raises InvalidInput at construction for an event naming a
+    site or partition the setup does not simulate."""
+
     def __init__(self, trace: Trace, projects: Mapping[str, TwinProject], setup: TwinSetup) -> None:
         self.trace = trace
         self.setup = setup
         self.policy = get_policy(setup.policy)
         self.engine = EventEngine()
         self.sites = {s.id: s for s in setup.sites if s.operational}
+        self.disruptions = Disruptions(setup.events, self.sites.values())
         self.executors = {
             sid: MockExecutor(site, self.engine.clock) for sid, site in self.sites.items()
         }
@@ -123,6 +139,9 @@ class Simulation:
         self._utilisation: list[tuple[float, str, int, int]] = []
         self._queue: list[tuple[float, int]] = []
         self._cycle_at: float | None = None
+        self._lost: dict[JobId, Lost] = {}
+        self._snapshot_sites = self._current_sites()
+        self._arrivals_left = len(trace.jobs)
         self.placements: list[Placement] = []  # every decision, in order (the parity test)
         self._carbon = {sid: (s.carbon_g_per_kwh or 0.0) for sid, s in self.sites.items()}
 
@@ -151,30 +170,23 @@ class Simulation:
         )
         self._pending[job_id] = pending
         self._trace_job[job_id] = job
+        self._arrivals_left -= 1
         self._want_cycle()
 
     def _arrival(self, index: int, job: TraceJob) -> Callable[[], None]:
         return lambda: self._arrive(index, job)
 
-    def _end(self, job_id: JobId) -> None:
-        run = self._running.pop(job_id)
+    def _end(self, run: _Running) -> None:
+        if self._running.get(run.pending.id) is not run:
+            return  # the end of a run an outage cut short: the heap has no cancel
+        del self._running[run.pending.id]
         now = self.engine.clock.now()
         site = self.executors[run.placement.site_id]
         site.finish(run.site_job_id, run.state, elapsed_s=run.runtime)
         gpus = run.placement.shape.allocated_gpus
-        used = settle_amount(
-            run.placement.reserved_gpu_seconds,
-            charge_gpu_seconds(gpus, run.runtime, run.placement.billing_weight),
-        )
-        project_id = run.pending.project_id
-        self._balances[project_id] = charge(
-            self._balances[project_id], run.placement.reserved_gpu_seconds, used
-        )
-        self._charges.append((project_id, now, used))
-        model = run.gpu_model
-        gpu_hours = gpus * run.runtime / 3600
-        energy = gpu_hours * self.setup.gpu_power_kw.get(model, 0.5) * self.setup.pue
-        project = self._project_of[project_id]
+        energy, carbon = self._settle(run, run.runtime, now)
+        project = self._project_of[run.pending.project_id]
+        lost = self._lost.get(run.pending.id, Lost())
         self._results.append(
             JobResult(
                 job_id=run.job.job_id,
@@ -184,19 +196,80 @@ class Simulation:
                 country=project.country,
                 site_id=run.placement.site_id,
                 partition_id=run.placement.partition_id,
-                gpu_model=model,
+                gpu_model=run.gpu_model,
                 gpus=gpus,
                 submit_s=run.pending.submitted_at,
                 start_s=run.started,
                 end_s=now,
                 runtime_s=run.runtime,
                 requested_runtime_s=run.job.runtime_s,
-                gpu_seconds=gpus * run.runtime,
-                energy_kwh=energy,
-                carbon_kg=energy * self._carbon[run.placement.site_id] / 1000,
+                gpu_seconds=gpus * run.runtime + lost.gpu_seconds,
+                energy_kwh=energy + lost.energy_kwh,
+                carbon_kg=carbon + lost.carbon_kg,
+                restarts=lost.restarts,
+                lost_gpu_seconds=lost.gpu_seconds,
             )
         )
         self._want_cycle()
+
+    def _settle(self, run: _Running, elapsed: float, now: float) -> tuple[float, float]:
+        """Charge a run's ``elapsed`` seconds to its project with the ledger's arithmetic;
+        return the energy (kWh) and carbon (kg) it burnt."""
+        gpus = run.placement.shape.allocated_gpus
+        used = settle_amount(
+            run.placement.reserved_gpu_seconds,
+            charge_gpu_seconds(gpus, elapsed, run.placement.billing_weight),
+        )
+        project_id = run.pending.project_id
+        self._balances[project_id] = charge(
+            self._balances[project_id], run.placement.reserved_gpu_seconds, used
+        )
+        self._charges.append((project_id, now, used))
+        gpu_hours = gpus * elapsed / 3600
+        energy = gpu_hours * self.setup.gpu_power_kw.get(run.gpu_model, 0.5) * self.setup.pue
+        return energy, energy * self._carbon[run.placement.site_id] / 1000
+
+    # -- disruptions -----------------------------------------------------------------------
+
+    def _site_down(self, site_id: str) -> None:
+        """The site fails: its running jobs are lost and requeued, it leaves the snapshot."""
+        now = self.engine.clock.now()
+        here = [r for _, r in sorted(self._running.items()) if r.placement.site_id == site_id]
+        for run in here:
+            if run.started + run.runtime <= now:
+                # Due to end at this very instant (outages come first at a tie): it is done.
+                self._end(run)
+                continue
+            del self._running[run.pending.id]
+            elapsed = now - run.started
+            energy, carbon = self._settle(run, elapsed, now)
+            lost = self._lost.setdefault(run.pending.id, Lost())
+            lost.restarts += 1
+            lost.gpu_seconds += run.placement.shape.allocated_gpus * elapsed
+            lost.energy_kwh += energy
+            lost.carbon_kg += carbon
+            # Back in the queue as it was submitted: policies order it by its first submit.
+            self._pending[run.pending.id] = run.pending
+            self._trace_job[run.pending.id] = run.job
+        executor = self.executors[SiteId(site_id)]
+        executor.fail_all(reason="site outage")
+        executor.available = False
+
+    def _site_up(self, site_id: str) -> None:
+        self.executors[SiteId(site_id)].available = True
+
+    def _resize(self, site_id: str, partition: str, nodes: int) -> None:
+        self.executors[SiteId(site_id)].resize(partition, nodes)
+        self._snapshot_sites = self._current_sites()
+
+    def _current_sites(self) -> list[Site]:
+        """The sites at their current size, for the snapshot: a partition the cycle sees as
+        N nodes has N nodes taking work (draining ones are not offered and do not count, so
+        no policy plans on nodes that are leaving); one shrunk to nothing is left out."""
+        return [
+            replace(site, partitions=tuple(p for p in site.partitions if p.nodes))
+            for site in (executor.site for executor in self.executors.values())
+        ]
 
     # -- the shared cycle ------------------------------------------------------------------
 
@@ -219,18 +292,19 @@ class Simulation:
     def _cycle(self) -> None:
         now = self.engine.clock.now()
         self._cycle_at = None
+        up = [sid for sid, site in self.executors.items() if site.available]
         free = {
             f"{sid}/{c.partition_name}": c.free_nodes_by_free_gpus
-            for sid, site in self.executors.items()
-            for c in site.capacity()
+            for sid in up
+            for c in self.executors[sid].capacity()
         }
         horizon = now - _USAGE_HALF_LIVES * self.setup.half_life_s
         self._charges = [c for c in self._charges if c[1] >= horizon]
         snapshot = assemble_snapshot(
             now=now,
-            sites=self.sites.values(),
+            sites=self._snapshot_sites,
             free_nodes=free,
-            available_sites=frozenset(SiteId(s) for s in self.sites),
+            available_sites=frozenset(up),
             allocations=self._allocations(now),
             priority_weights={
                 ProjectId(p.project_id): p.priority_weight for p in self.projects.values()
@@ -265,7 +339,7 @@ class Simulation:
         self._balances[pending.project_id] = reserve(
             self._balances[pending.project_id], placement.reserved_gpu_seconds
         )
-        site = self.sites[placement.site_id]
+        site = self.executors[placement.site_id].site  # at its current size
         partition = next(p for p in site.partitions if p.id == placement.partition_id)
         site_job_id = self.executors[placement.site_id].submit(
             SubmitRequest(
@@ -283,25 +357,41 @@ class Simulation:
             # disagree, which must never happen.
             raise AssertionError(f"job {placement.job_id} did not start at {placement.site_id}")
         runtime, state = run_on(job, partition.gpu_model, pending.spec.time_limit_s, self.setup)
-        self._running[placement.job_id] = _Running(
+        run = _Running(
             job, pending, placement, site_job_id, now, runtime, state, partition.gpu_model
         )
-        self.engine.schedule(
-            now + runtime, Priority.JOB_END, lambda: self._end(placement.job_id), "end"
-        )
+        self._running[placement.job_id] = run
+        self.engine.schedule(now + runtime, Priority.JOB_END, lambda: self._end(run), "end")
 
     def _sample(self, now: float) -> None:
+        """Busy GPUs against the GPUs the site has now: nodes that take work plus draining
+        ones (still powered, still running jobs); a down site has none (0 of 0)."""
         self._queue.append((now, len(self._pending)))
         for sid, site in self.executors.items():
-            total = sum(p.total_gpus for p in self.sites[sid].partitions)
-            free = sum(
-                sum(k * n for k, n in enumerate(c.free_nodes_by_free_gpus)) for c in site.capacity()
-            )
-            self._utilisation.append((now, sid, total - free, total))
+            busy, total = site.gpu_counts() if site.available else (0, 0)
+            self._utilisation.append((now, sid, busy, total))
+
+    def _done(self) -> bool:
+        """Every job ended or waits for good: later events (and the stale ends of runs an
+        outage cut short) would only stretch the horizon. Pending jobs keep the run going:
+        a later event (a site back, a growth) may let them start."""
+        return (
+            self._arrivals_left == 0
+            and not self._running
+            and not self._pending
+            and self._cycle_at is None
+        )
 
     # -- running ---------------------------------------------------------------------------
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> PolicyRun:
+        self.disruptions.schedule(
+            self.engine,
+            on_down=self._site_down,
+            on_up=self._site_up,
+            on_resize=self._resize,
+            on_change=self._want_cycle,
+        )
         for index, job in enumerate(self.trace.jobs):
             self.engine.schedule(
                 job.submit_s, Priority.JOB_ARRIVAL, self._arrival(index, job), "arrival"
@@ -312,11 +402,12 @@ class Simulation:
             if progress is not None:
                 progress(len(self._results), total)
 
-        self.engine.run(on_event=on_event if progress else None)
+        self.engine.run(stop=self._done, on_event=on_event if progress else None)
         # Jobs that never fit anywhere stay pending: reported as never started.
         for job_id, pending in sorted(self._pending.items()):
             job = self._trace_job[job_id]
             project = self._project_of[pending.project_id]
+            lost = self._lost.get(job_id, Lost())  # it may have run before an outage
             self._results.append(
                 JobResult(
                     job_id=job.job_id,
@@ -333,9 +424,11 @@ class Simulation:
                     end_s=None,
                     runtime_s=0.0,
                     requested_runtime_s=job.runtime_s,
-                    gpu_seconds=0.0,
-                    energy_kwh=0.0,
-                    carbon_kg=0.0,
+                    gpu_seconds=lost.gpu_seconds,
+                    energy_kwh=lost.energy_kwh,
+                    carbon_kg=lost.carbon_kg,
+                    restarts=lost.restarts,
+                    lost_gpu_seconds=lost.gpu_seconds,
                 )
             )
         end = self.engine.clock.now()
@@ -347,4 +440,6 @@ class Simulation:
             queue_samples=tuple(self._queue),
             horizon_start_s=self.trace.jobs[0].submit_s if self.trace.jobs else 0.0,
             horizon_end_s=end,
+            restarts=sum(lost.restarts for lost in self._lost.values()),
+            lost_gpu_hours=math.fsum(lost.gpu_seconds for lost in self._lost.values()) / 3600,
         )

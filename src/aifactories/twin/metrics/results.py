@@ -24,6 +24,11 @@ class JobResult:
     ``start_s`` and ``end_s`` are ``None`` when the job did not start, or did not end, within the
     run. ``runtime_s`` is the time it actually ran (after the speed-up of the GPU it got);
     ``requested_runtime_s`` is its run time at reference speed, the trace's figure.
+
+    A job an outage cut short restarts from the beginning: ``restarts`` counts those restarts,
+    ``start_s``, ``runtime_s`` and the site are those of its last run (so its wait includes the
+    lost runs), while ``gpu_seconds``, ``energy_kwh`` and ``carbon_kg`` cover every run, as its
+    project was charged and the sites were busy; ``lost_gpu_seconds`` is the lost runs' part.
     """
 
     job_id: str
@@ -44,6 +49,7 @@ class JobResult:
     energy_kwh: float
     carbon_kg: float
     restarts: int = 0
+    lost_gpu_seconds: float = 0.0
 
     @property
     def completed(self) -> bool:
@@ -75,7 +81,8 @@ class PolicyRun:
 
     ``cycle_runtimes_s`` holds the wall-clock time of each scheduling cycle (the only wall-clock
     figure here: it measures the policy's cost, not the simulated federation). The horizon is the
-    virtual time span the utilisation and queue samples are integrated over.
+    virtual time span the utilisation and queue samples are integrated over. ``restarts`` and
+    ``lost_gpu_hours`` sum the jobs' restarts after outages and the GPU time lost with them.
     """
 
     policy: str
@@ -85,3 +92,5 @@ class PolicyRun:
     queue_samples: tuple[QueueSample, ...]
     horizon_start_s: float
     horizon_end_s: float
+    restarts: int = 0
+    lost_gpu_hours: float = 0.0
