@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
+import polars as pl
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from aifactories.cli.main import app
@@ -16,6 +19,14 @@ from aifactories.services.simulate import (
     parse_sweep,
     saturation_load,
 )
+
+TWO_SITES = """
+sites:
+  - {id: x, name: X, country: DE, supercomputer: X, status: operational,
+     partitions: [{name: p, gpu_model: H100, gpu_memory_gb: 80, gpus_per_node: 4, nodes: 2}]}
+  - {id: y, name: Y, country: FR, supercomputer: Y, status: operational,
+     partitions: [{name: q, gpu_model: A100, gpu_memory_gb: 40, gpus_per_node: 8, nodes: 2}]}
+"""
 
 CATALOGUE = """
 sites:
@@ -69,10 +80,76 @@ def test_simulate_compares_policies_and_writes_results(tmp_path: Path, env: dict
         "Job completion time (CDF)",
         "Mean wait by organisation kind",
         "GPUs busy over time",
+        "GPUs busy over time per site",
         "Energy and carbon",
     ):
         assert title in report
     assert report.count("first_fit") >= 2 and "fair_share" in report
+    # The same tables as Parquet, typed; and the run's resolved scenario.
+    parquet = pl.read_parquet(out / "jobs.parquet")
+    assert parquet.height == 160 and parquet.columns == list(jobs[0])
+    assert parquet.schema["gpus"] == pl.Int64 and parquet.schema["start_s"] == pl.Float64
+    summary = pl.read_parquet(out / "summary.parquet")
+    assert summary["policy"].to_list() == ["first_fit", "fair_share"]
+    assert summary.schema["completed"] == pl.Int64 and summary.schema["jct_mean"] == pl.Float64
+    assert yaml.safe_load((out / "scenario.yaml").read_text())["seed"] == 4
+
+
+def test_utilisation_is_written_per_site_one_row_per_change(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    out = tmp_path / "report"
+    sites = tmp_path / "two.yaml"
+    sites.write_text(TWO_SITES)
+    args = ["simulate", "--sites", str(sites), "--jobs", "120", "--load", "1.5"]
+    result = CliRunner().invoke(app, [*args, "--policy", "fifo", "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    frame = pl.read_parquet(out / "utilisation.parquet")
+    assert frame.columns == ["policy", "time_s", "site_id", "busy_gpus", "total_gpus"]
+    assert set(frame["site_id"]) == {"x", "y"}  # --sites, not the configured catalogue
+    assert dict(zip(frame["site_id"], frame["total_gpus"], strict=True)) == {"x": 8, "y": 16}
+    assert frame["busy_gpus"].max() == 16 and frame["busy_gpus"].min() == 0
+    for _key, group in frame.group_by("site_id"):
+        pairs = list(zip(group["busy_gpus"], group["total_gpus"], strict=True))
+        assert all(a != b for a, b in itertools.pairwise(pairs))  # repeats left out
+    with (out / "utilisation.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == frame.height
+    assert {"x", "y"} <= set(pl.read_parquet(out / "jobs.parquet")["site_id"])
+    report = (out / "index.html").read_text()
+    assert '"legendgroup":"x"' in report and '"legendgroup":"y"' in report
+
+
+def test_never_started_jobs_are_nulls_in_parquet(tmp_path: Path, env: dict[str, str]) -> None:
+    # A budget of 1 GPU-hour per project: most jobs cannot reserve their time and never start.
+    scenario = tmp_path / "tight.yaml"
+    scenario.write_text(
+        "policies: [first_fit]\nworkload: {generator: {jobs: 40}}\n"
+        "mapping: {default_gpu_hours: 1}\n"
+    )
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        app, ["simulate", "--scenario", str(scenario), "--out", str(out)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    jobs = pl.read_parquet(out / "jobs.parquet")
+    never = jobs.filter(pl.col("start_s").is_null())
+    assert never.height > 0 and never["end_s"].null_count() == never.height
+    assert never["site_id"].null_count() == never.height
+    assert jobs.schema["start_s"] == pl.Float64 and jobs.schema["site_id"] == pl.String
+    with (out / "jobs.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sum(r["start_s"] == "" for r in rows) == never.height
+
+
+def test_sites_refuses_a_missing_or_invalid_file(tmp_path: Path, env: dict[str, str]) -> None:
+    missing = CliRunner().invoke(app, ["simulate", "--sites", str(tmp_path / "no.yaml")], env=env)
+    assert missing.exit_code == 2
+    assert "no catalogue file" in missing.output and "no.yaml" in missing.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sites: [{id: x}]\n")
+    invalid = CliRunner().invoke(app, ["simulate", "--sites", str(bad)], env=env)
+    assert invalid.exit_code == 2
+    assert "bad.yaml: invalid catalogue" in invalid.output and "name" in invalid.output
 
 
 def test_simulate_refuses_unknown_policy(env: dict[str, str]) -> None:

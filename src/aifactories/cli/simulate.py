@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,19 +18,29 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from aifactories.catalogue.loader import Catalogue
 from aifactories.cli import render
 from aifactories.domain.errors import AifError, InvalidInput
 from aifactories.services.context import catalogue_from_settings
 from aifactories.services.simulate import (
-    SimulationRequest,
     parse_sweep,
+    prepare,
     saturation_load,
     simulate,
     sweep,
     write_results,
+    write_scenario,
 )
 from aifactories.settings import Settings
 from aifactories.twin.report import write_report, write_sweep_report
+from aifactories.twin.scenario import (
+    DEFAULT_POLICIES,
+    Overrides,
+    Scenario,
+    default_scenario,
+    read_scenario,
+    with_overrides,
+)
 
 _COLUMNS = [
     ("wait_mean", "mean wait h", 3600),
@@ -46,19 +57,43 @@ _COLUMNS = [
 
 
 def simulate_command(
-    policy: Annotated[str, typer.Option(help="comma-separated policies to compare")] = (
-        "first_fit,earliest_start,fair_share"
-    ),
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="a scenario YAML file; options given here override its values"),
+    ] = None,
+    sites: Annotated[
+        str | None,
+        typer.Option(
+            help="the federation: 'catalogue' or a catalogue YAML file",
+            show_default="catalogue",
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated policies",
+            show_default=",".join(DEFAULT_POLICIES),
+        ),
+    ] = None,
     trace: Annotated[Path | None, typer.Option(help="a trace file (else the generator)")] = None,
     trace_format: Annotated[
         str | None,
         typer.Option("--format", help="philly, swf, alibaba, helios, pollux, sia, sacct"),
     ] = None,
-    jobs: Annotated[int, typer.Option(help="generator: number of jobs")] = 2000,
-    load: Annotated[float, typer.Option(help="generator: offered load (1.0 = all GPUs)")] = 1.0,
-    seed: Annotated[int, typer.Option(help="seed of the generator and the mapping")] = 0,
+    jobs: Annotated[
+        int | None, typer.Option(help="generator: number of jobs", show_default="2000")
+    ] = (None),
+    load: Annotated[
+        float | None,
+        typer.Option(help="generator: offered load, 1.0 = all GPUs", show_default="1.0"),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="seed of the generator and the mapping", show_default="0")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="read only the first N trace jobs")] = None,
-    out: Annotated[Path, typer.Option(help="where jobs.csv and summary.csv go")] = Path("report"),
+    out: Annotated[
+        Path | None, typer.Option(help="where the results go", show_default="report")
+    ] = None,
     sweep_spec: Annotated[
         str | None,
         typer.Option(
@@ -66,28 +101,32 @@ def simulate_command(
         ),
     ] = None,
 ) -> None:
-    """Run the twin: the production policies on a trace, in virtual time, compared."""
-    request = SimulationRequest(
-        policies=[p.strip() for p in policy.split(",") if p.strip()],
+    """Run the twin: the production policies on a trace, in virtual time, compared.
+
+    With --scenario FILE, the options given here override the file's values (docs/twin.md).
+    """
+    given = Overrides(
+        sites=sites,
+        policies=None
+        if policy is None
+        else tuple(p.strip() for p in policy.split(",") if p.strip()),
         seed=seed,
         jobs=jobs,
         load=load,
         trace=trace,
         trace_format=trace_format,
         limit=limit,
+        out=out,
     )
-    if sweep_spec is not None:
-        _sweep(request, sweep_spec, out)
-        return
     try:
-        catalogue = catalogue_from_settings(Settings())
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=render.err_console,
-        ) as bars:
+        chosen = with_overrides(
+            read_scenario(scenario) if scenario is not None else default_scenario(), given
+        )
+        if sweep_spec is not None:
+            _sweep(chosen, sweep_spec)
+            return
+        prepared = prepare(chosen, _configured)
+        with _bars() as bars:
             tasks: dict[str, TaskID] = {}
 
             def progress(name: str, done: int, total: int) -> None:
@@ -95,11 +134,10 @@ def simulate_command(
                     tasks[name] = bars.add_task(f"{name:<15}", total=total)
                 bars.update(tasks[name], completed=done)
 
-            trace_used, runs, rows = simulate(request, catalogue, progress)
+            runs, rows = simulate(prepared, progress)
     except AifError as exc:
-        bound = f" (expected: {exc.limit})" if isinstance(exc, InvalidInput) and exc.limit else ""
-        render.err_console.print(f"[red]error:[/red] {exc.message}{bound}", highlight=False)
-        raise typer.Exit(2) from None
+        _fail(exc)
+    trace_used = prepared.trace
     table = Table(title=f"{trace_used.name}: {len(trace_used.jobs):,} jobs")
     table.add_column("policy")
     for _key, label, _scale in _COLUMNS:
@@ -111,10 +149,30 @@ def simulate_command(
             cells.append("-" if not isinstance(value, float) else f"{value / scale:,.2f}")
         table.add_row(*cells)
     render.console.print(table)
-    for path in write_results(out, runs, rows):
+    folder = Path(chosen.spec.out)
+    for path in write_results(folder, runs, rows):
         render.console.print(f"wrote {path}")
-    report = write_report(out, f"aifactories twin: {trace_used.name}", runs, rows)
+    written = write_scenario(folder, prepared)
+    render.console.print(
+        f"wrote {written} (aif simulate --scenario {written} --out OTHER reruns this run)"
+    )
+    report = write_report(folder, prepared.title, runs, rows)
     render.console.print(f"wrote {report} (open it in a browser)")
+
+
+def _configured() -> Catalogue:
+    """``sites: catalogue``: the platform's catalogue (AIFACTORIES_CATALOGUE, else embedded)."""
+    return catalogue_from_settings(Settings())
+
+
+def _fail(exc: AifError) -> NoReturn:
+    bound = f" (expected: {exc.limit})" if isinstance(exc, InvalidInput) and exc.limit else ""
+    # Escaped: a message may quote a pattern like [a-z0-9], which Rich would take as markup.
+    # Soft-wrapped: one error stays one line, however narrow the terminal.
+    render.err_console.print(
+        f"[red]error:[/red] {escape(exc.message + bound)}", highlight=False, soft_wrap=True
+    )
+    raise typer.Exit(2) from None
 
 
 def _bars() -> Progress:
@@ -127,23 +185,18 @@ def _bars() -> Progress:
     )
 
 
-def _sweep(request: SimulationRequest, spec: str, out: Path) -> None:
-    try:
-        loads = parse_sweep(spec)
-        catalogue = catalogue_from_settings(Settings())
-        with _bars() as bars:
-            tasks: dict[str, TaskID] = {}
+def _sweep(scenario: Scenario, spec: str) -> None:
+    loads = parse_sweep(spec)
+    with _bars() as bars:
+        tasks: dict[str, TaskID] = {}
 
-            def progress(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = bars.add_task(f"{name:<22}", total=total)
-                bars.update(tasks[name], completed=done)
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bars.add_task(f"{name:<22}", total=total)
+            bars.update(tasks[name], completed=done)
 
-            rows = sweep(request, catalogue, loads, progress)
-    except AifError as exc:
-        bound = f" (expected: {exc.limit})" if isinstance(exc, InvalidInput) and exc.limit else ""
-        render.err_console.print(f"[red]error:[/red] {exc.message}{bound}", highlight=False)
-        raise typer.Exit(2) from None
+        rows = sweep(scenario, _configured, loads, progress)
+    out = Path(scenario.spec.out)
     policies = list(dict.fromkeys(str(r["policy"]) for r in rows))
     knees = {
         p: saturation_load(

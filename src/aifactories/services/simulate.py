@@ -1,22 +1,28 @@
-"""Use case: run the twin on a trace for several policies and write the results."""
+"""Use case: run the twin on a scenario's workload for several policies and write the results
+(CSV and Parquet, the resolved scenario); the HTML report is :mod:`aifactories.twin.report`."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import get_args, get_type_hints
+
+import polars as pl
 
 from aifactories.catalogue.loader import Catalogue
 from aifactories.domain.errors import InvalidInput
-from aifactories.scheduling import POLICY_NAMES
-from aifactories.twin.federation import projects_for
-from aifactories.twin.metrics.results import PolicyRun
+from aifactories.services.scenario import catalogue_of, check, projects_of, resolved, setup_of
+from aifactories.twin.federation import TwinProject
+from aifactories.twin.metrics.results import JobResult, PolicyRun
 from aifactories.twin.metrics.summary import Row, compare
+from aifactories.twin.scenario import Scenario, dump_scenario
 from aifactories.twin.simulation import Simulation, TwinSetup
-from aifactories.twin.traces import FORMATS, read_trace
+from aifactories.twin.traces import read_trace
 from aifactories.twin.traces.model import Trace
 from aifactories.twin.traces.synthetic import generate_gavel_mixture
 
@@ -37,14 +43,20 @@ MIXTURE_GPU_HOURS_PER_JOB = (
 
 
 @dataclass(frozen=True)
-class SimulationRequest:
-    policies: Sequence[str]
-    seed: int = 0
-    jobs: int = 2000
-    load: float = 1.0  # offered GPU-hours per hour / GPUs of the federation (generator only)
-    trace: Path | None = None
-    trace_format: str | None = None
-    limit: int | None = None
+class Prepared:
+    """A scenario made runnable: its sites, its workload, its projects and one setup per
+    policy, all checked."""
+
+    scenario: Scenario
+    catalogue: Catalogue
+    trace: Trace
+    trace_sha256: str | None  # of the trace file; None for the generator
+    projects: dict[str, TwinProject]
+    setups: tuple[TwinSetup, ...]
+
+    @property
+    def title(self) -> str:
+        return f"aifactories twin: {self.scenario.spec.name or self.trace.name}"
 
 
 def jobs_per_hour(load: float, total_gpus: int) -> float:
@@ -52,75 +64,152 @@ def jobs_per_hour(load: float, total_gpus: int) -> float:
     return load * total_gpus / MIXTURE_GPU_HOURS_PER_JOB
 
 
-def load_workload(request: SimulationRequest, catalogue: Catalogue) -> Trace:
-    unknown = [p for p in request.policies if p not in POLICY_NAMES]
-    if unknown or not request.policies:
-        raise InvalidInput(
-            "policy",
-            f"unknown or missing: {', '.join(unknown) or 'none'}",
-            limit="one or more of " + ", ".join(POLICY_NAMES),
-        )
-    if request.trace is None:
-        if not 0 < request.load <= 100:
-            raise InvalidInput("load", f"{request.load}", limit="above 0, at most 100")
-        if not 1 <= request.jobs <= 1_000_000:
-            raise InvalidInput("jobs", f"{request.jobs}", limit="1 to 1,000,000")
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_workload(scenario: Scenario, catalogue: Catalogue) -> tuple[Trace, str | None]:
+    """The scenario's jobs (the generator sized on ``catalogue``, or its trace) and the trace
+    file's SHA-256, checked against the one the scenario pins."""
+    spec = scenario.spec
+    generator, given = spec.workload.generator, spec.workload.trace
+    if generator is not None:
         total = sum(p.total_gpus for p in catalogue.operational_partitions)
-        return generate_gavel_mixture(
-            request.jobs, jobs_per_hour(request.load, total), request.seed
-        )
-    if request.trace_format not in FORMATS:
+        if total == 0:
+            raise InvalidInput(
+                f"{scenario.source}: sites",
+                "no operational site has GPUs, so the generator has no load to size",
+                limit="at least one operational site with partitions",
+            )
+        rate = jobs_per_hour(generator.load, total)
+        return generate_gavel_mixture(generator.jobs, rate, spec.seed), None
+    assert given is not None  # the schema asks for exactly one of the two
+    trace = read_trace(given.path, given.format, limit=given.limit)
+    digest = _sha256(Path(given.path))
+    if given.sha256 is not None and digest != given.sha256:
         raise InvalidInput(
-            "format", f"{request.trace_format!r}", limit="one of " + ", ".join(FORMATS)
+            f"{scenario.source}: workload.trace.sha256",
+            f"{given.path} has SHA-256 {digest[:12]}..., the scenario pins {given.sha256[:12]}...",
+            limit="the trace the scenario was written for, or remove sha256 to accept this one",
         )
-    return read_trace(request.trace, request.trace_format, limit=request.limit)
+    return trace, digest
+
+
+def prepare(scenario: Scenario, configured: Callable[[], Catalogue]) -> Prepared:
+    """Resolve ``scenario`` (``configured`` gives the platform's catalogue for ``sites:
+    catalogue``) and check every name in it; raises AifError before anything runs."""
+    catalogue = catalogue_of(scenario, configured)
+    trace, digest = load_workload(scenario, catalogue)
+    check(scenario, catalogue, trace)
+    spec = scenario.spec
+    return Prepared(
+        scenario=scenario,
+        catalogue=catalogue,
+        trace=trace,
+        trace_sha256=digest,
+        projects=projects_of(spec, trace, catalogue),
+        setups=tuple(setup_of(spec, catalogue, policy) for policy in spec.policies),
+    )
 
 
 def simulate(
-    request: SimulationRequest,
-    catalogue: Catalogue,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> tuple[Trace, list[PolicyRun], list[Row]]:
-    trace = load_workload(request, catalogue)
-    countries = sorted({s.country for s in catalogue.operational_sites})
-    projects = projects_for(trace, countries, request.seed)
+    prepared: Prepared, progress: Callable[[str, int, int], None] | None = None
+) -> tuple[list[PolicyRun], list[Row]]:
     runs = []
-    for policy in request.policies:
-        setup = TwinSetup(catalogue.sites, policy)
+    for setup in prepared.setups:
 
-        def report(done: int, total: int, policy: str = policy) -> None:
+        def report(done: int, total: int, policy: str = setup.policy) -> None:
             if progress is not None:
                 progress(policy, done, total)
 
-        runs.append(Simulation(trace, projects, setup).run(report))
-    return trace, runs, compare(runs)
+        runs.append(Simulation(prepared.trace, prepared.projects, setup).run(report))
+    return runs, compare(runs)
+
+
+# -- outputs ----------------------------------------------------------------------------------
+
+_POLARS: dict[type, pl.DataType] = {str: pl.String(), int: pl.Int64(), float: pl.Float64()}
+# JobResult's columns and their Parquet types, from its annotations: a field added there
+# shows up here, and "float | None" (a job that never started) is a nullable Float64.
+_JOB_COLUMNS: dict[str, pl.DataType] = {
+    "policy": pl.String(),
+    **{
+        name: _POLARS[next(a for a in get_args(hint) or (hint,) if a is not type(None))]
+        for name, hint in get_type_hints(JobResult).items()
+    },
+}
+_UTILISATION_COLUMNS: dict[str, pl.DataType] = {
+    "policy": pl.String(),
+    "time_s": pl.Float64(),
+    "site_id": pl.String(),
+    "busy_gpus": pl.Int64(),
+    "total_gpus": pl.Int64(),
+}
+
+
+def _summary_type(values: Sequence[object]) -> pl.DataType:
+    if all(isinstance(v, str) for v in values):
+        return pl.String()
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return pl.Int64()
+    return pl.Float64()  # NaN stays NaN: "not measurable", as in the CSV
+
+
+def utilisation_rows(runs: Sequence[PolicyRun]) -> list[tuple[str, float, str, int, int]]:
+    """Each site's busy and total GPUs, one row per change: the state holds until the next
+    row of that site (or the end of the run). Repeats carry no information and would
+    multiply the file by the number of sites."""
+    rows = []
+    for run in runs:
+        last: dict[str, tuple[int, int]] = {}
+        for time_s, site, busy, total in run.utilisation_samples:
+            if last.get(site) != (busy, total):
+                last[site] = (busy, total)
+                rows.append((run.policy, time_s, site, busy, total))
+    return rows
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
 
 
 def write_results(out: Path, runs: Sequence[PolicyRun], rows: Sequence[Row]) -> list[Path]:
-    """Per-job results and the comparison, as CSV files in ``out``."""
+    """Per-job results, the comparison and the sites' utilisation in ``out``, each as CSV
+    (for people and spreadsheets) and Parquet (typed, for dataframes)."""
     out.mkdir(parents=True, exist_ok=True)
+    names = [f.name for f in dataclasses.fields(JobResult)]
+    jobs = [(run.policy, *(getattr(r, n) for n in names)) for run in runs for r in run.results]
+    columns = list(rows[0]) if rows else ["policy"]
+    summary = [[row[c] for c in columns] for row in rows]
+    summary_types = {c: _summary_type([row[c] for row in rows]) for c in columns}
+    tables: list[tuple[str, dict[str, pl.DataType], Sequence[Sequence[object]]]] = [
+        ("jobs", _JOB_COLUMNS, jobs),
+        ("summary", summary_types, summary),
+        ("utilisation", _UTILISATION_COLUMNS, utilisation_rows(runs)),
+    ]
     written = []
-    jobs = out / "jobs.csv"
-    with jobs.open("w", newline="", encoding="utf-8") as handle:
-        fields = (
-            ["policy", *(f.name for f in dataclasses.fields(runs[0].results[0]))]
-            if (runs and runs[0].results)
-            else ["policy"]
-        )
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for run in runs:
-            for result in run.results:
-                writer.writerow({"policy": run.policy, **dataclasses.asdict(result)})
-    written.append(jobs)
-    summary = out / "summary.csv"
-    with summary.open("w", newline="", encoding="utf-8") as handle:
-        columns = list(rows[0]) if rows else []
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    written.append(summary)
+    for name, schema, data in tables:
+        _write_csv(out / f"{name}.csv", list(schema), data)
+        frame = pl.DataFrame(data, schema=schema, orient="row")
+        frame.write_parquet(out / f"{name}.parquet")
+        written += [out / f"{name}.csv", out / f"{name}.parquet"]
     return written
+
+
+def write_scenario(out: Path, prepared: Prepared) -> Path:
+    """``out/scenario.yaml``: the resolved scenario, which reproduces this run."""
+    spec = resolved(prepared.scenario, prepared.catalogue, prepared.trace_sha256, out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "scenario.yaml"
+    path.write_text(dump_scenario(spec), encoding="utf-8")
+    return path
 
 
 def parse_sweep(text: str) -> list[float]:
@@ -155,13 +244,14 @@ def saturation_load(points: Sequence[tuple[float, float]]) -> float | None:
 
 
 def sweep(
-    request: SimulationRequest,
-    catalogue: Catalogue,
+    scenario: Scenario,
+    configured: Callable[[], Catalogue],
     loads: Sequence[float],
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[Row]:
     """Each policy at each load (the generator), one summary row per (load, policy)."""
-    if request.trace is not None:
+    generator = scenario.spec.workload.generator
+    if generator is None:
         raise InvalidInput("sweep", "a load sweep uses the generator", limit="omit --trace")
     rows: list[Row] = []
     for load in loads:
@@ -170,8 +260,10 @@ def sweep(
             if progress is not None:
                 progress(f"{policy} @ {load:g}", done, total)
 
-        _trace, _runs, compared = simulate(
-            dataclasses.replace(request, load=load), catalogue, report
+        workload = scenario.spec.workload.model_copy(
+            update={"generator": generator.model_copy(update={"load": load})}
         )
+        at_load = replace(scenario, spec=scenario.spec.model_copy(update={"workload": workload}))
+        _runs, compared = simulate(prepare(at_load, configured), report)
         rows.extend({"load": load, **row} for row in compared)
     return rows

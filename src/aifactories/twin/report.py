@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 
 from aifactories.twin.metrics.results import PolicyRun
 from aifactories.twin.metrics.summary import Row
@@ -76,6 +78,64 @@ def _utilisation(runs: Sequence[PolicyRun]) -> go.Figure:
     return figure
 
 
+def _site_steps(run: PolicyRun) -> dict[str, tuple[list[float], list[float | None]]]:
+    """Each site's fraction of GPUs busy, one point per change (the line is a step, so a
+    repeat adds nothing), held to the end of the run; None while the site has no GPUs (down),
+    which Plotly draws as a gap."""
+    steps: dict[str, tuple[list[float], list[float | None]]] = {}
+    last: dict[str, float | None] = {}
+    for time_s, site, busy, total in run.utilisation_samples:
+        value = busy / total if total else None
+        xs, ys = steps.setdefault(site, ([], []))
+        if site not in last or last[site] != value:
+            last[site] = value
+            xs.append(time_s / 3600)
+            ys.append(value)
+    for site, (xs, ys) in steps.items():
+        xs.append(max(run.horizon_end_s / 3600, xs[-1]))
+        ys.append(last[site])
+    return steps
+
+
+def _utilisation_by_site(runs: Sequence[PolicyRun]) -> go.Figure:
+    """One panel per policy (stacked, same time axis), one line per site. Fractions rather
+    than GPU counts, as the sites differ by orders of magnitude in size; a site keeps its
+    colour in every panel and one legend entry toggles it everywhere."""
+    rows = max(1, len(runs))
+    figure = make_subplots(
+        rows=rows,
+        cols=1,
+        shared_xaxes=True,
+        subplot_titles=[run.policy for run in runs],
+        vertical_spacing=min(0.08, 0.3 / rows),
+    )
+    sites = sorted({site for run in runs for _t, site, _b, _n in run.utilisation_samples})
+    palette = qualitative.Dark24
+    colour = {site: palette[i % len(palette)] for i, site in enumerate(sites)}
+    for row, run in enumerate(runs, start=1):
+        for site, (xs, ys) in sorted(_site_steps(run).items()):
+            figure.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    name=site,
+                    legendgroup=site,
+                    showlegend=row == 1,
+                    line={"shape": "hv", "color": colour[site]},
+                ),
+                row=row,
+                col=1,
+            )
+        figure.update_yaxes(title_text="busy", range=[0, 1.05], row=row, col=1)
+    figure.update_xaxes(title_text="hours", row=rows, col=1)
+    figure.update_layout(
+        title="GPUs busy over time per site (fraction of each site's GPUs; gaps: site down)",
+        height=200 + 220 * rows,
+    )
+    return figure
+
+
 def _queue(runs: Sequence[PolicyRun]) -> go.Figure:
     figure = go.Figure()
     for run in runs:
@@ -132,6 +192,7 @@ def write_report(out: Path, title: str, runs: Sequence[PolicyRun], rows: Sequenc
         _by_group(runs, "domain", "Mean wait by domain"),
         _by_group(runs, "country", "Mean wait by home country"),
         _utilisation(runs),
+        _utilisation_by_site(runs),
         _queue(runs),
         _energy(rows),
     ]

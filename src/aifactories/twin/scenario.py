@@ -1,0 +1,428 @@
+"""A scenario: one YAML file that makes a twin run reproducible and shareable.
+
+It names the federation (``sites``), the policies, the seed, the workload (a trace file or
+the generator), the mapping of trace groups onto projects, the speed matrix, the restart
+cost, the time-limit factor, outages and capacity changes, and where the results go. Every
+key is optional and takes the default of :class:`ScenarioSpec`; an unknown key is an error,
+so a typo never falls back to a default unnoticed.
+
+Paths in the file (a catalogue file, a trace) are relative to the scenario file, so a folder
+with a scenario and its inputs can be moved or shared; ``out`` is relative to the working
+directory, like ``--out``. Times are hours in the file (people write them), seconds inside.
+
+The run writes the resolved spec (every default filled in, the sites inline, the trace pinned
+by its SHA-256; see :mod:`aifactories.services.scenario`) as ``scenario.yaml``, which
+reproduces that run byte for byte. Errors are
+:class:`~aifactories.domain.errors.InvalidInput` naming the file and the key, on one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from aifactories.domain.errors import InvalidInput
+from aifactories.domain.organisations import Domain, OrganisationKind
+from aifactories.domain.projects import PriorityWeights
+from aifactories.scheduling import POLICY_NAMES
+from aifactories.twin.federation import DEFAULT_PUE
+from aifactories.twin.simulation import TwinSetup
+from aifactories.twin.traces import FORMATS, TraceFormat
+
+DEFAULT_POLICIES = ("first_fit", "earliest_start", "fair_share")
+
+
+def _setup_default(name: str) -> float:
+    """The twin's own default, read from TwinSetup so that the two cannot drift apart."""
+    value = next(f.default for f in dataclasses.fields(TwinSetup) if f.name == name)
+    assert isinstance(value, int | float)
+    return float(value)
+
+
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Hours = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def _known_policy(name: str) -> str:
+    if name not in POLICY_NAMES:
+        raise PydanticCustomError(
+            "unknown_policy",
+            "unknown policy '{name}'",
+            {"name": name, "expected": "one of " + ", ".join(POLICY_NAMES)},
+        )
+    return name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeneratorSpec(_Strict):
+    """The embedded Gavel/Philly mixture: ``load`` is offered GPU-hours over the GPUs."""
+
+    jobs: Annotated[int, Field(ge=1, le=1_000_000)] = 2000
+    load: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 1.0
+
+
+class TraceSpec(_Strict):
+    path: Annotated[str, Field(min_length=1)]
+    format: TraceFormat
+    limit: Annotated[int, Field(ge=1)] | None = None
+    # Pinned by the resolved scenario: a rerun on another file refuses to run.
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class WorkloadSpec(_Strict):
+    generator: GeneratorSpec | None = None
+    trace: TraceSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkloadSpec:
+        if (self.generator is None) == (self.trace is None):
+            raise PydanticCustomError(
+                "workload",
+                "give exactly one of 'generator' and 'trace'",
+                {"expected": "generator: {jobs, load} or trace: {path, format, limit}"},
+            )
+        return self
+
+
+class GroupSpec(_Strict):
+    """Explicit values for one trace group; what is left out follows the default rule."""
+
+    kind: OrganisationKind | None = None
+    domain: Domain | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    gpu_hours: Positive | None = None
+
+
+class WeightsSpec(_Strict):
+    critical_domain: Positive = PriorityWeights().critical_domain
+    industrial: Positive = PriorityWeights().industrial
+
+
+class MappingSpec(_Strict):
+    # "hashed": kind and domain from the trace when it has them (the generator does), else a
+    # seeded hash of the group; the home country a seeded hash over the sites' countries.
+    rule: Literal["hashed"] = "hashed"
+    default_gpu_hours: Positive | None = None  # None: a budget no trace exhausts
+    weights: WeightsSpec = WeightsSpec()
+    groups: dict[str, GroupSpec] = {}
+
+
+class OutageSpec(_Strict):
+    site: Annotated[str, Field(min_length=1)]
+    start_h: Hours
+    end_h: Hours
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> OutageSpec:
+        if not self.end_h > self.start_h:
+            raise PydanticCustomError(
+                "outage",
+                "end_h ({end}) is not after start_h ({start})",
+                {"end": self.end_h, "start": self.start_h, "expected": "end_h > start_h"},
+            )
+        return self
+
+
+class CapacityChangeSpec(_Strict):
+    site: Annotated[str, Field(min_length=1)]
+    partition: Annotated[str, Field(min_length=1)]
+    at_h: Hours
+    nodes: Annotated[int, Field(ge=0)]
+
+
+class EventsSpec(_Strict):
+    outages: list[OutageSpec] = []
+    capacity_changes: list[CapacityChangeSpec] = []
+
+
+class ScenarioSpec(_Strict):
+    version: Literal[1] = 1
+    name: str | None = None  # the report's title; default: the workload's name
+    # "catalogue" (the configured catalogue), a catalogue file, or a catalogue inline.
+    sites: str | dict[str, Any] = "catalogue"
+    policies: Annotated[
+        list[Annotated[str, AfterValidator(_known_policy)]], Field(min_length=1)
+    ] = list(DEFAULT_POLICIES)
+    seed: Annotated[int, Field(ge=0)] = 0
+    workload: WorkloadSpec = WorkloadSpec(generator=GeneratorSpec())
+    mapping: MappingSpec = MappingSpec()
+    speed: dict[str, Positive] = {}  # merged over DEFAULT_SPEED
+    speed_by_class: dict[str, dict[str, Positive]] = {}
+    gpu_power_kw: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = {}
+    pue: Annotated[float, Field(ge=1, le=5, allow_inf_nan=False)] = DEFAULT_PUE
+    restart_cost_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _setup_default(
+        "restart_cost_s"
+    )
+    time_limit_factor: Positive = _setup_default("time_limit_factor")
+    half_life_h: Positive = _setup_default("half_life_s") / 3600  # fair share's usage decay
+    events: EventsSpec = EventsSpec()
+    out: Annotated[str, Field(min_length=1)] = "report"
+
+    @field_validator("sites", mode="before")
+    @classmethod
+    def _sites_shape(cls, value: object) -> object:
+        if not (isinstance(value, dict) or (isinstance(value, str) and value)):
+            raise PydanticCustomError(
+                "sites",
+                "sites is neither a name nor a mapping",
+                {"expected": "'catalogue', a catalogue file path, or an inline {sites: [...]}"},
+            )
+        return value
+
+    @field_validator("policies")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise PydanticCustomError("policies", "a policy is listed twice", {})
+        return value
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated spec with absolute paths, and where it came from (for error messages)."""
+
+    spec: ScenarioSpec
+    source: str
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for key in loc:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model or container inside ``Annotated[...]`` and ``X | None``."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            options = [a for a in get_args(annotation) if a is not type(None)]
+            annotation = options[0] if len(options) == 1 else annotation
+            if len(options) != 1:
+                return annotation
+        else:
+            return annotation
+
+
+def _keys_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys a scenario accepts at ``loc`` (for "did you mean" and the expected list)."""
+    node: Any = ScenarioSpec
+    for key in loc:
+        node = _unwrap(node)
+        if isinstance(node, type) and issubclass(node, BaseModel) and isinstance(key, str):
+            field = node.model_fields.get(key)
+            node = field.annotation if field else None
+        elif get_origin(node) in (list, dict):
+            node = get_args(node)[-1]
+        else:
+            return []
+    node = _unwrap(node)
+    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _invalid(error: ErrorDetails, source: str, options: Mapping[str, str]) -> InvalidInput:
+    loc = tuple(error["loc"])
+    where = _where(loc)
+    context = error.get("ctx", {})
+    expected = context.get("expected")
+    if error["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _keys_at(loc[:-1])
+        close = difflib.get_close_matches(key, allowed, n=1)
+        message = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+        expected = "one of " + ", ".join(allowed) if allowed else None
+    elif error["type"] == "missing":
+        message = "this key is required"
+    elif error["type"] == "literal_error" or error["type"] == "enum":
+        message = f"{_short(error['input'])} is not accepted"
+    elif expected is not None:
+        message = error["msg"]
+    else:
+        text = error["msg"]
+        message = f"{text[:1].lower()}{text[1:]}, got {_short(error['input'])}"
+    # A command-line option is named as the person typed it: --jobs, not workload.generator.
+    name = next((o for k, o in options.items() if where == k or where.startswith(k + "[")), None)
+    field = name if name is not None else (f"{source}: {where}" if where else source)
+    return InvalidInput(field, message, limit=str(expected) if expected is not None else None)
+
+
+def validate_spec(
+    data: object, source: str, options: Mapping[str, str] | None = None
+) -> ScenarioSpec:
+    try:
+        return ScenarioSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = _invalid(errors[0], source, options or {})
+        if len(errors) > 1:
+            # One line still: the first problem in full, the count of the rest.
+            first.message += f" ({len(errors) - 1} more problem(s) in the file after this one)"
+        raise first from None
+
+
+# -- reading and overriding -----------------------------------------------------------------
+
+
+def _absolute(spec: ScenarioSpec, base: Path) -> ScenarioSpec:
+    """Paths relative to ``base`` made absolute, so the spec means the same from anywhere."""
+    update: dict[str, Any] = {}
+    if isinstance(spec.sites, str) and spec.sites != "catalogue":
+        update["sites"] = os.path.abspath(base / spec.sites)
+    trace = spec.workload.trace
+    if trace is not None:
+        path = os.path.abspath(base / trace.path)
+        update["workload"] = WorkloadSpec(trace=trace.model_copy(update={"path": path}))
+    return spec.model_copy(update=update)
+
+
+def read_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario file (relative paths in it taken from its folder)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(
+            str(path),
+            f"cannot read the scenario file ({exc.strerror})",
+            limit="the path of a scenario YAML file, e.g. examples/scenarios/two-site-outage.yaml",
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InvalidInput(str(path), f"not valid YAML{line}: {problem}") from None
+    if data is None:
+        data = {}  # an empty file: every default
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            str(path),
+            "a scenario is a mapping of keys",
+            limit="sites, policies, seed, workload, mapping, speed, events, out, ...",
+        )
+    return Scenario(_absolute(validate_spec(data, str(path)), path.parent), str(path))
+
+
+def default_scenario() -> Scenario:
+    return Scenario(ScenarioSpec(), "command line")
+
+
+_OPTIONS = {
+    "sites": "--sites",
+    "policies": "--policy",
+    "seed": "--seed",
+    "workload.generator.jobs": "--jobs",
+    "workload.generator.load": "--load",
+    "workload.trace.path": "--trace",
+    "workload.trace.format": "--format",
+    "workload.trace.limit": "--limit",
+    "out": "--out",
+}
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line options given explicitly (None: not given, the scenario's value holds)."""
+
+    sites: str | None = None
+    policies: tuple[str, ...] | None = None
+    seed: int | None = None
+    jobs: int | None = None
+    load: float | None = None
+    trace: Path | None = None
+    trace_format: str | None = None
+    limit: int | None = None
+    out: Path | None = None
+
+
+def with_overrides(scenario: Scenario, given: Overrides) -> Scenario:
+    """The scenario with the options given on the command line in place of its values."""
+    data = scenario.spec.model_dump()
+    if given.sites is not None:
+        data["sites"] = given.sites if given.sites == "catalogue" else os.path.abspath(given.sites)
+    if given.policies is not None:
+        data["policies"] = list(given.policies)
+    if given.seed is not None:
+        data["seed"] = given.seed
+    if given.out is not None:
+        data["out"] = str(given.out)
+    generator, trace = data["workload"]["generator"], data["workload"]["trace"]
+    sizing = "--jobs" if given.jobs is not None else "--load" if given.load is not None else None
+    if sizing is not None and (given.trace is not None or trace is not None):
+        raise InvalidInput(
+            sizing,
+            "sizes the generator, but the workload is a trace",
+            limit="drop it, or give the generator (no --trace) instead",
+        )
+    reading = "--format" if given.trace_format is not None else None
+    reading = "--limit" if given.limit is not None and reading is None else reading
+    if given.trace is not None:
+        trace = {
+            "path": os.path.abspath(given.trace),
+            "format": given.trace_format or (trace or {}).get("format"),
+            "limit": given.limit,
+        }
+        if trace["format"] is None:
+            raise InvalidInput(
+                "--format", "is required with --trace", "one of " + ", ".join(FORMATS)
+            )
+        data["workload"] = {"trace": trace}
+    elif reading is not None:
+        if trace is None:
+            raise InvalidInput(
+                reading,
+                "applies to a trace, but the workload is the generator",
+                limit="add --trace PATH",
+            )
+        if given.trace_format is not None:
+            trace["format"] = given.trace_format
+        if given.limit is not None:
+            trace["limit"] = given.limit
+    elif generator is not None:
+        if given.jobs is not None:
+            generator["jobs"] = given.jobs
+        if given.load is not None:
+            generator["load"] = given.load
+    return Scenario(validate_spec(data, scenario.source, _OPTIONS), scenario.source)
+
+
+def dump_scenario(spec: ScenarioSpec) -> str:
+    body = yaml.safe_dump(
+        spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100
+    )
+    return (
+        "# The resolved scenario of an `aif simulate` run: every default filled in.\n"
+        "# `aif simulate --scenario THIS_FILE --out ELSEWHERE` reproduces the run.\n" + body
+    )
