@@ -37,15 +37,26 @@ class MockJob:
 class MockExecutor:
     """In-memory site. ``auto_start`` False leaves fitting jobs queued until :meth:`start`."""
 
-    def __init__(self, site: Site, clock: Clock | None = None, *, auto_start: bool = True) -> None:
+    def __init__(
+        self,
+        site: Site,
+        clock: Clock | None = None,
+        *,
+        auto_start: bool = True,
+        record_calls: bool = True,
+    ) -> None:
         self.site_id = site.id
         self.site = site
         self.clock: Clock = clock if clock is not None else ManualClock()
         self.auto_start = auto_start
         self.available = True
         self.closed = False
+        # The twin drives hundreds of thousands of calls: it turns the call log off.
+        self.record_calls = record_calls
         self.calls: list[tuple[str, object]] = []
         self.jobs: dict[str, MockJob] = {}
+        # Queued jobs in submission order, so starting them does not walk every job ever seen.
+        self._queued: dict[str, MockJob] = {}
         self._partitions: dict[str, Partition] = {p.name: p for p in site.partitions}
         self._pools = {p.name: NodePool(p.nodes, p.gpus_per_node) for p in site.partitions}
         self._next_id = 1
@@ -140,8 +151,16 @@ class MockExecutor:
     def forget(self, site_job_id: str) -> None:
         """The site loses the job (poll stops reporting it), as after a site's reinstall."""
         job = self.jobs.pop(site_job_id)
+        self._queued.pop(site_job_id, None)
         self._release(job)
         self._schedule()
+
+    def discard(self, site_job_id: str) -> None:
+        """Drop an ended job from memory (the twin, once it has read the job's end)."""
+        job = self.jobs[site_job_id]
+        if not job.status.state.final:
+            raise ValueError(f"job {site_job_id} has not ended ({job.status.state.value})")
+        del self.jobs[site_job_id]
 
     def status(self, site_job_id: str) -> SiteJobStatus:
         return self.jobs[site_job_id].status
@@ -165,7 +184,7 @@ class MockExecutor:
         site_job_id = str(self._next_id)
         self._next_id += 1
         status = SiteJobStatus(site_job_id, request.tag, JobState.SUBMITTED)
-        self.jobs[site_job_id] = MockJob(request, status)
+        self.jobs[site_job_id] = self._queued[site_job_id] = MockJob(request, status)
         self._schedule()
         if self._lost_replies:
             self._lost_replies -= 1
@@ -206,7 +225,8 @@ class MockExecutor:
     # -- internals -------------------------------------------------------------------------
 
     def _call(self, name: str, argument: object) -> None:
-        self.calls.append((name, argument))
+        if self.record_calls:
+            self.calls.append((name, argument))
         if not self.available:
             raise SiteUnavailable(f"{self.site_id} is unavailable (scripted)")
 
@@ -214,7 +234,7 @@ class MockExecutor:
         if not self.auto_start:
             return
         blocked: set[str] = set()
-        for job in self.jobs.values():
+        for job in list(self._queued.values()):
             name = job.request.partition.name
             if job.status.state is not JobState.SUBMITTED or name in blocked:
                 continue
@@ -225,6 +245,7 @@ class MockExecutor:
             self._run(job, grants)
 
     def _run(self, job: MockJob, grants: Grants) -> None:
+        self._queued.pop(job.status.site_job_id, None)
         job.grants = grants
         job.status = replace(
             job.status,
@@ -251,6 +272,7 @@ class MockExecutor:
         if reason is None and state is JobState.FAILED and exit_code is not None:
             reason = f"exit code {exit_code}"
         self._release(job)
+        self._queued.pop(job.status.site_job_id, None)
         job.status = replace(
             job.status,
             state=state,

@@ -39,6 +39,7 @@ from aifactories.ledger.balance import settle_amount
 from aifactories.scheduling import get_policy, run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
 from aifactories.scheduling.snapshot import Placement
+from aifactories.scheduling.usage import DecayedUsage
 from aifactories.twin.disruptions import Disruptions, Lost
 from aifactories.twin.engine import EventEngine, Priority
 from aifactories.twin.events import TwinEvent
@@ -50,8 +51,6 @@ from aifactories.twin.federation import (
 )
 from aifactories.twin.metrics.results import JobResult, PolicyRun
 from aifactories.twin.traces.model import Trace, TraceJob
-
-_USAGE_HALF_LIVES = 6  # as the broker: older charges weigh under 2%
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,8 @@ class Simulation:
         self.sites = {s.id: s for s in setup.sites if s.operational}
         self.disruptions = Disruptions(setup.events, self.sites.values())
         self.executors = {
-            sid: MockExecutor(site, self.engine.clock) for sid, site in self.sites.items()
+            sid: MockExecutor(site, self.engine.clock, record_calls=False)
+            for sid, site in self.sites.items()
         }
         self.projects = dict(projects)
         self._project_of = {p.project_id: p for p in projects.values()}
@@ -133,7 +133,14 @@ class Simulation:
         self._pending: dict[JobId, PendingJob] = {}
         self._trace_job: dict[JobId, TraceJob] = {}
         self._running: dict[JobId, _Running] = {}
-        self._charges: list[tuple[ProjectId, float, int]] = []
+        self._usage = DecayedUsage(setup.half_life_s)  # the charges, decayed as they come
+        self._active: dict[JobId, ActiveJob] = {}  # what the snapshot sees of running jobs
+        # Sites whose busy or total GPUs may have changed since they were last sampled:
+        # samples are step functions, so unchanged sites need no new sample.
+        self._dirty: set[str] = set(self.sites)
+        self._priority_weights = {
+            ProjectId(p.project_id): p.priority_weight for p in self.projects.values()
+        }
         self._results: list[JobResult] = []
         self._cycle_times: list[float] = []
         self._utilisation: list[tuple[float, str, int, int]] = []
@@ -183,6 +190,9 @@ class Simulation:
         now = self.engine.clock.now()
         site = self.executors[run.placement.site_id]
         site.finish(run.site_job_id, run.state, elapsed_s=run.runtime)
+        site.discard(run.site_job_id)
+        self._dirty.add(run.placement.site_id)
+        del self._active[run.pending.id]
         gpus = run.placement.shape.allocated_gpus
         energy, carbon = self._settle(run, run.runtime, now)
         project = self._project_of[run.pending.project_id]
@@ -224,7 +234,7 @@ class Simulation:
         self._balances[project_id] = charge(
             self._balances[project_id], run.placement.reserved_gpu_seconds, used
         )
-        self._charges.append((project_id, now, used))
+        self._usage.add(project_id, now, used)
         gpu_hours = gpus * elapsed / 3600
         energy = gpu_hours * self.setup.gpu_power_kw.get(run.gpu_model, 0.5) * self.setup.pue
         return energy, energy * self._carbon[run.placement.site_id] / 1000
@@ -241,6 +251,7 @@ class Simulation:
                 self._end(run)
                 continue
             del self._running[run.pending.id]
+            del self._active[run.pending.id]
             elapsed = now - run.started
             energy, carbon = self._settle(run, elapsed, now)
             lost = self._lost.setdefault(run.pending.id, Lost())
@@ -254,12 +265,15 @@ class Simulation:
         executor = self.executors[SiteId(site_id)]
         executor.fail_all(reason="site outage")
         executor.available = False
+        self._dirty.add(site_id)
 
     def _site_up(self, site_id: str) -> None:
         self.executors[SiteId(site_id)].available = True
+        self._dirty.add(site_id)
 
     def _resize(self, site_id: str, partition: str, nodes: int) -> None:
         self.executors[SiteId(site_id)].resize(partition, nodes)
+        self._dirty.add(site_id)
         self._snapshot_sites = self._current_sites()
 
     def _current_sites(self) -> list[Site]:
@@ -292,38 +306,25 @@ class Simulation:
     def _cycle(self) -> None:
         now = self.engine.clock.now()
         self._cycle_at = None
+        if not self._pending:  # nothing to decide (a job ended with an empty queue)
+            self._sample(now)
+            return
         up = [sid for sid, site in self.executors.items() if site.available]
         free = {
             f"{sid}/{c.partition_name}": c.free_nodes_by_free_gpus
             for sid in up
             for c in self.executors[sid].capacity()
         }
-        horizon = now - _USAGE_HALF_LIVES * self.setup.half_life_s
-        self._charges = [c for c in self._charges if c[1] >= horizon]
         snapshot = assemble_snapshot(
             now=now,
             sites=self._snapshot_sites,
             free_nodes=free,
             available_sites=frozenset(up),
             allocations=self._allocations(now),
-            priority_weights={
-                ProjectId(p.project_id): p.priority_weight for p in self.projects.values()
-            },
-            charges=self._charges,
+            priority_weights=self._priority_weights,
+            charges=self._usage,
             half_life_s=self.setup.half_life_s,
-            active_jobs=[
-                ActiveJob(
-                    id=r.pending.id,
-                    project_id=r.pending.project_id,
-                    site_id=r.placement.site_id,
-                    partition_id=r.placement.partition_id,
-                    shape=r.placement.shape,
-                    state=JobState.RUNNING,
-                    started_at=r.started,
-                    time_limit_s=r.pending.spec.time_limit_s,
-                )
-                for r in self._running.values()
-            ],
+            active_jobs=self._active.values(),
         )
         started = stopwatch()
         result = run_cycle(snapshot, list(self._pending.values()), self.policy, now)
@@ -361,6 +362,17 @@ class Simulation:
             job, pending, placement, site_job_id, now, runtime, state, partition.gpu_model
         )
         self._running[placement.job_id] = run
+        self._dirty.add(placement.site_id)
+        self._active[placement.job_id] = ActiveJob(
+            id=pending.id,
+            project_id=pending.project_id,
+            site_id=placement.site_id,
+            partition_id=placement.partition_id,
+            shape=placement.shape,
+            state=JobState.RUNNING,
+            started_at=now,
+            time_limit_s=pending.spec.time_limit_s,
+        )
         self.engine.schedule(now + runtime, Priority.JOB_END, lambda: self._end(run), "end")
 
     def _sample(self, now: float) -> None:
@@ -368,8 +380,10 @@ class Simulation:
         ones (still powered, still running jobs); a down site has none (0 of 0)."""
         self._queue.append((now, len(self._pending)))
         for sid, site in self.executors.items():
-            busy, total = site.gpu_counts() if site.available else (0, 0)
-            self._utilisation.append((now, sid, busy, total))
+            if sid in self._dirty:
+                busy, total = site.gpu_counts() if site.available else (0, 0)
+                self._utilisation.append((now, sid, busy, total))
+        self._dirty.clear()
 
     def _done(self) -> bool:
         """Every job ended or waits for good: later events (and the stale ends of runs an
