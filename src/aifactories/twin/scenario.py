@@ -43,9 +43,13 @@ from aifactories.domain.errors import InvalidInput
 from aifactories.domain.organisations import Domain, OrganisationKind
 from aifactories.domain.projects import PriorityWeights
 from aifactories.scheduling import POLICY_NAMES
+from aifactories.scheduling.preemptive_policies import PREEMPTIVE_POLICY_NAMES
 from aifactories.twin.federation import DEFAULT_PUE
 from aifactories.twin.simulation import TwinSetup
 from aifactories.twin.traces import FORMATS, TraceFormat
+
+# Every policy the twin runs: the broker's, and the preemptive ones run in rounds.
+TWIN_POLICY_NAMES = POLICY_NAMES + PREEMPTIVE_POLICY_NAMES
 
 DEFAULT_POLICIES = ("first_fit", "earliest_start", "fair_share")
 
@@ -62,11 +66,11 @@ Hours = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 def _known_policy(name: str) -> str:
-    if name not in POLICY_NAMES:
+    if name not in TWIN_POLICY_NAMES:
         raise PydanticCustomError(
             "unknown_policy",
             "unknown policy '{name}'",
-            {"name": name, "expected": "one of " + ", ".join(POLICY_NAMES)},
+            {"name": name, "expected": "one of " + ", ".join(TWIN_POLICY_NAMES)},
         )
     return name
 

@@ -38,7 +38,9 @@ from aifactories.ledger import Balance, charge, reserve
 from aifactories.ledger.balance import settle_amount
 from aifactories.scheduling import get_policy, run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
-from aifactories.scheduling.snapshot import Placement
+from aifactories.scheduling.policy import Policy
+from aifactories.scheduling.preemptive_policies import get_preemptive_policy, is_preemptive
+from aifactories.scheduling.snapshot import Placement, Snapshot
 from aifactories.scheduling.usage import DecayedUsage
 from aifactories.twin.disruptions import Disruptions, Lost
 from aifactories.twin.engine import EventEngine, Priority
@@ -50,6 +52,7 @@ from aifactories.twin.federation import (
     TwinProject,
 )
 from aifactories.twin.metrics.results import JobResult, PolicyRun
+from aifactories.twin.rounds import RoundDriver
 from aifactories.twin.traces.model import Trace, TraceJob
 
 
@@ -119,7 +122,13 @@ class Simulation:
     def __init__(self, trace: Trace, projects: Mapping[str, TwinProject], setup: TwinSetup) -> None:
         self.trace = trace
         self.setup = setup
-        self.policy = get_policy(setup.policy)
+        # A preemptive policy runs in rounds (twin/rounds.py); the others cycle on change.
+        self.rounds: RoundDriver | None = None
+        if is_preemptive(setup.policy):
+            self.rounds = RoundDriver(self, get_preemptive_policy(setup.policy))
+            self.policy: Policy = get_policy("first_fit")  # never asked: rounds decide
+        else:
+            self.policy = get_policy(setup.policy)
         self.engine = EventEngine()
         self.sites = {s.id: s for s in setup.sites if s.operational}
         self.disruptions = Disruptions(setup.events, self.sites.values())
@@ -154,7 +163,13 @@ class Simulation:
 
     # -- events ----------------------------------------------------------------------------
 
+    def speed(self, job: TraceJob, gpu_model: str) -> float:
+        return speed_of(job, gpu_model, self.setup)
+
     def _want_cycle(self) -> None:
+        if self.rounds is not None:
+            self.rounds.wake()
+            return
         now = self.engine.clock.now()
         if self._cycle_at != now:
             self._cycle_at = now
@@ -197,6 +212,12 @@ class Simulation:
         energy, carbon = self._settle(run, run.runtime, now)
         project = self._project_of[run.pending.project_id]
         lost = self._lost.get(run.pending.id, Lost())
+        started, ran, gpu_seconds, restarts = run.started, run.runtime, gpus * run.runtime, 0
+        if self.rounds is not None:  # the job's whole life over its runs
+            life = self.rounds.finished(run)
+            started = life.first_start if life.first_start is not None else run.started
+            ran, gpu_seconds, restarts = life.ran_s, life.gpu_seconds, life.restarts
+            energy, carbon = energy + life.energy_kwh, carbon + life.carbon_kg
         self._results.append(
             JobResult(
                 job_id=run.job.job_id,
@@ -209,14 +230,14 @@ class Simulation:
                 gpu_model=run.gpu_model,
                 gpus=gpus,
                 submit_s=run.pending.submitted_at,
-                start_s=run.started,
+                start_s=started,
                 end_s=now,
-                runtime_s=run.runtime,
+                runtime_s=ran,
                 requested_runtime_s=run.job.runtime_s,
-                gpu_seconds=gpus * run.runtime + lost.gpu_seconds,
+                gpu_seconds=gpu_seconds + lost.gpu_seconds,
                 energy_kwh=energy + lost.energy_kwh,
                 carbon_kg=carbon + lost.carbon_kg,
-                restarts=lost.restarts,
+                restarts=lost.restarts + restarts,
                 lost_gpu_seconds=lost.gpu_seconds,
             )
         )
@@ -250,22 +271,38 @@ class Simulation:
                 # Due to end at this very instant (outages come first at a tie): it is done.
                 self._end(run)
                 continue
-            del self._running[run.pending.id]
-            del self._active[run.pending.id]
             elapsed = now - run.started
-            energy, carbon = self._settle(run, elapsed, now)
+            energy, carbon = self._stop(run, now, elapsed, None, "site outage")
+            if self.rounds is not None:
+                self.rounds.restart_from_scratch(run.pending.id, run.job.runtime_s)
             lost = self._lost.setdefault(run.pending.id, Lost())
             lost.restarts += 1
             lost.gpu_seconds += run.placement.shape.allocated_gpus * elapsed
             lost.energy_kwh += energy
             lost.carbon_kg += carbon
-            # Back in the queue as it was submitted: policies order it by its first submit.
-            self._pending[run.pending.id] = run.pending
-            self._trace_job[run.pending.id] = run.job
         executor = self.executors[SiteId(site_id)]
         executor.fail_all(reason="site outage")
         executor.available = False
         self._dirty.add(site_id)
+
+    def _stop(
+        self, run: _Running, now: float, elapsed: float, state: JobState | None, reason: str
+    ) -> tuple[float, float]:
+        """Stop a run before its end (outage, preemption): charge the time it ran, put the job
+        back in the queue as it was submitted (policies order it by its first submit), and
+        return the run's energy (kWh) and carbon (kg). ``state`` None: the site already
+        ended it (an outage ends everything there at once)."""
+        del self._running[run.pending.id]
+        del self._active[run.pending.id]
+        energy, carbon = self._settle(run, elapsed, now)
+        if state is not None:
+            site = self.executors[run.placement.site_id]
+            site.finish(run.site_job_id, state, elapsed_s=elapsed, reason=reason)
+            site.discard(run.site_job_id)
+        self._dirty.add(run.placement.site_id)
+        self._pending[run.pending.id] = run.pending
+        self._trace_job[run.pending.id] = run.job
+        return energy, carbon
 
     def _site_up(self, site_id: str) -> None:
         self.executors[SiteId(site_id)].available = True
@@ -309,13 +346,18 @@ class Simulation:
         if not self._pending:  # nothing to decide (a job ended with an empty queue)
             self._sample(now)
             return
+        self._decide(self.snapshot(now), self.policy, now)
+        self._sample(now)
+
+    def snapshot(self, now: float) -> Snapshot:
+        """The federation as the broker would see it now, by the broker's own builder."""
         up = [sid for sid, site in self.executors.items() if site.available]
         free = {
             f"{sid}/{c.partition_name}": c.free_nodes_by_free_gpus
             for sid in up
             for c in self.executors[sid].capacity()
         }
-        snapshot = assemble_snapshot(
+        return assemble_snapshot(
             now=now,
             sites=self._snapshot_sites,
             free_nodes=free,
@@ -326,13 +368,15 @@ class Simulation:
             half_life_s=self.setup.half_life_s,
             active_jobs=self._active.values(),
         )
+
+    def _decide(self, snapshot: Snapshot, policy: Policy, now: float) -> None:
+        """The shared cycle, then its placements acted on."""
         started = stopwatch()
-        result = run_cycle(snapshot, list(self._pending.values()), self.policy, now)
+        result = run_cycle(snapshot, list(self._pending.values()), policy, now)
         self._cycle_times.append(stopwatch() - started)
         for placement in result.placements:
             self.placements.append(placement)
             self._start(placement, now)
-        self._sample(now)
 
     def _start(self, placement: Placement, now: float) -> None:
         pending = self._pending.pop(placement.job_id)
@@ -357,7 +401,12 @@ class Simulation:
             # run_cycle placed it where the site has no room: the shared cycle and the site
             # disagree, which must never happen.
             raise AssertionError(f"job {placement.job_id} did not start at {placement.site_id}")
-        runtime, state = run_on(job, partition.gpu_model, pending.spec.time_limit_s, self.setup)
+        if self.rounds is None:
+            runtime, state = run_on(job, partition.gpu_model, pending.spec.time_limit_s, self.setup)
+        else:
+            speed = self.speed(job, partition.gpu_model)
+            runtime = self.rounds.runtime(placement.job_id, job.runtime_s, speed, now)
+            state = JobState.COMPLETED
         run = _Running(
             job, pending, placement, site_job_id, now, runtime, state, partition.gpu_model
         )
@@ -454,6 +503,6 @@ class Simulation:
             queue_samples=tuple(self._queue),
             horizon_start_s=self.trace.jobs[0].submit_s if self.trace.jobs else 0.0,
             horizon_end_s=end,
-            restarts=sum(lost.restarts for lost in self._lost.values()),
+            restarts=sum(r.restarts for r in self._results),
             lost_gpu_hours=math.fsum(lost.gpu_seconds for lost in self._lost.values()) / 3600,
         )

@@ -34,7 +34,11 @@ Simplified or different, on purpose:
   bound c, ``rho_i <= c`` is ``sum_j T[i,j] x[i,j] >= R[i] / (c D[i] - t[i])`` (D the
   denominator), so the LP maximising the least ratio of achieved to needed throughput tells
   whether c is reachable; c then becomes the allocation's own worst rho (a Dinkelbach-type
-  iteration, a few LPs).
+  iteration). It stops when the worst rho is within :data:`FTF_TOLERANCE` of a lower bound
+  that the LP's duals certify (usually after 2 LPs).
+- Columns whose throughputs are equal for every job (partitions of one GPU model) are pooled
+  into one LP column and the pool's time is split in proportion to capacity: an exact
+  reduction (Gavel's worker types are always distinct).
 - Where ``T[i, j] = 0`` there is no variable: Gavel's LP keeps one (it can hold wasted time on
   a GPU the job cannot use; its rounds never run it there). In the agnostic LPs the throughput
   becomes 1 where it is positive and stays 0 elsewhere (a job the twin cannot place on a column).
@@ -48,28 +52,30 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
 
-import highspy
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from aifactories.domain.errors import AifError, InvalidInput
+from aifactories.domain.errors import InvalidInput
+from aifactories.scheduling.gavel._lp import AllocationError, Method, max_min_lp
 
-Method = Literal["ipm", "simplex"]
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+__all__ = [
+    "Allocation",
+    "AllocationError",
+    "Method",
+    "advance_isolated_time",
+    "finish_time_fairness",
+    "isolated_throughputs",
+    "max_min_fairness",
+    "proportional_throughputs",
+]
 
 FTF_MAX_ITERATIONS = 30
-FTF_TOLERANCE = 1e-3
-"""The FTF iteration stops once the worst rho is within this fraction of a certified lower
-bound on the optimum (0.1%: far finer than a round's granularity)."""
-
-
-class AllocationError(AifError):
-    """HiGHS could not solve an allocation LP (it says why); the inputs were valid."""
-
-    code = "allocation_error"
+FTF_TOLERANCE = 1e-4
+"""The FTF iteration stops once the worst rho is within this fraction of a lower bound on the
+optimum that the last LP's duals certify."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -150,7 +156,7 @@ def max_min_fairness(
     coefficients = np.zeros_like(tput)
     rows = np.flatnonzero(runnable)
     coefficients[rows] = tput[rows] * (scale[rows] / (weight[rows] * proportional[rows]))[:, None]
-    x, value = _max_min_lp(coefficients, np.ones(m), scale, caps, runnable, method)
+    x, value, _, _ = max_min_lp(coefficients, np.ones(m), scale, caps, runnable, method)
     return Allocation(x, value, runnable, 1 if value is not None else 0, _since(started))
 
 
@@ -209,108 +215,53 @@ def finish_time_fairness(
         rho = (waited[runnable] + remaining[runnable] / achieved) / denominator[runnable]
         return float((rho / weight[runnable]).max())
 
+    def lower_bound(job_duals: FloatArray, column_duals: FloatArray) -> float:
+        """A bound no allocation beats, from any y, v >= 0 (LP duality): with u_i the least
+        value making u_i + s_i v_j >= y_i a_ij wherever x_ij exists, every feasible x has
+        sum_i y_i a_i.x_i <= K = sum u + sum v cap, so rho_i / w_i <= c for all i needs
+        g(c) = sum_i y_i needed_i(c) <= K; g falls with c, so bisect for the least such c."""
+        usable = (coefficients > 0) & (caps > 0)[None, :]
+        reduced = job_duals[:, None] * coefficients - scale[:, None] * column_duals[None, :]
+        u = np.where(usable, reduced, 0.0).max(axis=1).clip(min=0.0)
+        budget = float(u.sum() + column_duals @ caps)
+        support = runnable & (job_duals > 0)
+        if not support.any():
+            return 0.0
+        y, wd, t, r = (a[support] for a in (job_duals, weight * denominator, waited, remaining))
+        r = r / iso_safe[support]
+        low, high = float((t / wd).max()), best
+        if float((y * r / np.maximum(high * wd - t, 1e-300)).sum()) > budget:
+            return low  # rounding: no useful bound
+        for _ in range(60):
+            middle = 0.5 * (low + high)
+            if float((y * r / np.maximum(middle * wd - t, 1e-300)).sum()) <= budget:
+                high = middle
+            else:
+                low = middle
+        return low
+
     # First LP: the limit of large c, throughput needed in proportion to R / (w D).
     needed = remaining / iso_safe / (weight * denominator)
-    best_x, _ = _max_min_lp(coefficients, needed, scale, caps, runnable, method)
+    best_x, _, job_duals, column_duals = max_min_lp(
+        coefficients, needed, scale, caps, runnable, method
+    )
     best = worst(best_x)
     solves = 1
-    floor = float((waited / (weight * denominator))[runnable].min())
     while solves < FTF_MAX_ITERATIONS and np.isfinite(best):
+        if best - lower_bound(job_duals, column_duals) <= FTF_TOLERANCE * best:
+            break
         # rho_i / w_i <= c  <=>  achieved_i >= R_i / (c w_i D_i - t_i)  (positive: c >= rho_i/w_i)
-        bound = best
-        slack = np.maximum(bound * weight * denominator - waited, 1e-12 * denominator)
-        x, ratio = _max_min_lp(
+        slack = np.maximum(best * weight * denominator - waited, 1e-12 * denominator)
+        x, ratio, job_duals, column_duals = max_min_lp(
             coefficients, remaining / iso_safe / slack, scale, caps, runnable, method
         )
         solves += 1
         value = worst(x)
         if value < best:
             best_x, best = x, value
-        if ratio is None or ratio <= 1.0:
-            break
-        # Every allocation leaves some job at achieved <= ratio * needed, so its rho / w is at
-        # least bound / ratio + (1 - 1 / ratio) t / (w D): a certified lower bound.
-        lower = bound / ratio + (1.0 - 1.0 / ratio) * floor
-        if best - lower <= FTF_TOLERANCE * best:
+        if ratio is None or ratio <= 1.0 + 1e-9:
             break
     return Allocation(best_x, best, runnable, solves, _since(started))
-
-
-def _max_min_lp(
-    coefficients: FloatArray,
-    needed: FloatArray,
-    scale: FloatArray,
-    caps: FloatArray,
-    runnable: BoolArray,
-    method: Method,
-) -> tuple[FloatArray, float | None]:
-    """Maximise t subject to ``sum_j a[i,j] x[i,j] >= needed[i] t`` for runnable jobs, each
-    job's time ``<= 1`` and each column's GPUs ``<= cap``; returns (x clipped to [0, 1], t).
-
-    Rows: m job-time rows, n capacity rows, one objective row per runnable job. Columns: one
-    per (job, column) pair with a positive coefficient, then t. Built column-wise with numpy.
-    """
-    m, n = coefficients.shape
-    x = np.zeros((m, n))
-    usable = (coefficients > 0) & runnable[:, None] & (caps > 0)[None, :]
-    jobs, cols = np.nonzero(usable)
-    k = jobs.size
-    if k == 0:
-        return x, None
-    objective_row = np.full(m, -1, dtype=np.int64)
-    objective_row[runnable] = np.arange(int(runnable.sum()))
-    r = int(runnable.sum())
-    num_rows = m + n + r
-    index = np.empty(3 * k + r, dtype=np.int32)
-    value = np.empty(3 * k + r)
-    index[0 : 3 * k : 3] = jobs
-    index[1 : 3 * k : 3] = m + cols
-    index[2 : 3 * k : 3] = m + n + objective_row[jobs]
-    value[0 : 3 * k : 3] = 1.0
-    value[1 : 3 * k : 3] = scale[jobs]
-    value[2 : 3 * k : 3] = coefficients[jobs, cols]
-    index[3 * k :] = m + n + np.arange(r)
-    value[3 * k :] = -needed[runnable]
-    start = np.append(np.arange(0, 3 * k + 1, 3), 3 * k + r).astype(np.int32)
-    inf = highspy.kHighsInf
-    lp = highspy.HighsLp()
-    lp.num_col_ = k + 1
-    lp.num_row_ = num_rows
-    lp.col_cost_ = np.append(np.zeros(k), 1.0)
-    lp.col_lower_ = np.zeros(k + 1)
-    lp.col_upper_ = np.append(np.ones(k), inf)
-    lp.row_lower_ = np.concatenate([np.full(m + n, -inf), np.zeros(r)])
-    lp.row_upper_ = np.concatenate([np.ones(m), caps, np.full(r, inf)])
-    lp.sense_ = highspy.ObjSense.kMaximize
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = start
-    lp.a_matrix_.index_ = index
-    lp.a_matrix_.value_ = value
-    solution = _solve(lp, method)
-    x[jobs, cols] = np.clip(solution[:k], 0.0, 1.0)
-    return x, float(solution[k])
-
-
-def _solve(lp: Any, method: Method) -> FloatArray:
-    # The plain binding, where highspy has one, prints no banner on first use.
-    highs: Any = getattr(highspy, "_Highs", highspy.Highs)()
-    highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("solver", method)
-    if method == "ipm":
-        # Keep the interior solution (as ECOS gives) and the problem exactly as formulated.
-        highs.setOptionValue("run_crossover", "off")
-        highs.setOptionValue("presolve", "off")
-    highs.passModel(lp)
-    highs.run()
-    status = highs.getModelStatus()
-    if status != highspy.HighsModelStatus.kOptimal and method == "ipm":
-        return _solve(lp, "simplex")  # rare numerical trouble: a vertex is still an optimum
-    if status != highspy.HighsModelStatus.kOptimal:
-        raise AllocationError(
-            f"HiGHS could not solve the allocation LP ({lp.num_row_} rows, {lp.num_col_} "
-            f"columns): {highs.modelStatusToString(status)}"
-        )
-    return np.asarray(highs.getSolution().col_value, dtype=np.float64)
 
 
 def _inputs(

@@ -39,6 +39,15 @@ def get_policy(name: str) -> Policy:
     """The policy called ``name``; :class:`InvalidInput` names the known ones otherwise."""
     policy = _POLICIES.get(name.strip().lower().replace("-", "_"))
     if policy is None:
+        # imported here: the preemptive registry imports this package's modules
+        from aifactories.scheduling.preemptive_policies import is_preemptive
+
+        if is_preemptive(name):
+            raise InvalidInput(
+                "policy",
+                f"{name} preempts running jobs, which the broker cannot do at its sites yet; "
+                f"the twin runs it: aif simulate --policy {name}",
+            )
         raise InvalidInput("policy", f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}")
     return policy
 

@@ -1,0 +1,30 @@
+"""The preemptive, round-based policies by name (the twin runs them; see
+:mod:`aifactories.scheduling.preemption`). Kept apart from the placement policies' registry
+so that the broker, which cannot preempt jobs at its sites yet, never picks one by mistake."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aifactories.domain.errors import InvalidInput
+from aifactories.scheduling.policies.tiresias_las import TiresiasLas
+from aifactories.scheduling.preemption import PreemptivePolicy
+
+_FACTORIES: dict[str, Callable[[], PreemptivePolicy]] = {
+    "tiresias_las": TiresiasLas,
+}
+PREEMPTIVE_POLICY_NAMES: tuple[str, ...] = tuple(_FACTORIES)
+
+
+def get_preemptive_policy(name: str) -> PreemptivePolicy:
+    factory = _FACTORIES.get(name.strip().lower().replace("-", "_"))
+    if factory is None:
+        raise InvalidInput(
+            "policy",
+            f"unknown preemptive policy {name!r}; known: {', '.join(PREEMPTIVE_POLICY_NAMES)}",
+        )
+    return factory()
+
+
+def is_preemptive(name: str) -> bool:
+    return name.strip().lower().replace("-", "_") in _FACTORIES
