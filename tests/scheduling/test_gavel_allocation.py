@@ -14,6 +14,7 @@ from aifactories.scheduling.gavel import (
     max_min_fairness,
     proportional_throughputs,
 )
+from aifactories.scheduling.gavel._lp import max_min_lp
 
 EPS = 1e-6
 V100, K80 = 0, 1
@@ -219,3 +220,37 @@ def test_ftf_needs_remaining_work() -> None:
         finish_time_fairness(
             [[1.0]], [1], [1], [1.0], [0.0], heterogeneity_aware=False, reference_column=3
         )
+
+
+def test_identical_columns_are_pooled_and_split_by_capacity() -> None:
+    # Columns 0 and 1 are the same GPU model (same throughput for every job): exact pooling.
+    tput = np.array([[2.0, 2.0, 1.0], [1.0, 1.0, 1.0], [3.0, 3.0, 0.5]])
+    caps = np.array([1.0, 3.0, 2.0])
+    allocation = max_min_fairness(tput, [1, 1, 1], caps)
+    x = allocation.fractions
+    assert x[:, 1] == pytest.approx(3 * x[:, 0], abs=EPS)
+    unpooled = max_min_fairness(tput[:, [0, 2]], [1, 1, 1], caps[[0, 2]] + [3.0, 0.0])
+    assert allocation.value == pytest.approx(unpooled.value, rel=1e-6)
+
+
+def test_ftf_matches_a_fine_bisection_on_a_contended_instance() -> None:
+    tput, scale, caps, _ = random_instance(5, jobs=30)
+    rng = np.random.default_rng(5)
+    remaining = rng.uniform(1_000, 10_000, size=30)
+    waited = rng.uniform(0, 20_000, size=30)
+    allocation = finish_time_fairness(tput, scale, caps, remaining, waited)
+    iso = isolated_throughputs(tput, scale, caps)
+    denominator = remaining / iso
+
+    def reachable(c: float) -> bool:
+        # rho_i <= c for all i iff the max-min LP with needed_i(c) reaches ratio >= 1.
+        needed = remaining / (c * denominator - waited)
+        coefficients = tput / iso[:, None]
+        _, ratio, _, _ = max_min_lp(
+            coefficients, needed / iso, scale, caps, np.ones(30, dtype=bool), "ipm"
+        )
+        return ratio is not None and ratio >= 1.0
+
+    assert allocation.value is not None
+    assert reachable(allocation.value * (1 + 1e-6))
+    assert not reachable(allocation.value * (1 - 1e-3))
