@@ -49,8 +49,12 @@ class JobService:
 
 @dataclass(frozen=True)
 class RoundPlan:
+    """``state`` is what the policy carries to its next round (Gavel's time shares); the
+    caller hands it back unchanged, so the policy itself keeps nothing between calls."""
+
     preempt: frozenset[JobId]
     policy: Policy
+    state: object = None
 
 
 @runtime_checkable
@@ -64,22 +68,32 @@ class PreemptivePolicy(Protocol):
         pending: Sequence[PendingJob],
         service: Mapping[JobId, JobService],
         now: float,
+        state: object = None,
     ) -> RoundPlan:
-        """Which running jobs to stop this round, and the policy that places the rest."""
+        """Which running jobs to stop this round, and the policy that places the rest;
+        ``state`` is the previous round's :attr:`RoundPlan.state` (None at the first)."""
         ...
 
 
 class Planned:
     """The ordinary policy of one round: the plan's jobs first, in its order, each on its
     planned partition if that is offered, else where it fits (a gang job may not find its
-    planned GPUs together); then every other job, first fit, on what is left, so no GPU
-    idles while a job could use it (the next round may preempt them). Immutable: one
+    planned GPUs together); then, if ``work_conserving``, every other job, first fit, on
+    what is left, so no GPU idles while a job could use it (the next round may preempt
+    them); Gavel is not: GPUs it does not plan stay idle for the round. Immutable: one
     instance per round."""
 
     backfill: BackfillRule = GREEDY
 
-    def __init__(self, name: str, ranked: Sequence[tuple[JobId, PartitionId | None]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        ranked: Sequence[tuple[JobId, PartitionId | None]],
+        *,
+        work_conserving: bool = True,
+    ) -> None:
         self.name = name
+        self.work_conserving = work_conserving
         self._rank = {job_id: i for i, (job_id, _) in enumerate(ranked)}
         self._where = dict(ranked)
 
@@ -94,7 +108,7 @@ class Planned:
     def choose(
         self, job: PendingJob, candidates: Sequence[Candidate], context: CycleContext
     ) -> Candidate | None:
-        if not candidates:
+        if not candidates or (not self.work_conserving and job.id not in self._rank):
             return None
         where = self._where.get(job.id)
         planned = next((c for c in candidates if c.partition_id == where), None)

@@ -7,11 +7,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aifactories.domain.errors import InvalidInput
+from aifactories.scheduling.policies.gavel_policy import GavelPolicy
 from aifactories.scheduling.policies.tiresias_las import TiresiasLas
 from aifactories.scheduling.preemption import PreemptivePolicy
 
 _FACTORIES: dict[str, Callable[[], PreemptivePolicy]] = {
     "tiresias_las": TiresiasLas,
+    "gavel_las": lambda: GavelPolicy("las"),
+    "gavel_ftf": lambda: GavelPolicy("ftf"),
+    "gavel_las_agnostic": lambda: GavelPolicy("las", heterogeneity_aware=False),
+    "gavel_ftf_agnostic": lambda: GavelPolicy("ftf", heterogeneity_aware=False),
 }
 PREEMPTIVE_POLICY_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 

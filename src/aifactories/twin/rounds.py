@@ -52,6 +52,7 @@ class RoundDriver:
         self._next_round: float | None = None
         self._origin: float | None = None
         self.rounds = 0
+        self._state: object = None  # the policy's own, handed back each round
 
     # -- timing ----------------------------------------------------------------------------
 
@@ -75,7 +76,10 @@ class RoundDriver:
         if sim._pending or sim._running:
             snapshot = sim.snapshot(now)
             service = self._service(now)
-            plan = self.policy.plan_round(snapshot, list(sim._pending.values()), service, now)
+            plan = self.policy.plan_round(
+                snapshot, list(sim._pending.values()), service, now, self._state
+            )
+            self._state = plan.state
             for job_id in sorted(plan.preempt):
                 self._preempt(sim._running[job_id], now)
             sim._decide(sim.snapshot(now), plan.policy, now)

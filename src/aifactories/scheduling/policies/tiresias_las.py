@@ -43,6 +43,7 @@ class TiresiasLas:
         pending: Sequence[PendingJob],
         service: Mapping[JobId, JobService],
         now: float,
+        state: object = None,
     ) -> RoundPlan:
         running = {job.id: job for job in snapshot.active_jobs}
         jobs = sorted(

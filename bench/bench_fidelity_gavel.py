@@ -1,0 +1,109 @@
+"""Fidelity gate, full size: Gavel's continuous-single experiment through the twin.
+
+    python bench/bench_fidelity_gavel.py [--rates 2.0,4.0,5.6] [--seeds 0,1,2]
+        [--window 4000:5000] [--policies gavel_las_agnostic,gavel_las]
+
+36 V100 + 36 P100 + 36 K80 GPUs, 1-GPU jobs from Gavel's own generator (job types uniform,
+Philly-fitted durations, Poisson arrivals at the given rate, seeded as Gavel seeds them),
+speeds from Gavel's measured throughputs (../shared/traces/gavel-throughputs), rounds of 6
+minutes, no restart cost (Gavel's simulator charges none). Prints the average JCT of the
+jobs in the steady-state window next to Gavel's published values (OSDI'20, Fig. 9):
+heterogeneity-agnostic LAS about 23.5 h and aware about 16.9 h below saturation (2.0 to 4.0
+jobs/h), 96.0 h against 29.0 h at 5.6 jobs/h; the gate is 10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import yaml
+
+from aifactories.catalogue.loader import parse_catalogue
+from aifactories.domain.sites import Site
+from aifactories.twin.federation import projects_for
+from aifactories.twin.simulation import Simulation, TwinSetup
+from aifactories.twin.traces.gavel import (
+    gavel_speed_matrix,
+    generate_gavel_continuous,
+    load_gavel_throughputs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+THROUGHPUTS = (
+    ROOT.parent / "shared" / "traces" / "gavel-throughputs" / "simulation_throughputs.json"
+)
+PUBLISHED_H = {  # (policy, jobs per hour) -> average JCT in hours, Gavel OSDI'20
+    "gavel_las_agnostic": {2.0: 23.5, 3.0: 23.5, 4.0: 23.5, 5.6: 96.0},
+    "gavel_las": {2.0: 16.9, 3.0: 16.9, 4.0: 16.9, 5.6: 29.0},
+}
+GAVEL_SITES = """
+sites:
+  - {id: gavel, name: Gavel cluster, country: US, supercomputer: Gavel, status: operational,
+     partitions: [
+       {name: v100, gpu_model: V100, gpu_memory_gb: 16, gpus_per_node: 4, nodes: 9},
+       {name: p100, gpu_model: P100, gpu_memory_gb: 16, gpus_per_node: 4, nodes: 9},
+       {name: k80, gpu_model: K80, gpu_memory_gb: 12, gpus_per_node: 4, nodes: 9}]}
+"""
+
+
+def gavel_sites() -> tuple[Site, ...]:
+    return parse_catalogue(yaml.safe_load(GAVEL_SITES), "gavel").sites
+
+
+def average_jct_h(
+    policy: str, rate: float, seed: int, window: tuple[int, int], throughputs_path: Path
+) -> float:
+    throughputs = load_gavel_throughputs(throughputs_path)
+    trace = generate_gavel_continuous(window[1] + 800, rate, seed, throughputs)
+    setup = TwinSetup(
+        gavel_sites(),
+        policy,
+        speed_by_class=gavel_speed_matrix(throughputs),
+        restart_cost_s=0.0,
+    )
+    run = Simulation(trace, projects_for(trace, ["US"], seed), setup).run()
+    wanted = {job.job_id for job in trace.jobs[window[0] : window[1]]}
+    jcts = [r.end_s - r.submit_s for r in run.results if r.job_id in wanted and r.end_s]
+    if len(jcts) != len(wanted):
+        raise SystemExit(f"{len(wanted) - len(jcts)} window jobs did not finish")
+    return statistics.fmean(jcts) / 3600
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="2.0,4.0,5.6")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--window", default="4000:5000")
+    parser.add_argument("--policies", default="gavel_las_agnostic,gavel_las")
+    parser.add_argument("--throughputs", type=Path, default=THROUGHPUTS)
+    args = parser.parse_args()
+    if not args.throughputs.exists():
+        print(f"throughputs not found: {args.throughputs}")
+        return 2
+    low, high = (int(x) for x in args.window.split(":"))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    print(f"Gavel continuous-single, jobs {low}-{high}, seeds {seeds}; gate: within 10%")
+    print(f"{'policy':<22}{'jobs/h':>7}{'per seed h':>26}{'mean h':>8}{'published':>10}{'diff':>8}")
+    failed = False
+    for policy in args.policies.split(","):
+        for rate in (float(r) for r in args.rates.split(",")):
+            started = time.perf_counter()
+            values = [average_jct_h(policy, rate, s, (low, high), args.throughputs) for s in seeds]
+            mean = statistics.fmean(values)
+            published = PUBLISHED_H.get(policy, {}).get(rate)
+            diff = "" if published is None else f"{(mean / published - 1):+.0%}"
+            failed |= published is not None and abs(mean / published - 1) > 0.10
+            per_seed = " / ".join(f"{v:.1f}" for v in values)
+            print(
+                f"{policy:<22}{rate:>7.1f}{per_seed:>26}{mean:>8.1f}"
+                f"{published if published is not None else '-':>10}{diff:>8}"
+                f"   ({time.perf_counter() - started:.0f} s)"
+            )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
