@@ -213,3 +213,23 @@ def test_saturation_is_where_mean_jct_doubles() -> None:
     assert saturation_load([(0.5, 10.0), (0.7, 15.0), (0.9, 21.0), (1.1, 80.0)]) == 0.9
     assert saturation_load([(0.5, 10.0), (0.7, 12.0)]) is None
     assert saturation_load([]) is None
+
+
+def test_load_scales_a_trace_s_arrivals(tmp_path: Path) -> None:
+    from aifactories.twin.traces.model import Trace, TraceJob
+    from aifactories.twin.traces.transform import scale_load
+
+    trace = Trace(
+        name="t",
+        source=None,
+        jobs=tuple(
+            TraceJob(job_id=str(i), submit_s=100.0 * i, runtime_s=50.0, gpus=1) for i in range(4)
+        ),
+    )
+    faster = scale_load(trace, 2.0)
+    assert [j.submit_s for j in faster.jobs] == [0.0, 50.0, 100.0, 150.0]
+    assert [j.runtime_s for j in faster.jobs] == [50.0] * 4
+    assert "arrivals scaled to load 2" in faster.summary()
+    assert scale_load(trace, 1.0) is trace
+    with pytest.raises(InvalidInput, match="load"):
+        scale_load(trace, 0.0)

@@ -85,7 +85,10 @@ def simulate_command(
     ] = (None),
     load: Annotated[
         float | None,
-        typer.Option(help="generator: offered load, 1.0 = all GPUs", show_default="1.0"),
+        typer.Option(
+            help="generator: offered load, 1.0 = all GPUs; trace: arrivals this many times as fast",
+            show_default="1.0",
+        ),
     ] = None,
     seed: Annotated[
         int | None, typer.Option(help="seed of the generator and the mapping", show_default="0")

@@ -25,6 +25,7 @@ from aifactories.twin.simulation import Simulation, TwinSetup
 from aifactories.twin.traces import read_trace
 from aifactories.twin.traces.model import Trace
 from aifactories.twin.traces.synthetic import generate_gavel_mixture
+from aifactories.twin.traces.transform import scale_load
 
 # Mean GPU-hours of one job of the Gavel/Philly mixture, from its definition: 1.9 GPUs on
 # average x E[runtime] = 0.8 x E[10^U(1.5,3)] + 0.2 x E[10^U(3,4)] minutes (about 16.8 h).
@@ -88,7 +89,7 @@ def load_workload(scenario: Scenario, catalogue: Catalogue) -> tuple[Trace, str 
         rate = jobs_per_hour(generator.load, total)
         return generate_gavel_mixture(generator.jobs, rate, spec.seed), None
     assert given is not None  # the schema asks for exactly one of the two
-    trace = read_trace(given.path, given.format, limit=given.limit)
+    trace = scale_load(read_trace(given.path, given.format, limit=given.limit), given.load)
     digest = _sha256(Path(given.path))
     if given.sha256 is not None and digest != given.sha256:
         raise InvalidInput(

@@ -90,6 +90,9 @@ class TraceSpec(_Strict):
     path: Annotated[str, Field(min_length=1)]
     format: TraceFormat
     limit: Annotated[int, Field(ge=1)] | None = None
+    # Arrivals ``load`` times as fast (submit times divided by it): the log's jobs at a higher
+    # or lower offered load (twin/traces/transform.py). 1.0 replays it as recorded.
+    load: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 1.0
     # Pinned by the resolved scenario: a rerun on another file refuses to run.
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
@@ -383,12 +386,11 @@ def with_overrides(scenario: Scenario, given: Overrides) -> Scenario:
     if given.out is not None:
         data["out"] = str(given.out)
     generator, trace = data["workload"]["generator"], data["workload"]["trace"]
-    sizing = "--jobs" if given.jobs is not None else "--load" if given.load is not None else None
-    if sizing is not None and (given.trace is not None or trace is not None):
+    if given.jobs is not None and (given.trace is not None or trace is not None):
         raise InvalidInput(
-            sizing,
+            "--jobs",
             "sizes the generator, but the workload is a trace",
-            limit="drop it, or give the generator (no --trace) instead",
+            limit="drop it, or give the generator (no --trace) instead; --limit reads fewer jobs",
         )
     reading = "--format" if given.trace_format is not None else None
     reading = "--limit" if given.limit is not None and reading is None else reading
@@ -397,16 +399,17 @@ def with_overrides(scenario: Scenario, given: Overrides) -> Scenario:
             "path": os.path.abspath(given.trace),
             "format": given.trace_format or (trace or {}).get("format"),
             "limit": given.limit,
+            "load": given.load if given.load is not None else 1.0,
         }
         if trace["format"] is None:
             raise InvalidInput(
                 "--format", "is required with --trace", "one of " + ", ".join(FORMATS)
             )
         data["workload"] = {"trace": trace}
-    elif reading is not None:
+    elif reading is not None or (given.load is not None and trace is not None):
         if trace is None:
             raise InvalidInput(
-                reading,
+                reading or "--format",
                 "applies to a trace, but the workload is the generator",
                 limit="add --trace PATH",
             )
@@ -414,6 +417,8 @@ def with_overrides(scenario: Scenario, given: Overrides) -> Scenario:
             trace["format"] = given.trace_format
         if given.limit is not None:
             trace["limit"] = given.limit
+        if given.load is not None:
+            trace["load"] = given.load
     elif generator is not None:
         if given.jobs is not None:
             generator["jobs"] = given.jobs
