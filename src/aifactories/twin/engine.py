@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
@@ -26,13 +25,10 @@ class Priority(IntEnum):
     SAMPLE = 4  # metrics sampling sees the state after the cycle
 
 
-@dataclass(order=True, frozen=True, slots=True)
-class _Entry:
-    time: float
-    priority: int
-    sequence: int
-    action: Callable[[], None] = field(compare=False)
-    label: str = field(compare=False, default="")
+# A heap entry: (time, priority, sequence, action, label). A plain tuple, because tuples
+# compare in C: a dataclass with order=True costs a Python call per comparison, and a long
+# replay makes millions. The sequence is unique, so actions are never compared.
+_Entry = tuple[float, int, int, Callable[[], None], str]
 
 
 class VirtualClock:
@@ -64,14 +60,15 @@ class EventEngine:
             raise ValueError(
                 f"cannot schedule {label or 'an event'} at {when}, before now ({self.clock.now()})"
             )
-        heapq.heappush(self._heap, _Entry(when, int(priority), self._sequence, action, label))
+        entry: _Entry = (when, int(priority), self._sequence, action, label)
+        heapq.heappush(self._heap, entry)
         self._sequence += 1
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def peek_time(self) -> float | None:
-        return self._heap[0].time if self._heap else None
+        return self._heap[0][0] if self._heap else None
 
     def run(
         self,
@@ -82,14 +79,14 @@ class EventEngine:
         """Process events in order until the heap is empty, ``until`` is passed, or ``stop()``
         says so. ``on_event(now)`` is called after each event (progress bars)."""
         while self._heap:
-            if until is not None and self._heap[0].time > until:
+            if until is not None and self._heap[0][0] > until:
                 self.clock._advance_to(until)
                 return
-            entry = heapq.heappop(self._heap)
-            self.clock._advance_to(entry.time)
-            entry.action()
+            when, _, _, action, _ = heapq.heappop(self._heap)
+            self.clock._advance_to(when)
+            action()
             self.processed += 1
             if on_event is not None:
-                on_event(entry.time)
+                on_event(when)
             if stop is not None and stop():
                 return
