@@ -8,25 +8,10 @@ start now only if it ends before that, or uses only GPUs the head will not need 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from aifactories.domain.jobs import PendingJob
 from aifactories.scheduling.backfill import EASY, BackfillRule
-from aifactories.scheduling.policies.first_fit import submission_order
-from aifactories.scheduling.policy import Candidate, CycleContext
-from aifactories.scheduling.snapshot import Snapshot
+from aifactories.scheduling.policies.first_fit import FirstFit
 
 
-class EasyBackfill:
+class EasyBackfill(FirstFit):
     name: str = "easy_backfill"
     backfill: BackfillRule = EASY
-
-    def order(
-        self, pending: Sequence[PendingJob], snapshot: Snapshot, now: float
-    ) -> list[PendingJob]:
-        return submission_order(pending)
-
-    def choose(
-        self, job: PendingJob, candidates: Sequence[Candidate], context: CycleContext
-    ) -> Candidate | None:
-        return candidates[0] if candidates else None

@@ -21,6 +21,9 @@ def submission_order(pending: Sequence[PendingJob]) -> list[PendingJob]:
 
 
 class FirstFit:
+    """Also the base of the policies that differ from it only by their backfill rule (fifo,
+    easy_backfill, slurm_siblings): same order, same choice."""
+
     name: str = "first_fit"
     backfill: BackfillRule = GREEDY
 

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 
 from aifactories.domain.jobs import PendingJob
 from aifactories.scheduling.backfill import GREEDY, BackfillRule
-from aifactories.scheduling.policies.first_fit import submission_order
+from aifactories.scheduling.policies.first_fit import FirstFit
 from aifactories.scheduling.policy import Candidate, CycleContext
-from aifactories.scheduling.snapshot import Snapshot
 
 
 def draw(seed: int, job_id: int, choices: int) -> int:
@@ -23,17 +22,12 @@ def draw(seed: int, job_id: int, choices: int) -> int:
     return int.from_bytes(digest, "big") % choices
 
 
-class RandomPlacement:
+class RandomPlacement(FirstFit):
     name: str = "random"
     backfill: BackfillRule = GREEDY
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
-
-    def order(
-        self, pending: Sequence[PendingJob], snapshot: Snapshot, now: float
-    ) -> list[PendingJob]:
-        return submission_order(pending)
 
     def choose(
         self, job: PendingJob, candidates: Sequence[Candidate], context: CycleContext

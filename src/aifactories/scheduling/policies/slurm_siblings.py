@@ -11,25 +11,10 @@ standing for whichever controller happens to run its scheduler first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from aifactories.domain.jobs import PendingJob
 from aifactories.scheduling.backfill import PER_PARTITION, BackfillRule
-from aifactories.scheduling.policies.first_fit import submission_order
-from aifactories.scheduling.policy import Candidate, CycleContext
-from aifactories.scheduling.snapshot import Snapshot
+from aifactories.scheduling.policies.first_fit import FirstFit
 
 
-class SlurmSiblings:
+class SlurmSiblings(FirstFit):
     name: str = "slurm_siblings"
     backfill: BackfillRule = PER_PARTITION
-
-    def order(
-        self, pending: Sequence[PendingJob], snapshot: Snapshot, now: float
-    ) -> list[PendingJob]:
-        return submission_order(pending)
-
-    def choose(
-        self, job: PendingJob, candidates: Sequence[Candidate], context: CycleContext
-    ) -> Candidate | None:
-        return candidates[0] if candidates else None
