@@ -13,6 +13,7 @@ from aifactories.domain.ids import ProjectId, SiteId, UserId
 from aifactories.domain.projects import Role
 from aifactories.executors.base import Executor
 from aifactories.executors.mock import MockExecutor
+from aifactories.scheduling import POLICY_NAMES
 from aifactories.scheduling.snapshot import Placement
 from aifactories.services.context import Principal
 from aifactories.services.jobs import JobRequest, submit_job
@@ -144,7 +145,7 @@ def _broker(trace: Trace, catalogue: Path, policy: str, tmp: Path, url: str) -> 
     return placements
 
 
-@pytest.mark.parametrize("policy", ["first_fit", "earliest_start", "fair_share"])
+@pytest.mark.parametrize("policy", POLICY_NAMES)
 def test_broker_and_twin_place_identically(policy: str, tmp_path: Path, database_url: str) -> None:
     catalogue = tmp_path / "catalogue.yaml"
     catalogue.write_text(CATALOGUE)
