@@ -140,6 +140,9 @@ class Simulation:
         self._project_of = {p.project_id: p for p in projects.values()}
         self._balances = {p.project_id: Balance(p.granted_gpu_seconds) for p in projects.values()}
         self._pending: dict[JobId, PendingJob] = {}
+        self._allocation_of: dict[int, tuple[Balance, Allocation]] = {}
+        # Free-node histograms per site, rebuilt only for sites that changed since.
+        self._free_of: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
         self._trace_job: dict[JobId, TraceJob] = {}
         self._running: dict[JobId, _Running] = {}
         self._usage = DecayedUsage(setup.half_life_s)  # the charges, decayed as they come
@@ -147,6 +150,7 @@ class Simulation:
         # Sites whose busy or total GPUs may have changed since they were last sampled:
         # samples are step functions, so unchanged sites need no new sample.
         self._dirty: set[str] = set(self.sites)
+        self._changed: set[str] = set(self.sites)  # same, for the snapshot's capacity cache
         self._priority_weights = {
             ProjectId(p.project_id): p.priority_weight for p in self.projects.values()
         }
@@ -165,6 +169,11 @@ class Simulation:
 
     def speed(self, job: TraceJob, gpu_model: str) -> float:
         return speed_of(job, gpu_model, self.setup)
+
+    def _touch(self, site_id: str) -> None:
+        """The site's capacity changed: sample it, and read its capacity afresh."""
+        self._dirty.add(site_id)
+        self._changed.add(site_id)
 
     def _want_cycle(self) -> None:
         if self.rounds is not None:
@@ -206,7 +215,7 @@ class Simulation:
         site = self.executors[run.placement.site_id]
         site.finish(run.site_job_id, run.state, elapsed_s=run.runtime)
         site.discard(run.site_job_id)
-        self._dirty.add(run.placement.site_id)
+        self._touch(run.placement.site_id)
         del self._active[run.pending.id]
         gpus = run.placement.shape.allocated_gpus
         energy, carbon = self._settle(run, run.runtime, now)
@@ -283,7 +292,7 @@ class Simulation:
         executor = self.executors[SiteId(site_id)]
         executor.fail_all(reason="site outage")
         executor.available = False
-        self._dirty.add(site_id)
+        self._touch(site_id)
 
     def _stop(
         self, run: _Running, now: float, elapsed: float, state: JobState | None, reason: str
@@ -299,18 +308,18 @@ class Simulation:
             site = self.executors[run.placement.site_id]
             site.finish(run.site_job_id, state, elapsed_s=elapsed, reason=reason)
             site.discard(run.site_job_id)
-        self._dirty.add(run.placement.site_id)
+        self._touch(run.placement.site_id)
         self._pending[run.pending.id] = run.pending
         self._trace_job[run.pending.id] = run.job
         return energy, carbon
 
     def _site_up(self, site_id: str) -> None:
         self.executors[SiteId(site_id)].available = True
-        self._dirty.add(site_id)
+        self._touch(site_id)
 
     def _resize(self, site_id: str, partition: str, nodes: int) -> None:
         self.executors[SiteId(site_id)].resize(partition, nodes)
-        self._dirty.add(site_id)
+        self._touch(site_id)
         self._snapshot_sites = self._current_sites()
 
     def _current_sites(self) -> list[Site]:
@@ -325,20 +334,27 @@ class Simulation:
     # -- the shared cycle ------------------------------------------------------------------
 
     def _allocations(self, now: float) -> list[Allocation]:
-        return [
-            Allocation(
-                id=AllocationId(pid),
-                project_id=ProjectId(pid),
-                site_id=None,
-                granted_gpu_seconds=b.granted,
-                reserved_gpu_seconds=b.reserved,
-                used_gpu_seconds=b.used,
-                starts_at=0.0,
-                ends_at=math.inf,
-                status=AllocationStatus.OPEN,
-            )
-            for pid, b in self._balances.items()
-        ]
+        """One open pool allocation per project, as its balance stands; rebuilt only for the
+        projects whose balance moved since the last cycle (most cycles touch one or two)."""
+        cache = self._allocation_of
+        for pid, b in self._balances.items():
+            known = cache.get(pid)
+            if known is None or known[0] is not b:
+                cache[pid] = (
+                    b,
+                    Allocation(
+                        id=AllocationId(pid),
+                        project_id=ProjectId(pid),
+                        site_id=None,
+                        granted_gpu_seconds=b.granted,
+                        reserved_gpu_seconds=b.reserved,
+                        used_gpu_seconds=b.used,
+                        starts_at=0.0,
+                        ends_at=math.inf,
+                        status=AllocationStatus.OPEN,
+                    ),
+                )
+        return [allocation for _, allocation in cache.values()]
 
     def _cycle(self) -> None:
         now = self.engine.clock.now()
@@ -352,11 +368,16 @@ class Simulation:
     def snapshot(self, now: float) -> Snapshot:
         """The federation as the broker would see it now, by the broker's own builder."""
         up = [sid for sid, site in self.executors.items() if site.available]
-        free = {
-            f"{sid}/{c.partition_name}": c.free_nodes_by_free_gpus
-            for sid in up
-            for c in self.executors[sid].capacity()
-        }
+        free: dict[str, tuple[int, ...]] = {}
+        for sid in up:
+            known = self._free_of.get(sid)
+            if known is None or sid in self._changed:
+                known = self._free_of[sid] = [
+                    (f"{sid}/{c.partition_name}", c.free_nodes_by_free_gpus)
+                    for c in self.executors[sid].capacity()
+                ]
+            free.update(known)
+        self._changed.clear()
         return assemble_snapshot(
             now=now,
             sites=self._snapshot_sites,
@@ -411,7 +432,7 @@ class Simulation:
             job, pending, placement, site_job_id, now, runtime, state, partition.gpu_model
         )
         self._running[placement.job_id] = run
-        self._dirty.add(placement.site_id)
+        self._touch(placement.site_id)
         self._active[placement.job_id] = ActiveJob(
             id=pending.id,
             project_id=pending.project_id,
