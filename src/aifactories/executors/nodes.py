@@ -73,6 +73,7 @@ class NodePool:
         self._absent: set[int] = set()
         self._draining: set[int] = set()
         self._busy: dict[int, set[int]] = {}
+        self._held = 0  # GPUs in _busy, kept as a count: the twin asks at every change
         # Partly busy nodes bucketed by their free GPU count (0..gpus_per_node-1): best fit
         # looks at gpus_per_node buckets instead of scanning every busy node.
         self._by_free: list[set[int]] = [set() for _ in range(gpus_per_node)]
@@ -89,12 +90,12 @@ class NodePool:
 
     def free_gpus(self) -> int:
         """Free GPUs on the nodes that take work (a draining node's free GPUs are not)."""
-        busy = sum(len(gpus) for node, gpus in self._busy.items() if node not in self._draining)
-        return self.nodes * self.gpus_per_node - busy
+        draining = sum(len(self._busy[node]) for node in self._draining)
+        return self.nodes * self.gpus_per_node - (self._held - draining)
 
     def busy_gpus(self) -> int:
         """GPUs held by jobs, on draining nodes too."""
-        return sum(len(gpus) for gpus in self._busy.values())
+        return self._held
 
     def draining_nodes(self) -> int:
         """Busy nodes that a shrink removed: they leave when their last job ends."""
@@ -153,7 +154,9 @@ class NodePool:
                 raise ValueError(f"GPUs {grant.gpus} of node {grant.node} are not free")
             if busy:
                 self._by_free[self.gpus_per_node - len(busy)].discard(grant.node)
+            before = len(busy)
             busy.update(grant.gpus)
+            self._held += len(busy) - before
             self._busy[grant.node] = busy
             self._file(grant.node, busy)
 
@@ -163,8 +166,10 @@ class NodePool:
             busy = self._busy.get(grant.node)
             if busy is None:
                 continue
+            before = len(busy)
             if grant.node in self._draining:
                 busy.difference_update(grant.gpus)
+                self._held -= before - len(busy)
                 if not busy:  # its last job ended: the node leaves the partition
                     del self._busy[grant.node]
                     self._draining.discard(grant.node)
@@ -173,6 +178,7 @@ class NodePool:
                 continue
             self._by_free[self.gpus_per_node - len(busy)].discard(grant.node)
             busy.difference_update(grant.gpus)
+            self._held -= before - len(busy)
             if busy:
                 self._file(grant.node, busy)
             else:

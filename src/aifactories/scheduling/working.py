@@ -64,8 +64,15 @@ class Slot:
         self.bw = partition.billing_weight
         self.gpn = partition.gpus_per_node
         self.hist = hist
-        self.free = sum(k * n for k, n in enumerate(hist))
-        self.max_block = max((k for k, n in enumerate(hist) if n > 0 and k > 0), default=0)
+        # One plain loop for both: a cycle builds a slot per partition, the twin many cycles.
+        free = top = 0
+        for k in range(1, len(hist)):
+            count = hist[k]
+            if count:
+                free += k * count
+                top = k
+        self.free = free
+        self.max_block = top
         # (expected end, GPUs) of this cycle's placements here, for expected-start estimates.
         self.placed: list[tuple[float, int]] = []
         # Reservations on this partition, and the free-GPU profile at their starts (built by
