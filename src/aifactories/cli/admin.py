@@ -70,7 +70,11 @@ def up(
         float | None, typer.Option(help="emulated sites run this many times faster than the clock")
     ] = None,
     policy: Annotated[
-        str | None, typer.Option(help="placement policy: first_fit, earliest_start, fair_share")
+        str | None,
+        typer.Option(
+            help="placement policy: first_fit, earliest_start, fair_share, fifo, "
+            "easy_backfill, slurm_multifactor, slurm_siblings, random"
+        ),
     ] = None,
     workers: Annotated[
         int,

@@ -20,6 +20,7 @@ from aifactories.domain.errors import ConfigurationError
 from aifactories.domain.ids import SiteId
 from aifactories.executors.base import Executor
 from aifactories.executors.registry import make_executor
+from aifactories.scheduling import get_policy
 from aifactories.services.context import ServiceContext, catalogue_from_settings
 from aifactories.settings import Settings
 
@@ -37,6 +38,8 @@ class Platform:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.catalogue = catalogue_from_settings(settings)
+        # Fail before anything starts, with the known policies, rather than in the broker thread.
+        get_policy(settings.policy)
         self.database_url = settings.resolved_database_url
         self.engine: Engine = make_engine(self.database_url)
         self.read_engine: Engine = make_read_engine(self.database_url, self.engine)
