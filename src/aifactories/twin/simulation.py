@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from aifactories.domain.clock import stopwatch
 from aifactories.domain.ids import AllocationId, JobId, ProjectId, SiteId, UserId
@@ -44,63 +44,16 @@ from aifactories.scheduling.snapshot import Placement, Snapshot
 from aifactories.scheduling.usage import DecayedUsage
 from aifactories.twin.disruptions import Disruptions, Lost
 from aifactories.twin.engine import EventEngine, Priority
-from aifactories.twin.events import TwinEvent
 from aifactories.twin.federation import (
-    DEFAULT_GPU_POWER_KW,
-    DEFAULT_PUE,
-    DEFAULT_SPEED,
     TwinProject,
 )
 from aifactories.twin.metrics.results import JobResult, PolicyRun
 from aifactories.twin.rounds import RoundDriver
+from aifactories.twin.setup import TwinSetup, run_on, speed_of, time_limit_of
 from aifactories.twin.traces.model import Trace, TraceJob
 
-
-@dataclass(frozen=True)
-class TwinSetup:
-    sites: tuple[Site, ...]
-    policy: str
-    half_life_s: float = 7 * 86400
-    # The time limit a job asks for: its runtime at reference speed times this factor (users
-    # overestimate; 1.0 would be perfect estimates). A job on a slower GPU may hit it.
-    time_limit_factor: float = 1.5
-    speed: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SPEED))
-    gpu_power_kw: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_GPU_POWER_KW))
-    pue: float = DEFAULT_PUE
-    # Workload class -> GPU model -> speed, for jobs whose trace gives a class; ``speed`` is
-    # the row for every other job (see docs/twin.md, "Speed matrix").
-    speed_by_class: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    # Seconds of work lost each time a job is preempted, migrated or restarted after an
-    # outage (reloading the last checkpoint and warming up); Gavel and Tiresias charge
-    # a comparable cost per restart. Not added after an outage while jobs restart from the
-    # beginning: the lost run already includes its warm-up.
-    restart_cost_s: float = 30.0
-    # Outages and capacity changes, in virtual seconds; ties at one instant keep this order.
-    events: tuple[TwinEvent, ...] = ()
-    seed: int = 0
-
-
-def time_limit_of(job: TraceJob, setup: TwinSetup) -> int:
-    """The time limit a trace job asks for: the trace's, else its runtime x the factor."""
-    limit = job.time_limit_s or max(1, math.ceil(job.runtime_s)) * setup.time_limit_factor
-    return max(1, math.ceil(limit))
-
-
-def speed_of(job: TraceJob, gpu_model: str, setup: TwinSetup) -> float:
-    """How fast ``job`` runs on ``gpu_model`` relative to its trace runtime: the speed
-    matrix's row for the job's workload class if there is one, else the default row."""
-    row = setup.speed_by_class.get(job.workload_class or "", setup.speed)
-    return row.get(gpu_model, setup.speed.get(gpu_model, 1.0))
-
-
-def run_on(
-    job: TraceJob, gpu_model: str, time_limit_s: int, setup: TwinSetup
-) -> tuple[float, JobState]:
-    """How long the job runs on that GPU model, and how it ends (a slow GPU may time out)."""
-    runtime = job.runtime_s / speed_of(job, gpu_model, setup)
-    if runtime > time_limit_s:
-        return float(time_limit_s), JobState.TIMEOUT
-    return runtime, JobState.COMPLETED
+# TwinSetup and the run functions live in twin/setup.py; importable from here as before.
+__all__ = ["Simulation", "TwinSetup", "run_on", "speed_of", "time_limit_of"]
 
 
 @dataclass
