@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aifactories.domain.errors import CatalogueError
 from aifactories.domain.ids import PartitionId, SiteId
-from aifactories.domain.sites import Partition, Site, SiteStatus
+from aifactories.domain.sites import ExecutorConfig, Partition, Site, SiteStatus
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
@@ -33,6 +33,24 @@ class _PartitionEntry(BaseModel):
     billing_weight: Annotated[float, Field(gt=0, le=100)] = 1.0
 
 
+class _ExecutorEntry(BaseModel):
+    """``kind`` plus the back-end's own options (checked when the executor is built)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
+
+    @model_validator(mode="after")
+    def _scalar_options(self) -> _ExecutorEntry:
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, str | int | float | bool):
+                raise ValueError(f"executor option {key!r} must be a string, number or boolean")
+        return self
+
+    def options(self) -> tuple[tuple[str, str | int | float | bool], ...]:
+        return tuple(sorted((self.model_extra or {}).items()))
+
+
 class _SiteEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -44,6 +62,7 @@ class _SiteEntry(BaseModel):
     carbon_g_per_kwh: Annotated[float, Field(ge=0)] | None = None
     partitions: list[_PartitionEntry] = []
     sources: list[str] = []
+    executor: _ExecutorEntry | None = None
 
     @field_validator("partitions")
     @classmethod
@@ -152,6 +171,9 @@ def parse_catalogue(data: object, source: str) -> Catalogue:
             ),
             carbon_g_per_kwh=entry.carbon_g_per_kwh,
             sources=tuple(entry.sources),
+            executor=None
+            if entry.executor is None
+            else ExecutorConfig(entry.executor.kind, entry.executor.options()),
         )
         for entry in parsed.sites
     )

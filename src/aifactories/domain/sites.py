@@ -39,6 +39,19 @@ class Partition:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutorConfig:
+    """Which back-end drives a site and its options (for example ``slurm_cli`` with
+    ``slurm_conf``), as the catalogue file states them. A site without one uses the
+    platform's default back-end."""
+
+    kind: str
+    options: tuple[tuple[str, str | int | float | bool], ...] = ()
+
+    def as_dict(self) -> dict[str, str | int | float | bool]:
+        return dict(self.options)
+
+
+@dataclass(frozen=True, slots=True)
 class Site:
     """One AI factory around a supercomputer. ``sources`` keeps where each figure came from."""
 
@@ -50,6 +63,7 @@ class Site:
     partitions: tuple[Partition, ...] = ()
     carbon_g_per_kwh: float | None = None
     sources: tuple[str, ...] = field(default=())
+    executor: ExecutorConfig | None = None
 
     @property
     def operational(self) -> bool:

@@ -16,8 +16,9 @@ from aifactories.broker import Broker
 from aifactories.db.engine import make_engine, make_read_engine, make_session_factory
 from aifactories.db.migrate import current_revision, head_revision, upgrade
 from aifactories.domain.clock import Clock, SystemClock
-from aifactories.domain.errors import ConfigurationError
+from aifactories.domain.errors import AifError, ConfigurationError
 from aifactories.domain.ids import SiteId
+from aifactories.domain.sites import Site
 from aifactories.executors.base import Executor
 from aifactories.executors.registry import make_executor
 from aifactories.scheduling import get_policy
@@ -73,12 +74,25 @@ class Platform:
             kind = self.settings.executor
             self._executors = {}
             for site in self.catalogue.operational_sites:
+                if site.executor is not None:  # the catalogue names this site's back-end
+                    self._executors[site.id] = self._site_executor(site)
+                    continue
                 options: dict[str, object] = {"clock": self.clock}
                 if kind == "emulated":
                     options["state_dir"] = self.settings.sites_state_dir / site.id
                     options["time_factor"] = self.settings.emulated_time_factor
                 self._executors[site.id] = make_executor(kind, site, **options)
         return self._executors
+
+    def _site_executor(self, site: Site) -> Executor:
+        assert site.executor is not None
+        try:
+            return make_executor(site.executor.kind, site, **site.executor.as_dict())
+        except AifError as exc:
+            raise ConfigurationError(
+                f"site {site.id} in {self.catalogue.source}: its executor cannot be built: "
+                f"{exc.message}"
+            ) from exc
 
     @property
     def broker(self) -> Broker:
