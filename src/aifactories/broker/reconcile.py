@@ -15,14 +15,15 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aifactories.db.jobs import ACTIVE_STATES, settle
-from aifactories.db.models import JobRow
+from aifactories.db.jobs import ACTIVE_STATES, charge_successor, settle
+from aifactories.db.models import AllocationRow, JobRow
 from aifactories.domain.errors import ExecutorError
 from aifactories.domain.ids import SiteId
 from aifactories.domain.jobs import JobState, check_transition
 from aifactories.domain.units import charge_gpu_seconds
 from aifactories.executors.base import Executor, SiteJobStatus, job_tag
 from aifactories.ledger.balance import settle_amount
+from aifactories.ledger.usage_split import UsagePiece, split_usage
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +38,30 @@ def finish_job(
     exit_code: int | None = None,
     reason: str | None = None,
     ended_at: float | None = None,
+    allocated_gpus: int = 0,
 ) -> None:
     """Move a job holding a reservation to a final state and settle its budget, in the
     caller's transaction. Charge = allocated GPUs x elapsed x billing weight, capped at the
-    reservation."""
+    reservation. ``allocated_gpus`` is the site's own count (Slurm's gres/gpu); without it
+    the placement's shape counts. The charge is split by month and at the allocation's end."""
     check_transition(row.id, JobState(row.state), state)
     charged = 0
+    end = ended_at if ended_at is not None else now
     if row.allocation_id is not None and row.reserved_gpu_seconds:
-        allocated = (row.shape_nodes or 0) * (row.shape_gpus_per_node or 0)
+        allocated = allocated_gpus or (row.shape_nodes or 0) * (row.shape_gpus_per_node or 0)
         actual = charge_gpu_seconds(allocated, elapsed_s, row.billing_weight or 1.0)
         charged = settle_amount(row.reserved_gpu_seconds, actual)
+        note = f"job {row.id} {state.value}"
+        own = _usage_pieces(session, row, charged, elapsed_s, end, now, note)
         settle(
             session,
             row.allocation_id,
             row.reserved_gpu_seconds,
-            charged,
+            sum(p.gpu_seconds for p in own),
             row.id,
             now,
-            note=f"job {row.id} {state.value}",
+            note=note,
+            pieces=own,
         )
     row.state = state.value
     row.charged_gpu_seconds = charged
@@ -62,7 +69,28 @@ def finish_job(
     row.elapsed_s = elapsed_s
     row.exit_code = exit_code
     row.reason = reason
-    row.ended_at = ended_at if ended_at is not None else now
+    row.ended_at = end
+
+
+def _usage_pieces(
+    session: Session,
+    row: JobRow,
+    charged: int,
+    elapsed_s: float,
+    end: float,
+    now: float,
+    note: str,
+) -> list[UsagePiece]:
+    """The pieces of ``charged`` that stay on the job's own allocation; those that ran after
+    it ended go to the allocation covering that time (charged here, in the same transaction)."""
+    if not charged:
+        return []
+    allocation = session.get(AllocationRow, row.allocation_id)
+    assert allocation is not None
+    pieces = split_usage(end - elapsed_s, end, charged, [allocation.ends_at])
+    inside = [p for p in pieces if p.start < allocation.ends_at]
+    after = [p for p in pieces if p.start >= allocation.ends_at]
+    return inside + charge_successor(session, allocation, row.id, after, now, note)
 
 
 def requeue_job(session: Session, row: JobRow, now: float, reason: str) -> None:
@@ -117,6 +145,7 @@ def _apply_status(session: Session, row: JobRow, status: SiteJobStatus, now: flo
             exit_code=status.exit_code,
             reason=status.reason,
             ended_at=status.ended_at,
+            allocated_gpus=status.allocated_gpus,
         )
         return
     if status.state is JobState.PENDING:  # the site requeued it (node failure, preemption)

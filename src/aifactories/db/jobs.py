@@ -21,6 +21,7 @@ from aifactories.db.models import (
 )
 from aifactories.domain.ids import JobId, PartitionId, ProjectId, SiteId, UserId
 from aifactories.domain.jobs import ActiveJob, JobSpec, JobState, PendingJob, Shape
+from aifactories.ledger.usage_split import UsagePiece
 
 ACTIVE_STATES = (JobState.PLACED.value, JobState.SUBMITTED.value, JobState.RUNNING.value)
 
@@ -72,10 +73,16 @@ def settle(
     job_id: int,
     now: float,
     note: str | None = None,
+    pieces: Sequence[UsagePiece] = (),
 ) -> None:
-    """Release a job's reservation and charge ``charged`` (<= reserved) of it as used."""
+    """Release a job's reservation and charge ``charged`` (<= reserved) of it as used.
+
+    ``pieces`` (summing to ``charged``) write one charge entry per month the job ran in,
+    dated at the piece's end; without them the charge is one entry dated ``now``."""
     if not 0 <= charged <= reserved:
         raise ValueError(f"charge {charged} must be between 0 and the reservation {reserved}")
+    if pieces and sum(p.gpu_seconds for p in pieces) != charged:
+        raise ValueError("usage pieces must add up to the charge")
     session.execute(
         update(AllocationRow)
         .where(AllocationRow.id == allocation_id)
@@ -85,17 +92,7 @@ def settle(
         )
         .execution_options(synchronize_session=False)
     )
-    if charged:
-        session.add(
-            LedgerEntryRow(
-                allocation_id=allocation_id,
-                job_id=job_id,
-                kind="charge",
-                gpu_seconds=charged,
-                at=now,
-                note=note,
-            )
-        )
+    _add_charges(session, allocation_id, job_id, charged, now, note, pieces)
     if reserved - charged:
         session.add(
             LedgerEntryRow(
@@ -107,6 +104,93 @@ def settle(
                 note=note,
             )
         )
+
+
+def _add_charges(
+    session: Session,
+    allocation_id: int,
+    job_id: int,
+    charged: int,
+    now: float,
+    note: str | None,
+    pieces: Sequence[UsagePiece],
+) -> None:
+    if not pieces:
+        if charged:
+            session.add(
+                LedgerEntryRow(
+                    allocation_id=allocation_id,
+                    job_id=job_id,
+                    kind="charge",
+                    gpu_seconds=charged,
+                    at=now,
+                    note=note,
+                )
+            )
+        return
+    for piece in pieces:
+        if piece.gpu_seconds:
+            session.add(
+                LedgerEntryRow(
+                    allocation_id=allocation_id,
+                    job_id=job_id,
+                    kind="charge",
+                    gpu_seconds=piece.gpu_seconds,
+                    at=piece.end,
+                    note=f"{note or f'job {job_id}'} ({piece.month})",
+                )
+            )
+
+
+def charge_successor(
+    session: Session,
+    allocation: AllocationRow,
+    job_id: int,
+    pieces: Sequence[UsagePiece],
+    now: float,
+    note: str | None = None,
+) -> list[UsagePiece]:
+    """Charge usage that ran after ``allocation`` ended to the project's allocation that
+    covers that time (same site, or a pool), as far as it has room; return the pieces no
+    allocation could take (they stay with the job's own allocation)."""
+    left_over: list[UsagePiece] = []
+    for piece in pieces:
+        successor = session.execute(
+            select(AllocationRow)
+            .where(
+                AllocationRow.project_id == allocation.project_id,
+                AllocationRow.id != allocation.id,
+                AllocationRow.status == "open",
+                AllocationRow.starts_at <= piece.start,
+                AllocationRow.ends_at > piece.start,
+                (AllocationRow.site_id == allocation.site_id) | AllocationRow.site_id.is_(None),
+            )
+            .order_by(AllocationRow.starts_at, AllocationRow.id)
+            .limit(1)
+        ).scalar_one_or_none()
+        if successor is None:
+            left_over.append(piece)
+            continue
+        room = (
+            successor.granted_gpu_seconds
+            - successor.reserved_gpu_seconds
+            - successor.used_gpu_seconds
+        )
+        taken = max(0, min(room, piece.gpu_seconds))
+        if taken:
+            successor.used_gpu_seconds += taken
+            _add_charges(
+                session,
+                successor.id,
+                job_id,
+                taken,
+                now,
+                note,
+                [UsagePiece(piece.start, piece.end, taken)],
+            )
+        if piece.gpu_seconds - taken:
+            left_over.append(UsagePiece(piece.start, piece.end, piece.gpu_seconds - taken))
+    return left_over
 
 
 def charges_since(session: Session, since: float) -> list[tuple[int, float, int]]:
