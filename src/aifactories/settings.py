@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     executor: str = "emulated"
     emulated_time_factor: Annotated[float, Field(gt=0, le=1_000_000)] = 1.0
     fair_share_half_life_s: Annotated[float, Field(gt=0)] = 7 * 86400
+    # how long a site may stay unreachable before its queued jobs move to other sites
+    site_failover_grace_s: Annotated[float, Field(ge=0)] = 0.0
     # admission limits
     max_time_limit_s: Annotated[int, Field(gt=0)] = 7 * 86400
     # the programme's visible priority weights

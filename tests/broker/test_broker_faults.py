@@ -170,3 +170,41 @@ def test_gang_job_takes_whole_nodes_and_waits_for_them(harness: Harness) -> None
         4,
         True,
     )
+
+
+def test_queued_jobs_leave_an_unreachable_site_and_the_stale_copy_is_cancelled(
+    harness: Harness,
+) -> None:
+    it4lia, jaif = _site(harness, "it4lia"), _site(harness, "jaif")
+    it4lia.auto_start = False
+    job_id = _submit(harness, gpu_model="any")
+    harness.cycle()
+    row = _job(harness, job_id)
+    assert (row.site_id, row.state) == ("it4lia", "submitted")
+    stale_id = row.site_job_id
+    assert stale_id is not None
+    it4lia.available = False
+    harness.cycle()  # unreachable -> moved and placed again at the other site, same cycle
+    row = _job(harness, job_id)
+    assert row.site_id == "jaif" and row.state in ("submitted", "running")
+    assert row.requeues == 0 and row.reason is None
+    assert len(jaif.jobs) == 1
+    it4lia.available = True
+    harness.cycle()
+    assert it4lia.jobs[stale_id].status.state.value == "cancelled"  # never runs twice
+    assert _pool(harness).reserved_gpu_seconds == _job(harness, job_id).reserved_gpu_seconds
+
+
+def test_a_job_only_the_dead_site_admits_stays_there(harness: Harness) -> None:
+    it4lia = _site(harness, "it4lia")
+    it4lia.auto_start = False
+    job_id = _submit(harness, gpu_model="A100")
+    harness.cycle()
+    it4lia.available = False
+    harness.cycle(rounds=2)
+    row = _job(harness, job_id)
+    assert (row.site_id, row.state) == ("it4lia", "submitted")
+    it4lia.available = True
+    it4lia.start(row.site_job_id)  # type: ignore[arg-type]
+    harness.cycle()
+    assert _job(harness, job_id).state == "running"

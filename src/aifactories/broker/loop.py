@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aifactories.broker.apply import apply_placements
+from aifactories.broker.failover import cancel_stale_copies, move_queued_jobs
 from aifactories.broker.reconcile import reconcile
 from aifactories.catalogue.loader import Catalogue
 from aifactories.db import convert
@@ -44,6 +45,7 @@ class CycleReport:
     rejected: int = 0
     waiting: int = 0
     unreachable_sites: set[SiteId] = field(default_factory=set)
+    moved: int = 0  # queued jobs moved away from unreachable sites
     duration_s: float = 0.0
 
 
@@ -58,6 +60,7 @@ class Broker:
         policy: str,
         clock: Clock,
         half_life_s: float = 7 * 86400,
+        failover_grace_s: float = 0.0,
     ) -> None:
         self._sessions = session_factory
         self._reads = read_factory or session_factory
@@ -66,6 +69,8 @@ class Broker:
         self._policy = get_policy(policy)
         self._clock = clock
         self._half_life_s = half_life_s
+        self._failover_grace_s = failover_grace_s
+        self._unreachable_since: dict[SiteId, float] = {}
         self._partitions = {p.id: p for p in catalogue.operational_partitions}
         self._last_reasons: dict[int, str] = {}
         self.last_report: CycleReport | None = None
@@ -79,13 +84,18 @@ class Broker:
         started = stopwatch()
         now = self._clock.now()
         report = CycleReport(at=now)
-        report.unreachable_sites = reconcile(self._sessions, self._reads, self._executors, now)
+        # Stale copies first: a site that comes back must not start a job we moved away.
+        silent = cancel_stale_copies(self._sessions, self._executors, now)
+        report.unreachable_sites = silent | reconcile(
+            self._sessions, self._reads, self._executors, now
+        )
         free_nodes = self._capacities(report.unreachable_sites)
         available = frozenset(
             site.id
             for site in self._catalogue.operational_sites
             if site.id in self._executors and site.id not in report.unreachable_sites
         )
+        report.moved = self._fail_over(report.unreachable_sites, available, now)
         with self._reads() as session:
             pending = pending_jobs(session)
             active = active_jobs(session)
@@ -125,6 +135,18 @@ class Broker:
         report.duration_s = stopwatch() - started
         self.last_report = report
         return report
+
+    def _fail_over(self, unreachable: set[SiteId], available: frozenset[SiteId], now: float) -> int:
+        """Move queued jobs away from sites silent for longer than the grace period."""
+        self._unreachable_since = {
+            site: self._unreachable_since.get(site, now) for site in unreachable
+        }
+        expired = {
+            site
+            for site, since in self._unreachable_since.items()
+            if now - since >= self._failover_grace_s
+        }
+        return move_queued_jobs(self._sessions, self._catalogue, expired, available, now)
 
     def _capacities(self, unreachable: set[SiteId]) -> dict[str, tuple[int, ...]]:
         free: dict[str, tuple[int, ...]] = {}

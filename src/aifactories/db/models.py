@@ -164,6 +164,22 @@ class LedgerEntryRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+class StaleSiteJobRow(Base):
+    """A copy of a job left at a site the broker moved the job away from (the site was
+    unreachable): cancelled there as soon as the site answers again, so no job runs twice."""
+
+    __tablename__ = "stale_site_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    tag: Mapped[str] = mapped_column(String(64))
+    site_job_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    done_at: Mapped[float | None] = mapped_column(Float)
+
+
 class PartitionStatusRow(Base):
     """What the broker last saw of each partition: shown as "free GPUs now"."""
 

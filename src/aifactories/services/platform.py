@@ -105,6 +105,7 @@ class Platform:
                 policy=self.settings.policy,
                 clock=self.clock,
                 half_life_s=self.settings.fair_share_half_life_s,
+                failover_grace_s=self.settings.site_failover_grace_s,
             )
         return self._broker
 
