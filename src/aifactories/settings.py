@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     fair_share_half_life_s: Annotated[float, Field(gt=0)] = 7 * 86400
     # how long a site may stay unreachable before its queued jobs move to other sites
     site_failover_grace_s: Annotated[float, Field(ge=0)] = 0.0
+    # how long the broker leaves an unreachable site alone before asking it again
+    site_retry_interval_s: Annotated[float, Field(ge=0)] = 15.0
     # admission limits
     max_time_limit_s: Annotated[int, Field(gt=0)] = 7 * 86400
     # the programme's visible priority weights

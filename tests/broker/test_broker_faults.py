@@ -29,7 +29,9 @@ sites:
 def harness(tmp_path: Path, database_url: str) -> Iterator[Harness]:
     catalogue = tmp_path / "catalogue.yaml"
     catalogue.write_text(ONE_SITE)
-    h = make_harness(tmp_path, database_url, catalogue=catalogue, policy="first_fit")
+    h = make_harness(
+        tmp_path, database_url, catalogue=catalogue, policy="first_fit", site_retry_interval_s=0
+    )
     yield h
     h.platform.stop()
 
@@ -208,3 +210,28 @@ def test_a_job_only_the_dead_site_admits_stays_there(harness: Harness) -> None:
     it4lia.start(row.site_job_id)  # type: ignore[arg-type]
     harness.cycle()
     assert _job(harness, job_id).state == "running"
+
+
+def test_an_unreachable_site_is_left_alone_for_the_retry_interval(
+    tmp_path: Path, database_url: str
+) -> None:
+    catalogue = tmp_path / "catalogue.yaml"
+    catalogue.write_text(ONE_SITE)
+    h = make_harness(
+        tmp_path, database_url, catalogue=catalogue, policy="first_fit", site_retry_interval_s=30
+    )
+    try:
+        site = _site(h, "it4lia")
+        site.available = False
+        h.cycle()
+        asked = len(site.calls)
+        assert asked > 0
+        h.clock.advance(10)
+        site.available = True
+        report = h.platform.broker.run_once()
+        assert len(site.calls) == asked and "it4lia" in report.unreachable_sites
+        h.clock.advance(25)
+        report = h.platform.broker.run_once()
+        assert len(site.calls) > asked and "it4lia" not in report.unreachable_sites
+    finally:
+        h.platform.stop()

@@ -12,7 +12,7 @@ they finish (and are charged once) when it returns. A job no other site admits s
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -106,8 +106,10 @@ def cancel_stale_copies(
     session_factory: sessionmaker[Session],
     executors: Mapping[SiteId, Executor],
     now: float,
+    skip: Collection[SiteId] = (),
 ) -> set[SiteId]:
-    """Cancel the stale copies at every site that answers; return the sites that did not."""
+    """Cancel the stale copies at every site that answers (sites in ``skip`` are known to be
+    down and not asked); return the sites that did not answer."""
     with session_factory() as session:
         stale = session.execute(
             select(
@@ -127,7 +129,7 @@ def cancel_stale_copies(
     silent: set[SiteId] = set()
     for stale_id, site_id, tag, site_job_id, now_site, now_site_job in stale:
         executor = executors.get(SiteId(site_id))
-        if executor is None or site_id in silent:
+        if executor is None or site_id in silent or site_id in skip:
             continue
         try:
             target = site_job_id

@@ -61,6 +61,7 @@ class Broker:
         clock: Clock,
         half_life_s: float = 7 * 86400,
         failover_grace_s: float = 0.0,
+        site_retry_interval_s: float = 0.0,
     ) -> None:
         self._sessions = session_factory
         self._reads = read_factory or session_factory
@@ -71,6 +72,8 @@ class Broker:
         self._half_life_s = half_life_s
         self._failover_grace_s = failover_grace_s
         self._unreachable_since: dict[SiteId, float] = {}
+        self._retry_interval_s = site_retry_interval_s
+        self._retry_at: dict[SiteId, float] = {}
         self._partitions = {p.id: p for p in catalogue.operational_partitions}
         self._last_reasons: dict[int, str] = {}
         self.last_report: CycleReport | None = None
@@ -84,12 +87,19 @@ class Broker:
         started = stopwatch()
         now = self._clock.now()
         report = CycleReport(at=now)
+        # A site that did not answer is asked again only after a pause: every call to a dead
+        # controller costs a client timeout, and the cycle must stay short for the others.
+        resting = {site for site, until in self._retry_at.items() if now < until}
         # Stale copies first: a site that comes back must not start a job we moved away.
-        silent = cancel_stale_copies(self._sessions, self._executors, now)
+        silent = resting | cancel_stale_copies(self._sessions, self._executors, now, resting)
         report.unreachable_sites = silent | reconcile(
-            self._sessions, self._reads, self._executors, now
+            self._sessions, self._reads, self._executors, now, silent
         )
         free_nodes = self._capacities(report.unreachable_sites)
+        self._retry_at = {
+            site: self._retry_at[site] if site in resting else now + self._retry_interval_s
+            for site in report.unreachable_sites
+        }
         available = frozenset(
             site.id
             for site in self._catalogue.operational_sites

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -157,8 +157,10 @@ def reconcile(
     read_factory: sessionmaker[Session],
     executors: Mapping[SiteId, Executor],
     now: float,
+    skip: Collection[SiteId] = (),
 ) -> set[SiteId]:
-    """Poll every site that holds our jobs; return the sites that did not answer."""
+    """Poll every site that holds our jobs, except those in ``skip`` (known to be down);
+    return the sites that did not answer."""
     unreachable: set[SiteId] = set()
     with read_factory() as session:
         rows = session.execute(
@@ -169,6 +171,8 @@ def reconcile(
         if site_id is not None:
             by_site[site_id].append(job_id)
     for site_id, job_ids in by_site.items():
+        if site_id in skip:
+            continue
         executor = executors.get(SiteId(site_id))
         if executor is None:
             log.warning("jobs %s are at site %s, which has no executor", job_ids, site_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -62,6 +63,21 @@ def demo_load(server: str = "http://127.0.0.1:8000") -> None:
     platform.stop()
 
 
+def _backends(platform: Platform, settings: Settings) -> str:
+    """Which back-end drives which sites, for the start-up line."""
+    kinds: dict[str, list[str]] = {}
+    for site in platform.catalogue.operational_sites:
+        kind = site.executor.kind if site.executor is not None else settings.executor
+        kinds.setdefault(kind, []).append(site.id)
+    parts = []
+    for kind, ids in kinds.items():
+        label = f"{kind}: {len(ids)} sites" if len(ids) > 3 else f"{kind}: {', '.join(ids)}"
+        if kind == "emulated":
+            label += f", time factor {settings.emulated_time_factor:g}"
+        parts.append(label)
+    return "; ".join(parts)
+
+
 def up(
     demo: Annotated[bool, typer.Option(help="load the demo data set and CLI profile")] = False,
     host: Annotated[str | None, typer.Option(help="listen address")] = None,
@@ -74,6 +90,15 @@ def up(
         typer.Option(
             help="placement policy: first_fit, earliest_start, fair_share, fifo, "
             "easy_backfill, slurm_multifactor, slurm_siblings, random"
+        ),
+    ] = None,
+    sites: Annotated[
+        Path | None,
+        typer.Option(
+            help="site catalogue to run against (default: the embedded one); a file written by "
+            "'scripts/slurm-sites up' drives real local Slurm clusters",
+            exists=True,
+            dir_okay=False,
         ),
     ] = None,
     workers: Annotated[
@@ -95,6 +120,8 @@ def up(
         overrides["port"] = port
     if policy:
         overrides["policy"] = policy
+    if sites is not None:
+        overrides["catalogue"] = sites
     if time_factor is not None:
         overrides["emulated_time_factor"] = time_factor
     elif demo:
@@ -110,9 +137,8 @@ def up(
         _write_demo_profile(platform, server)
     render.console.print(
         f"aifactories at {server} (API docs: {server}/docs); database {platform.database_url}; "
-        f"{len(platform.catalogue.operational_sites)} operational sites on the "
-        f"'{settings.executor}' back-end (time factor {settings.emulated_time_factor:g}); "
-        f"policy {settings.policy}"
+        f"{len(platform.catalogue.operational_sites)} operational sites "
+        f"({_backends(platform, settings)}); policy {settings.policy}"
     )
     if demo:
         render.console.print(

@@ -106,6 +106,7 @@ class Platform:
                 clock=self.clock,
                 half_life_s=self.settings.fair_share_half_life_s,
                 failover_grace_s=self.settings.site_failover_grace_s,
+                site_retry_interval_s=self.settings.site_retry_interval_s,
             )
         return self._broker
 
