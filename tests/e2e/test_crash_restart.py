@@ -54,7 +54,8 @@ def _runs_per_job(home: Path) -> dict[str, int]:
         for line in log.read_text().splitlines():
             fields = line.split("\t")
             tag = next(f for f in fields if f.startswith("aif-"))
-            counts[tag] = counts.get(tag, 0) + 1
+            job = f"aif-{tag.rsplit('-', 1)[1]}"  # tags carry the platform's instance id
+            counts[job] = counts.get(job, 0) + 1
     return counts
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from aifactories.db.models import AllocationRow, JobRow, LedgerEntryRow
+from aifactories.executors.base import job_tag
 from aifactories.localslurm import LocalSlurm, SiteLayout
 from aifactories.localslurm.sites_file import write_sites_file
 from aifactories.services.auth import authenticate
@@ -35,6 +36,9 @@ class SlurmPlatform:
         body.update(fields)
         principal = authenticate(self.platform.ctx, self.tokens[user])
         return int(submit_job(self.platform.ctx, principal, JobRequest(**body)).id)  # type: ignore[arg-type]
+
+    def tag(self, job_id: int) -> str:
+        return job_tag(job_id, self.platform.broker.instance)
 
     def job(self, job_id: int) -> JobRow:
         with self.platform.ctx.reads() as session:
@@ -104,7 +108,8 @@ def slurm_jobs(cluster: LocalSlurm, layout: SiteLayout) -> list[dict[str, object
 
 def runs_by_tag(cluster: LocalSlurm, layouts: Sequence[SiteLayout]) -> dict[str, int]:
     """How many Slurm jobs of each tag *started* at any site (a start_time and a state past
-    pending, cancelled-before-start excluded)."""
+    pending, cancelled-before-start excluded). Tags are ``aif-<instance>-<job id>``: sites
+    shared by several tests' platforms tell them apart by the instance."""
     counts: dict[str, int] = {}
     for layout in layouts:
         for job in slurm_jobs(cluster, layout):

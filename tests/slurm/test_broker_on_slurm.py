@@ -42,7 +42,7 @@ def test_jobs_run_at_real_sites_and_are_charged_from_slurm(
         rows = [sp.job(i) for i in ids]
         assert [r.state for r in rows] == ["completed"] * len(ids), [r.reason for r in rows]
         runs = runs_by_tag(sp.cluster, sp.layouts)
-        assert {f"aif-{i}": 1 for i in ids}.items() <= runs.items()
+        assert {sp.tag(i): 1 for i in ids}.items() <= runs.items()
         for row in rows:
             assert row.site_id in {layout.name for layout in slurm_sites}
             assert row.elapsed_s is not None and row.elapsed_s >= 2
@@ -95,7 +95,7 @@ def test_a_crash_between_sbatch_and_commit_is_adopted_on_restart(
         assert sp.job(job_id).site_job_id == crashing.submitted[0]
         sp.cycle_until(lambda: sp.all_final([job_id]))
         assert sp.job(job_id).state == "completed"
-        assert runs_by_tag(sp.cluster, sp.layouts[:1]).get(f"aif-{job_id}") == 1
+        assert runs_by_tag(sp.cluster, sp.layouts[:1]).get(sp.tag(job_id)) == 1
         assert_books_balance(restarted)
     finally:
         restarted.stop()
@@ -178,7 +178,7 @@ def test_a_site_whose_controller_dies_is_avoided_and_used_again(
         ]
         assert stale_state == ["CANCELLED"]  # the copy left at site1 never ran
         runs = runs_by_tag(cluster, layouts)
-        assert all(runs.get(f"aif-{r.id}") == 1 for r in rows), runs  # none ran twice
+        assert all(runs.get(sp.tag(r.id)) == 1 for r in rows), runs  # none ran twice
         assert_books_balance(sp.platform)
         with sp.platform.ctx.reads() as session:
             used = sum(a.used_gpu_seconds for a in session.execute(select(AllocationRow)).scalars())

@@ -47,6 +47,7 @@ def _reserve_chunk(
     chunk: list[Placement],
     partitions: Mapping[PartitionId, Partition],
     now: float,
+    instance: str,
 ) -> list[SubmitRequest]:
     requests: list[SubmitRequest] = []
     with session_factory() as session, session.begin():
@@ -80,7 +81,7 @@ def _reserve_chunk(
             requests.append(
                 SubmitRequest(
                     job_id=placement.job_id,
-                    tag=job_tag(row.id),
+                    tag=job_tag(row.id, instance),
                     partition=partitions[placement.partition_id],
                     shape=placement.shape,
                     spec=job_spec(row),
@@ -97,6 +98,7 @@ def apply_placements(
     partitions: Mapping[PartitionId, Partition],
     placements: tuple[Placement, ...],
     now: float,
+    instance: str = "",
 ) -> ApplyOutcome:
     outcome = ApplyOutcome(failed_sites=set())
     assert outcome.failed_sites is not None
@@ -105,7 +107,9 @@ def apply_placements(
             p for p in placements[start : start + CHUNK] if p.site_id not in outcome.failed_sites
         ]
         outcome.skipped += len(placements[start : start + CHUNK]) - len(chunk)
-        requests = _reserve_chunk(session_factory, chunk, partitions, now) if chunk else []
+        requests = (
+            _reserve_chunk(session_factory, chunk, partitions, now, instance) if chunk else []
+        )
         outcome.skipped += len(chunk) - len(requests)
         accepted: list[tuple[int, str]] = []
         for request in requests:

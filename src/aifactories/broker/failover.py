@@ -50,6 +50,7 @@ def move_queued_jobs(
     unreachable: Iterable[SiteId],
     reachable: Iterable[SiteId],
     now: float,
+    instance: str = "",
 ) -> int:
     """Give back to the queue every not-yet-started job at an unreachable site that some
     reachable site admits; return how many moved."""
@@ -73,7 +74,7 @@ def move_queued_jobs(
                 StaleSiteJobRow(
                     site_id=site_id,
                     job_id=row.id,
-                    tag=job_tag(row.id),
+                    tag=job_tag(row.id, instance),
                     site_job_id=row.site_job_id,
                     reason=f"moved away while {site_id} was unreachable",
                     created_at=now,

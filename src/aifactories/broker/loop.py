@@ -18,6 +18,7 @@ from aifactories.db import convert
 from aifactories.db.jobs import (
     active_jobs,
     charges_since,
+    instance_id,
     pending_jobs,
     record_reasons,
     upsert_partition_status,
@@ -75,6 +76,8 @@ class Broker:
         self._retry_interval_s = site_retry_interval_s
         self._retry_at: dict[SiteId, float] = {}
         self._partitions = {p.id: p for p in catalogue.operational_partitions}
+        with session_factory() as session, session.begin():
+            self.instance = instance_id(session)  # in every job's tag at the sites
         self._last_reasons: dict[int, str] = {}
         self.last_report: CycleReport | None = None
         self.last_result: CycleResult | None = None  # the last decisions, for parity and health
@@ -93,7 +96,7 @@ class Broker:
         # Stale copies first: a site that comes back must not start a job we moved away.
         silent = resting | cancel_stale_copies(self._sessions, self._executors, now, resting)
         report.unreachable_sites = silent | reconcile(
-            self._sessions, self._reads, self._executors, now, silent
+            self._sessions, self._reads, self._executors, now, silent, self.instance
         )
         free_nodes = self._capacities(report.unreachable_sites)
         self._retry_at = {
@@ -136,7 +139,7 @@ class Broker:
         result = run_cycle(snapshot, pending, self._policy, now)
         self.last_result = result
         outcome = apply_placements(
-            self._sessions, self._executors, self._partitions, result.placements, now
+            self._sessions, self._executors, self._partitions, result.placements, now, self.instance
         )
         report.placed = outcome.submitted
         report.rejected = outcome.rejected
@@ -156,7 +159,9 @@ class Broker:
             for site, since in self._unreachable_since.items()
             if now - since >= self._failover_grace_s
         }
-        return move_queued_jobs(self._sessions, self._catalogue, expired, available, now)
+        return move_queued_jobs(
+            self._sessions, self._catalogue, expired, available, now, self.instance
+        )
 
     def _capacities(self, unreachable: set[SiteId]) -> dict[str, tuple[int, ...]]:
         free: dict[str, tuple[int, ...]] = {}

@@ -158,6 +158,7 @@ def reconcile(
     executors: Mapping[SiteId, Executor],
     now: float,
     skip: Collection[SiteId] = (),
+    instance: str = "",
 ) -> set[SiteId]:
     """Poll every site that holds our jobs, except those in ``skip`` (known to be down);
     return the sites that did not answer."""
@@ -178,7 +179,7 @@ def reconcile(
             log.warning("jobs %s are at site %s, which has no executor", job_ids, site_id)
             continue
         try:
-            _reconcile_site(session_factory, read_factory, executor, job_ids, now)
+            _reconcile_site(session_factory, read_factory, executor, job_ids, now, instance)
         except ExecutorError as exc:
             log.warning("site %s did not answer: %s", site_id, exc.message)
             unreachable.add(SiteId(site_id))
@@ -200,6 +201,7 @@ def _reconcile_site(
     executor: Executor,
     job_ids: list[int],
     now: float,
+    instance: str,
 ) -> None:
     # Talk to the site outside any transaction (a slow controller must not hold the database
     # write lock), then apply what it said in one short transaction.
@@ -218,7 +220,7 @@ def _reconcile_site(
     for job_id, state, site_job_id, cancel_requested, _reason in seen:
         if state == JobState.PLACED.value and site_job_id is None:
             # An orphan of a crash between submit and commit: find it by its tag.
-            adopted[job_id] = found = executor.find_by_tag(job_tag(job_id))
+            adopted[job_id] = found = executor.find_by_tag(job_tag(job_id, instance))
             if found is not None:
                 site_ids[job_id] = found.site_job_id
         elif site_job_id:

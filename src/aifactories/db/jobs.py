@@ -7,6 +7,7 @@ it, on SQLite or PostgreSQL. They never commit: the caller's transaction does.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import bindparam, func, select, update
@@ -17,6 +18,7 @@ from aifactories.db.models import (
     JobRow,
     LedgerEntryRow,
     PartitionStatusRow,
+    PlatformMetaRow,
     table_of,
 )
 from aifactories.domain.ids import JobId, PartitionId, ProjectId, SiteId, UserId
@@ -298,3 +300,13 @@ def active_jobs(session: Session) -> list[ActiveJob]:
         )
         for r in rows
     ]
+
+
+def instance_id(session: Session) -> str:
+    """This platform's instance id, made once (8 hex digits) and kept in the database."""
+    row = session.get(PlatformMetaRow, "instance_id")
+    if row is None:
+        row = PlatformMetaRow(key="instance_id", value=secrets.token_hex(4))
+        session.add(row)
+        session.flush()
+    return row.value

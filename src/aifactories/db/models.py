@@ -164,6 +164,15 @@ class LedgerEntryRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+class PlatformMetaRow(Base):
+    """Facts about this platform installation, such as its instance id (in job tags)."""
+
+    __tablename__ = "platform_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class StaleSiteJobRow(Base):
     """A copy of a job left at a site the broker moved the job away from (the site was
     unreachable): cancelled there as soon as the site answers again, so no job runs twice."""

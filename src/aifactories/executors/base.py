@@ -13,9 +13,12 @@ from aifactories.domain.sites import Partition
 TAG_PREFIX = "aif-"
 
 
-def job_tag(job_id: int) -> str:
-    """The tag that travels with a job to its site, so a restarted broker can find it."""
-    return f"{TAG_PREFIX}{job_id}"
+def job_tag(job_id: int, instance: str = "") -> str:
+    """The tag that travels with a job to its site, so a restarted broker can find it.
+
+    ``instance`` is the platform's own id (kept in its database): two platforms sharing a
+    site (production and staging, or two test runs) never take each other's jobs."""
+    return f"{TAG_PREFIX}{instance}-{job_id}" if instance else f"{TAG_PREFIX}{job_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""stale site jobs: copies left at an unreachable site, cancelled when it returns
+"""platform meta (instance id) and stale site jobs (copies left at an unreachable site)
 
 Revision ID: 0002
 Revises: 0001
@@ -17,6 +17,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "platform_meta",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
     op.create_table(
         "stale_site_jobs",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -38,3 +44,4 @@ def downgrade() -> None:
     with op.batch_alter_table("stale_site_jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_stale_site_jobs_site_id"))
     op.drop_table("stale_site_jobs")
+    op.drop_table("platform_meta")
