@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aifactories.db.jobs import ACTIVE_STATES, charge_successor, settle
+from aifactories.db.jobs import ACTIVE_STATES, charge_usage, settle
 from aifactories.db.models import AllocationRow, JobRow
 from aifactories.domain.errors import ExecutorError
 from aifactories.domain.ids import SiteId
@@ -90,7 +90,17 @@ def _usage_pieces(
     pieces = split_usage(end - elapsed_s, end, charged, [allocation.ends_at])
     inside = [p for p in pieces if p.start < allocation.ends_at]
     after = [p for p in pieces if p.start >= allocation.ends_at]
-    return inside + charge_successor(session, allocation, row.id, after, now, note)
+    taken_elsewhere = charge_usage(
+        session,
+        allocation.project_id,
+        row.site_id,
+        after,
+        now,
+        note,
+        job_id=row.id,
+        exclude_allocation_id=allocation.id,
+    )
+    return inside + taken_elsewhere
 
 
 def requeue_job(session: Session, row: JobRow, now: float, reason: str) -> None:
@@ -228,6 +238,15 @@ def _reconcile_site(
         if cancel_requested and job_id in site_ids:
             executor.cancel(site_ids[job_id])
     statuses = executor.poll(list(site_ids.values())) if site_ids else {}
+    # A site that lost its controller state numbers jobs from the start again: an id may now
+    # be someone else's job. A status whose tag is not the job's is no news of our job.
+    for job_id, site_job_id in site_ids.items():
+        status = statuses.get(site_job_id)
+        if status is not None and status.tag and status.tag != job_tag(job_id, instance):
+            log.warning(
+                "site job %s is no longer job %s (its tag is %s)", site_job_id, job_id, status.tag
+            )
+            del statuses[site_job_id]
     # Only jobs whose site status says something new are loaded in the write transaction:
     # thousands of jobs running unchanged must not hold SQLite's write lock.
     changed = [

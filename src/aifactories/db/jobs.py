@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from aifactories.db.models import (
     AllocationRow,
@@ -111,7 +112,7 @@ def settle(
 def _add_charges(
     session: Session,
     allocation_id: int,
-    job_id: int,
+    job_id: int | None,
     charged: int,
     now: float,
     note: str | None,
@@ -144,54 +145,63 @@ def _add_charges(
             )
 
 
-def charge_successor(
+def charge_usage(
     session: Session,
-    allocation: AllocationRow,
-    job_id: int,
+    project_id: int,
+    site_id: str | None,
     pieces: Sequence[UsagePiece],
     now: float,
     note: str | None = None,
+    *,
+    job_id: int | None = None,
+    exclude_allocation_id: int | None = None,
 ) -> list[UsagePiece]:
-    """Charge usage that ran after ``allocation`` ended to the project's allocation that
-    covers that time (same site, or a pool), as far as it has room; return the pieces no
-    allocation could take (they stay with the job's own allocation)."""
+    """Charge each piece of usage to the project's open allocation that covers the piece's
+    time at ``site_id`` (a site allocation before a pool), as far as it has room; return the
+    pieces (or parts) no allocation could take. No reservation is involved: this is use that
+    happened outside one (after a job's allocation ended, or a job run outside the broker)."""
     left_over: list[UsagePiece] = []
+    usable: ColumnElement[bool] = AllocationRow.site_id.is_(None)
+    if site_id is not None:
+        usable = usable | (AllocationRow.site_id == site_id)
     for piece in pieces:
-        successor = session.execute(
+        query = (
             select(AllocationRow)
             .where(
-                AllocationRow.project_id == allocation.project_id,
-                AllocationRow.id != allocation.id,
+                AllocationRow.project_id == project_id,
                 AllocationRow.status == "open",
                 AllocationRow.starts_at <= piece.start,
                 AllocationRow.ends_at > piece.start,
-                (AllocationRow.site_id == allocation.site_id) | AllocationRow.site_id.is_(None),
+                usable,
             )
-            .order_by(AllocationRow.starts_at, AllocationRow.id)
-            .limit(1)
-        ).scalar_one_or_none()
-        if successor is None:
-            left_over.append(piece)
-            continue
-        room = (
-            successor.granted_gpu_seconds
-            - successor.reserved_gpu_seconds
-            - successor.used_gpu_seconds
+            .order_by(AllocationRow.site_id.is_(None), AllocationRow.starts_at, AllocationRow.id)
         )
-        taken = max(0, min(room, piece.gpu_seconds))
-        if taken:
-            successor.used_gpu_seconds += taken
-            _add_charges(
-                session,
-                successor.id,
-                job_id,
-                taken,
-                now,
-                note,
-                [UsagePiece(piece.start, piece.end, taken)],
+        if exclude_allocation_id is not None:
+            query = query.where(AllocationRow.id != exclude_allocation_id)
+        remaining = piece.gpu_seconds
+        for allocation in session.execute(query).scalars():
+            room = (
+                allocation.granted_gpu_seconds
+                - allocation.reserved_gpu_seconds
+                - allocation.used_gpu_seconds
             )
-        if piece.gpu_seconds - taken:
-            left_over.append(UsagePiece(piece.start, piece.end, piece.gpu_seconds - taken))
+            taken = max(0, min(room, remaining))
+            if taken:
+                allocation.used_gpu_seconds += taken
+                _add_charges(
+                    session,
+                    allocation.id,
+                    job_id,
+                    taken,
+                    now,
+                    note,
+                    [UsagePiece(piece.start, piece.end, taken)],
+                )
+                remaining -= taken
+            if not remaining:
+                break
+        if remaining:
+            left_over.append(UsagePiece(piece.start, piece.end, remaining))
     return left_over
 
 

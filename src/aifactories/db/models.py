@@ -173,6 +173,28 @@ class PlatformMetaRow(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class SiteUsageRow(Base):
+    """A job run at a site outside the broker (a member's own sbatch with the project's
+    account), imported from the site's accounting once: the unique key makes a second import
+    of the same job a no-op."""
+
+    __tablename__ = "site_usage"
+    __table_args__ = (UniqueConstraint("site_id", "site_job_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    site_job_id: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float] = mapped_column(Float)
+    account: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    gpus: Mapped[int] = mapped_column(Integer)
+    elapsed_s: Mapped[float] = mapped_column(Float)
+    charged_gpu_seconds: Mapped[int] = mapped_column(BigInteger)
+    imported_at: Mapped[float] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
 class StaleSiteJobRow(Base):
     """A copy of a job left at a site the broker moved the job away from (the site was
     unreachable): cancelled there as soon as the site answers again, so no job runs twice."""

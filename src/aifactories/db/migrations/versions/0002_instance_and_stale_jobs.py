@@ -1,4 +1,4 @@
-"""platform meta (instance id) and stale site jobs (copies left at an unreachable site)
+"""platform meta (instance id), site usage imported from accounting, stale site jobs
 
 Revision ID: 0002
 Revises: 0001
@@ -24,6 +24,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key"),
     )
     op.create_table(
+        "site_usage",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("site_id", sa.String(length=64), nullable=False),
+        sa.Column("site_job_id", sa.String(length=64), nullable=False),
+        sa.Column("started_at", sa.Float(), nullable=False),
+        sa.Column("ended_at", sa.Float(), nullable=False),
+        sa.Column("account", sa.String(length=64), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=True),
+        sa.Column("gpus", sa.Integer(), nullable=False),
+        sa.Column("elapsed_s", sa.Float(), nullable=False),
+        sa.Column("charged_gpu_seconds", sa.BigInteger(), nullable=False),
+        sa.Column("imported_at", sa.Float(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(["project_id"], ["projects.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("site_id", "site_job_id", "started_at"),
+    )
+    op.create_table(
         "stale_site_jobs",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("site_id", sa.String(length=64), nullable=False),
@@ -45,3 +63,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_stale_site_jobs_site_id"))
     op.drop_table("stale_site_jobs")
     op.drop_table("platform_meta")
+    op.drop_table("site_usage")
