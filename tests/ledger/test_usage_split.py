@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ def test_pieces_always_add_up_and_stay_in_order(
     pieces = split_usage(start, start + length, charge, [cut])
     assert sum(p.gpu_seconds for p in pieces) == charge
     assert all(p.gpu_seconds >= 0 for p in pieces)
-    assert all(a.end == b.start for a, b in zip(pieces, pieces[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(pieces))
     assert all(p.month == datetime.fromtimestamp(p.start, UTC).strftime("%Y-%m") for p in pieces)
 
 

@@ -15,6 +15,7 @@ from aifactories.domain.sites import Site
 from aifactories.executors.base import Executor
 from aifactories.executors.emulated import EmulatedExecutor
 from aifactories.executors.mock import MockExecutor
+from aifactories.executors.slurm.cli import SlurmCliExecutor
 
 ExecutorFactory = Callable[..., Executor]
 """``factory(site, **options) -> Executor``."""
@@ -42,7 +43,31 @@ def _mock(site: Site, clock: Clock | None = None, auto_start: bool = True) -> Ex
     return MockExecutor(site, clock, auto_start=auto_start)
 
 
-_FACTORIES: dict[str, ExecutorFactory] = {"emulated": _emulated, "mock": _mock}
+def _slurm_cli(
+    site: Site,
+    slurm_conf: str,
+    output_dir: str = "/tmp",
+    qos: str | None = None,
+    command_timeout_s: float = 30.0,
+    ssh_host: str | None = None,
+    accounting: str = "auto",
+) -> Executor:
+    return SlurmCliExecutor(
+        site,
+        slurm_conf,
+        output_dir=output_dir,
+        qos=qos,
+        command_timeout_s=float(command_timeout_s),
+        ssh_host=ssh_host,
+        accounting=accounting,
+    )
+
+
+_FACTORIES: dict[str, ExecutorFactory] = {
+    "emulated": _emulated,
+    "mock": _mock,
+    "slurm_cli": _slurm_cli,
+}
 
 
 def known_kinds() -> tuple[str, ...]:

@@ -9,6 +9,7 @@ rounding remainder goes to the longest pieces, so the pieces always sum to the c
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,7 +51,7 @@ def split_usage(
         return [UsagePiece(start, max(start, end), gpu_seconds)]
     cuts = sorted({*month_starts(start, end), *(b for b in extra_boundaries if start < b < end)})
     edges = [start, *cuts, end]
-    spans = [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
+    spans = [(a, b) for a, b in itertools.pairwise(edges) if b > a]
     total = end - start
     exact = [gpu_seconds * (b - a) / total for a, b in spans]
     shares = [int(x) for x in exact]

@@ -8,6 +8,7 @@ accounting database (one slurmdbd per site). Nothing touches /etc/slurm, /etc/mu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -57,19 +58,15 @@ def stop_pids(pids: Iterable[int], grace_s: float = 10.0) -> None:
     loop ignores TERM until its next retry."""
     live = [p for p in pids if _alive(p)]
     for pid in live:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + grace_s
     while live and time.monotonic() < deadline:
         live = [p for p in live if _alive(p)]
         time.sleep(0.05)
     for pid in live:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _read_pid(path: Path) -> int | None:
