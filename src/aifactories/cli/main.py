@@ -17,6 +17,7 @@ from aifactories.cli import admin, render
 from aifactories.cli.client import ApiError, Client
 from aifactories.cli.config import Profile, load_profile, save_profile
 from aifactories.cli.simulate import simulate_command
+from aifactories.cli.usage import usage_app
 
 app = typer.Typer(
     name="aif",
@@ -29,6 +30,7 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.demo_app, name="demo")
 app.command("up")(admin.up)
 app.command("simulate")(simulate_command)
+app.add_typer(usage_app, name="usage")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 # exit codes by HTTP status, so scripts can tell failures apart
