@@ -158,6 +158,8 @@ class LocalSlurm:
         for sub in ("etc", "state", "spool", "log", "run", "dev"):
             (layout.root / sub).mkdir(parents=True, exist_ok=True)
         (layout.root / "state").chmod(0o700)
+        layout.output_dir.mkdir()
+        layout.output_dir.chmod(0o1777)  # REST jobs run as the token's user
         layout.jwt_key.write_bytes(os.urandom(32))
         layout.jwt_key.chmod(0o600)
         for node in layout.node_names():

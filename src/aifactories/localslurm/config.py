@@ -67,6 +67,11 @@ class SiteLayout:
         return f"http://127.0.0.1:{self.rest_port}"
 
     @property
+    def output_dir(self) -> Path:
+        """Where the site's jobs write their output (any user may write there)."""
+        return self.root / "jobs"
+
+    @property
     def jobcomp_file(self) -> Path:
         return self.log / "jobcomp.txt"
 

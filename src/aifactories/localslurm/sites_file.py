@@ -18,7 +18,11 @@ GPU_MEMORY_GB = {"a100": 40, "h100": 80, "mi250x": 128}
 def executor_options(layout: SiteLayout, backend: str) -> dict[str, str | int | float | bool]:
     """The catalogue ``executor`` block of one local site for the ``cli`` or ``rest`` back-end."""
     if backend == "cli":
-        return {"kind": "slurm_cli", "slurm_conf": str(layout.slurm_conf)}
+        return {
+            "kind": "slurm_cli",
+            "slurm_conf": str(layout.slurm_conf),
+            "output_dir": str(layout.output_dir),
+        }
     if backend == "rest":
         return {
             "kind": "slurm_rest",
@@ -26,6 +30,7 @@ def executor_options(layout: SiteLayout, backend: str) -> dict[str, str | int | 
             "user": JOB_USER,
             "jwt_key_file": str(layout.jwt_key),
             "api_version": REST_API,
+            "output_dir": str(layout.output_dir),
             # accounts and usage go through sacctmgr/sacct, which need the site's config
             "slurm_conf": str(layout.slurm_conf),
         }
