@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     site_failover_grace_s: Annotated[float, Field(ge=0)] = 0.0
     # how long the broker leaves an unreachable site alone before asking it again
     site_retry_interval_s: Annotated[float, Field(ge=0)] = 15.0
+    # accounts sync and usage import at the Slurm sites, every so often (0: never)
+    site_sync_interval_s: Annotated[float, Field(ge=0)] = 300.0
     # admission limits
     max_time_limit_s: Annotated[int, Field(gt=0)] = 7 * 86400
     # the programme's visible priority weights

@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from aifactories.cli import admin, render
+from aifactories.cli.accounts import accounts_app
 from aifactories.cli.client import ApiError, Client
 from aifactories.cli.config import Profile, load_profile, save_profile
 from aifactories.cli.simulate import simulate_command
@@ -31,6 +32,7 @@ app.add_typer(admin.demo_app, name="demo")
 app.command("up")(admin.up)
 app.command("simulate")(simulate_command)
 app.add_typer(usage_app, name="usage")
+app.add_typer(accounts_app, name="accounts")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 # exit codes by HTTP status, so scripts can tell failures apart

@@ -23,6 +23,7 @@ from aifactories.executors.base import Executor
 from aifactories.executors.registry import make_executor
 from aifactories.scheduling import get_policy
 from aifactories.services.context import ServiceContext, catalogue_from_settings
+from aifactories.services.site_sync import SiteSync
 from aifactories.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Platform:
         self._broker: Broker | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sync_thread: threading.Thread | None = None
 
     def migrate(self) -> None:
         upgrade(self.database_url)
@@ -115,6 +117,17 @@ class Platform:
             return
         broker = self.broker
         self._stop.clear()
+        interval = self.settings.site_sync_interval_s
+        if interval > 0:
+            sync = SiteSync(self.ctx)
+            sync.sync_accounts()  # before the first placement: sites refuse unknown accounts
+            self._sync_thread = threading.Thread(
+                target=sync.run_forever,
+                args=(self._stop, interval),
+                name="aifactories-site-sync",
+                daemon=True,
+            )
+            self._sync_thread.start()
         self._thread = threading.Thread(
             target=broker.run_forever,
             args=(self._stop, self.settings.broker_interval_s),
@@ -133,6 +146,9 @@ class Platform:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        if self._sync_thread is not None:
+            self._sync_thread.join(timeout=60)
+            self._sync_thread = None
         if self._broker is not None:
             self._broker.close()
         self.engine.dispose()

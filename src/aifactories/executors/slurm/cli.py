@@ -68,9 +68,12 @@ def _id_key(site_job_id: str) -> tuple[int, str]:
 class CommandFailed(Exception):
     """A site command exited non-zero for a reason other than an unreachable site."""
 
-    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
-        super().__init__(f"{' '.join(argv[:2])} exited {returncode}: {stderr.strip()}")
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str, stdout: str = "") -> None:
+        # sacctmgr explains its refusals on standard output: keep both.
+        said = stderr.strip() or stdout.strip()
+        super().__init__(f"{' '.join(argv[:2])} exited {returncode}: {said}")
         self.stderr = stderr
+        self.stdout = stdout
 
 
 class SlurmCliExecutor:
@@ -170,7 +173,7 @@ class SlurmCliExecutor:
                     f"site {self.site_id}: Slurm controller unreachable: {done.stderr.strip()}"
                 )
             if check:
-                raise CommandFailed(argv, done.returncode, done.stderr)
+                raise CommandFailed(argv, done.returncode, done.stderr, done.stdout)
         return done.stdout
 
     def _run_ok(self, argv: list[str]) -> str:
