@@ -185,3 +185,45 @@ def test_the_broker_runs_jobs_at_a_site_that_enforces_accounts_once_synced(
         assert row.charged_gpu_seconds >= 2
     finally:
         sp.platform.stop()
+
+
+def test_a_job_over_the_sites_limit_fails_with_slurms_reason_and_releases(
+    tmp_path: Path,
+    database_url: str,
+    slurm_dbd_cluster: LocalSlurm,
+    slurm_dbd_sites: list[SiteLayout],
+) -> None:
+    site = slurm_dbd_sites[0]
+    sp = start_platform(tmp_path, database_url, slurm_dbd_cluster, [site])
+    try:
+        reconcile_site_accounts(sp.platform.ctx, service_users={site.name: "root"})
+        # The site's limit cut by hand below what the job needs (4 GPUs x 10 minutes).
+        _slurm(
+            slurm_dbd_cluster,
+            site,
+            "sacctmgr",
+            "-i",
+            "modify",
+            "account",
+            "where",
+            "name=climat-downscale",
+            "set",
+            "GrpTRESMins=gres/gpu=5",
+        )
+        job_id = sp.submit(
+            project="climat-downscale", user="fabien", gpus=4, time_limit=600, runtime=1
+        )
+        sp.cycle_until(lambda: sp.all_final([job_id]), timeout_s=60)
+        row = sp.job(job_id)
+        assert row.state == "failed" and row.reason is not None
+        assert "AssocGrpGRESMinutes" in row.reason, row.reason
+        with sp.platform.ctx.reads() as session:
+            pool = session.execute(
+                select(AllocationRow)
+                .join(ProjectRow, ProjectRow.id == AllocationRow.project_id)
+                .where(ProjectRow.code == "climat-downscale")
+            ).scalar_one()
+            assert (pool.reserved_gpu_seconds, pool.used_gpu_seconds) == (0, 0)
+    finally:
+        reconcile_site_accounts(sp.platform.ctx, service_users={site.name: "root"})
+        sp.platform.stop()
