@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,14 @@ def _scontrol(cluster: LocalSlurm, layout: SiteLayout, *args: str) -> None:
     )
 
 
+def _wait_state_saved(layout: SiteLayout, after: float) -> None:
+    state = layout.root / "state" / "job_state"
+    deadline = time.monotonic() + 30
+    while not (state.exists() and state.stat().st_mtime > after):
+        assert time.monotonic() < deadline, "slurmctld never saved its job state"
+        time.sleep(0.2)
+
+
 def test_a_site_whose_controller_dies_is_avoided_and_used_again(
     tmp_path: Path, database_url: str, slurm_factory: SlurmFactory
 ) -> None:
@@ -157,6 +166,9 @@ def test_a_site_whose_controller_dies_is_avoided_and_used_again(
         for job_id in (movable, german):
             _scontrol(cluster, site1, "hold", str(sp.job(job_id).site_job_id))
         _scontrol(cluster, site1, "update", "PartitionName=gpu", "State=UP")
+        # slurmctld saves its state every few seconds: a SIGKILL before that loses the jobs
+        # (the broker copes, see docs/slurm.md), but this test wants them kept.
+        _wait_state_saved(site1, after=time.time())
 
         cluster.stop_controller(site1)  # SIGKILL slurmctld; the running job's step lives on
         report = sp.platform.broker.run_once()

@@ -16,6 +16,7 @@ from aifactories.executors.base import Executor
 from aifactories.executors.emulated import EmulatedExecutor
 from aifactories.executors.mock import MockExecutor
 from aifactories.executors.slurm.cli import SlurmCliExecutor
+from aifactories.executors.slurm.rest import SlurmRestExecutor
 
 ExecutorFactory = Callable[..., Executor]
 """``factory(site, **options) -> Executor``."""
@@ -51,6 +52,7 @@ def _slurm_cli(
     command_timeout_s: float = 30.0,
     ssh_host: str | None = None,
     accounting: str = "auto",
+    submit_user: str | None = None,  # read by the accounts agent, not by the executor
 ) -> Executor:
     return SlurmCliExecutor(
         site,
@@ -63,10 +65,38 @@ def _slurm_cli(
     )
 
 
+def _slurm_rest(
+    site: Site,
+    url: str,
+    user: str,
+    jwt_key_file: str | None = None,
+    token_file: str | None = None,
+    api_version: str = "v0.0.38",
+    output_dir: str = "/tmp",
+    qos: str | None = None,
+    timeout_s: float = 15.0,
+    slurm_conf: str | None = None,
+    submit_user: str | None = None,  # read by the accounts agent, not by the executor
+) -> Executor:
+    return SlurmRestExecutor(
+        site,
+        url,
+        user,
+        jwt_key_file=jwt_key_file,
+        token_file=token_file,
+        api_version=api_version,
+        output_dir=output_dir,
+        qos=qos,
+        timeout_s=float(timeout_s),
+        slurm_conf=slurm_conf,
+    )
+
+
 _FACTORIES: dict[str, ExecutorFactory] = {
     "emulated": _emulated,
     "mock": _mock,
     "slurm_cli": _slurm_cli,
+    "slurm_rest": _slurm_rest,
 }
 
 

@@ -1,0 +1,263 @@
+"""The ``slurm_rest`` back-end: a site driven through slurmrestd with JWT authentication.
+
+The same behaviour as :mod:`.cli` (read it first), over HTTP:
+
+- every request carries ``X-SLURM-USER-NAME`` and ``X-SLURM-USER-TOKEN`` (both required on
+  22.05); jobs run as that user. Tokens come from :mod:`.token`.
+- submit: ``POST job/submit`` with the body of :mod:`.rest_api` (the version is a setting);
+  Slurm's ``errors`` become SubmissionRejected with Slurm's own words.
+- poll and find_by_tag: one ``GET jobs``; a job the controller no longer lists is looked up
+  in accounting through the site's ``slurm_conf`` when one is configured (REST v0.0.38 has no
+  accounting endpoint without slurmdbd). Hopeless pending jobs are cancelled and FAILED.
+- capacity: ``GET nodes`` (``gres``, ``gres_used``, ``state`` and ``state_flags``).
+- Errors: no connection or a timeout is SiteUnavailable; so is HTTP 500 when slurmrestd
+  cannot reach its controller, which is also how 22.05 answers a token signed with the wrong
+  key (the message says both). HTTP 401/403 (no token, or no user name) is a ProtocolError
+  whose message names the options to check: retrying would not help, and the site is not down.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from aifactories.domain.errors import (
+    ConfigurationError,
+    ProtocolError,
+    SiteUnavailable,
+    SubmissionRejected,
+)
+from aifactories.domain.jobs import JobState
+from aifactories.domain.sites import Site
+from aifactories.executors.base import PartitionCapacity, SiteJobStatus, SubmitRequest
+from aifactories.executors.slurm.batch import batch_job
+from aifactories.executors.slurm.cli import CommandFailed, SlurmCliExecutor
+from aifactories.executors.slurm.jobrecord import (
+    HOPELESS_PREFIX,
+    gres_gpu_count,
+    status_from_record,
+    tag_of,
+)
+from aifactories.executors.slurm.rest_api import ALREADY_DONE, INVALID_JOB_ID, rest_api
+from aifactories.executors.slurm.sacct import AccountingRecord, read_accounting
+from aifactories.executors.slurm.states import is_hopeless_pending, node_takes_work
+from aifactories.executors.slurm.token import TokenSource
+
+_UNREACHABLE = re.compile(
+    r"Unable to contact slurm controller|connect failure|Failed while looking for|"
+    r"Communication connection failure|Socket timed out|Zero Bytes were transmitted",
+    re.IGNORECASE,
+)
+
+
+class SlurmRestExecutor:
+    def __init__(
+        self,
+        site: Site,
+        url: str,
+        user: str,
+        *,
+        jwt_key_file: str | None = None,
+        token_file: str | None = None,
+        api_version: str = "v0.0.38",
+        output_dir: str = "/tmp",
+        qos: str | None = None,
+        timeout_s: float = 15.0,
+        slurm_conf: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"site {site.id}: slurm_rest url must be http(s), not {url!r}")
+        if not user:
+            raise ConfigurationError(f"site {site.id}: slurm_rest needs the Slurm user name")
+        self.site_id = site.id
+        self.site = site
+        self.url = url.rstrip("/")
+        self.user = user
+        self.api = rest_api(api_version)
+        self.output_dir = output_dir
+        self.qos = qos
+        self._clock = clock
+        self._tokens = TokenSource(
+            site.id, user, jwt_key_file=jwt_key_file, token_file=token_file, clock=clock
+        )
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        # Accounting (sacct) needs the site's configuration: optional for REST sites.
+        self._cli = SlurmCliExecutor(site, slurm_conf) if slurm_conf else None
+        self._partitions_checked = False
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        headers = {
+            "X-SLURM-USER-NAME": self.user,
+            "X-SLURM-USER-TOKEN": self._tokens.token(),
+        }
+        try:
+            response = self._http.request(method, path, json=body, headers=headers)
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise SiteUnavailable(f"site {self.site_id}: slurmrestd at {self.url}: {exc}") from exc
+        if response.status_code in (401, 403):
+            raise ProtocolError(
+                f"site {self.site_id}: slurmrestd refused our credentials (HTTP "
+                f"{response.status_code}: {response.text.strip()[:200]}); check the site's "
+                f"'user' ({self.user}) and 'jwt_key_file'/'token_file' options"
+            )
+        try:
+            payload = response.json() if response.content else {}
+        except ValueError as exc:
+            raise ProtocolError(
+                f"site {self.site_id}: {method} {path} answered HTTP {response.status_code} "
+                f"with no JSON: {response.text[:200]!r}"
+            ) from exc
+        if not isinstance(payload, dict):
+            raise ProtocolError(f"site {self.site_id}: {method} {path}: not a JSON object")
+        errors = " ".join(self.api.errors(payload))
+        if response.status_code >= 500 and _UNREACHABLE.search(errors):
+            # slurmrestd 22.05 answers a token signed with the wrong key exactly like a dead
+            # controller (HTTP 500, the same text): say both.
+            raise SiteUnavailable(
+                f"site {self.site_id}: Slurm controller unreachable ({errors}); if the site is "
+                f"up, slurmctld refused our token: check the 'user' and 'jwt_key_file' options"
+            )
+        return response.status_code, payload
+
+    def _get_list(self, path: str, read: Callable[[Mapping[str, Any]], Any]) -> Any:
+        status, payload = self._request("GET", path)
+        try:
+            return read(payload)
+        except ValueError as exc:
+            errors = "; ".join(self.api.errors(payload)) or "no detail"
+            raise ProtocolError(
+                f"site {self.site_id}: GET {path} answered HTTP {status}: {errors}"
+            ) from exc
+
+    # -- the contract --------------------------------------------------------------------------
+
+    def _check_partitions(self) -> None:
+        if self._partitions_checked:
+            return
+        listed = self._get_list(self.api.partitions_path(), self.api.partition_names)
+        missing = [p.name for p in self.site.partitions if p.name not in listed]
+        if missing:
+            raise ConfigurationError(
+                f"site {self.site_id}: partition(s) {', '.join(missing)} not found at "
+                f"{self.url} (it has: {', '.join(sorted(listed)) or 'none'})"
+            )
+        self._partitions_checked = True
+
+    def submit(self, request: SubmitRequest) -> str:
+        self._check_partitions()
+        job = batch_job(request, output_dir=self.output_dir, qos=self.qos)
+        status, payload = self._request("POST", self.api.submit_path(), self.api.submit_body(job))
+        site_job_id = self.api.submitted_id(payload)
+        errors = self.api.errors(payload)
+        if errors or site_job_id is None:
+            reason = "; ".join(errors) or f"HTTP {status} with no job id"
+            raise SubmissionRejected(
+                f"site {self.site_id} refused job {request.job_id} (account {job.account}, "
+                f"partition {job.partition}, {job.nodes} node(s) x {job.gres or 'no GPUs'}): "
+                f"{reason}",
+                reason=reason,
+            )
+        return site_job_id
+
+    def cancel(self, site_job_id: str) -> None:
+        status, payload = self._request("DELETE", self.api.job_path(site_job_id))
+        numbers = self.api.error_numbers(payload)
+        if status < 300 and not numbers:
+            return
+        if numbers & {INVALID_JOB_ID, ALREADY_DONE} or "already" in " ".join(
+            self.api.errors(payload)
+        ):
+            return  # unknown or finished: nothing to stop
+        raise ProtocolError(
+            f"site {self.site_id}: cancelling {site_job_id} failed: "
+            f"{'; '.join(self.api.errors(payload)) or f'HTTP {status}'}"
+        )
+
+    def poll(self, site_job_ids: Sequence[str]) -> dict[str, SiteJobStatus]:
+        wanted = [str(i) for i in dict.fromkeys(site_job_ids)]
+        if not wanted:
+            return {}
+        now = self._clock()
+        records = self._jobs()
+        result = {j: self._status(records[j], now) for j in wanted if j in records}
+        missing = [j for j in wanted if j not in result]
+        for found in self._accounting_records(missing):
+            if found.state.final or found.state is JobState.PENDING:
+                result[found.site_job_id] = found.to_status()
+        return result
+
+    def capacity(self) -> list[PartitionCapacity]:
+        self._check_partitions()
+        free: dict[str, list[int]] = {}
+        for node in self._get_list(self.api.nodes_path(), self.api.node_records):
+            flags = node.get("state_flags") or []
+            usable = node_takes_work(str(node.get("state") or ""), [str(f) for f in flags])
+            total = gres_gpu_count(str(node.get("gres") or ""))
+            available = max(0, total - gres_gpu_count(str(node.get("gres_used") or "")))
+            for partition in node.get("partitions") or []:
+                free.setdefault(str(partition), []).append(available if usable else 0)
+        result = []
+        for partition in self.site.partitions:
+            histogram = [0] * (partition.gpus_per_node + 1)
+            for available in free.get(partition.name, []):
+                histogram[min(available, partition.gpus_per_node)] += 1
+            result.append(PartitionCapacity(partition.name, tuple(histogram)))
+        return result
+
+    def find_by_tag(self, tag: str) -> SiteJobStatus | None:
+        now = self._clock()
+        matches = [r for r in self._jobs().values() if tag_of(r) == tag]
+        if matches:
+            best = max(
+                matches,
+                key=lambda r: (not self._status(r, now).state.final, int(r["job_id"])),
+            )
+            return self._status(best, now)
+        found = [r for r in self._accounting_records(None) if r.tag == tag]
+        if not found:
+            return None
+        return max(found, key=lambda r: (not r.state.final, int(r.site_job_id))).to_status()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _jobs(self) -> dict[str, Mapping[str, Any]]:
+        records = self._get_list(self.api.jobs_path(), self.api.job_records)
+        return {str(r["job_id"]): r for r in records}
+
+    def _status(self, record: Mapping[str, Any], now: float) -> SiteJobStatus:
+        status = status_from_record(record, now)
+        reason = str(record.get("state_reason") or "")
+        if status.state is JobState.SUBMITTED and is_hopeless_pending(reason):
+            self.cancel(status.site_job_id)  # waiting would never help (see cli.py)
+            return SiteJobStatus(
+                site_job_id=status.site_job_id,
+                tag=status.tag,
+                state=JobState.FAILED,
+                ended_at=now,
+                reason=f"{HOPELESS_PREFIX}{reason}",
+            )
+        return status
+
+    def _accounting_records(self, job_ids: list[str] | None) -> list[AccountingRecord]:
+        if self._cli is None or (job_ids is not None and not job_ids):
+            return []
+        mode = self._cli.accounting
+        if mode == "none":
+            return []
+        since = None if job_ids else self._clock() - 30 * 86400
+        try:
+            return read_accounting(self._cli.run, job_ids, since, mode == "jobcomp")
+        except CommandFailed:
+            return []  # accounting is only a fallback

@@ -1,0 +1,126 @@
+"""slurmrestd's OpenAPI, one entry per supported version: paths, the submit body, replies.
+
+Slurm changes its REST schema with every release (v0.0.38 for 22.05, v0.0.39 for 23.02,
+v0.0.40 for 23.11, ...). Everything version-specific lives here, so supporting a new one is
+one more :class:`RestApi` in :data:`VERSIONS`; the executor only speaks to this interface.
+In v0.0.38 the job records of ``/jobs`` and ``/job/{id}`` have the same fields as
+``squeue --json`` (the same serializer), so :mod:`.jobrecord` reads both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aifactories.domain.errors import ConfigurationError
+from aifactories.executors.slurm.batch import BatchJob
+
+
+@dataclass(frozen=True)
+class RestApi:
+    version: str
+
+    @property
+    def prefix(self) -> str:
+        return f"/slurm/{self.version}"
+
+    def submit_path(self) -> str:
+        return f"{self.prefix}/job/submit"
+
+    def job_path(self, site_job_id: str) -> str:
+        return f"{self.prefix}/job/{site_job_id}"
+
+    def jobs_path(self) -> str:
+        return f"{self.prefix}/jobs"
+
+    def nodes_path(self) -> str:
+        return f"{self.prefix}/nodes"
+
+    def partitions_path(self) -> str:
+        return f"{self.prefix}/partitions"
+
+    def ping_path(self) -> str:
+        return f"{self.prefix}/ping"
+
+    def submit_body(self, job: BatchJob) -> dict[str, Any]:
+        """The submit request. GPUs go in ``gres`` per node (v0.0.38 rejects
+        ``tres_per_node``); ``environment`` is an object and must hold PATH."""
+        properties: dict[str, Any] = {
+            "name": job.name,
+            "comment": job.comment,
+            "account": job.account,
+            "partition": job.partition,
+            # "min-max" as sbatch takes it: 22.05 takes the spec's [min, max] array but then
+            # runs the job on one node.
+            "nodes": f"{job.nodes}-{job.nodes}",
+            "time_limit": job.time_limit_min,
+            "current_working_directory": job.workdir,
+            "standard_output": job.output,
+            "standard_error": job.output,
+            "environment": dict(job.environment),
+        }
+        if job.gres:
+            properties["gres"] = job.gres
+        if job.exclusive:
+            # 22.05 parses this like sbatch's --exclusive: the spec's "true" is refused.
+            properties["exclusive"] = "exclusive"
+        if job.qos:
+            properties["qos"] = job.qos
+        return {"script": job.script, "job": properties}
+
+    def submitted_id(self, reply: Mapping[str, Any]) -> str | None:
+        value = reply.get("job_id")
+        return str(value) if isinstance(value, int) else None
+
+    def errors(self, reply: Mapping[str, Any]) -> list[str]:
+        """The error texts of a reply (``errors``: [{error, description, error_number}])."""
+        out = []
+        for entry in reply.get("errors") or []:
+            if isinstance(entry, Mapping):
+                parts = [str(entry.get(k)) for k in ("error", "description") if entry.get(k)]
+                out.append(": ".join(dict.fromkeys(parts)) or str(dict(entry)))
+            else:
+                out.append(str(entry))
+        return out
+
+    def error_numbers(self, reply: Mapping[str, Any]) -> set[int]:
+        return {
+            int(entry["error_number"])
+            for entry in reply.get("errors") or []
+            if isinstance(entry, Mapping) and isinstance(entry.get("error_number"), int)
+        }
+
+    def job_records(self, reply: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        jobs = reply.get("jobs")
+        if not isinstance(jobs, list):
+            raise ValueError("no 'jobs' list")
+        return [j for j in jobs if isinstance(j, Mapping) and "job_id" in j]
+
+    def node_records(self, reply: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        nodes = reply.get("nodes")
+        if not isinstance(nodes, list):
+            raise ValueError("no 'nodes' list")
+        return [n for n in nodes if isinstance(n, Mapping)]
+
+    def partition_names(self, reply: Mapping[str, Any]) -> set[str]:
+        parts = reply.get("partitions")
+        if not isinstance(parts, list):
+            raise ValueError("no 'partitions' list")
+        return {str(p.get("name")) for p in parts if isinstance(p, Mapping)}
+
+
+# Slurm's error numbers: ESLURM_INVALID_JOB_ID, ESLURM_ALREADY_DONE.
+INVALID_JOB_ID = 2017
+ALREADY_DONE = 2021
+
+VERSIONS: dict[str, RestApi] = {"v0.0.38": RestApi("v0.0.38")}
+
+
+def rest_api(version: str) -> RestApi:
+    api = VERSIONS.get(version)
+    if api is None:
+        raise ConfigurationError(
+            f"slurmrestd API {version!r} is not supported; known: {', '.join(sorted(VERSIONS))}"
+        )
+    return api
