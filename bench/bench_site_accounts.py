@@ -26,7 +26,7 @@ from aifactories.db.models import (
     ProjectRow,
     UserRow,
 )
-from aifactories.localslurm import LocalSlurm, SiteRequest
+from aifactories.localslurm import LocalSlurm, SiteRequest, free_port_base
 from aifactories.localslurm.sites_file import write_sites_file
 from aifactories.services.context import ServiceContext
 from aifactories.services.platform import Platform
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=1000)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="aifa-", dir="/tmp"))
-    cluster = LocalSlurm(base, port0=36000, dbd=True)
+    cluster = LocalSlurm(base, port0=free_port_base(16), dbd=True)
     try:
         layouts = cluster.start([SiteRequest(nodes=1, gpus_per_node=4)])
         sites_file = write_sites_file(base / "sites.yaml", layouts, "cli")

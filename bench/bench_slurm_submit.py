@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from aifactories.db.models import JobRow
-from aifactories.localslurm import LocalSlurm, SiteRequest
+from aifactories.localslurm import LocalSlurm, SiteRequest, free_port_base
 from aifactories.localslurm.sites_file import write_sites_file
 from aifactories.services.auth import authenticate
 from aifactories.services.demo import load_demo
@@ -34,7 +34,7 @@ BIG_NODE = SiteRequest(nodes=16, gpus_per_node=16, cpus_per_node=64, memory_mb=6
 
 def measure(backend: str, sites: int, jobs: int, port0: int) -> float:
     base = Path(tempfile.mkdtemp(prefix="aifb-", dir="/tmp"))
-    cluster = LocalSlurm(base, port0=port0)
+    cluster = LocalSlurm(base, port0=free_port_base(port0 // 1000 % 40))
     try:
         layouts = cluster.start([BIG_NODE] * sites)
         sites_file = write_sites_file(base / "sites.yaml", layouts, backend)

@@ -13,36 +13,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from aifactories.localslurm import LocalSlurm, SiteLayout, SiteRequest
+from aifactories.localslurm import LocalSlurm, SiteLayout, SiteRequest, free_port_base
 
 # Away from the 17000 of 'scripts/slurm-sites up', so a developer's demo sites can keep
 # running, and apart per test process (two test runs at once must not share ports).
 _FIRST_SLOT = os.getpid() % 40
-
-
-def _free_port0() -> int:
-    """A port base (20000-59000) whose ports (controller, slurmd, slurmrestd, slurmdbd of up
-    to four sites, MariaDB) are all free right now."""
-    for k in range(40):
-        port0 = 20000 + ((_FIRST_SLOT + k) % 40) * 1000
-        wanted = [port0 + 99] + [
-            port0 + 100 * i + offset for i in range(1, 5) for offset in (*range(0, 17), 80, 90)
-        ]
-        if all(_port_free(p) for p in wanted):
-            return port0
-    raise RuntimeError("no free port range for local Slurm sites")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def _require_root() -> None:
@@ -56,7 +37,7 @@ def _require_root() -> None:
 def _start(requests: Sequence[SiteRequest], dbd: bool) -> tuple[LocalSlurm, list[SiteLayout], Path]:
     _require_root()
     base = Path(tempfile.mkdtemp(prefix="aifs-", dir="/tmp"))  # munge's socket path is short
-    cluster = LocalSlurm(base, port0=_free_port0(), dbd=dbd)
+    cluster = LocalSlurm(base, port0=free_port_base(_FIRST_SLOT), dbd=dbd)
     try:
         return cluster, cluster.start(requests), base
     except BaseException:

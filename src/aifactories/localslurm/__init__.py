@@ -5,7 +5,12 @@ sites and writes a catalogue for ``aif up --sites``; the test suite starts its o
 same :class:`LocalSlurm`. Only the standard library and PyYAML are used here.
 """
 
-from aifactories.localslurm.cluster import LocalSlurm, LocalSlurmError, SiteRequest
+from aifactories.localslurm.cluster import (
+    LocalSlurm,
+    LocalSlurmError,
+    SiteRequest,
+    free_port_base,
+)
 from aifactories.localslurm.config import SiteLayout
 
-__all__ = ["LocalSlurm", "LocalSlurmError", "SiteLayout", "SiteRequest"]
+__all__ = ["LocalSlurm", "LocalSlurmError", "SiteLayout", "SiteRequest", "free_port_base"]

@@ -91,6 +91,25 @@ def _tail(paths: Iterable[Path], lines: int = 15) -> str:
     return "\n".join(out)
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def free_port_base(first_slot: int = 0, slots: int = 40, low: int = 20000) -> int:
+    """A port base (``low`` + k * 1000) whose ports for up to four sites of up to 16 nodes
+    (controller, slurmd, slurmrestd, slurmdbd) and MariaDB are all free right now. Tests and
+    benchmarks running at the same time start from different ``first_slot``s."""
+    for k in range(slots):
+        port0 = low + ((first_slot + k) % slots) * 1000
+        wanted = [port0 + 99] + [
+            port0 + 100 * i + offset for i in range(1, 5) for offset in (*range(17), 80, 90)
+        ]
+        if all(_port_free(p) for p in wanted):
+            return port0
+    raise LocalSlurmError("no free port range for local Slurm sites")
+
+
 class LocalSlurm:
     """Local sites under ``base`` (short: munge's socket path must fit 108 bytes), with ports
     from ``port0 + 100 * index``. ``mariadb_port`` is ``port0 + 99``."""
@@ -387,4 +406,12 @@ class LocalSlurm:
         )
 
 
-__all__ = ["JOB_USER", "LocalSlurm", "LocalSlurmError", "SiteLayout", "SiteRequest", "stop_pids"]
+__all__ = [
+    "JOB_USER",
+    "LocalSlurm",
+    "LocalSlurmError",
+    "SiteLayout",
+    "SiteRequest",
+    "free_port_base",
+    "stop_pids",
+]
