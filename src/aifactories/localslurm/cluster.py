@@ -92,8 +92,13 @@ def _tail(paths: Iterable[Path], lines: int = 15) -> str:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a daemon could bind the port now (a port in TIME_WAIT cannot be bound)."""
     with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port_base(first_slot: int = 0, slots: int = 40, low: int = 20000) -> int:
