@@ -10,9 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select
 
-from aifactories.db.models import AllocationRow, JobRow, LedgerEntryRow
+from tests.e2e.books import assert_books_balance
 from tests.e2e.server import Server
 
 pytestmark = pytest.mark.slow
@@ -95,17 +94,4 @@ def test_sigkill_while_placing_and_running(server: Server) -> None:
     runs = _runs_per_job(server.home)
     assert {f"aif-{i}": 1 for i in ids} == runs  # exactly one run each, nothing else ran
 
-    engine = create_engine(server.database_url)
-    with engine.connect() as conn:
-        for a in conn.execute(select(AllocationRow)).all():
-            assert a.reserved_gpu_seconds == 0
-            charged = conn.execute(
-                select(func.coalesce(func.sum(LedgerEntryRow.gpu_seconds), 0)).where(
-                    LedgerEntryRow.allocation_id == a.id, LedgerEntryRow.kind == "charge"
-                )
-            ).scalar_one()
-            assert a.used_gpu_seconds == charged
-        job_charges = conn.execute(select(func.sum(JobRow.charged_gpu_seconds))).scalar_one()
-        total_used = conn.execute(select(func.sum(AllocationRow.used_gpu_seconds))).scalar_one()
-        assert job_charges == total_used > 0
-    engine.dispose()
+    assert_books_balance(server.database_url)

@@ -35,7 +35,7 @@ class SlurmPlatform:
         body: dict[str, object] = {"project": "aurora-vision", "gpus": 1, "time_limit": 600}
         body.update(fields)
         principal = authenticate(self.platform.ctx, self.tokens[user])
-        return int(submit_job(self.platform.ctx, principal, JobRequest(**body)).id)  # type: ignore[arg-type]
+        return int(submit_job(self.platform.ctx, principal, JobRequest(**body)).id)
 
     def tag(self, job_id: int) -> str:
         return job_tag(job_id, self.platform.broker.instance)
