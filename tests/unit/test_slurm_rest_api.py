@@ -1,16 +1,29 @@
-"""slurmrestd's v0.0.38 mapping and JWT minting, without a site."""
+"""slurmrestd's v0.0.38 mapping, JWT minting, and the executor over replies recorded from a
+real slurmrestd 22.05.8 (no site needed: the cases a live site cannot easily produce)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 
-from aifactories.domain.errors import ConfigurationError
+from aifactories.domain.errors import (
+    ConfigurationError,
+    ProtocolError,
+    SiteUnavailable,
+    SubmissionRejected,
+)
+from aifactories.domain.ids import JobId, SiteId
+from aifactories.domain.jobs import JobSpec, JobState, shape_on
+from aifactories.domain.sites import Partition, Site, SiteStatus
+from aifactories.executors.base import SubmitRequest, job_tag
 from aifactories.executors.slurm.batch import BatchJob
+from aifactories.executors.slurm.rest import SlurmRestExecutor
 from aifactories.executors.slurm.rest_api import rest_api
 from aifactories.executors.slurm.token import TokenSource, claims_of, mint
 
@@ -93,3 +106,171 @@ def test_exactly_one_credential_is_required(tmp_path: Path) -> None:
         TokenSource("s1", "u")
     with pytest.raises(ConfigurationError, match="no token file"):
         TokenSource("s1", "u", token_file=str(tmp_path / "missing"))
+
+
+# -- the executor against replies recorded from slurmrestd 22.05.8 (v0.0.38) -----------------
+
+_PARTITIONS = {"partitions": [{"name": "gpu"}], "errors": []}
+_NODES = {
+    "nodes": [
+        {"name": "n1", "state": "mixed", "state_flags": [], "gres": "gpu:a100:4",
+         "gres_used": "gpu:a100:3(IDX:0-2)", "partitions": ["gpu"]},
+        {"name": "n2", "state": "idle", "state_flags": [], "gres": "gpu:a100:4",
+         "gres_used": "gpu:a100:0(IDX:N/A)", "partitions": ["gpu"]},
+        {"name": "n3", "state": "idle", "state_flags": ["DRAIN"], "gres": "gpu:a100:4",
+         "gres_used": "gpu:a100:0(IDX:N/A)", "partitions": ["gpu"]},
+    ],
+    "errors": [],
+}  # fmt: skip
+_RECORD = {
+    "job_id": 100001, "job_state": "RUNNING", "state_reason": "None", "comment": "aif-9",
+    "name": "aif-9_x", "nodes": "n1", "start_time": 1795885916, "end_time": 1795886216,
+    "submit_time": 1795885915, "exit_code": 0, "gres_detail": ["gpu:a100:3(IDX:0-2)"],
+    "tres_per_node": "gres:gpu:a100:3", "node_count": 1, "account": "p", "partition": "gpu",
+    "time_limit": 5,
+}  # fmt: skip
+_PENDING = {
+    **_RECORD, "job_id": 100003, "job_state": "PENDING", "state_reason": "Resources",
+    "comment": "aif-10", "name": "aif-10_x", "nodes": "", "start_time": 0, "end_time": 0,
+    "gres_detail": [],
+}  # fmt: skip
+_UNKNOWN_JOB = {
+    "errors": [{"description": "unable to kill JobId=99999 with signal 9: Invalid job id "
+                "specified", "error_number": 2017, "error": "Invalid job id specified",
+                "source": "slurm_kill_job"}],
+}  # fmt: skip
+_NO_CONTROLLER = {
+    "errors": [{"description": "Failed while looking for jobs", "error_number": -1,
+                "error": "Unspecified error", "source": "slurm_load_jobs"}],
+}  # fmt: skip
+_NO_FIT = {
+    "errors": [{"error_code": 2014, "error": "Requested node configuration is not available"}]
+}
+
+
+def _site() -> Site:
+    return Site(
+        id=SiteId("s1"),
+        name="s1",
+        country="FI",
+        supercomputer="test",
+        status=SiteStatus.OPERATIONAL,
+        partitions=(Partition(SiteId("s1"), "gpu", "A100", 40, 3, 4),),
+    )
+
+
+def _replaying(
+    tmp_path: Path, routes: Mapping[tuple[str, str], tuple[int, object]], seen: list[str]
+) -> SlurmRestExecutor:
+    """An executor whose slurmrestd answers ``routes[(method, path suffix)]``."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        assert request.headers["X-SLURM-USER-NAME"] == "aifjob"
+        assert claims_of(request.headers["X-SLURM-USER-TOKEN"])["sun"] == "aifjob"
+        suffix = request.url.path.removeprefix("/slurm/v0.0.38/")
+        seen.append(f"{request.method} {suffix}")
+        status, body = routes.get((request.method, suffix), (404, "Not Found"))
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+    key = tmp_path / "jwt.key"
+    key.write_bytes(b"k" * 32)
+    return SlurmRestExecutor(
+        _site(),
+        "http://127.0.0.1:9",
+        "aifjob",
+        jwt_key_file=str(key),
+        clock=lambda: 1795885920.0,
+        transport=httpx.MockTransport(handle),
+    )
+
+
+def test_poll_maps_records_and_leaves_unknown_jobs_out(tmp_path: Path) -> None:
+    routes = {("GET", "jobs"): (200, {"jobs": [_RECORD, _PENDING], "errors": []})}
+    seen: list[str] = []
+    rest = _replaying(tmp_path, routes, seen)
+    polled = rest.poll(["100001", "100003", "99999"])
+    assert set(polled) == {"100001", "100003"} and seen == ["GET jobs"]  # one request
+    running, queued = polled["100001"], polled["100003"]
+    assert running.state is JobState.RUNNING and running.allocated_gpus == 3
+    assert running.tag == "aif-9" and running.started_at == 1795885916
+    assert queued.state is JobState.SUBMITTED and queued.reason
+    found = rest.find_by_tag("aif-10")
+    assert found is not None and found.site_job_id == "100003"
+    assert rest.find_by_tag("aif-11") is None
+
+
+def test_a_hopeless_pending_job_is_cancelled_and_failed(tmp_path: Path) -> None:
+    hopeless = {**_PENDING, "state_reason": "InvalidAccount"}
+    routes = {
+        ("GET", "jobs"): (200, {"jobs": [hopeless], "errors": []}),
+        ("DELETE", "job/100003"): (200, {"errors": []}),
+    }
+    seen: list[str] = []
+    rest = _replaying(tmp_path, routes, seen)
+    failed = rest.poll(["100003"])["100003"]
+    assert failed.state is JobState.FAILED and "InvalidAccount" in (failed.reason or "")
+    assert "DELETE job/100003" in seen
+
+
+def test_capacity_counts_free_gpus_per_node_and_nothing_on_drained_nodes(
+    tmp_path: Path,
+) -> None:
+    routes = {("GET", "partitions"): (200, _PARTITIONS), ("GET", "nodes"): (200, _NODES)}
+    rest = _replaying(tmp_path, routes, [])
+    (gpu,) = rest.capacity()
+    # n1: 1 free, n2: 4 free, n3 drained: 0.
+    assert gpu.partition_name == "gpu" and gpu.free_nodes_by_free_gpus == (1, 1, 0, 0, 1)
+
+
+def test_a_refused_submission_carries_slurms_reason(tmp_path: Path) -> None:
+    routes = {("GET", "partitions"): (200, _PARTITIONS), ("POST", "job/submit"): (500, _NO_FIT)}
+    rest = _replaying(tmp_path, routes, [])
+    with pytest.raises(SubmissionRejected) as refused:
+        rest.submit(_request())
+    assert refused.value.reason == "Requested node configuration is not available"
+
+
+def test_cancelling_an_unknown_job_is_no_error(tmp_path: Path) -> None:
+    rest = _replaying(tmp_path, {("DELETE", "job/99999"): (500, _UNKNOWN_JOB)}, [])
+    rest.cancel("99999")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "words"),
+    [
+        (401, "Authentication failure", ProtocolError, "jwt_key_file"),
+        (500, _NO_CONTROLLER, SiteUnavailable, "controller unreachable"),
+        (200, "<html>proxy error</html>", ProtocolError, "no JSON"),
+        (200, {"errors": []}, ProtocolError, "no 'jobs' list"),
+    ],
+)
+def test_http_failures_become_the_platforms_errors(
+    tmp_path: Path, status: int, body: object, error: type[Exception], words: str
+) -> None:
+    rest = _replaying(tmp_path, {("GET", "jobs"): (status, body)}, [])
+    with pytest.raises(error, match=words):
+        rest.poll(["1"])
+
+
+def test_no_connection_makes_the_site_unavailable(tmp_path: Path) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    key = tmp_path / "jwt.key"
+    key.write_bytes(b"k" * 32)
+    rest = SlurmRestExecutor(
+        _site(), "http://127.0.0.1:9", "u", jwt_key_file=str(key),
+        transport=httpx.MockTransport(refuse),
+    )  # fmt: skip
+    with pytest.raises(SiteUnavailable, match="Connection refused"):
+        rest.capacity()
+
+
+def _request() -> SubmitRequest:
+    spec = JobSpec(gpus=1, time_limit_s=300, command=("true",))
+    partition = _site().partitions[0]
+    shape = shape_on(spec, partition.gpus_per_node, partition.nodes)
+    assert shape is not None
+    return SubmitRequest(JobId(7), job_tag(7), partition, shape, spec, "proj", "tester")

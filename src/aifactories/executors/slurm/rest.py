@@ -69,7 +69,9 @@ class SlurmRestExecutor:
         timeout_s: float = 15.0,
         slurm_conf: str | None = None,
         clock: Callable[[], float] = time.time,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``transport`` replaces the network (unit tests replay recorded replies)."""
         if not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"site {site.id}: slurm_rest url must be http(s), not {url!r}")
         if not user:
@@ -85,7 +87,7 @@ class SlurmRestExecutor:
         self._tokens = TokenSource(
             site.id, user, jwt_key_file=jwt_key_file, token_file=token_file, clock=clock
         )
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport)
         # Accounting (sacct) needs the site's configuration: optional for REST sites.
         self._cli = SlurmCliExecutor(site, slurm_conf) if slurm_conf else None
         self._partitions_checked = False
@@ -133,7 +135,7 @@ class SlurmRestExecutor:
         try:
             return read(payload)
         except ValueError as exc:
-            errors = "; ".join(self.api.errors(payload)) or "no detail"
+            errors = "; ".join(self.api.errors(payload)) or str(exc)
             raise ProtocolError(
                 f"site {self.site_id}: GET {path} answered HTTP {status}: {errors}"
             ) from exc
