@@ -1,10 +1,16 @@
-"""Reconcile time for 1,000 projects against a real local Slurm site with slurmdbd.
+"""Reconcile time of the accounts agent for 1,000 projects against a real local slurmdbd site.
 
-Starts one local site with slurmdbd and MariaDB (root; Debian's Slurm is installed if
-missing), a SQLite ledger with --projects projects (two members and one pool allocation
-each), then times the accounts agent: the first sync (everything created), a sync with no
-change (idempotent: reads only), and a sync after a tenth of the projects used GPU-hours
-(their limits are rewritten). Prints each figure next to its target.
+Starts one local site with slurmdbd and MariaDB (needs root and Debian's Slurm: see
+``python -m aifactories.localslurm install``) on free loopback ports, and a SQLite ledger
+with --projects projects (two members and one pool allocation each), then times passes of
+``reconcile_site_accounts`` and prints each figure beside its target:
+
+- first sync: the parent, every account with its limit and 3 users each, created (one
+  ``sacctmgr load``);
+- no change: reads only (one ``sacctmgr show assoc`` and the used GPU-minutes);
+- 10% used: a tenth of the projects used GPU-hours, their limits are rewritten;
+- 10% closed: a tenth of the allocations closed and a tenth of the projects lost a member,
+  accounts and associations removed (batched ``sacctmgr remove``).
 
     .venv/bin/python bench/bench_site_accounts.py --projects 1000
 """
@@ -15,9 +21,10 @@ import argparse
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from aifactories.db.models import (
     AllocationRow,
@@ -33,7 +40,11 @@ from aifactories.services.platform import Platform
 from aifactories.services.site_accounts import reconcile_site_accounts
 from aifactories.settings import Settings
 
-TARGETS_S = {"first sync": 60.0, "no change": 10.0, "10% changed": 15.0}
+# Targets for 1,000 projects on the 2-core machine (scaled linearly for other sizes). The
+# changing passes are bound by slurmdbd itself: about 0.13 s per limit it modifies and
+# 0.05-0.1 s per association or user it deletes (it renumbers its association tree), however
+# the commands are batched; a no-change pass by its ``show assoc`` of the subtree.
+TARGETS_S = {"first sync": 60.0, "no change": 5.0, "10% used": 20.0, "10% closed": 45.0}
 
 
 def _ledger(ctx: ServiceContext, projects: int) -> None:
@@ -77,48 +88,70 @@ def _ledger(ctx: ServiceContext, projects: int) -> None:
             )
 
 
-def _use_some(ctx: ServiceContext, share: int) -> None:
+def _use_some(ctx: ServiceContext) -> None:
     with ctx.sessions() as session, session.begin():
         for allocation in session.execute(select(AllocationRow)).scalars():
-            if allocation.project_id % share == 0:
+            if allocation.project_id % 10 == 0:
                 allocation.used_gpu_seconds += 10 * 3600
 
 
+def _close_some(ctx: ServiceContext) -> None:
+    with ctx.sessions() as session, session.begin():
+        for allocation in session.execute(select(AllocationRow)).scalars():
+            if allocation.project_id % 10 == 1:
+                allocation.status = "closed"
+        leaving = [
+            m.id
+            for m in session.execute(select(MembershipRow)).scalars()
+            if m.project_id % 10 == 2 and m.user_id % 2 == 0
+        ]
+        session.execute(delete(MembershipRow).where(MembershipRow.id.in_(leaving)))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--projects", type=int, default=1000)
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="aifa-", dir="/tmp"))
+    scale = args.projects / 1000
+    base = Path(tempfile.mkdtemp(prefix="aifb-", dir="/tmp"))  # munge's socket path is short
     cluster = LocalSlurm(base, port0=free_port_base(16), dbd=True)
+    figures: dict[str, tuple[float, int]] = {}
     try:
         layouts = cluster.start([SiteRequest(nodes=1, gpus_per_node=4)])
         sites_file = write_sites_file(base / "sites.yaml", layouts, "cli")
         platform = Platform(
             Settings(data_dir=base / "data", catalogue=sites_file, run_broker=False)
         )
-        platform.migrate()
-        _ledger(platform.ctx, args.projects)
-        users = {layouts[0].name: "root"}
-        figures: dict[str, float] = {}
-        for label in TARGETS_S:
-            if label == "10% changed":
-                _use_some(platform.ctx, 10)
-            started = time.perf_counter()
-            report = reconcile_site_accounts(platform.ctx, service_users=users)
-            figures[label] = time.perf_counter() - started
-            result = report.sites[0]
-            assert result.error is None, result.error
-            print(f"  {label}: {len(result.actions)} actions", flush=True)
-        platform.stop()
+        try:
+            platform.migrate()
+            _ledger(platform.ctx, args.projects)
+            users = {layouts[0].name: "root"}
+            before: dict[str, Callable[[ServiceContext], None]] = {
+                "10% used": _use_some,
+                "10% closed": _close_some,
+            }
+            for label in TARGETS_S:
+                if label in before:
+                    before[label](platform.ctx)
+                started = time.perf_counter()
+                result = reconcile_site_accounts(platform.ctx, service_users=users).sites[0]
+                figures[label] = (time.perf_counter() - started, len(result.actions))
+                assert result.error is None, result.error
+                assert not result.drift and not result.pending, (result.drift, result.pending)
+                print(f"  {label}: {len(result.actions)} actions", flush=True)
+            again = reconcile_site_accounts(platform.ctx, service_users=users).sites[0]
+            assert again.actions == [], again.actions[:5]  # converged after the changes
+        finally:
+            platform.stop()
     finally:
         cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
     print(f"\nAccounts reconcile, {args.projects} projects, 1 local site with slurmdbd")
-    print(f"{'pass':14} {'seconds':>8} {'target':>7}  verdict")
-    for label, seconds in figures.items():
-        target = TARGETS_S[label]
-        verdict = "PASS" if seconds <= target else "ABOVE TARGET"
-        print(f"{label:14} {seconds:>8.1f} {target:>7.0f}  {verdict}")
+    print(f"{'pass':12} {'actions':>8} {'measured s':>11} {'target s':>9}  verdict")
+    for label, (seconds, actions) in figures.items():
+        target = TARGETS_S[label] * max(scale, 0.1)
+        verdict = "ok" if seconds <= target else "ABOVE TARGET"
+        print(f"{label:12} {actions:>8} {seconds:>11.1f} {target:>9.0f}  {verdict}")
 
 
 if __name__ == "__main__":

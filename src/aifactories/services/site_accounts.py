@@ -1,11 +1,19 @@
 """The accounts reconcile agent: every Slurm site's accounts and limits follow the ledger.
 
-For each site whose catalogue entry names a ``slurm_conf`` and whose Slurm keeps accounting in
-slurmdbd, read the desired state from the ledger (one read transaction), read the site
-(``sacctmgr``), plan (``broker/site_accounts.py``), apply, and remember what was applied (for
-the next pass's drift check) in one short write transaction. Idempotent: a converged site
-gets no writes. A removal Slurm refuses because jobs still run is reported as pending and
-tried again on the next pass; jobs are never cancelled here.
+Which sites: the operational sites whose catalogue ``executor`` options name a
+``slurm_conf`` (both Slurm back-ends keep one) and whose ``scontrol show config`` says
+``AccountingStorageType=accounting_storage/slurmdbd``; any other site is skipped with the
+reason in the report. Who submits: ``service_users[site]`` if given, else the site's
+``submit_user`` option, else the REST back-end's ``user`` option, else the OS user running
+this process (the CLI back-end runs ``sbatch`` as it).
+
+One pass: read the ledger once (projects, members, allocations; one read transaction), then
+per site read it (``sacctmgr``), plan (:mod:`aifactories.broker.site_accounts`, whose
+docstring states the rules), apply, and remember what the pass left (``platform_meta``
+``accounts:<site>``) for the next pass's drift check, in one short write transaction.
+Idempotent: a converged site gets reads only. Drift is logged at WARNING. A removal Slurm
+refuses because jobs still run is reported as pending and tried again next pass; jobs are
+never cancelled here. One site failing (unreachable, refusing) does not stop the others.
 """
 
 from __future__ import annotations
@@ -13,7 +21,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,10 +28,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from aifactories.broker.site_accounts import (
-    DesiredAccount,
-    applied_state,
+    ApplyOutcome,
+    LedgerAllocation,
+    LedgerProject,
+    apply_plan,
+    desired_site,
+    expected_state,
     plan_site,
-    remaining_minutes,
 )
 from aifactories.db.models import (
     AllocationRow,
@@ -33,25 +43,24 @@ from aifactories.db.models import (
     ProjectRow,
     UserRow,
 )
-from aifactories.domain.errors import ExecutorError, NotFound
+from aifactories.domain.errors import AifError, NotFound
 from aifactories.domain.sites import Site
-from aifactories.executors.slurm.sacctmgr import AccountsBusy, SlurmAccountsClient
+from aifactories.executors.slurm.sacctmgr import SlurmAccountsClient
 from aifactories.services.context import ServiceContext
 
 log = logging.getLogger(__name__)
-
-_SLURM_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 @dataclass
 class SiteAccountsResult:
     site_id: str
-    skipped: str | None = None
-    actions: list[str] = field(default_factory=list)
-    drift: list[str] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    error: str | None = None
+    skipped: str | None = None  # why the site is not managed
+    actions: list[str] = field(default_factory=list)  # done (or, in a dry run, to do)
+    drift: list[str] = field(default_factory=list)  # hand-made changes found (and corrected)
+    pending: list[str] = field(default_factory=list)  # removals kept by active jobs
+    problems: list[str] = field(default_factory=list)  # ledger facts Slurm cannot carry
+    error: str | None = None  # the pass failed at this site; retried next pass
+    accounts: int = 0  # managed accounts the ledger wants here
 
 
 @dataclass
@@ -61,17 +70,22 @@ class AccountsReport:
 
     @property
     def converged(self) -> bool:
-        """Whether every managed site already matched the ledger (nothing to do, no error)."""
+        """Whether every managed site already matched the ledger (nothing done, no error)."""
         return all(not s.actions and not s.error for s in self.sites if s.skipped is None)
 
+    def site(self, site_id: str) -> SiteAccountsResult:
+        for result in self.sites:
+            if result.site_id == site_id:
+                return result
+        raise NotFound(f"site {site_id} is not in this report")
 
-def _key(site_id: str) -> str:
+
+def _memory_key(site_id: str) -> str:
     return f"accounts:{site_id}"
 
 
 def service_user(site: Site) -> str:
-    """Who submits the site's jobs: the REST back-end's ``user``, else this process's user
-    (the CLI back-end runs sbatch as it); ``submit_user`` overrides both."""
+    """Who submits the site's jobs (see the module docstring)."""
     options = site.executor.as_dict() if site.executor is not None else {}
     for name in ("submit_user", "user"):
         value = options.get(name)
@@ -80,46 +94,41 @@ def service_user(site: Site) -> str:
     return getpass.getuser()
 
 
-def desired_accounts(
-    ctx: ServiceContext, site: Site, extra_user: str
-) -> tuple[dict[str, DesiredAccount], list[str]]:
-    """The ledger's wishes for ``site``, and the projects it cannot express at the site."""
-    weight = min((p.billing_weight for p in site.partitions), default=1.0)
-    problems: list[str] = []
-    remaining: dict[int, int] = defaultdict(int)
-    with ctx.reads() as session:
-        for allocation in session.execute(
-            select(AllocationRow).where(
-                AllocationRow.status == "open",
-                (AllocationRow.site_id == site.id) | AllocationRow.site_id.is_(None),
-            )
+def read_ledger(ctx: ServiceContext) -> list[LedgerProject]:
+    """Every project with an open allocation: code, members' usernames, open allocations."""
+    allocations: dict[int, list[LedgerAllocation]] = defaultdict(list)
+    members: dict[int, set[str]] = defaultdict(set)
+    with ctx.reads() as session, session.begin():
+        for row in session.execute(
+            select(AllocationRow).where(AllocationRow.status == "open")
         ).scalars():
-            left = allocation.granted_gpu_seconds - allocation.used_gpu_seconds
-            remaining[allocation.project_id] += max(0, left)
+            allocations[row.project_id].append(
+                LedgerAllocation(
+                    row.site_id,
+                    row.granted_gpu_seconds,
+                    row.used_gpu_seconds,
+                    row.status,
+                    row.starts_at,
+                    row.ends_at,
+                )
+            )
+        ids = list(allocations)
         codes = dict(
             session.execute(
-                select(ProjectRow.id, ProjectRow.code).where(ProjectRow.id.in_(list(remaining)))
+                select(ProjectRow.id, ProjectRow.code).where(ProjectRow.id.in_(ids))
             ).all()
         )
-        members: dict[int, set[str]] = defaultdict(set)
         for project_id, username in session.execute(
             select(MembershipRow.project_id, UserRow.username)
             .join(UserRow, UserRow.id == MembershipRow.user_id)
-            .where(MembershipRow.project_id.in_(list(remaining)))
-        ).all():
+            .where(MembershipRow.project_id.in_(ids))
+        ):
             members[project_id].add(username)
-    desired: dict[str, DesiredAccount] = {}
-    for project_id, left in remaining.items():
-        name = str(codes[project_id]).lower()
-        if not _SLURM_NAME.match(name):
-            problems.append(f"project code {codes[project_id]!r} is no valid Slurm account name")
-            continue
-        desired[name] = DesiredAccount(
-            name,
-            frozenset(members[project_id] | {extra_user}),
-            remaining_minutes(left, weight),
-        )
-    return desired, problems
+    return [
+        LedgerProject(codes[pid], frozenset(members[pid]), tuple(rows))
+        for pid, rows in sorted(allocations.items())
+        if pid in codes
+    ]
 
 
 def reconcile_site_accounts(
@@ -129,71 +138,80 @@ def reconcile_site_accounts(
     dry_run: bool = False,
     service_users: Mapping[str, str] | None = None,
 ) -> AccountsReport:
-    """Converge every Slurm site with accounting (or only ``sites``) on the ledger."""
+    """Converge every Slurm site with slurmdbd (or only ``sites``) on the ledger; with
+    ``dry_run`` only report what would change. Raises NotFound for an unknown site."""
     chosen = [s for s in ctx.catalogue.operational_sites if sites is None or s.id in sites]
     unknown = set(sites or ()) - {s.id for s in chosen}
     if unknown:
         raise NotFound(f"no operational site {', '.join(sorted(unknown))} in the catalogue")
+    projects = read_ledger(ctx)
     results = []
     for site in chosen:
         user = (service_users or {}).get(site.id) or service_user(site)
-        results.append(_reconcile(ctx, site, user, dry_run))
+        results.append(_reconcile(ctx, site, projects, user, dry_run))
     return AccountsReport(results, dry_run)
 
 
-def _reconcile(ctx: ServiceContext, site: Site, user: str, dry_run: bool) -> SiteAccountsResult:
-    result = SiteAccountsResult(site.id)
+def _client(site: Site) -> SlurmAccountsClient | str:
+    """The site's accounts client, or why the site is skipped."""
     options = site.executor.as_dict() if site.executor is not None else {}
     slurm_conf = options.get("slurm_conf")
     if not isinstance(slurm_conf, str) or not slurm_conf:
-        result.skipped = "no Slurm configuration in the catalogue entry"
-        return result
+        return "no slurm_conf in its catalogue entry: not a Slurm site"
     ssh_host = options.get("ssh_host")
+    client = SlurmAccountsClient(site, slurm_conf, ssh_host if isinstance(ssh_host, str) else None)
+    storage = client.config.accounting_storage
+    if not client.config.slurmdbd:
+        return f"AccountingStorageType={storage or 'none'}: no slurmdbd, no accounts to manage"
+    return client
+
+
+def _reconcile(
+    ctx: ServiceContext,
+    site: Site,
+    projects: list[LedgerProject],
+    user: str,
+    dry_run: bool,
+) -> SiteAccountsResult:
+    result = SiteAccountsResult(site.id)
     try:
-        client = SlurmAccountsClient(
-            site, slurm_conf, ssh_host if isinstance(ssh_host, str) else None
-        )
-        if client.accounting != "slurmdbd":
-            result.skipped = "no slurmdbd: Slurm keeps no accounts to manage"
+        client = _client(site)
+        if isinstance(client, str):
+            result.skipped = client
             return result
-        desired, result.problems = desired_accounts(ctx, site, user)
-        observed = client.observe()
+        weight = min((p.billing_weight for p in site.partitions), default=1.0)
+        desired = desired_site(projects, site.id, weight, user, ctx.clock.now())
+        result.accounts = len(desired.accounts)
+        observed = client.observe(desired.accounts)
         with ctx.reads() as session:
-            mark = session.get(PlatformMetaRow, _key(site.id))
+            mark = session.get(PlatformMetaRow, _memory_key(site.id))
             last = json.loads(mark.value) if mark is not None else None
         plan = plan_site(desired, observed, last)
         result.actions = plan.actions()
         result.drift = plan.drift
+        result.problems = plan.problems
         for line in plan.drift:
-            log.warning("site %s: drift: %s (corrected)", site.id, line)
+            log.warning(
+                "site %s: drift: %s (%s)", site.id, line, "dry run" if dry_run else "corrected"
+            )
+        for line in plan.problems:
+            log.warning("site %s: %s", site.id, line)
         if dry_run:
             return result
-        if plan.add_parent or plan.add_accounts or plan.add_users or plan.set_limits:
-            users: dict[str, set[str]] = defaultdict(set)
-            for member, accounts in plan.add_users.items():
-                for account in accounts:
-                    users[account].add(member)
-            limits: dict[str, int | None] = {a: None for a in plan.add_accounts}
-            limits.update(plan.set_limits)
-            client.load(limits, users)
-        for member, account in plan.remove_users:
-            try:
-                client.remove_user(member, account)
-            except AccountsBusy as exc:
-                result.pending.append(f"remove user {member} from {account}: {exc}")
-        if plan.remove_accounts:
-            try:
-                client.remove_accounts(plan.remove_accounts)
-            except AccountsBusy as exc:
-                result.pending.append(f"remove accounts {', '.join(plan.remove_accounts)}: {exc}")
-    except ExecutorError as exc:
+        outcome = apply_plan(client, plan, observed) if not plan.empty else ApplyOutcome()
+        result.pending = outcome.lines()
+        for line in result.pending:
+            log.info("site %s: pending: %s (retried next pass)", site.id, line)
+    except AifError as exc:  # SiteUnavailable, ProtocolError, ConfigurationError, ...
         result.error = exc.message
+        log.warning("site %s: accounts not synced: %s", site.id, exc.message)
         return result
-    with ctx.sessions() as session, session.begin():
-        state = json.dumps(applied_state(desired, observed), sort_keys=True)
-        mark = session.get(PlatformMetaRow, _key(site.id))
-        if mark is None:
-            session.add(PlatformMetaRow(key=_key(site.id), value=state))
-        else:
-            mark.value = state
+    state = json.dumps(expected_state(plan, observed, outcome), sort_keys=True)
+    if last is None or state != json.dumps(last, sort_keys=True):
+        with ctx.sessions() as session, session.begin():
+            mark = session.get(PlatformMetaRow, _memory_key(site.id))
+            if mark is None:
+                session.add(PlatformMetaRow(key=_memory_key(site.id), value=state))
+            else:
+                mark.value = state
     return result
