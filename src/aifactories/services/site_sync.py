@@ -36,7 +36,8 @@ class SiteSync:
                 log.info("accounts at %s: %d changes", site.site_id, len(site.actions))
 
     def run_once(self) -> None:
-        self.sync_accounts()
+        # Usage first: a member's own jobs must come off the remainder before the limits are
+        # rewritten from it, or they are briefly allowed again.
         try:
             for report in import_usage(self._ctx):
                 if report.error:
@@ -47,6 +48,7 @@ class SiteSync:
                     )
         except Exception:
             log.exception("usage import failed; retrying at the next pass")
+        self.sync_accounts()
         self.passes += 1
 
     def run_forever(self, stop: threading.Event, interval_s: float) -> None:
