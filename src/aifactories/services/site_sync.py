@@ -1,8 +1,8 @@
 """Site sync: the accounts reconcile agent and the usage import, on a timer beside the broker.
 
 Accounts are synced once before the broker places anything (a site enforcing associations
-refuses jobs of accounts it does not know yet), then every ``site_sync_interval_s``, followed
-by the usage import. A failing pass is logged and retried next time: like the broker, the
+refuses jobs of accounts it does not know yet), then every ``site_sync_interval_s``, after
+the usage import. A failing pass is logged and retried next time: like the broker, the
 sync must outlive a bad site.
 """
 
