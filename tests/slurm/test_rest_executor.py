@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,12 +13,13 @@ from aifactories.catalogue.loader import parse_catalogue
 from aifactories.domain.errors import ProtocolError, SiteUnavailable, SubmissionRejected
 from aifactories.domain.jobs import JobState
 from aifactories.domain.sites import Site
+from aifactories.executors.base import job_tag
 from aifactories.executors.registry import make_executor
 from aifactories.executors.slurm.rest import SlurmRestExecutor
 from aifactories.localslurm import LocalSlurm, SiteLayout
 from aifactories.localslurm.sites_file import catalogue_entry
 from tests.slurm.conftest import SlurmFactory
-from tests.slurm.test_cli_executor import final, request, wait_for
+from tests.slurm.test_cli_executor import _JOB_IDS, final, request, wait_for
 
 
 def rest_site(layout: SiteLayout) -> Site:
@@ -52,6 +54,8 @@ def test_a_job_runs_completes_and_reports_slurms_figures(rest: SlurmRestExecutor
     assert done.tag == req.tag
     found = rest.find_by_tag(req.tag)
     assert found is not None and found.site_job_id == site_job_id
+    assert found.state is JobState.COMPLETED and found.allocated_gpus == 3
+    assert rest.find_by_tag(job_tag(next(_JOB_IDS))) is None
 
 
 def test_exit_codes_cancel_and_a_gang_job(rest: SlurmRestExecutor) -> None:
@@ -93,10 +97,15 @@ def test_a_token_from_the_wrong_key_is_refused_clearly(
     wrong.write_bytes(os.urandom(32))
     executor = _executor(slurm_sites[2], jwt_key_file=str(wrong))
     try:
-        # 22.05 answers a badly signed token like a dead controller: the message says both.
-        with pytest.raises((ProtocolError, SiteUnavailable)) as refused:
-            executor.poll(["1"])
-        assert "jwt_key_file" in refused.value.message
+        # 22.05 answers these GETs as if the controller were down: told apart, not "no
+        # partition gpu" nor "site unavailable".
+        for call in (executor.capacity, lambda: executor.poll(["1"])):
+            with pytest.raises(ProtocolError, match="refused our token") as refused:
+                call()
+            assert "jwt_key_file" in refused.value.message
+        executor._partitions_checked = True
+        with pytest.raises(ProtocolError, match="refused our token"):
+            executor.submit(request(executor.site))
     finally:
         executor.close()
 
@@ -116,15 +125,22 @@ def test_unknown_account_is_refused_at_a_site_enforcing_accounts(
 def test_a_dead_controller_makes_the_site_unavailable(slurm_factory: SlurmFactory) -> None:
     cluster, layouts = slurm_factory(1)
     executor = _executor(layouts[0], timeout_s=20)
+    fresh = _executor(layouts[0], timeout_s=20)
+    impatient = _executor(layouts[0], timeout_s=1)
     try:
         assert executor.capacity()
         cluster.stop_controller(layouts[0])
+        started = time.monotonic()
+        with pytest.raises(SiteUnavailable, match="unreachable"):
+            executor.poll(["1"])  # slurmrestd answers HTTP 500 after its own retries
+        assert time.monotonic() - started < 20
+        with pytest.raises(SiteUnavailable, match="unreachable"):
+            fresh.capacity()  # not "partition gpu not found" from the empty list beside it
         with pytest.raises(SiteUnavailable):
-            executor.poll(["1"])
-        with pytest.raises(SiteUnavailable):
-            executor.submit(request(executor.site))
+            impatient.poll(["1"])  # our own timeout
     finally:
-        executor.close()
+        for each in (executor, fresh, impatient):
+            each.close()
 
 
 def test_a_dead_slurmrestd_makes_the_site_unavailable(

@@ -274,3 +274,78 @@ def _request() -> SubmitRequest:
     shape = shape_on(spec, partition.gpus_per_node, partition.nodes)
     assert shape is not None
     return SubmitRequest(JobId(7), job_tag(7), partition, shape, spec, "proj", "tester")
+
+
+# Recorded from 22.05.8 with slurmctld stopped, and with a token signed by another key.
+_NODES_DOWN = {"errors": [{"error": "Unspecified error", "errno": -1}], "nodes": []}
+_PARTITIONS_DOWN = {"errors": [{"error": "Unspecified error", "errno": -1}], "partitions": []}
+_KILL_DOWN = {
+    "errors": [{"description": "unable to kill JobId=0 with signal 9: Unable to contact slurm "
+                "controller (connect failure)", "error_number": 1800,
+                "error": "Unable to contact slurm controller (connect failure)",
+                "source": "slurm_kill_job"}],
+}  # fmt: skip
+_KILL_REFUSED = {
+    "errors": [{"description": "unable to kill JobId=0 with signal 9: Zero Bytes were "
+                "transmitted or received", "error_number": 5005,
+                "error": "Zero Bytes were transmitted or received", "source": "slurm_kill_job"}],
+}  # fmt: skip
+_SUBMIT_REFUSED = {
+    "errors": [{"error_code": 5005, "error": "Zero Bytes were transmitted or received"}]
+}
+
+
+def test_error_numbers_are_read_under_all_three_names() -> None:
+    api = rest_api("v0.0.38")
+    assert api.error_numbers(_NODES_DOWN) == {-1}
+    assert api.error_numbers(_SUBMIT_REFUSED) == {5005}
+    assert api.error_numbers(_KILL_DOWN) == {1800}
+    assert api.unreachable("GET", 500, _NODES_DOWN) and api.unreachable("DELETE", 500, _KILL_DOWN)
+    assert not api.unreachable("DELETE", 500, _UNKNOWN_JOB)
+    assert not api.unreachable("POST", 500, _NO_FIT)
+    # -1 on submit is a refusal like any other, not an outage
+    assert not api.unreachable("POST", 500, {"errors": [{"error_code": -1, "error": "x"}]})
+
+
+def test_an_outage_is_never_taken_for_a_missing_partition(tmp_path: Path) -> None:
+    # 22.05 sends an empty list beside the error: it must not read as "no partitions".
+    routes = {
+        ("GET", "partitions"): (500, _PARTITIONS_DOWN),
+        ("DELETE", "job/0"): (500, _KILL_DOWN),
+    }
+    seen: list[str] = []
+    with pytest.raises(SiteUnavailable, match="unreachable"):
+        _replaying(tmp_path, routes, seen).capacity()
+    assert seen == ["GET partitions", "DELETE job/0"]  # never answered yet: diagnosed once
+    routes = {("GET", "partitions"): (200, _PARTITIONS), ("GET", "nodes"): (500, _NODES_DOWN)}
+    seen = []
+    with pytest.raises(SiteUnavailable, match="unreachable"):
+        _replaying(tmp_path, routes, seen).capacity()
+    assert seen == ["GET partitions", "GET nodes"]  # the token worked: an outage, no probe
+
+
+def test_a_refused_token_is_told_apart_from_a_dead_controller(tmp_path: Path) -> None:
+    routes = {("GET", "jobs"): (500, _NO_CONTROLLER), ("DELETE", "job/0"): (500, _KILL_REFUSED)}
+    with pytest.raises(ProtocolError, match=r"refused our token.*jwt_key_file"):
+        _replaying(tmp_path, routes, []).poll(["1"])
+    routes = {
+        ("GET", "partitions"): (200, _PARTITIONS),
+        ("POST", "job/submit"): (500, _SUBMIT_REFUSED),
+    }
+    seen: list[str] = []
+    with pytest.raises(ProtocolError, match="refused our token"):
+        _replaying(tmp_path, routes, seen).submit(_request())
+    assert "DELETE job/0" not in seen  # submit says so itself, even after the token worked
+
+
+def test_an_expired_token_file_is_reported_before_it_is_sent(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text(mint(b"k" * 32, "aifjob", 1_800_000_000, lifespan_s=60) + "\n")
+    now = [1_800_000_030.0]
+    source = TokenSource("s1", "aifjob", token_file=str(path), clock=lambda: now[0])
+    assert source.token() == path.read_text().strip()
+    now[0] += 60
+    with pytest.raises(ProtocolError, match="expired"):
+        source.token()
+    path.write_text("opaque-token-without-claims")
+    assert source.token() == "opaque-token-without-claims"  # slurmctld will judge it

@@ -11,14 +11,19 @@ The same behaviour as :mod:`.cli` (read it first), over HTTP:
   accounting endpoint without slurmdbd). Hopeless pending jobs are cancelled and FAILED.
 - capacity: ``GET nodes`` (``gres``, ``gres_used``, ``state`` and ``state_flags``).
 - Errors: no connection or a timeout is SiteUnavailable; so is HTTP 500 when slurmrestd
-  cannot reach its controller, which is also how 22.05 answers a token signed with the wrong
-  key (the message says both). HTTP 401/403 (no token, or no user name) is a ProtocolError
-  whose message names the options to check: retrying would not help, and the site is not down.
+  cannot reach its controller. 22.05 answers a GET with a token signed with the wrong key
+  (or expired) exactly like that, so until slurmctld has accepted our token once, such an
+  answer is diagnosed with a DELETE of job 0 (:meth:`.rest_api.RestApi.probe_path`): a
+  refused token is a ProtocolError naming the options to check. So is HTTP 401/403 (no
+  token, or no user name). ProtocolError, not SiteUnavailable or ConfigurationError: the
+  site is not down and retrying will not help, yet the broker must keep running (it handles
+  every ExecutorError per site) while an operator fixes the site's settings. After the
+  first success a failing GET is an outage (its message still names the token as a
+  suspect); a submit or DELETE that slurmctld hung up on (5005) is always a refused token.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -46,12 +51,6 @@ from aifactories.executors.slurm.rest_api import ALREADY_DONE, INVALID_JOB_ID, r
 from aifactories.executors.slurm.sacct import AccountingRecord, read_accounting
 from aifactories.executors.slurm.states import is_hopeless_pending, node_takes_work
 from aifactories.executors.slurm.token import TokenSource
-
-_UNREACHABLE = re.compile(
-    r"Unable to contact slurm controller|connect failure|Failed while looking for|"
-    r"Communication connection failure|Socket timed out|Zero Bytes were transmitted",
-    re.IGNORECASE,
-)
 
 
 class SlurmRestExecutor:
@@ -91,18 +90,20 @@ class SlurmRestExecutor:
         # Accounting (sacct) needs the site's configuration: optional for REST sites.
         self._cli = SlurmCliExecutor(site, slurm_conf) if slurm_conf else None
         self._partitions_checked = False
+        # Until slurmctld has once accepted our token, "unreachable" may mean "refused"
+        # (22.05 answers both alike): a first failure is diagnosed, later ones are outages.
+        self._token_proven = False
 
     # -- HTTP --------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {"X-SLURM-USER-NAME": self.user, "X-SLURM-USER-TOKEN": self._tokens.token()}
 
     def _request(
         self, method: str, path: str, body: Mapping[str, Any] | None = None
     ) -> tuple[int, dict[str, Any]]:
-        headers = {
-            "X-SLURM-USER-NAME": self.user,
-            "X-SLURM-USER-TOKEN": self._tokens.token(),
-        }
         try:
-            response = self._http.request(method, path, json=body, headers=headers)
+            response = self._http.request(method, path, json=body, headers=self._headers())
         except (httpx.TransportError, httpx.TimeoutException) as exc:
             raise SiteUnavailable(f"site {self.site_id}: slurmrestd at {self.url}: {exc}") from exc
         if response.status_code in (401, 403):
@@ -120,24 +121,46 @@ class SlurmRestExecutor:
             ) from exc
         if not isinstance(payload, dict):
             raise ProtocolError(f"site {self.site_id}: {method} {path}: not a JSON object")
-        errors = " ".join(self.api.errors(payload))
-        if response.status_code >= 500 and _UNREACHABLE.search(errors):
-            # slurmrestd 22.05 answers a token signed with the wrong key exactly like a dead
-            # controller (HTTP 500, the same text): say both.
+        if self.api.unreachable(method, response.status_code, payload):
+            if self._token_refused(method, payload):
+                raise ProtocolError(
+                    f"site {self.site_id}: slurmctld refused our token for user {self.user} "
+                    f"(it hung up on {method} {path}); check the site's 'user' and "
+                    f"'jwt_key_file'/'token_file' options (a wrong key or an expired token)"
+                )
+            errors = "; ".join(self.api.errors(payload))
             raise SiteUnavailable(
-                f"site {self.site_id}: Slurm controller unreachable ({errors}); if the site is "
-                f"up, slurmctld refused our token: check the 'user' and 'jwt_key_file' options"
+                f"site {self.site_id}: Slurm controller unreachable through {self.url} "
+                f"({errors}); if the site is up, slurmctld refuses our token: check the "
+                f"'user' and 'jwt_key_file'/'token_file' options"
             )
+        if response.status_code < 300 or self.api.error_numbers(payload):
+            self._token_proven = True  # slurmctld answered us (a 404 from slurmrestd does not)
         return response.status_code, payload
+
+    def _token_refused(self, method: str, reply: Mapping[str, Any]) -> bool:
+        """Whether slurmctld refused our token rather than being down. Submit and DELETE
+        say so; a GET does not, so until the token has worked once, ask with a DELETE that
+        changes nothing (once it has, a failing GET is an outage: no extra wait)."""
+        if self.api.token_refused(reply) or method != "GET" or self._token_proven:
+            return self.api.token_refused(reply)
+        try:
+            probe = self._http.delete(self.api.probe_path(), headers=self._headers())
+            return self.api.token_refused(probe.json())
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return False  # no clearer answer: the site is unavailable
 
     def _get_list(self, path: str, read: Callable[[Mapping[str, Any]], Any]) -> Any:
         status, payload = self._request("GET", path)
+        errors = "; ".join(self.api.errors(payload))
         try:
+            if status >= 400:
+                # 22.05 sends an empty list along with the error: it is not the site's answer.
+                raise ValueError(errors or "no reason given")
             return read(payload)
         except ValueError as exc:
-            errors = "; ".join(self.api.errors(payload)) or str(exc)
             raise ProtocolError(
-                f"site {self.site_id}: GET {path} answered HTTP {status}: {errors}"
+                f"site {self.site_id}: GET {path} answered HTTP {status}: {errors or exc}"
             ) from exc
 
     # -- the contract --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ In v0.0.38 the job records of ``/jobs`` and ``/job/{id}`` have the same fields a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,12 @@ class RestApi:
 
     def ping_path(self) -> str:
         return f"{self.prefix}/ping"
+
+    def probe_path(self) -> str:
+        """A request that reaches slurmctld and changes nothing: DELETE of job 0, which no
+        job ever has. Its error number tells a refused token from a dead controller (GETs
+        answer both the same way)."""
+        return self.job_path("0")
 
     def submit_body(self, job: BatchJob) -> dict[str, Any]:
         """The submit request. GPUs go in ``gres`` per node (v0.0.38 rejects
@@ -85,11 +92,32 @@ class RestApi:
         return out
 
     def error_numbers(self, reply: Mapping[str, Any]) -> set[int]:
-        return {
-            int(entry["error_number"])
-            for entry in reply.get("errors") or []
-            if isinstance(entry, Mapping) and isinstance(entry.get("error_number"), int)
-        }
+        # The same number goes by three names: error_number (job, jobs), error_code (submit)
+        # and errno (nodes, partitions).
+        numbers = set()
+        for entry in reply.get("errors") or []:
+            if isinstance(entry, Mapping):
+                for key in ("error_number", "error_code", "errno"):
+                    if isinstance(entry.get(key), int):
+                        numbers.add(int(entry[key]))
+        return numbers
+
+    def unreachable(self, method: str, http_status: int, reply: Mapping[str, Any]) -> bool:
+        """slurmrestd is up but its call to slurmctld failed: the controller is down (after
+        a few seconds of retries) or hung up at once on a token it could not verify. GETs
+        say "Unspecified error" (-1) for both; submit and DELETE say which (1800, 5005).
+        A -1 on submit is taken for a refusal, as Slurm's other refusals are."""
+        if http_status < 500:
+            return False
+        numbers = self.error_numbers(reply)
+        if numbers & {CONNECT_FAILURE, ZERO_BYTES} or (method == "GET" and UNSPECIFIED in numbers):
+            return True
+        return bool(_UNREACHABLE.search(" ".join(self.errors(reply))))
+
+    def token_refused(self, reply: Mapping[str, Any]) -> bool:
+        """slurmctld closed the connection without a word, as it does when it cannot verify
+        the token (seen on submit and DELETE; GETs only say "Unspecified error")."""
+        return ZERO_BYTES in self.error_numbers(reply)
 
     def job_records(self, reply: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         jobs = reply.get("jobs")
@@ -110,9 +138,19 @@ class RestApi:
         return {str(p.get("name")) for p in parts if isinstance(p, Mapping)}
 
 
-# Slurm's error numbers: ESLURM_INVALID_JOB_ID, ESLURM_ALREADY_DONE.
+# Slurm's error numbers: ESLURM_INVALID_JOB_ID, ESLURM_ALREADY_DONE; and what 22.05 reported
+# for a dead controller (1800 with "Unable to contact slurm controller", or -1 on GET) and for
+# a token slurmctld refused (5005, "Zero Bytes were transmitted or received").
 INVALID_JOB_ID = 2017
 ALREADY_DONE = 2021
+UNSPECIFIED = -1
+CONNECT_FAILURE = 1800
+ZERO_BYTES = 5005
+_UNREACHABLE = re.compile(
+    r"Unable to contact slurm controller|connect failure|Failed while looking for|"
+    r"Communication connection failure|Socket timed out|Zero Bytes were transmitted",
+    re.IGNORECASE,
+)
 
 VERSIONS: dict[str, RestApi] = {"v0.0.38": RestApi("v0.0.38")}
 

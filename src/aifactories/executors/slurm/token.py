@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aifactories.domain.errors import ConfigurationError
+from aifactories.domain.errors import ConfigurationError, ProtocolError
 
 LIFESPAN_S = 3600
 _RENEW_BEFORE_S = 600
@@ -43,6 +43,16 @@ def claims_of(token: str) -> dict[str, object]:
         base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
     )
     return decoded
+
+
+def _expiry(token: str) -> float:
+    """When a token read from a file expires: its ``exp`` claim, or never if it has none
+    (or is no JWT we can read: slurmctld will judge it)."""
+    try:
+        exp = claims_of(token).get("exp")
+    except (IndexError, ValueError, AttributeError):
+        return float("inf")
+    return float(exp) if isinstance(exp, int | float) else float("inf")
 
 
 class TokenSource:
@@ -86,4 +96,12 @@ class TokenSource:
         if self._token is None or mtime != self._mtime:
             self._token = self._path.read_text(encoding="utf-8").strip()
             self._mtime = mtime
+            self._expires = _expiry(self._token)
+        if now >= self._expires:
+            # slurmctld would only hang up on it (22.05 then looks like a dead controller).
+            raise ProtocolError(
+                f"site {self._site_id}: the token in {self._path} expired at "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self._expires))}; "
+                "put a fresh one there ('scontrol token username=USER lifespan=SECONDS')"
+            )
         return self._token
