@@ -53,6 +53,18 @@ class Settings(BaseSettings):
     # the programme's visible priority weights
     critical_domain_weight: Annotated[float, Field(gt=0)] = 1.5
     industrial_weight: Annotated[float, Field(gt=0)] = 1.25
+    # notifications (the outbox is delivered by a thread of 'aif up'); no SMTP host: e-mails
+    # stay in the outbox as 'pending' and can be read with 'aif notifications'
+    smtp_host: str | None = None
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25
+    smtp_from: str = "aifactories <noreply@aifactories.localhost>"
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    # webhook bodies are signed with HMAC-SHA256 of this secret (X-Aif-Signature), if set
+    webhook_secret: str | None = None
+    notify_interval_s: Annotated[float, Field(gt=0)] = 2.0
+    notify_max_attempts: Annotated[int, Field(ge=1)] = 8
 
     @property
     def resolved_database_url(self) -> str:

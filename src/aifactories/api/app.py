@@ -5,50 +5,19 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aifactories import __version__
-from aifactories.api import errors
-from aifactories.api.schemas import BalanceOut, ErrorBody, JobOut, MeOut, SiteOut
+from aifactories.api import allocations, audit, awards, calls, errors, proposals, reviews
+from aifactories.api.deps import ERRORS as _ERRORS
+from aifactories.api.deps import Ctx, Me
+from aifactories.api.schemas import BalanceOut, JobOut, MeOut, SiteOut
 from aifactories.services import jobs as job_service
-from aifactories.services.auth import authenticate, cached_principal
 from aifactories.services.balances import project_balance
-from aifactories.services.context import Principal, ServiceContext
 from aifactories.services.platform import Platform
 from aifactories.services.sites import list_sites
 from aifactories.settings import Settings
-
-_bearer = HTTPBearer(auto_error=False, description="an API token: 'aif_...'")
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
-}
-
-
-async def _ctx(request: Request) -> ServiceContext:
-    plat: Platform = request.app.state.platform
-    return plat.ctx
-
-
-Ctx = Annotated[ServiceContext, Depends(_ctx)]
-
-
-async def _principal(
-    context: Ctx,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """Every endpoint but /health needs a token (Authorization: Bearer aif_...). Async, and
-    to a worker thread only on a cache miss: a thread hop per request costs more than the
-    cached lookup itself."""
-    token = credentials.credentials if credentials else None
-    cached = cached_principal(context, token)
-    if cached is not None:
-        return cached
-    return await run_in_threadpool(authenticate, context, token)
-
-
-Me = Annotated[Principal, Depends(_principal)]
 
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
@@ -160,6 +129,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     def balance(context: Ctx, who: Me, project: str) -> BalanceOut:
         return BalanceOut.of(project_balance(context, who, project))
 
+    for module in (calls, proposals, reviews, awards, allocations, audit):
+        app.include_router(module.router, responses=_ERRORS)
     return app
 
 

@@ -9,14 +9,21 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
 from aifactories.cli import admin, render
 from aifactories.cli.accounts import accounts_app
-from aifactories.cli.client import ApiError, Client
+from aifactories.cli.allocations import allocations_app
+from aifactories.cli.audit import audit_app
+from aifactories.cli.awards import awards_app
+from aifactories.cli.calls import calls_app
+from aifactories.cli.client import Client
 from aifactories.cli.config import Profile, load_profile, save_profile
+from aifactories.cli.proposals import proposals_app
+from aifactories.cli.remote import JsonOpt, call, client, fail
+from aifactories.cli.reviews import reviews_app
 from aifactories.cli.simulate import simulate_command
 from aifactories.cli.usage import usage_app
 
@@ -33,26 +40,12 @@ app.command("up")(admin.up)
 app.command("simulate")(simulate_command)
 app.add_typer(usage_app, name="usage")
 app.add_typer(accounts_app, name="accounts")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-# exit codes by HTTP status, so scripts can tell failures apart
-_EXIT = {422: 2, 404: 3, 401: 4, 403: 4, 409: 5, 0: 6}
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    render.err_console.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(*args, **kwargs)
-    except ApiError as exc:
-        fail(exc.message, _EXIT.get(exc.status, 1))
-
-
-def client() -> Client:
-    return Client(load_profile())
+app.add_typer(calls_app, name="calls")
+app.add_typer(proposals_app, name="proposals")
+app.add_typer(reviews_app, name="reviews")
+app.add_typer(awards_app, name="awards")
+app.add_typer(allocations_app, name="allocations")
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()

@@ -43,7 +43,9 @@ class UserRow(Base):
     full_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(254))
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
-    is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_operator: Mapped[bool] = mapped_column(Boolean, default=False)  # programme operator
+    # where programme notifications are POSTed besides e-mail (a chat or ticket hook)
+    webhook_url: Mapped[str | None] = mapped_column(String(1024))
 
 
 class ApiTokenRow(Base):
@@ -80,6 +82,8 @@ class MembershipRow(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     role: Mapped[str] = mapped_column(String(10))
+    # Education: a student's cap within the course project (None = no cap of their own)
+    cap_gpu_seconds: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AllocationRow(Base):
@@ -233,3 +237,8 @@ def table_of(model: type[Base]) -> Table:
 def row_dict(row: Any) -> dict[str, Any]:
     """A row's columns as a dict (for debugging and exports)."""
     return {c.key: getattr(row, c.key) for c in row.__table__.columns}
+
+
+# The access programme's tables live in their own module; importing it here registers them
+# on Base.metadata wherever the models are loaded (migrations, tests, create_all).
+from aifactories.db import programme_models  # noqa: E402, F401

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy import select
+
 from aifactories.db.accounts import hash_token, memberships_of, user_for_token
+from aifactories.db.programme_models import ReviewerRow, SiteOperatorRow
 from aifactories.domain.clock import stopwatch
 from aifactories.domain.errors import AuthenticationRequired, NotFound, PermissionDenied
 from aifactories.domain.ids import ProjectId, UserId
@@ -64,7 +67,19 @@ def _load_principal(ctx: ServiceContext, token: str | None) -> Principal:
         if user is None:
             raise AuthenticationRequired("this API token is unknown or revoked; ask for a new one")
         roles = {ProjectId(p): Role(r) for p, r in memberships_of(session, user.id).items()}
-        return Principal(UserId(user.id), user.username, user.is_operator, roles)
+        reviewer = session.get(ReviewerRow, user.id)
+        sites = session.scalars(
+            select(SiteOperatorRow.site_id).where(SiteOperatorRow.user_id == user.id)
+        ).all()
+        return Principal(
+            UserId(user.id),
+            user.username,
+            user.is_operator,
+            roles,
+            organisation_id=user.organisation_id,
+            is_reviewer=reviewer is not None and reviewer.active,
+            operated_sites=frozenset(sites),
+        )
 
 
 def require_project_access(principal: Principal, project_id: int, project_ref: str) -> Role | None:
@@ -84,3 +99,8 @@ def require_can_cancel(principal: Principal, project_id: int, owner_id: int, job
             f"job {job_id} belongs to another member; only its owner or the project's PI "
             "can cancel it"
         )
+
+
+def require_programme_operator(principal: Principal, action: str) -> None:
+    if not principal.is_operator:
+        raise PermissionDenied(f"only a programme operator can {action}")

@@ -41,8 +41,11 @@ class Principal:
 
     user_id: UserId
     username: str
-    is_operator: bool = False
+    is_operator: bool = False  # programme operator
     roles: dict[ProjectId, Role] = field(default_factory=dict)
+    organisation_id: int | None = None
+    is_reviewer: bool = False  # in the reviewer pool (and active)
+    operated_sites: frozenset[str] = frozenset()  # site operator of these sites
 
     def role_in(self, project_id: int) -> Role | None:
         return self.roles.get(ProjectId(project_id))

@@ -20,6 +20,7 @@ from aifactories.db.models import (
     ProjectRow,
     UserRow,
 )
+from aifactories.db.programme_models import ReviewerRow, SiteOperatorRow
 from aifactories.domain.organisations import Domain, OrganisationKind
 from aifactories.domain.units import SECONDS_PER_HOUR
 from aifactories.services.context import ServiceContext
@@ -32,6 +33,10 @@ ORGANISATIONS = [
     ("Officine Meccaniche Po", OrganisationKind.INDUSTRY, "IT"),
     ("Universidad de Ejemplo", OrganisationKind.ACADEMIA, "ES"),
     ("Agence Publique du Climat", OrganisationKind.PUBLIC, "FR"),
+    ("Technische Hochschule Beispiel", OrganisationKind.ACADEMIA, "DE"),
+    ("Politecnico di Esempio", OrganisationKind.ACADEMIA, "IT"),
+    ("Norsk Forskningsinstitutt", OrganisationKind.PUBLIC, "NO"),
+    ("Sdruzeni Prikladu", OrganisationKind.ACADEMIA, "CZ"),
 ]
 
 # username, full name, organisation, operator?
@@ -43,7 +48,27 @@ USERS = [
     ("elena", "Elena García", "Universidad de Ejemplo", False),
     ("fabien", "Fabien Martin", "Agence Publique du Climat", False),
     ("oscar", "Oscar Operator", None, True),
+    ("rita", "Rita Reviewer", "Universidad de Ejemplo", False),
+    ("ravi", "Ravi Reviewer", "Technische Hochschule Beispiel", False),
+    ("rosa", "Rosa Reviewer", "Politecnico di Esempio", False),
+    ("rune", "Rune Reviewer", "Norsk Forskningsinstitutt", False),
+    ("radka", "Radka Reviewer", "Sdruzeni Prikladu", False),
+    ("sam", "Sam Siteoperator", None, False),
 ]
+
+# the reviewer pool: username -> expertise domains
+REVIEWERS: dict[str, list[Domain]] = {
+    "rita": [Domain.HEALTH, Domain.LANGUAGE, Domain.SCIENCE],
+    "ravi": [Domain.MANUFACTURING, Domain.MOBILITY, Domain.CLIMATE, Domain.ENERGY],
+    "rosa": [Domain.HEALTH, Domain.CLIMATE, Domain.ENERGY, Domain.MANUFACTURING],
+    "rune": list(Domain),
+    "radka": [Domain.LANGUAGE, Domain.MANUFACTURING, Domain.HEALTH, Domain.SCIENCE],
+}
+# site operators: username -> the sites whose technical checks they run
+SITE_OPERATORS: dict[str, list[str]] = {
+    "sam": ["bsc-aif", "it4lia", "lumi-aif", "meluxina-ai", "jaif", "slaif", "czai"],
+    "oscar": ["brain-plus-plus"],
+}
 
 # code, title, organisation, domain, industrial, members {user: role},
 # allocations [(site or None for the pool, GPU-hours)]
@@ -126,6 +151,15 @@ def _ensure(session: Session, ctx: ServiceContext) -> None:
             session.add(user)
             session.flush()
         users[username] = user
+    for username, domains in REVIEWERS.items():
+        if session.get(ReviewerRow, users[username].id) is None:
+            session.add(
+                ReviewerRow(user_id=users[username].id, expertise=[d.value for d in domains])
+            )
+    for username, operated in SITE_OPERATORS.items():
+        for operated_site in operated:
+            if session.get(SiteOperatorRow, (users[username].id, operated_site)) is None:
+                session.add(SiteOperatorRow(user_id=users[username].id, site_id=operated_site))
     weights = ctx.priority_weights
     for code, title, org, domain, industrial, members, allocations in PROJECTS:
         if project_by_ref(session, code) is not None:

@@ -1,0 +1,7 @@
+"""REST endpoints: calls."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["calls"])

@@ -1,0 +1,7 @@
+"""REST endpoints: proposals."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["proposals"])

@@ -1,0 +1,1 @@
+"""The access programme's pure rules: modes, eligibility, review, the allocation optimiser."""
