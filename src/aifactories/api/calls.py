@@ -1,7 +1,72 @@
-"""REST endpoints: calls."""
+"""REST endpoints: calls (programme operators open and close them; everyone reads them)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from aifactories.api.deps import Ctx, Me
+from aifactories.db.programme_models import CallRow
+from aifactories.services import calls as call_service
 
 router = APIRouter(tags=["calls"])
+
+
+class CallOut(BaseModel):
+    id: int
+    code: str
+    title: str
+    mode: str
+    status: str
+    rules: dict[str, Any]
+    budget_gpu_hours: dict[str, float]
+    budget_left_gpu_hours: dict[str, float] | None = None
+    opens_at: float
+    closes_at: float
+    cutoffs: list[float]
+    course_ends_at: float | None
+
+    @classmethod
+    def of(cls, row: CallRow, left: dict[str, int] | None = None) -> CallOut:
+        return cls(
+            id=row.id,
+            code=row.code,
+            title=row.title,
+            mode=row.mode,
+            status=row.status,
+            rules=row.rules,
+            budget_gpu_hours=row.budget_gpu_hours,
+            budget_left_gpu_hours={k: v / 3600 for k, v in left.items()} if left else None,
+            opens_at=row.opens_at,
+            closes_at=row.closes_at,
+            cutoffs=row.cutoffs,
+            course_ends_at=row.course_ends_at,
+        )
+
+
+class Reason(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/calls", response_model=CallOut, status_code=201)
+def open_call(context: Ctx, who: Me, body: call_service.CallIn) -> CallOut:
+    return CallOut.of(call_service.open_call(context, who, body))
+
+
+@router.get("/calls", response_model=list[CallOut])
+def list_calls(context: Ctx, who: Me, include_closed: bool = False) -> list[CallOut]:
+    rows = call_service.list_calls(context, who, include_closed=include_closed)
+    return [CallOut.of(r) for r in rows]
+
+
+@router.get("/calls/{call}", response_model=CallOut)
+def get_call(context: Ctx, who: Me, call: str) -> CallOut:
+    row, left = call_service.get_call(context, who, call)
+    return CallOut.of(row, left)
+
+
+@router.post("/calls/{call}/close", response_model=CallOut)
+def close_call(context: Ctx, who: Me, call: str, body: Reason) -> CallOut:
+    return CallOut.of(call_service.close_call(context, who, call, body.reason))

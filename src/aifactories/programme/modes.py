@@ -87,6 +87,31 @@ class CallRules:
         }
 
 
+def rules_from_json(data: dict[str, Any]) -> CallRules:
+    """A call's rules as stored (resolved and validated when the call was opened)."""
+    cap = data.get("member_cap_gpu_hours")
+    score = data.get("min_average_score")
+    return CallRules(
+        mode=AccessMode(data["mode"]),
+        title=str(data["title"]),
+        review=ReviewKind(data["review"]),
+        min_gpu_hours=float(data["min_gpu_hours"]),
+        max_gpu_hours=float(data["max_gpu_hours"]),
+        durations_months=tuple(int(m) for m in data["durations_months"]),
+        max_sites=int(data["max_sites"]),
+        organisation_kinds=tuple(OrganisationKind(k) for k in data["organisation_kinds"]),
+        country_list=str(data["country_list"]),
+        criteria=tuple(Criterion(c["name"], float(c["weight"])) for c in data["criteria"]),
+        reviewers_per_proposal=int(data["reviewers_per_proposal"]),
+        same_country_conflict=bool(data["same_country_conflict"]),
+        min_average_score=float(score) if score is not None else None,
+        min_award_fraction=float(data["min_award_fraction"]),
+        max_members=int(data["max_members"]),
+        member_cap_gpu_hours=float(cap) if cap is not None else None,
+        target_working_days=int(data["target_working_days"]),
+    )
+
+
 @cache
 def _modes_data() -> dict[str, dict[str, Any]]:
     text = resources.files("aifactories.programme").joinpath("access_modes.yaml").read_text()

@@ -24,7 +24,10 @@ _ALLOWED: dict[ProposalStatus, frozenset[ProposalStatus]] = {
     S.DRAFT: frozenset(
         {S.CHECKS_FAILED, S.TECHNICAL_CHECK, S.UNDER_REVIEW, S.AWARDED, S.WITHDRAWN}
     ),
-    S.CHECKS_FAILED: frozenset({S.DRAFT, S.WITHDRAWN}),
+    # fixed and submitted again
+    S.CHECKS_FAILED: frozenset(
+        {S.CHECKS_FAILED, S.TECHNICAL_CHECK, S.UNDER_REVIEW, S.AWARDED, S.WITHDRAWN}
+    ),
     S.REVISION_REQUESTED: frozenset(
         {S.CHECKS_FAILED, S.TECHNICAL_CHECK, S.UNDER_REVIEW, S.AWARDED, S.WITHDRAWN}
     ),

@@ -1,0 +1,231 @@
+"""Calls: a programme operator opens a call in an access mode, with its rules, budget and
+cut-offs; anyone signed in can read the open calls."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aifactories.db.models import AllocationRow
+from aifactories.db.programme_models import CallRow, ProposalRow
+from aifactories.domain.errors import Conflict, InvalidInput, NotFound
+from aifactories.programme.modes import (
+    AccessMode,
+    CallRules,
+    ReviewKind,
+    call_rules,
+    parse_mode,
+    rules_from_json,
+)
+from aifactories.programme.states import CallStatus
+from aifactories.services.audit import record
+from aifactories.services.auth import require_programme_operator
+from aifactories.services.context import Principal, ServiceContext
+
+POOL = "pool"
+
+
+def parse_time(value: str | float | int, field: str) -> float:
+    """An ISO date or date-time (UTC unless it says otherwise), or epoch seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            field, f"{value!r} is not an ISO date; write e.g. 2027-01-15 or 2027-01-15T12:00"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+class CallIn(BaseModel):
+    """A call as an operator opens it. ``rules`` narrows the mode's published rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str = Field(min_length=3, max_length=300)
+    mode: str
+    opens_at: str | float | None = None  # default: now
+    closes_at: str | float
+    cutoffs: list[str | float] = Field(default_factory=list)
+    budget_gpu_hours: dict[str, float] = Field(min_length=1)
+    rules: dict[str, Any] = Field(default_factory=dict)
+    course_ends_at: str | float | None = None
+
+    @field_validator("budget_gpu_hours")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, hours in value.items():
+            if hours <= 0:
+                raise ValueError(f"budget for {key!r} must be positive GPU-hours")
+        return value
+
+
+def _resolve(ctx: ServiceContext, body: CallIn) -> tuple[CallRules, float, float, list[float]]:
+    mode = parse_mode(body.mode)
+    rules = call_rules(mode, body.rules)
+    now = ctx.clock.now()
+    opens = parse_time(body.opens_at, "opens_at") if body.opens_at is not None else now
+    closes = parse_time(body.closes_at, "closes_at")
+    if closes <= opens:
+        raise InvalidInput("closes_at", "the call must close after it opens")
+    cutoffs = sorted(parse_time(c, f"cutoffs[{i}]") for i, c in enumerate(body.cutoffs))
+    if rules.review is ReviewKind.PEER and not cutoffs:
+        cutoffs = [closes]  # peer review needs at least one cut-off: the closing date
+    for i, cut in enumerate(cutoffs):
+        if not opens < cut <= closes:
+            raise InvalidInput(f"cutoffs[{i}]", "each cut-off must fall after opening, by closing")
+    for key in body.budget_gpu_hours:
+        if key != POOL and ctx.catalogue.site(key) is None:
+            raise InvalidInput(
+                f"budget_gpu_hours.{key}",
+                f"unknown site {key!r}; use a site id from 'aif sites' or {POOL!r} for any site",
+            )
+    if mode is AccessMode.EDUCATION and body.course_ends_at is None:
+        raise InvalidInput("course_ends_at", "an Education call needs the course's end date")
+    return rules, opens, closes, cutoffs
+
+
+def open_call(ctx: ServiceContext, principal: Principal, body: CallIn) -> CallRow:
+    require_programme_operator(principal, "open a call")
+    rules, opens, closes, cutoffs = _resolve(ctx, body)
+    with ctx.sessions() as session, session.begin():
+        if session.scalar(select(CallRow.id).where(CallRow.code == body.code)) is not None:
+            raise Conflict(f"a call with code {body.code!r} exists already; choose another code")
+        row = CallRow(
+            code=body.code,
+            title=body.title,
+            mode=rules.mode.value,
+            status=CallStatus.OPEN.value,
+            rules=rules.to_json(),
+            budget_gpu_hours=dict(body.budget_gpu_hours),
+            opens_at=opens,
+            closes_at=closes,
+            cutoffs=cutoffs,
+            course_ends_at=parse_time(body.course_ends_at, "course_ends_at")
+            if body.course_ends_at is not None
+            else None,
+            created_by=int(principal.user_id),
+            created_at=ctx.clock.now(),
+        )
+        session.add(row)
+        session.flush()
+        record(
+            session,
+            at=ctx.clock.now(),
+            actor=principal,
+            action="call.open",
+            subject=f"call:{row.id}",
+            reason=body.title,
+            details={"code": row.code, "mode": row.mode, "budget": row.budget_gpu_hours},
+        )
+        session.expunge(row)
+        return row
+
+
+def close_call(ctx: ServiceContext, principal: Principal, ref: str, reason: str) -> CallRow:
+    require_programme_operator(principal, "close a call")
+    with ctx.sessions() as session, session.begin():
+        row = call_by_ref(session, ref)
+        if row.status == CallStatus.CLOSED.value:
+            raise Conflict(f"call {row.code} is closed already")
+        row.status = CallStatus.CLOSED.value
+        record(
+            session,
+            at=ctx.clock.now(),
+            actor=principal,
+            action="call.close",
+            subject=f"call:{row.id}",
+            reason=reason,
+        )
+        session.flush()
+        session.expunge(row)
+        return row
+
+
+def call_by_ref(session: Session, ref: str | int) -> CallRow:
+    if isinstance(ref, int) or ref.isdigit():
+        row = session.get(CallRow, int(ref))
+    else:
+        row = session.scalar(select(CallRow).where(CallRow.code == ref))
+    if row is None:
+        raise NotFound(f"call {ref!r} does not exist; 'aif calls list' shows the calls")
+    return row
+
+
+def rules_of(row: CallRow) -> CallRules:
+    """A call's stored rules (resolved at opening) as the pure value."""
+    return rules_from_json(row.rules)
+
+
+def accepts_submissions(row: CallRow, now: float) -> str | None:
+    """Why the call takes no submission now, or None if it does."""
+    if row.status != CallStatus.OPEN.value:
+        return f"call {row.code} is closed"
+    if now < row.opens_at:
+        return f"call {row.code} opens at {iso(row.opens_at)}"
+    if now >= row.closes_at:
+        return f"call {row.code} closed at {iso(row.closes_at)}"
+    return None
+
+
+def next_cutoff(row: CallRow, now: float) -> float:
+    future = [c for c in row.cutoffs if c >= now]
+    return min(future) if future else row.closes_at
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def budget_left_gpu_seconds(session: Session, row: CallRow) -> dict[str, int]:
+    """What is left of each budget line. Awards at a site draw from that site's line first and
+    from the pool for the rest; awards to the pool (any site) draw from the pool."""
+    granted = dict(
+        session.execute(
+            select(AllocationRow.site_id, func.sum(AllocationRow.granted_gpu_seconds))
+            .join(ProposalRow, ProposalRow.project_id == AllocationRow.project_id)
+            .where(ProposalRow.call_id == row.id)
+            .group_by(AllocationRow.site_id)
+        ).all()
+    )
+    budget = {key: int(hours * 3600) for key, hours in row.budget_gpu_hours.items()}
+    left = dict(budget)
+    from_pool = int(granted.pop(None, 0) or 0)
+    for site, used in granted.items():
+        own = min(int(used), max(0, budget.get(site, 0)))
+        if site in left:
+            left[site] -= own
+        from_pool += int(used) - own
+    if POOL in left:
+        left[POOL] -= from_pool
+    return left
+
+
+def list_calls(
+    ctx: ServiceContext, _principal: Principal, *, include_closed: bool
+) -> list[CallRow]:
+    with ctx.reads() as session:
+        query = select(CallRow).order_by(CallRow.id)
+        if not include_closed:
+            query = query.where(CallRow.status == CallStatus.OPEN.value)
+        rows = list(session.scalars(query))
+        session.expunge_all()
+        return rows
+
+
+def get_call(
+    ctx: ServiceContext, _principal: Principal, ref: str
+) -> tuple[CallRow, dict[str, int]]:
+    with ctx.reads() as session:
+        row = call_by_ref(session, ref)
+        left = budget_left_gpu_seconds(session, row)
+        session.expunge(row)
+        return row, left
