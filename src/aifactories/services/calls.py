@@ -200,6 +200,7 @@ def budget_left_gpu_seconds(session: Session, row: CallRow) -> dict[str, int]:
     left = dict(budget)
     from_pool = int(granted.pop(None, 0) or 0)
     for site, used in granted.items():
+        assert site is not None
         own = min(int(used), max(0, budget.get(site, 0)))
         if site in left:
             left[site] -= own
