@@ -9,7 +9,16 @@ from fastapi import FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from aifactories import __version__
-from aifactories.api import allocations, audit, awards, calls, errors, proposals, reviews
+from aifactories.api import (
+    allocations,
+    audit,
+    awards,
+    calls,
+    errors,
+    projects,
+    proposals,
+    reviews,
+)
 from aifactories.api.deps import ERRORS as _ERRORS
 from aifactories.api.deps import Ctx, Me
 from aifactories.api.schemas import BalanceOut, JobOut, MeOut, SiteOut
@@ -129,7 +138,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     def balance(context: Ctx, who: Me, project: str) -> BalanceOut:
         return BalanceOut.of(project_balance(context, who, project))
 
-    for module in (calls, proposals, reviews, awards, allocations, audit):
+    for module in (calls, proposals, reviews, awards, projects, allocations, audit):
         app.include_router(module.router, responses=_ERRORS)
     return app
 

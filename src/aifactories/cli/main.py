@@ -21,6 +21,7 @@ from aifactories.cli.awards import awards_app
 from aifactories.cli.calls import calls_app
 from aifactories.cli.client import Client
 from aifactories.cli.config import Profile, load_profile, save_profile
+from aifactories.cli.projects import projects_app
 from aifactories.cli.proposals import proposals_app
 from aifactories.cli.remote import JsonOpt, call, client, fail
 from aifactories.cli.reviews import reviews_app
@@ -44,6 +45,7 @@ app.add_typer(calls_app, name="calls")
 app.add_typer(proposals_app, name="proposals")
 app.add_typer(reviews_app, name="reviews")
 app.add_typer(awards_app, name="awards")
+app.add_typer(projects_app, name="projects")
 app.add_typer(allocations_app, name="allocations")
 app.add_typer(audit_app, name="audit")
 
