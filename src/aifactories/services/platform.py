@@ -23,6 +23,7 @@ from aifactories.executors.base import Executor
 from aifactories.executors.registry import make_executor
 from aifactories.scheduling import get_policy
 from aifactories.services.context import ServiceContext, catalogue_from_settings
+from aifactories.services.programme_worker import PeriodicJob, ProgrammeWorker
 from aifactories.services.site_sync import SiteSync
 from aifactories.settings import Settings
 
@@ -59,6 +60,9 @@ class Platform:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sync_thread: threading.Thread | None = None
+        # the outbox delivery and these periodic jobs run beside the broker (ProgrammeWorker)
+        self.programme_jobs: list[PeriodicJob] = []
+        self._programme: ProgrammeWorker | None = None
 
     def migrate(self) -> None:
         upgrade(self.database_url)
@@ -135,6 +139,8 @@ class Platform:
             daemon=True,
         )
         self._thread.start()
+        self._programme = ProgrammeWorker(self.ctx, extra=self.programme_jobs)
+        self._programme.start()
         log.info(
             "broker started: policy %s, every %.1f s",
             broker.policy_name,
@@ -143,6 +149,9 @@ class Platform:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._programme is not None:
+            self._programme.stop()
+            self._programme = None
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
