@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     critical_domain_weight: Annotated[float, Field(gt=0)] = 1.5
     industrial_weight: Annotated[float, Field(gt=0)] = 1.25
     # notifications (the outbox is delivered by a thread of 'aif up'); no SMTP host: e-mails
-    # stay in the outbox as 'pending' and can be read with 'aif notifications'
+    # stay in the outbox as "pending" and can be read with "aif audit notifications"
     smtp_host: str | None = None
     smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25
     smtp_from: str = "aifactories <noreply@aifactories.localhost>"
