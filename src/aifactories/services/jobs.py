@@ -21,6 +21,7 @@ from aifactories.domain.jobs import ANY_GPU_MODEL, JobSpec, JobState, check_tran
 from aifactories.domain.projects import Allocation
 from aifactories.domain.sites import Partition
 from aifactories.domain.units import gpu_hours, parse_time_limit, reservation_gpu_seconds
+from aifactories.services.allocations import check_member_cap
 from aifactories.services.auth import require_can_cancel, require_project_access
 from aifactories.services.context import Principal, ServiceContext
 from aifactories.services.job_script import parse_script
@@ -249,7 +250,23 @@ def _admit(
     if principal.role_in(project.id) is None:
         raise NotFound(f"project {project_ref!r}: only its members can submit jobs to it")
     _check_budget(ctx, allocations, spec, project)
+    # Education: a member's own cap in the project (one indexed query; sums only if capped)
+    check_member_cap(ctx, conn, principal, project, lambda: _least_reservation(ctx, spec))
     return project
+
+
+def _least_reservation(ctx: ServiceContext, spec: JobSpec) -> int:
+    """The least the job can reserve on any partition that could run it."""
+    needs = []
+    for partition in _candidates(ctx, spec):
+        shape = shape_on(spec, partition.gpus_per_node, partition.nodes)
+        assert shape is not None
+        needs.append(
+            reservation_gpu_seconds(
+                shape.allocated_gpus, spec.time_limit_s, partition.billing_weight
+            )
+        )
+    return min(needs)
 
 
 def _new_job_row(
