@@ -23,6 +23,7 @@ from aifactories.executors.base import Executor
 from aifactories.executors.registry import make_executor
 from aifactories.scheduling import get_policy
 from aifactories.services.context import ServiceContext, catalogue_from_settings
+from aifactories.services.allocations import sweep_allocations
 from aifactories.services.programme_worker import PeriodicJob, ProgrammeWorker
 from aifactories.services.site_sync import SiteSync
 from aifactories.settings import Settings
@@ -61,7 +62,8 @@ class Platform:
         self._thread: threading.Thread | None = None
         self._sync_thread: threading.Thread | None = None
         # the outbox delivery and these periodic jobs run beside the broker (ProgrammeWorker)
-        self.programme_jobs: list[PeriodicJob] = []
+        # usage alerts and the closing of expired allocations
+        self.programme_jobs: list[PeriodicJob] = [sweep_allocations]
         self._programme: ProgrammeWorker | None = None
 
     def migrate(self) -> None:
