@@ -275,6 +275,9 @@ def test_scores_ranking_and_the_decision_by_the_calls_rule(h: Harness) -> None:
         f"/reviews/{declining['id']}/decline", json={"reason": "travelling"}
     )
     assert declined.status_code == 200 and declined.json()["decline_reason"] == "travelling"
+    # having declined, the reviewer no longer reads the proposal; the one still on it does
+    assert h.client(late_second).get(f"/proposals/{late}").status_code == 404
+    assert h.client(late_first).get(f"/proposals/{late}").status_code == 200
     again = h.client(late_second).put(
         f"/reviews/{declining['id']}", json={"scores": GOOD, "comment": "x"}
     )

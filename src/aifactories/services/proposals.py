@@ -377,7 +377,9 @@ def may_see(session: Session, principal: Principal, row: ProposalRow, sites: lis
         return True
     assigned = session.scalar(
         select(ReviewRow.id).where(
-            ReviewRow.proposal_id == row.id, ReviewRow.reviewer_id == principal.user_id
+            ReviewRow.proposal_id == row.id,
+            ReviewRow.reviewer_id == principal.user_id,
+            ReviewRow.status != "declined",  # a reviewer who declined has no more business here
         )
     )
     return assigned is not None and principal.organisation_id != row.organisation_id
