@@ -311,6 +311,16 @@ def _solve(
     highs.run()
     status = highs.getModelStatus()
     if status != highspy.HighsModelStatus.kOptimal:
+        # seen once in a long test run on a tiny model ("Not Set"): solve again from scratch,
+        # without presolve, before giving up
+        highs = highspy.Highs()
+        highs.setOptionValue("output_flag", False)
+        highs.setOptionValue("presolve", "off")
+        highs.setOptionValue("threads", 1)
+        highs.passModel(lp)
+        highs.run()
+        status = highs.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal:
         raise AssignmentSolverError(
             f"HiGHS could not solve the reviewer assignment ({n_x} candidate pairs): "
             f"{highs.modelStatusToString(status)}"
