@@ -313,7 +313,7 @@ def _solve(
     if status != highspy.HighsModelStatus.kOptimal:
         # seen once in a long test run on a tiny model ("Not Set"): solve again from scratch,
         # without presolve, before giving up
-        highs = highspy.Highs()
+        highs = getattr(highspy, "_Highs", highspy.Highs)()
         highs.setOptionValue("output_flag", False)
         highs.setOptionValue("presolve", "off")
         highs.setOptionValue("threads", 1)
