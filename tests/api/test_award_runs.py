@@ -108,7 +108,7 @@ def test_award_run_then_apply(h: Harness) -> None:
             .join(ProposalRow, ProposalRow.project_id == AllocationRow.project_id)
             .where(ProposalRow.call_id == 1)
         )
-        assert abs((total or 0) / 3600 - awarded) < 2
+        assert abs(float(total or 0) / 3600 - awarded) < 2  # PostgreSQL sums to Decimal
 
 
 def test_greedy_run_and_nothing_to_award(h: Harness) -> None:

@@ -54,6 +54,7 @@ from aifactories.programme.award_model import (
     ProposalDemand,
     RoundArrays,
 )
+from aifactories.scheduling.lp_solver import new_highs
 
 MIP_REL_GAP = 1e-4
 """Proven relative gap at which the search stops: 0.01% of the round's value, about one
@@ -264,12 +265,8 @@ def _within_limits(r: RoundArrays, x: FloatArray) -> FloatArray:
 
 
 def _highs() -> Any:
-    # The plain binding, where highspy has one, prints no banner on first use.
-    highs: Any = getattr(highspy, "_Highs", highspy.Highs)()
-    highs.setOptionValue("output_flag", False)
     # Presolve would rebuild the model on every re-solve; the model is already small.
-    highs.setOptionValue("presolve", "off")
-    return highs
+    return new_highs(presolve="off")
 
 
 class _Search:

@@ -36,12 +36,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 import highspy
 import numpy as np
 
 from aifactories.domain.errors import AifError
+from aifactories.scheduling.lp_solver import new_highs
 
 
 class Exclusion(StrEnum):
@@ -303,23 +303,10 @@ def _solve(
     lp.a_matrix_.value_ = np.concatenate([np.ones(2 * n_x), -np.ones(n_y)])
     lp.sense_ = highspy.ObjSense.kMinimize
 
-    highs: Any = getattr(highspy, "_Highs", highspy.Highs)()
-    highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("solver", "simplex")
-    highs.setOptionValue("threads", 1)
+    highs = new_highs(solver="simplex")
     highs.passModel(lp)
     highs.run()
     status = highs.getModelStatus()
-    if status != highspy.HighsModelStatus.kOptimal:
-        # seen once in a long test run on a tiny model ("Not Set"): solve again from scratch,
-        # without presolve, before giving up
-        highs = getattr(highspy, "_Highs", highspy.Highs)()
-        highs.setOptionValue("output_flag", False)
-        highs.setOptionValue("presolve", "off")
-        highs.setOptionValue("threads", 1)
-        highs.passModel(lp)
-        highs.run()
-        status = highs.getModelStatus()
     if status != highspy.HighsModelStatus.kOptimal:
         raise AssignmentSolverError(
             f"HiGHS could not solve the reviewer assignment ({n_x} candidate pairs): "

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aifactories.domain.errors import AifError
+from aifactories.scheduling.lp_solver import new_highs
 
 Method = Literal["ipm", "simplex"]
 FloatArray = NDArray[np.float64]
@@ -111,10 +112,7 @@ def _pooled_lp(
 
 
 def _solve(lp: Any, method: Method) -> tuple[FloatArray, FloatArray]:
-    # The plain binding, where highspy has one, prints no banner on first use.
-    highs: Any = getattr(highspy, "_Highs", highspy.Highs)()
-    highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("solver", method)
+    highs = new_highs(solver=method)
     if method == "ipm":
         # Keep the interior solution (as ECOS gives) and the problem exactly as formulated.
         highs.setOptionValue("run_crossover", "off")
