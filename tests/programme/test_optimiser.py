@@ -12,6 +12,7 @@ from aifactories.domain.errors import InvalidInput
 from aifactories.programme.award_compare import compare, jain_index
 from aifactories.programme.award_model import (
     AwardPlan,
+    BudgetLine,
     PartitionCapacity,
     ProgrammeWeights,
     ProposalDemand,
@@ -336,3 +337,53 @@ def test_compare_fairness_measures() -> None:
     assert table.b.unused_percent == pytest.approx(100.0)
     labels = [row[0] for row in table.table_rows()]
     assert "objective (points)" in labels and "unused capacity" in labels
+
+
+def test_a_budget_line_caps_its_partitions_over_the_whole_horizon() -> None:
+    # a and b share a 300 GPU-hour line over 12 months; c has no line. Three-month proposals
+    # must be able to use all of the line (an even split over 12 months would give 75).
+    line = BudgetLine("pool", ("a/gpu", "b/gpu"), 300.0)
+    parts = [
+        partition("a/gpu", *[100.0] * 12),
+        partition("b/gpu", *[100.0] * 12),
+        partition("c/gpu", *[50.0] * 12),
+    ]
+    demands = [
+        demand(1, 1, 200.0, fraction=0.5, parts=("a/gpu", "b/gpu"), first=0, last=2),
+        demand(2, 2, 200.0, fraction=0.5, parts=("a/gpu", "b/gpu"), first=3, last=5),
+        demand(3, 3, 120.0, fraction=0.5, parts=("a/gpu", "b/gpu", "c/gpu"), first=0, last=2),
+    ]
+    for plan in (
+        optimise_awards(demands, parts, ProgrammeWeights(), months=12, budget_lines=[line]),
+        greedy_awards(demands, parts, months=12, budget_lines=[line]),
+    ):
+        assert_feasible(plan, demands, parts, 12)
+        on_line = sum(x.gpu_hours for x in plan.lines if x.partition_id != "c/gpu")
+        assert on_line == pytest.approx(300.0, abs=TOL), plan.solver
+        got = awarded(plan)
+        assert got[1] == pytest.approx(200.0, abs=TOL)  # the best rank is funded in full
+        assert 100.0 - TOL <= got[2] <= 100.0 + TOL  # the line's rest, at its minimum
+        assert got[3] == pytest.approx(120.0, abs=TOL)  # fully, on c (outside the line)
+        assert "pool: 300" in plan.objective_text
+    table = compare(
+        optimise_awards(demands, parts, ProgrammeWeights(), months=12, budget_lines=[line]),
+        greedy_awards(demands, parts, months=12, budget_lines=[line]),
+        demands,
+        parts,
+        months=12,
+        budget_lines=[line],
+    )
+    assert table.a.capacity_gpu_hours == pytest.approx(300.0 + 600.0)  # line + c's 12 x 50
+
+
+def test_budget_lines_are_checked() -> None:
+    parts = [partition("a/gpu", 10.0)]
+    with pytest.raises(InvalidInput, match="two budget lines"):
+        optimise_awards(
+            [demand(1, 1, 5.0)],
+            parts,
+            months=1,
+            budget_lines=[BudgetLine("x", ("a/gpu",), 1.0), BudgetLine("y", ("a/gpu",), 1.0)],
+        )
+    with pytest.raises(InvalidInput, match="negative"):
+        BudgetLine("x", ("a/gpu",), -1.0)

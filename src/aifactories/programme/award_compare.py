@@ -17,6 +17,7 @@ import numpy as np
 from aifactories.programme.award_model import (
     EPS_HOURS,
     AwardPlan,
+    BudgetLine,
     FloatArray,
     PartitionCapacity,
     ProgrammeWeights,
@@ -159,7 +160,7 @@ def summarise(name: str, plan: AwardPlan, r: RoundArrays, weights: ProgrammeWeig
     some = awarded > EPS_HOURS
     kinds = _shares([d.organisation_kind for d in r.demands], awarded, r.request)
     countries = _shares([d.country for d in r.demands], awarded, r.request)
-    capacity = float(r.capacity.sum())
+    capacity = r.usable_hours
     return PlanSummary(
         name=name,
         objective_value=value,
@@ -192,12 +193,19 @@ def compare(
     *,
     months: int | None = None,
     names: tuple[str, str] = ("optimiser", "greedy"),
+    budget_lines: tuple[BudgetLine, ...] | list[BudgetLine] = (),
 ) -> Comparison:
     """``plan_a`` next to ``plan_b`` on the same round, both scored under ``weights``.
     ``months`` defaults to the longest capacity series of ``partitions``."""
     weights = weights or ProgrammeWeights()
     horizon = months or max((len(p.gpu_hours_by_month) for p in partitions), default=1)
-    r = RoundArrays.build(demands, partitions, months=horizon, spread_factor=weights.spread_factor)
+    r = RoundArrays.build(
+        demands,
+        partitions,
+        months=horizon,
+        spread_factor=weights.spread_factor,
+        budget_lines=budget_lines,
+    )
     return Comparison(
         a=summarise(names[0], plan_a, r, weights),
         b=summarise(names[1], plan_b, r, weights),

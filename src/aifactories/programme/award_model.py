@@ -79,6 +79,21 @@ class PartitionCapacity:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetLine:
+    """A call's budget that several partitions share over the whole horizon: a site's own
+    line, or the pool for the sites without one. The months are not split in advance, so a
+    round of short proposals can still use all of it."""
+
+    name: str
+    partition_ids: tuple[str, ...]
+    gpu_hours: float
+
+    def __post_init__(self) -> None:
+        if not self.gpu_hours >= 0:
+            raise InvalidInput(f"budget line {self.name}.gpu_hours", "negative", ">= 0")
+
+
+@dataclass(frozen=True, slots=True)
 class ProgrammeWeights:
     """The policy, in points. Fully funding proposal p is worth
     ``1 + rank*merit + industrial + critical_domain + startup_sme`` (the terms that apply;
@@ -212,6 +227,9 @@ class RoundArrays:
     preferred: BoolArray  # [P, K]: the partition is at one of the proposal's preferred sites
     country: IntArray  # [P]: index into countries
     countries: tuple[str, ...]
+    line_of: IntArray  # [K]: the budget line a partition draws on, -1 for none
+    line_budget: FloatArray  # [L]: GPU-hours of each budget line over the horizon
+    line_names: tuple[str, ...]
     rule_limit: FloatArray = field(init=False)  # [P]: most it may get, ignoring others
     alone_limit: FloatArray = field(init=False)  # [P]: most the free capacity could give it
 
@@ -222,6 +240,16 @@ class RoundArrays:
         usable = self.eligible.any(axis=1)
         rule = np.where(usable, np.minimum(self.request, per_month.sum(axis=1)), 0.0)
         alone = np.minimum(self.request, np.minimum(per_month, free).sum(axis=1))
+        if self.line_budget.size:
+            # A line gives a proposal at most its budget: an upper bound on what it could
+            # have alone (exact when it can reach one line only).
+            outside = self.eligible[:, self.line_of < 0].astype(np.float64)
+            bound = np.minimum(per_month, outside @ self.capacity[self.line_of < 0]).sum(axis=1)
+            for g, budget in enumerate(self.line_budget):
+                ks = self.line_of == g
+                reach = np.minimum(per_month, self.eligible[:, ks] @ self.capacity[ks]).sum(axis=1)
+                bound += np.minimum(budget, reach)
+            alone = np.minimum(alone, bound)
         object.__setattr__(self, "rule_limit", rule)
         object.__setattr__(self, "alone_limit", np.where(usable, alone, 0.0))
 
@@ -233,6 +261,7 @@ class RoundArrays:
         *,
         months: int,
         spread_factor: float,
+        budget_lines: tuple[BudgetLine, ...] | list[BudgetLine] = (),
     ) -> RoundArrays:
         demands, partitions = tuple(demands), tuple(partitions)
         if months < 1:
@@ -263,6 +292,16 @@ class RoundArrays:
         request = np.array([d.requested_gpu_hours for d in demands], dtype=np.float64)
         countries = tuple(sorted({d.country for d in demands}))
         country_at = {c: i for i, c in enumerate(countries)}
+        line_of = np.full(len(partitions), -1, dtype=np.int64)
+        for g, line in enumerate(budget_lines):
+            for pid in line.partition_ids:
+                if pid not in column:
+                    continue  # a partition this round does not offer draws nothing
+                if line_of[column[pid]] >= 0:
+                    raise InvalidInput(
+                        "budget_lines", f"partition {pid} is in two budget lines", "one line"
+                    )
+                line_of[column[pid]] = g
         return cls(
             demands=demands,
             partitions=partitions,
@@ -279,6 +318,48 @@ class RoundArrays:
             preferred=preferred,
             country=np.array([country_at[d.country] for d in demands], dtype=np.int64),
             countries=countries,
+            line_of=line_of,
+            line_budget=np.array([line.gpu_hours for line in budget_lines], dtype=np.float64),
+            line_names=tuple(line.name for line in budget_lines),
+        )
+
+    def line_used(self, x: FloatArray) -> FloatArray:
+        """GPU-hours each budget line gives in allocation ``x`` [P, K, T]."""
+        by_partition = x.sum(axis=(0, 2))
+        inside = self.line_of >= 0
+        used = np.bincount(
+            self.line_of[inside], weights=by_partition[inside], minlength=self.line_budget.size
+        )
+        return np.asarray(used, dtype=np.float64)
+
+    def free_after(self, x: FloatArray) -> FloatArray:
+        """Free GPU-hours [K, T] left by ``x``: partition capacity less use, each cell also
+        at most what its budget line has left (so a spent line offers nothing)."""
+        left: FloatArray = np.maximum(0.0, self.capacity - x.sum(axis=0))
+        if self.line_budget.size:
+            line_left = np.maximum(0.0, self.line_budget - self.line_used(x))
+            inside = self.line_of >= 0
+            left[inside] = np.minimum(left[inside], line_left[self.line_of[inside]][:, None])
+        return left
+
+    @property
+    def usable_hours(self) -> float:
+        """GPU-hours the round could give at most: capacity, within each budget line."""
+        total = float(self.capacity[self.line_of < 0].sum())
+        for g, budget in enumerate(self.line_budget):
+            total += min(float(budget), float(self.capacity[self.line_of == g].sum()))
+        return total
+
+    def describe_lines(self) -> str:
+        """The budget lines in words, for the objective record ('' when there are none)."""
+        if not self.line_budget.size:
+            return ""
+        parts = [
+            f"{name}: {budget:,.0f}"
+            for name, budget in zip(self.line_names, self.line_budget.tolist(), strict=True)
+        ]
+        return " Within the call's budget lines (GPU-hours over the horizon): " + (
+            "; ".join(parts) + "."
         )
 
     def dense(self, lines: tuple[AwardLine, ...] | list[AwardLine]) -> FloatArray:
@@ -368,7 +449,7 @@ class RoundArrays:
         constraints, then the free capacity (as if alone), then the other proposals."""
         by_month = x.sum(axis=1)  # [P, T]
         awarded = by_month.sum(axis=1)
-        left = np.maximum(0.0, self.capacity - x.sum(axis=0))  # [K, T]
+        left = self.free_after(x)  # [K, T]
         room = np.minimum(
             np.where(self.in_period, self.month_cap[:, None] - by_month, 0.0),
             self.eligible.astype(np.float64) @ left,

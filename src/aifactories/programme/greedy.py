@@ -8,6 +8,8 @@ times the even share (the optimiser's rule, so the two are compared on the same 
 Within a month its preferred sites' partitions are used first, then the partitions with the
 most free hours over its period (fewer partitions per project). If what fits reaches its
 minimum fraction the proposal gets it; otherwise nothing, and the capacity stays for the next.
+A call's budget line caps what its partitions give in all: a proposal's hours on a line are
+scaled down to what the line has left.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from aifactories.programme.award_model import (
     EPS_HOURS,
     AwardPlan,
+    BudgetLine,
     FloatArray,
     PartitionCapacity,
     ProgrammeWeights,
@@ -41,6 +44,7 @@ def greedy_awards(
     months: int,
     weights: ProgrammeWeights | None = None,
     spread_factor: float | None = None,
+    budget_lines: tuple[BudgetLine, ...] | list[BudgetLine] = (),
 ) -> AwardPlan:
     """The committee's plan. ``weights`` only score it (the rule itself ignores the
     priorities), so that its objective reads next to the optimiser's; the spread cap is
@@ -49,8 +53,11 @@ def greedy_awards(
     w = weights or ProgrammeWeights()
     if spread_factor is not None:
         w = dataclasses.replace(w, spread_factor=spread_factor)
-    r = RoundArrays.build(demands, partitions, months=months, spread_factor=w.spread_factor)
+    r = RoundArrays.build(
+        demands, partitions, months=months, spread_factor=w.spread_factor, budget_lines=budget_lines
+    )
     free = r.capacity.copy()
+    line_left = r.line_budget.copy()
     x = np.zeros((len(r.demands), len(r.partitions), months))
     order = sorted(
         range(len(r.demands)),
@@ -74,11 +81,23 @@ def greedy_awards(
         extra_room = np.minimum(cap - given, (room - first).sum(axis=0)).clip(min=0.0)
         extra_want = np.clip(missing - (np.cumsum(extra_room) - extra_room), 0.0, extra_room)
         award = first + _fill(room - first, extra_want)
+        lines = r.line_of[cols]
+        for g in np.unique(lines[lines >= 0]).tolist():
+            on_line = lines == g
+            wanted = float(award[on_line].sum())
+            if wanted > line_left[g]:
+                award[on_line] *= line_left[g] / wanted
         total = float(award.sum())
         if total + EPS_HOURS < request * float(r.min_fraction[i]) or total <= EPS_HOURS:
             continue
         x[i][np.ix_(cols, span)] = award
         free[np.ix_(cols, span)] -= award
+        if line_left.size:
+            line_left -= np.bincount(
+                lines[lines >= 0], weights=award[lines >= 0].sum(axis=1), minlength=line_left.size
+            )
+            spent = np.flatnonzero(line_left <= EPS_HOURS)
+            free[np.isin(r.line_of, spent)] = 0.0  # a spent line offers nothing more
     x = r.clean(x)
     value, balance = r.evaluate(w, x)
     return AwardPlan(
@@ -88,7 +107,9 @@ def greedy_awards(
         ),
         objective_value=value,
         objective_text="Committee rule: in rank order, each proposal's request while capacity "
-        "lasts, partial down to its minimum fraction, else nothing. Scored with: " + w.describe(),
+        "lasts, partial down to its minimum fraction, else nothing. Scored with: "
+        + w.describe()
+        + r.describe_lines(),
         solver="greedy by rank",
         solve_seconds=time.perf_counter() - started,
         status="done",

@@ -12,7 +12,8 @@ class's hours per partition and month matter, so partitions enter through pool v
   e[c]: hours of country c above its balance limit.
 
 Rows: capacity per (k, m); pool per (class, m): sum_k z = sum_p request_p f[p, m]; award per
-p: sum_m f = a; total: sum request a = t; balance per country: hours - limit_c t - e_c <= 0.
+p: sum_m f = a; total: sum request a = t; balance per country: hours - limit_c t - e_c <= 0;
+budget per call budget line: its partitions' z over all months <= the line's hours.
 Shares, and hours in units of the average request, keep coefficients near 1. The per-hour
 model (x[p, k, m]: 150,000 columns for 5,000 proposals) took HiGHS 10 to 450 s, degenerate
 and badly scaled; this one has a quarter of the columns and solves in under a second. Each
@@ -47,6 +48,7 @@ from aifactories.programme.award_model import (
     EPS_HOURS,
     AwardPlan,
     BoolArray,
+    BudgetLine,
     FloatArray,
     IntArray,
     PartitionCapacity,
@@ -132,15 +134,18 @@ def _build(r: RoundArrays, weights: ProgrammeWeights) -> _Model:
     c_row[penalised] = np.arange(n_c)
 
     n_f, n_a, n_z, n_pool = fp.size, fundable.size, zp.size, pool_ids.size
+    n_lines = r.line_budget.size
     cap_at, pool_at, award_at = 0, n_k * n_t, n_k * n_t + n_pool
     total_at = award_at + n_a
     country_at = total_at + 1
+    line_at = country_at + n_c
     a_country = c_row[r.country[fundable]]
+    z_line = r.line_of[zk]
     lengths = np.concatenate(
         [
             np.full(n_f, 2),  # f: pool row, award row
             2 + (a_country >= 0).astype(np.int64),  # a: award, total, its country
-            np.full(n_z, 2),  # z: capacity row, pool row
+            2 + (z_line >= 0).astype(np.int64),  # z: capacity row, pool row, its budget line
             [1 + n_c],  # t: total and every country row
             np.ones(n_c, dtype=np.int64),  # e: its country row
         ]
@@ -160,6 +165,8 @@ def _build(r: RoundArrays, weights: ProgrammeWeights) -> _Model:
     s = start[n_f + n_a : n_f + n_a + n_z]
     index[s], value[s] = cap_at + zk * n_t + pool_m[zp], 1.0
     index[s + 1], value[s + 1] = pool_at + zp, 1.0
+    in_line = z_line >= 0
+    index[s[in_line] + 2], value[s[in_line] + 2] = line_at + z_line[in_line], 1.0
     s0 = int(start[n_f + n_a + n_z])
     index[s0], value[s0] = total_at, -1.0
     index[s0 + 1 : s0 + 1 + n_c] = country_at + np.arange(n_c)
@@ -175,7 +182,7 @@ def _build(r: RoundArrays, weights: ProgrammeWeights) -> _Model:
     n_cols = lengths.size
     lp = highspy.HighsLp()
     lp.num_col_ = n_cols
-    lp.num_row_ = country_at + n_c
+    lp.num_row_ = line_at + n_lines
     lp.col_cost_ = np.concatenate(
         [
             np.zeros(n_f),
@@ -195,10 +202,10 @@ def _build(r: RoundArrays, weights: ProgrammeWeights) -> _Model:
         ]
     )
     lp.row_lower_ = np.concatenate(
-        [np.full(n_k * n_t, -inf), np.zeros(n_pool + n_a + 1), np.full(n_c, -inf)]
+        [np.full(n_k * n_t, -inf), np.zeros(n_pool + n_a + 1), np.full(n_c + n_lines, -inf)]
     )
     lp.row_upper_ = np.concatenate(
-        [r.capacity.reshape(-1) / unit, np.zeros(n_pool + n_a + 1 + n_c)]
+        [r.capacity.reshape(-1) / unit, np.zeros(n_pool + n_a + 1 + n_c), r.line_budget / unit]
     )
     lp.sense_ = highspy.ObjSense.kMaximize
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
@@ -257,6 +264,9 @@ def _within_limits(r: RoundArrays, x: FloatArray) -> FloatArray:
     exactly, as the ledger will hold them to it."""
     used = x.sum(axis=0)
     x = x * np.minimum(1.0, r.capacity / np.maximum(used, 1e-300))[None, :, :]
+    if r.line_budget.size:
+        line_scale = np.minimum(1.0, r.line_budget / np.maximum(r.line_used(x), 1e-300))
+        x = x * np.where(r.line_of >= 0, line_scale[r.line_of], 1.0)[None, :, None]
     month = x.sum(axis=1)
     x = x * np.minimum(1.0, r.month_cap[:, None] / np.maximum(month, 1e-300))[:, None, :]
     total = x.sum(axis=(1, 2))
@@ -443,6 +453,7 @@ def optimise_awards(
     months: int,
     time_limit_s: float | None = None,
     mip_rel_gap: float = MIP_REL_GAP,
+    budget_lines: tuple[BudgetLine, ...] | list[BudgetLine] = (),
 ) -> AwardPlan:
     """The optimal award plan for one round (see the module docstring for the model).
 
@@ -451,7 +462,13 @@ def optimise_awards(
     is always feasible (every award 0 or within its minimum and its request)."""
     started = time.perf_counter()
     weights = weights or ProgrammeWeights()
-    r = RoundArrays.build(demands, partitions, months=months, spread_factor=weights.spread_factor)
+    r = RoundArrays.build(
+        demands,
+        partitions,
+        months=months,
+        spread_factor=weights.spread_factor,
+        budget_lines=budget_lines,
+    )
     x = np.zeros((len(r.demands), len(r.partitions), months))
     status, gap, solver = "optimal", 0.0, "nothing to solve: no proposal can be funded"
     if r.fundable.any():
@@ -475,7 +492,7 @@ def optimise_awards(
             over_balance=r.held_by_balance(weights, balance),
         ),
         objective_value=value,
-        objective_text=weights.describe(),
+        objective_text=weights.describe() + r.describe_lines(),
         solver=solver,
         solve_seconds=time.perf_counter() - started,
         status=status,

@@ -20,6 +20,7 @@ from aifactories.domain.units import SECONDS_PER_HOUR
 from aifactories.programme.award_compare import compare
 from aifactories.programme.award_model import (
     AwardPlan,
+    BudgetLine,
     PartitionCapacity,
     ProgrammeWeights,
     ProposalDemand,
@@ -89,10 +90,10 @@ def _held_by_allocations(
 
 def _capacities(
     ctx: ServiceContext, session: Session, call: CallRow, starts: list[float]
-) -> list[PartitionCapacity]:
-    """Each operational partition's free GPU-hours per month, scaled down where the call's
-    budget lines are smaller: a site's own line bounds that site, the pool bounds the sites
-    that have no line of their own."""
+) -> tuple[list[PartitionCapacity], list[BudgetLine]]:
+    """Each operational partition's free GPU-hours per month, and the call's budget lines
+    over them: a site's own line bounds that site, the pool bounds the sites that have no
+    line of their own, over the whole horizon (the optimiser decides the months)."""
     held = _held_by_allocations(ctx, session, starts)
     free: dict[str, list[float]] = {}
     sites: dict[str, str] = {}
@@ -112,18 +113,14 @@ def _capacities(
     for pid, site_id in sites.items():
         line = site_id if site_id in left_h else (POOL if POOL in left_h else None)
         if line is None:
-            free[pid] = [0.0] * len(starts)
+            free[pid] = [0.0] * len(starts)  # the call funds nothing there
         else:
             by_line[line].append(pid)
-    for line, pids in by_line.items():
-        total = sum(sum(free[p]) for p in pids)
-        if total > left_h[line]:
-            factor = left_h[line] / total if total else 0.0
-            for p in pids:
-                free[p] = [h * factor for h in free[p]]
-    return [
+    partitions = [
         PartitionCapacity(pid, sites[pid], countries[pid], tuple(free[pid])) for pid in sorted(free)
     ]
+    lines = [BudgetLine(name, tuple(sorted(pids)), left_h[name]) for name, pids in by_line.items()]
+    return partitions, sorted(lines, key=lambda line: line.name)
 
 
 def _demands(
@@ -218,11 +215,23 @@ def run_awards(
             )
         rules = rules_from_json(call.rules)
         starts = month_starts(max(now, cutoff_at or now), HORIZON_MONTHS)
-        partitions = _capacities(ctx, session, call, starts)
+        partitions, lines = _capacities(ctx, session, call, starts)
         demands = _demands(ctx, session, rows, starts, rules.min_award_fraction)
-        optimal = optimise_awards(demands, partitions, chosen_weights, months=HORIZON_MONTHS)
-        greedy = greedy_awards(demands, partitions, months=HORIZON_MONTHS, weights=chosen_weights)
-        comparison = compare(optimal, greedy, demands, partitions, chosen_weights)
+        optimal = optimise_awards(
+            demands, partitions, chosen_weights, months=HORIZON_MONTHS, budget_lines=lines
+        )
+        greedy = greedy_awards(
+            demands, partitions, months=HORIZON_MONTHS, weights=chosen_weights, budget_lines=lines
+        )
+        comparison = compare(
+            optimal,
+            greedy,
+            demands,
+            partitions,
+            chosen_weights,
+            months=HORIZON_MONTHS,
+            budget_lines=lines,
+        )
         plan = optimal if method == "optimiser" else greedy
         run = AwardRunRow(
             call_id=call.id,
