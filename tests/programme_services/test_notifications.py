@@ -342,6 +342,19 @@ def test_without_smtp_host_emails_wait_and_are_readable(
     assert "submitted" in alice[1]["body"]
     carol = h.client("carol").get("/notifications").json()
     assert [n["recipient"] for n in carol] == ["carol@example.eu"]
+    # each reads their own by who they are, not by address: a changed or shared address
+    # neither hides one's own nor shows another's
+    with h.platform.ctx.sessions.begin() as session:
+        session.execute(
+            update(UserRow).where(UserRow.username == "carol").values(email="alice@example.eu")
+        )
+        session.execute(
+            update(UserRow).where(UserRow.username == "alice").values(email="a.new@example.eu")
+        )
+    assert len(h.client("alice").get("/notifications").json()) == 2
+    assert [n["recipient"] for n in h.client("carol").get("/notifications").json()] == [
+        "carol@example.eu"
+    ]
     oscar = h.client("oscar")
     assert len(oscar.get("/notifications").json()) == 3
     assert oscar.get("/notifications", params={"mine": True}).json() == []

@@ -190,6 +190,8 @@ class NotificationRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(10))  # email / webhook
+    # whose it is: a user reads their own by this, not by an address that may change or be shared
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     recipient: Mapped[str] = mapped_column(String(1024))  # address or URL
     event: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(300))

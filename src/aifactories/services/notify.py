@@ -29,6 +29,7 @@ def notify_user(
     rows = [
         NotificationRow(
             channel="email",
+            user_id=user.id,
             recipient=user.email,
             event=event,
             subject=subject,
@@ -44,6 +45,7 @@ def notify_user(
         rows.append(
             NotificationRow(
                 channel="webhook",
+                user_id=user.id,
                 recipient=user.webhook_url,
                 event=event,
                 subject=subject,

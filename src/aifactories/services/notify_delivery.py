@@ -38,9 +38,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 
-from aifactories.db.models import UserRow
 from aifactories.db.programme_models import NotificationRow
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.errors import InvalidInput
@@ -421,13 +419,6 @@ class NotificationView:
         )
 
 
-def _own_addresses(session: Session, principal: Principal) -> list[str]:
-    user = session.get(UserRow, int(principal.user_id))
-    if user is None:
-        return []
-    return [a for a in (user.email, user.webhook_url) if a]
-
-
 def list_notifications(
     ctx: ServiceContext,
     principal: Principal,
@@ -440,7 +431,7 @@ def list_notifications(
     before: int | None = None,
 ) -> list[NotificationView]:
     """The outbox, newest first. A programme operator sees every notification (``mine``:
-    only their own); anyone else only those sent to their e-mail address or webhook.
+    only their own); anyone else only their own (by user, whatever address it went to).
     ``before``: only ids below this one (the next page)."""
     if status is not None and status not in STATUSES:
         raise InvalidInput("status", f"unknown status {status!r}", " / ".join(STATUSES))
@@ -457,7 +448,7 @@ def list_notifications(
         query = query.where(NotificationRow.id < before)
     with ctx.reads() as session:
         if mine or not principal.is_operator:
-            query = query.where(NotificationRow.recipient.in_(_own_addresses(session, principal)))
+            query = query.where(NotificationRow.user_id == int(principal.user_id))
         return [NotificationView.of(row) for row in session.scalars(query)]
 
 

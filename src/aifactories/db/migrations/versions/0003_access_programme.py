@@ -22,6 +22,7 @@ def upgrade() -> None:
         "notifications",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=10), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("recipient", sa.String(length=1024), nullable=False),
         sa.Column("event", sa.String(length=64), nullable=False),
         sa.Column("subject", sa.String(length=300), nullable=False),
@@ -33,10 +34,12 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("next_attempt_at", sa.Float(), nullable=False),
         sa.Column("sent_at", sa.Float(), nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_notifications_status"), ["status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_notifications_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "audit_log",
@@ -392,6 +395,7 @@ def downgrade() -> None:
 
     op.drop_table("audit_log")
     with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notifications_user_id"))
         batch_op.drop_index(batch_op.f("ix_notifications_status"))
 
     op.drop_table("notifications")
