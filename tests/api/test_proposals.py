@@ -3,6 +3,7 @@ immediate award (to a first job that runs), Fast Lane technical checks and who s
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,47 @@ def test_withdraw_and_call_closing(h: Harness) -> None:
     )
     late = h.client("elena").post("/calls/ls/proposals", json=proposal_body())
     assert late.status_code == 409 and "closed" in late.json()["message"]
+
+
+def test_peer_calls_get_the_modes_regular_cut_offs(h: Harness) -> None:
+    def iso(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+
+    body = {
+        "title": "peer call",
+        "opens_at": "2027-01-10",
+        "closes_at": "2027-03-05",
+        "budget_gpu_hours": {"pool": 1_000_000},
+    }
+    oscar = h.client("oscar")
+    large = oscar.post("/calls", json={**body, "code": "ls", "mode": "large_scale"})
+    assert large.status_code == 201, large.text
+    # twice a month (the middle and the end of each month), then the closing date
+    assert [iso(c) for c in large.json()["cutoffs"]] == [
+        "2027-01-16 12:00",
+        "2027-02-01 00:00",
+        "2027-02-15 00:00",
+        "2027-03-01 00:00",
+        "2027-03-05 00:00",
+    ]
+    science = oscar.post("/calls", json={**body, "code": "sci", "mode": "ai_for_science"})
+    assert [iso(c) for c in science.json()["cutoffs"]] == ["2027-03-05 00:00"]
+    given = oscar.post(
+        "/calls",
+        json={**body, "code": "ls2", "mode": "large_scale", "cutoffs": ["2027-02-20"]},
+    )
+    assert [iso(c) for c in given.json()["cutoffs"]] == ["2027-02-20 00:00"]
+    monthly = oscar.post(
+        "/calls",
+        json={**body, "code": "ls3", "mode": "large_scale", "rules": {"cutoffs_per_month": 1}},
+    )
+    assert [iso(c) for c in monthly.json()["cutoffs"]] == [
+        "2027-02-01 00:00",
+        "2027-03-01 00:00",
+        "2027-03-05 00:00",
+    ]
+    bad = oscar.post(
+        "/calls",
+        json={**body, "code": "ls4", "mode": "large_scale", "rules": {"cutoffs_per_month": 9}},
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "rules.cutoffs_per_month"

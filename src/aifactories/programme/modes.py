@@ -63,6 +63,9 @@ class CallRules:
     max_members: int = 50
     member_cap_gpu_hours: float | None = None  # Education: per-student cap
     target_working_days: int = 10
+    cutoffs_per_month: int = 0
+    """Peer-reviewed calls opened without cut-offs get this many a month (0: the closing
+    date is the only cut-off)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class CallRules:
             "max_members": self.max_members,
             "member_cap_gpu_hours": self.member_cap_gpu_hours,
             "target_working_days": self.target_working_days,
+            "cutoffs_per_month": self.cutoffs_per_month,
         }
 
 
@@ -109,6 +113,7 @@ def rules_from_json(data: dict[str, Any]) -> CallRules:
         max_members=int(data["max_members"]),
         member_cap_gpu_hours=float(cap) if cap is not None else None,
         target_working_days=int(data["target_working_days"]),
+        cutoffs_per_month=int(data.get("cutoffs_per_month", 0)),
     )
 
 
@@ -158,6 +163,7 @@ def mode_defaults(mode: AccessMode) -> CallRules:
         max_members=int(raw.get("max_members", 50)),
         member_cap_gpu_hours=float(cap) if cap is not None else None,
         target_working_days=int(raw.get("target_working_days", 10)),
+        cutoffs_per_month=int(raw.get("cutoffs_per_month", 0)),
     )
 
 
@@ -245,6 +251,13 @@ def call_rules(mode: AccessMode, overrides: dict[str, Any]) -> CallRules:
             if not 1 <= int(value) <= base.max_members:
                 raise InvalidInput("rules.max_members", f"must be 1 to {base.max_members}")
             rules = replace(rules, max_members=int(value))
+        elif key == "cutoffs_per_month":
+            if not 0 <= int(value) <= 4:
+                raise InvalidInput(
+                    "rules.cutoffs_per_month",
+                    "must be 0 (the closing date only) to 4; or give the dates as cutoffs",
+                )
+            rules = replace(rules, cutoffs_per_month=int(value))
         elif key == "member_cap_gpu_hours":
             if float(value) <= 0:
                 raise InvalidInput("rules.member_cap_gpu_hours", "must be positive")

@@ -31,3 +31,21 @@ def month_starts(first: float, count: int) -> list[float]:
 
 def hours_in_month(start: float) -> float:
     return (add_months(start, 1) - start) / 3600
+
+
+def regular_cutoffs(opens: float, closes: float, per_month: int) -> list[float]:
+    """``per_month`` cut-offs evenly through each calendar month (2: the middle and the end
+    of the month) after ``opens`` and before ``closes``, then ``closes`` itself, which is
+    always the last cut-off so that the last proposals are reviewed too."""
+    if per_month < 1:
+        return [closes]
+    cutoffs: list[float] = []
+    start = month_start(opens)
+    while start < closes:
+        end = add_months(start, 1)
+        for k in range(1, per_month + 1):
+            cut = start + (end - start) * k / per_month
+            if opens < cut < closes:
+                cutoffs.append(cut)
+        start = end
+    return [*cutoffs, closes]

@@ -21,6 +21,7 @@ from aifactories.programme.modes import (
     parse_mode,
     rules_from_json,
 )
+from aifactories.programme.periods import regular_cutoffs
 from aifactories.programme.states import CallStatus
 from aifactories.services.audit import record
 from aifactories.services.auth import require_programme_operator
@@ -78,7 +79,9 @@ def _resolve(ctx: ServiceContext, body: CallIn) -> tuple[CallRules, float, float
         raise InvalidInput("closes_at", "the call must close after it opens")
     cutoffs = sorted(parse_time(c, f"cutoffs[{i}]") for i, c in enumerate(body.cutoffs))
     if rules.review is ReviewKind.PEER and not cutoffs:
-        cutoffs = [closes]  # peer review needs at least one cut-off: the closing date
+        # peer review needs cut-offs: the mode's regular ones (Large Scale: twice a month),
+        # and the closing date last
+        cutoffs = regular_cutoffs(opens, closes, rules.cutoffs_per_month)
     for i, cut in enumerate(cutoffs):
         if not opens < cut <= closes:
             raise InvalidInput(f"cutoffs[{i}]", "each cut-off must fall after opening, by closing")
