@@ -1,5 +1,6 @@
 """REST endpoints: peer review (the reviewer pool, conflicts of interest, assignments, scores,
-the panel's ranking and decisions). Thin: the rules live in services.reviews."""
+the panel's ranking and decisions). Thin: the rules live in services.review_pool,
+review_assignments, reviews and review_decisions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from aifactories.api.deps import Ctx, Me
+from aifactories.services import review_assignments, review_decisions, review_pool
 from aifactories.services import reviews as review_service
 
 router = APIRouter(tags=["reviews"])
@@ -221,22 +223,22 @@ class ProposalReviewsOut(BaseModel):
 
 @router.post("/reviewers", response_model=ReviewerOut, status_code=201)
 def add_reviewer(context: Ctx, who: Me, body: ReviewerIn) -> Any:
-    return review_service.add_reviewer(context, who, body.username, body.domains)
+    return review_pool.add_reviewer(context, who, body.username, body.domains)
 
 
 @router.get("/reviewers", response_model=list[ReviewerOut])
 def list_reviewers(context: Ctx, who: Me, include_inactive: bool = False) -> Any:
-    return review_service.list_reviewers(context, who, include_inactive=include_inactive)
+    return review_pool.list_reviewers(context, who, include_inactive=include_inactive)
 
 
 @router.delete("/reviewers/{username}", response_model=ReviewerOut)
 def remove_reviewer(context: Ctx, who: Me, username: str, reason: str = "") -> Any:
-    return review_service.remove_reviewer(context, who, username, reason)
+    return review_pool.remove_reviewer(context, who, username, reason)
 
 
 @router.post("/reviewers/me/conflicts", response_model=ConflictOut, status_code=201)
 def declare_conflict(context: Ctx, who: Me, body: ConflictIn) -> Any:
-    return review_service.declare_conflict(
+    return review_pool.declare_conflict(
         context, who, organisation=body.organisation, proposal_id=body.proposal_id,
         reason=body.reason,
     )  # fmt: skip
@@ -244,7 +246,7 @@ def declare_conflict(context: Ctx, who: Me, body: ConflictIn) -> Any:
 
 @router.get("/reviewers/me/conflicts", response_model=list[ConflictOut])
 def my_conflicts(context: Ctx, who: Me) -> Any:
-    return review_service.my_conflicts(context, who)
+    return review_pool.my_conflicts(context, who)
 
 
 # --------------------------------------------------------------------------- assignment, reviews
@@ -253,7 +255,7 @@ def my_conflicts(context: Ctx, who: Me) -> Any:
 @router.post("/calls/{call}/review-assignments", response_model=AssignmentOut)
 def assign(context: Ctx, who: Me, call: str, body: AssignIn | None = None) -> Any:
     cutoff = body.cutoff_at if body else None
-    return review_service.assign_reviewers(context, who, call, cutoff)
+    return review_assignments.assign_reviewers(context, who, call, cutoff)
 
 
 @router.get("/reviews", response_model=list[ReviewOut])
@@ -281,15 +283,15 @@ def decline_review(context: Ctx, who: Me, review_id: int, body: DeclineIn) -> An
 
 @router.get("/calls/{call}/ranking", response_model=RankingOut)
 def ranking(context: Ctx, who: Me, call: str, cutoff_at: str | None = None) -> Any:
-    return review_service.panel_ranking(context, who, call, cutoff_at)
+    return review_decisions.panel_ranking(context, who, call, cutoff_at)
 
 
 @router.post("/calls/{call}/decisions", response_model=DecisionsOut)
 def decide(context: Ctx, who: Me, call: str, body: DecisionsIn) -> Any:
     decisions = [
-        review_service.Decision(d.proposal_id, d.outcome, d.reason) for d in body.decisions
+        review_decisions.Decision(d.proposal_id, d.outcome, d.reason) for d in body.decisions
     ]
-    return review_service.decide(
+    return review_decisions.decide(
         context, who, call, rule=body.rule, decisions=decisions, cutoff_at=body.cutoff_at
     )
 
