@@ -1,7 +1,7 @@
 """REST endpoints: the allocation lifecycle (list, alerts, close, sweep, extension and transfer
-requests and their decisions). Thin: every rule is in services.allocations. Times are epoch
-seconds, each with an ISO 8601 twin (``*_iso``); GPU time in exact GPU-seconds and in
-GPU-hours."""
+requests and their decisions). Thin: every rule is in services.allocations, allocation_sweep,
+allocation_close, allocation_requests and allocation_decisions. Times are epoch seconds, each
+with an ISO 8601 twin (``*_iso``); GPU time in exact GPU-seconds and in GPU-hours."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from pydantic import BaseModel, Field
 from aifactories.api.deps import Ctx, Me
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.units import gpu_hours
+from aifactories.services import (
+    allocation_close,
+    allocation_decisions,
+    allocation_requests,
+    allocation_sweep,
+)
 from aifactories.services import allocations as service
+from aifactories.services.allocation_common import AllocationView
 
 router = APIRouter(tags=["allocations"])
 
@@ -46,7 +53,7 @@ class AllocationOut(BaseModel):
     alerts_sent: list[int]  # thresholds (per cent used) already alerted
 
     @classmethod
-    def of(cls, a: service.AllocationView) -> AllocationOut:
+    def of(cls, a: AllocationView) -> AllocationOut:
         return cls(
             id=a.id,
             project_id=a.project_id,
@@ -83,7 +90,7 @@ class CloseOut(BaseModel):
     running_job_ids: list[int]  # finish and are charged to the closed allocation
 
     @classmethod
-    def of(cls, report: service.CloseReport) -> CloseOut:
+    def of(cls, report: allocation_close.CloseReport) -> CloseOut:
         return cls(
             allocation=AllocationOut.of(report.allocation),
             cancelling_job_ids=list(report.cancelling_job_ids),
@@ -108,7 +115,7 @@ class SweepOut(BaseModel):
     finalised_job_ids: list[int]
 
     @classmethod
-    def of(cls, report: service.SweepReport) -> SweepOut:
+    def of(cls, report: allocation_sweep.SweepReport) -> SweepOut:
         return cls(
             at=report.at,
             at_iso=to_datetime(report.at).isoformat(),
@@ -150,7 +157,7 @@ class RequestOut(BaseModel):
     decided_at_iso: str | None
 
     @classmethod
-    def of(cls, r: service.RequestView) -> RequestOut:
+    def of(cls, r: allocation_requests.RequestView) -> RequestOut:
         return cls(
             id=r.id,
             allocation_id=r.allocation_id,
@@ -201,21 +208,21 @@ def alerts(context: Ctx, who: Me, allocation_id: int) -> list[AlertOut]:
 @router.post("/allocations/sweep", response_model=SweepOut)
 def sweep(context: Ctx, who: Me) -> SweepOut:
     """Programme operators: run the lifecycle sweep now (alerts, expiry)."""
-    return SweepOut.of(service.sweep_allocations(context, who))
+    return SweepOut.of(allocation_sweep.sweep_allocations(context, who))
 
 
 @router.post("/allocations/{allocation_id}/close", response_model=CloseOut)
 def close(context: Ctx, who: Me, allocation_id: int, body: CloseIn) -> CloseOut:
     """Programme operators: close an allocation; queued jobs on it are cancelled."""
-    return CloseOut.of(service.close_allocation(context, who, allocation_id, body.reason))
+    return CloseOut.of(allocation_close.close_allocation(context, who, allocation_id, body.reason))
 
 
 @router.post("/allocations/{allocation_id}/requests", response_model=RequestOut, status_code=201)
 def request_change(
-    context: Ctx, who: Me, allocation_id: int, body: service.AllocationRequestIn
+    context: Ctx, who: Me, allocation_id: int, body: allocation_requests.AllocationRequestIn
 ) -> RequestOut:
     """A project's PI asks for an extension or a transfer of GPU-hours."""
-    return RequestOut.of(service.request_change(context, who, allocation_id, body))
+    return RequestOut.of(allocation_requests.request_change(context, who, allocation_id, body))
 
 
 @router.get("/allocation-requests", response_model=list[RequestOut])
@@ -223,10 +230,14 @@ def list_requests(
     context: Ctx, who: Me, status: str | None = None, project: str | None = None
 ) -> list[RequestOut]:
     """Requests: every project's for operators, your projects' for a PI."""
-    return [RequestOut.of(r) for r in service.list_requests(context, who, status, project)]
+    return [
+        RequestOut.of(r) for r in allocation_requests.list_requests(context, who, status, project)
+    ]
 
 
 @router.post("/allocation-requests/{request_id}/decision", response_model=RequestOut)
-def decide(context: Ctx, who: Me, request_id: int, body: service.DecisionIn) -> RequestOut:
+def decide(
+    context: Ctx, who: Me, request_id: int, body: allocation_decisions.DecisionIn
+) -> RequestOut:
     """Programme operators: approve (applied at once) or refuse, with a reason."""
-    return RequestOut.of(service.decide_request(context, who, request_id, body))
+    return RequestOut.of(allocation_decisions.decide_request(context, who, request_id, body))

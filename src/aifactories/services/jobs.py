@@ -21,10 +21,10 @@ from aifactories.domain.jobs import ANY_GPU_MODEL, JobSpec, JobState, check_tran
 from aifactories.domain.projects import Allocation
 from aifactories.domain.sites import Partition
 from aifactories.domain.units import gpu_hours, parse_time_limit, reservation_gpu_seconds
-from aifactories.services.allocations import check_member_cap
 from aifactories.services.auth import require_can_cancel, require_project_access
 from aifactories.services.context import Principal, ServiceContext
 from aifactories.services.job_script import parse_script
+from aifactories.services.member_caps import check_member_cap
 
 MAX_NAME = 200
 # One statement, parameters passed apart: compiled once, not per submission.

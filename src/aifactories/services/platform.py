@@ -22,7 +22,7 @@ from aifactories.domain.sites import Site
 from aifactories.executors.base import Executor
 from aifactories.executors.registry import make_executor
 from aifactories.scheduling import get_policy
-from aifactories.services.allocations import sweep_allocations
+from aifactories.services.allocation_sweep import sweep_allocations
 from aifactories.services.context import ServiceContext, catalogue_from_settings
 from aifactories.services.programme_worker import PeriodicJob, ProgrammeWorker
 from aifactories.services.site_sync import SiteSync
