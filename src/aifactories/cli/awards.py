@@ -1,7 +1,8 @@
-"""``aif awards``: run the allocation optimiser after a cut-off, compare, apply."""
+"""``aif awards``: run the allocation optimiser after a cut-off, compare, report, apply."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +11,8 @@ from rich.table import Table
 from aifactories.cli import render
 from aifactories.cli.calls import parse_pairs
 from aifactories.cli.programme_render import day
-from aifactories.cli.remote import JsonOpt, call, client
+from aifactories.cli.remote import JsonOpt, call, client, fail
+from aifactories.programme.award_report import award_run_html, comparison_header
 
 awards_app = typer.Typer(help="Awards after a cut-off (programme operators).", no_args_is_help=True)
 
@@ -42,10 +44,10 @@ def _print_run(run: dict[str, Any]) -> None:
         )
     render.console.print(table)
     comparison = Table(title="Optimiser against the greedy rule (same weights)")
-    header, *rows = run["comparison"]
-    for column in header:
+    # the stored rows have no header: measure, optimiser, greedy, difference
+    for column in comparison_header(run["comparison"]):
         comparison.add_column(column)
-    for row in rows:
+    for row in run["comparison"]:
         comparison.add_row(*row)
     render.console.print(comparison)
 
@@ -80,6 +82,26 @@ def show(run_id: int, as_json: JsonOpt = False) -> None:
         render.print_json(run)
     else:
         _print_run(run)
+
+
+@awards_app.command("report")
+def report(
+    run_id: Annotated[int, typer.Argument(metavar="RUN_ID")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="the HTML file to write", show_default="award-run-RUN_ID.html"
+        ),
+    ] = None,
+) -> None:
+    """One award run as an HTML page with figures (Plotly embedded: opens without network)."""
+    run = call(client().get, f"/award-runs/{run_id}")
+    path = output or Path(f"award-run-{run_id}.html")
+    try:
+        path.write_text(award_run_html(run), encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+    render.console.print(f"wrote {path} (open it in a browser)", highlight=False, soft_wrap=True)
 
 
 @awards_app.command("list")
