@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from aifactories.cli import awards as cli_awards
 from aifactories.cli.client import Client
 from aifactories.cli.config import Profile
+from aifactories.programme.award_report import plan_views, shares_by_country
 from tests.api.harness import Harness, make_harness
 from tests.api.test_award_runs import reviewed_round
 
@@ -44,6 +45,18 @@ def test_report_writes_the_page(
     response = h.client("oscar").post("/calls/ls/award-runs", json={})
     assert response.status_code == 201, response.text
     run: dict[str, Any] = response.json()
+    # the run carries both plans with their monthly lines: the report draws them side by side
+    views = plan_views(run)
+    assert [v.name for v in views] == ["optimiser", "greedy"]
+    assert all(v.monthly for v in views)
+    for view, plan in zip(views, (run["optimiser"], run["greedy"]), strict=True):
+        drawn = sum(line.gpu_hours for line in view.monthly or ())
+        assert drawn == pytest.approx(plan["awarded_gpu_hours"], rel=1e-9)
+
+    # and each country's share of its requested hours, per plan
+    countries = shares_by_country(run)
+    assert set(countries) == {"optimiser", "greedy"}
+    assert all(0 <= v <= 100 for by in countries.values() for v in by.values())
 
     out = tmp_path / "reports" / "run.html"
     out.parent.mkdir()
@@ -52,6 +65,7 @@ def test_report_writes_the_page(
     assert str(out) in output
     page = out.read_text(encoding="utf-8")
     assert len(page) > 1_000_000 and "plotly" in page  # plotly.js embedded: opens offline
+    assert "Share of requested GPU-hours awarded by country" in page
     assert html.escape(run["objective"]) in page
     for outcome in run["plan"]["outcomes"]:
         assert f"<td>#{outcome['proposal_id']}</td>" in page

@@ -241,7 +241,22 @@ def _per_month(plans: Sequence[PlanView]) -> go.Figure:
     return figure
 
 
-def _shares_figure(shares: dict[str, dict[str, float]]) -> go.Figure:
+def shares_by_country(run: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per plan, the share (%) of requested GPU-hours awarded to each country's proposals,
+    from the run's ``shares_by_country`` (fractions), in country order."""
+    stored = run.get("shares_by_country") or {}
+    return {
+        plan: {c: 100.0 * float(v) for c, v in sorted(by_country.items())}
+        for plan, by_country in stored.items()
+        if by_country
+    }
+
+
+def _shares_figure(
+    shares: dict[str, dict[str, float]],
+    title: str = "Share of requested GPU-hours awarded, all proposals and by organisation kind",
+    axis: str = "organisation kind",
+) -> go.Figure:
     groups = list(dict.fromkeys(g for by_group in shares.values() for g in by_group))
     figure = go.Figure(
         [
@@ -256,8 +271,8 @@ def _shares_figure(shares: dict[str, dict[str, float]]) -> go.Figure:
         ]
     )
     figure.update_layout(
-        title="Share of requested GPU-hours awarded, all proposals and by organisation kind",
-        xaxis_title="organisation kind",
+        title=title,
+        xaxis_title=axis,
         yaxis_title="% of requested GPU-hours",
         yaxis_range=[0, 105],
         barmode="group",
@@ -386,10 +401,6 @@ def award_run_html(run: dict[str, Any], *, title: str | None = None) -> str:
     missing = [p.name for p in plans if p.monthly is None]
     if missing:
         notes.append(f"No monthly lines in this run for: {', '.join(missing)}.")
-    notes.append(
-        "Shares per country are not stored in the run; the comparison table gives the lowest "
-        "country share and Jain's index over countries."
-    )
 
     figures = [_requested_vs_awarded(order, plans)]
     if any(p.monthly for p in plans):
@@ -400,6 +411,13 @@ def award_run_html(run: dict[str, Any], *, title: str | None = None) -> str:
         figures.append(_shares_figure(shares))
     else:
         notes.append("The comparison holds no share of requested hours per organisation kind.")
+    countries = shares_by_country(run)
+    if countries:
+        figures.append(
+            _shares_figure(countries, "Share of requested GPU-hours awarded by country", "country")
+        )
+    else:
+        notes.append("This run stores no share of requested hours per country.")
     charts = "".join(  # fixed div ids: the same run gives the same page
         "<div class='figure'>"
         + f.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"award-figure-{i}")

@@ -177,8 +177,10 @@ def _weights(overrides: dict[str, float] | None) -> ProgrammeWeights:
         raise InvalidInput("weights", f"{exc}; the weights are {known}") from None
 
 
-def _plan_json(plan: AwardPlan) -> dict[str, Any]:
-    return {
+def _plan_json(plan: AwardPlan, *, lines: bool = False) -> dict[str, Any]:
+    """A plan for the run's record; ``lines`` adds its GPU-hours per proposal, partition and
+    month index (kept for both plans, so that the report can draw them side by side)."""
+    data: dict[str, Any] = {
         "objective_value": plan.objective_value,
         "solver": plan.solver,
         "solve_seconds": plan.solve_seconds,
@@ -187,6 +189,9 @@ def _plan_json(plan: AwardPlan) -> dict[str, Any]:
         "awarded_gpu_hours": plan.awarded_gpu_hours,
         "outcomes": [asdict(o) for o in plan.outcomes],
     }
+    if lines:
+        data["lines"] = [asdict(line) for line in plan.lines]
+    return data
 
 
 def run_awards(
@@ -242,9 +247,13 @@ def run_awards(
             summary={
                 "weights": asdict(chosen_weights),
                 "plan": _plan_json(plan),
-                "optimiser": _plan_json(optimal),
-                "greedy": _plan_json(greedy),
+                "optimiser": _plan_json(optimal, lines=True),
+                "greedy": _plan_json(greedy, lines=True),
                 "comparison": [list(map(str, r)) for r in comparison.table_rows()],
+                "shares_by_country": {
+                    "optimiser": comparison.a.share_by_country,
+                    "greedy": comparison.b.share_by_country,
+                },
                 "month_starts": starts,
                 "proposals": [r.id for r in rows],
             },
@@ -303,6 +312,12 @@ def run_view(session: Session, run: AwardRunRow) -> dict[str, Any]:
         "plan": run.summary["plan"],
         "comparison": run.summary["comparison"],
         "lines": {str(k): v for k, v in per_proposal.items()},
+        # both plans in full and the horizon, for the report's side-by-side figures
+        "optimiser": run.summary.get("optimiser"),
+        "greedy": run.summary.get("greedy"),
+        "month_starts": run.summary.get("month_starts", []),
+        "shares_by_country": run.summary.get("shares_by_country", {}),
+        "proposals": run.summary.get("proposals", []),
         "created_at": run.created_at,
         "applied_at": run.applied_at,
     }
