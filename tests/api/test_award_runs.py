@@ -122,3 +122,12 @@ def test_greedy_run_and_nothing_to_award(h: Harness) -> None:
     assert all(o["awarded"] == pytest.approx(o["requested"]) for o in greedy["plan"]["outcomes"])
     bad = h.client("oscar").post("/calls/ls/award-runs", json={"weights": {"speed": 3}})
     assert bad.status_code == 422 and bad.json()["field"] == "weights"
+    # the list names each run with its plan's summary, without the lines and both full plans
+    listed = h.client("oscar").get("/calls/ls/award-runs").json()
+    assert [r["id"] for r in listed] == [greedy["id"]]
+    assert listed[0]["plan"] == greedy["plan"] and "lines" not in listed[0]
+    assert (
+        "optimiser" not in listed[0]
+        and "greedy" in h.client("oscar").get(f"/award-runs/{greedy['id']}").json()
+    )
+    assert h.client("carol").get("/calls/ls/award-runs").status_code == 403

@@ -339,7 +339,10 @@ def list_runs(ctx: ServiceContext, principal: Principal, call_ref: str) -> list[
         runs = session.scalars(
             select(AwardRunRow).where(AwardRunRow.call_id == call.id).order_by(AwardRunRow.id)
         ).all()
-        return [run_view(session, r) for r in runs]
+        # the list is for choosing a run: each without its lines and full plans (a round of
+        # thousands of proposals holds megabytes of them); GET /award-runs/{id} has it all
+        heavy = ("lines", "optimiser", "greedy")
+        return [{k: v for k, v in run_view(session, r).items() if k not in heavy} for r in runs]
 
 
 def apply_run(
