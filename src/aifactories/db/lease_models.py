@@ -1,0 +1,3 @@
+"""Rows for running several platform instances on one database: the broker lease."""
+
+from __future__ import annotations
