@@ -241,5 +241,4 @@ def row_dict(row: Any) -> dict[str, Any]:
 
 # The access programme's tables live in their own module; importing it here registers them
 # on Base.metadata wherever the models are loaded (migrations, tests, create_all).
-from aifactories.db import programme_models  # noqa: E402, F401
-from aifactories.db import lease_models, security_models  # noqa: E402, F401
+from aifactories.db import lease_models, programme_models, security_models  # noqa: E402, F401
