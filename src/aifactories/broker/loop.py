@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from aifactories.broker import events
 from aifactories.broker.apply import apply_placements
 from aifactories.broker.failover import cancel_stale_copies, move_queued_jobs
+from aifactories.broker.lease import BrokerLease, FencedExecutor, LeaseLost
 from aifactories.broker.reconcile import reconcile
 from aifactories.catalogue.loader import Catalogue
 from aifactories.db import convert
@@ -79,6 +81,8 @@ class Broker:
         with session_factory() as session, session.begin():
             self.instance = instance_id(session)  # in every job's tag at the sites
         self._last_reasons: dict[int, str] = {}
+        self._lease: BrokerLease | None = None
+        self._led_epoch: int | None = None
         self.last_report: CycleReport | None = None
         self.last_result: CycleResult | None = None  # the last decisions, for parity and health
 
@@ -86,8 +90,38 @@ class Broker:
     def policy_name(self) -> str:
         return self._policy.name
 
+    @property
+    def leading(self) -> bool:
+        """Whether this broker places now: it holds the lease, or runs without one."""
+        return self._lease is None or self._lease.held()
+
+    def lead_with(self, lease: BrokerLease) -> None:
+        """Place only while ``lease`` is held, and fence every write with it: from now on
+        each transaction of the broker checks the lease's epoch first (broker/lease.py)."""
+        if self._lease is not None:
+            return  # already fenced
+        self._lease = lease
+        self._sessions = lease.fenced(self._sessions)
+        self._executors = {
+            site: FencedExecutor(executor, lease) for site, executor in self._executors.items()
+        }
+
+    def _check_lease(self) -> None:
+        if self._lease is None:
+            return
+        epoch = self._lease.require()
+        if epoch != self._led_epoch:
+            # A new term: what this process remembered of the sites may be stale; the cycle
+            # starts, as always, by reconciling (adopting by tag what the last leader placed).
+            log.info("broker leading (lease epoch %d): reconciling first", epoch)
+            self._unreachable_since.clear()
+            self._retry_at.clear()
+            self._last_reasons.clear()
+            self._led_epoch = epoch
+
     def run_once(self) -> CycleReport:
         started = stopwatch()
+        self._check_lease()
         now = self._clock.now()
         report = CycleReport(at=now)
         # A site that did not answer is asked again only after a pause: every call to a dead
@@ -146,8 +180,18 @@ class Broker:
         report.waiting = len(result.waits)
         self._record(result.waits, free_nodes, available, report.unreachable_sites, now)
         report.duration_s = stopwatch() - started
+        self._report_sites(report.unreachable_sites)
+        events.cycle(report.duration_s)
         self.last_report = report
         return report
+
+    def _report_sites(self, unreachable: set[SiteId]) -> None:
+        """Log (and count) sites that stopped or started answering since the last cycle."""
+        before = self.last_report.unreachable_sites if self.last_report is not None else set()
+        for site in sorted(unreachable - before):
+            events.site_unavailable(site)
+        for site in sorted(before - unreachable):
+            events.site_back(site)
 
     def _fail_over(self, unreachable: set[SiteId], available: frozenset[SiteId], now: float) -> int:
         """Move queued jobs away from sites silent for longer than the grace period."""
@@ -220,9 +264,13 @@ class Broker:
         outlive a bad site or a transient database error."""
         while not stop.is_set():
             try:
-                self.run_once()
+                if self._lease is None or self._lease.held():
+                    self.run_once()
+            except LeaseLost as exc:
+                log.warning("broker cycle stopped: %s", exc.message)
             except Exception:
                 log.exception("broker cycle failed; retrying next interval")
+                events.cycle_failed()
             stop.wait(interval_s)
 
     def close(self) -> None:

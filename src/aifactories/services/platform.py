@@ -7,12 +7,15 @@ Platform is made; nothing here runs at import time.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Mapping
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from aifactories.broker import Broker
+from aifactories.broker.lease import BrokerLease
 from aifactories.db.engine import make_engine, make_read_engine, make_session_factory
 from aifactories.db.migrate import current_revision, head_revision, upgrade
 from aifactories.domain.clock import Clock, SystemClock
@@ -56,6 +59,14 @@ class Platform:
             clock=self.clock,
             settings=settings,
         )
+        # One broker leads among the instances sharing this database (docs/operations.md).
+        self.lease = BrokerLease(
+            self.ctx.sessions,
+            read_factory=self.ctx.reads,
+            holder=settings.instance_name or f"{socket.gethostname()}:{settings.port}",
+            period_s=settings.lease_period_s,
+        )
+        self._lease_thread: threading.Thread | None = None
         self._executors = dict(executors) if executors is not None else None
         self._broker: Broker | None = None
         self._stop = threading.Event()
@@ -118,18 +129,35 @@ class Platform:
             )
         return self._broker
 
+    @property
+    def broker_running(self) -> bool:
+        """Whether this process runs the broker (started by ``start_broker``)."""
+        return self._thread is not None
+
     def start_broker(self) -> None:
         if self._thread is not None:
             return
         broker = self.broker
         self._stop.clear()
+        # Placing only while leading, every write fenced; a lone instance leads at once, a
+        # standby tries again at every renew interval.
+        broker.lead_with(self.lease)
+        self.lease.tick()
+        self._lease_thread = threading.Thread(
+            target=self.lease.run_forever,
+            args=(self._stop, self.settings.lease_renew_interval_s),
+            name="aifactories-lease",
+            daemon=True,
+        )
+        self._lease_thread.start()
         interval = self.settings.site_sync_interval_s
         if interval > 0:
             sync = SiteSync(self.ctx)
-            sync.sync_accounts()  # before the first placement: sites refuse unknown accounts
+            if self.lease.held():
+                sync.sync_accounts()  # before the first placement: sites refuse unknown accounts
             self._sync_thread = threading.Thread(
-                target=sync.run_forever,
-                args=(self._stop, interval),
+                target=self._sync_while_leading,
+                args=(sync, interval),
                 name="aifactories-site-sync",
                 daemon=True,
             )
@@ -149,6 +177,12 @@ class Platform:
             self.settings.broker_interval_s,
         )
 
+    def _sync_while_leading(self, sync: SiteSync, interval_s: float) -> None:
+        # The sites' accounts and usage are the leader's to write, like placements.
+        while not self._stop.wait(interval_s):
+            if self.lease.held():
+                sync.run_once()
+
     def stop(self) -> None:
         self._stop.set()
         if self._programme is not None:
@@ -160,6 +194,13 @@ class Platform:
         if self._sync_thread is not None:
             self._sync_thread.join(timeout=60)
             self._sync_thread = None
+        if self._lease_thread is not None:
+            self._lease_thread.join(timeout=30)
+            self._lease_thread = None
+        try:
+            self.lease.release()  # a standby takes over at its next try, not at the expiry
+        except SQLAlchemyError as exc:
+            log.warning("broker lease not released (it expires by itself): %s", exc)
         if self._broker is not None:
             self._broker.close()
         self.engine.dispose()
