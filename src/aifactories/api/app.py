@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
                 "waiting": report.waiting,
                 "unreachable_sites": sorted(report.unreachable_sites),
             },
+            "lease": {**plat.lease.view().as_dict(), "this_instance": plat.lease.holder},
         }
 
     @app.get("/me", response_model=MeOut, responses=_ERRORS, tags=["platform"])
