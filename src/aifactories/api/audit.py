@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from aifactories.api.deps import Ctx, Me
+from aifactories.api.params import BeforeQ, TextQ, WordQ, word_query
 from aifactories.domain.clock import to_datetime
 from aifactories.services import audit as audit_service
 from aifactories.services import notify_delivery
@@ -16,19 +17,15 @@ from aifactories.services import notify_delivery
 router = APIRouter(tags=["audit"])
 
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
-SubjectQ = Annotated[
-    str | None, Query(description="exact, or a prefix ending in '*': proposal:12, proposal:*")
-]
+SubjectQ = Annotated[WordQ, word_query("exact, or a prefix ending in '*': proposal:12, proposal:*")]
 ActionQ = Annotated[
-    str | None,
-    Query(description="exact, or a prefix ending in '*': proposal.technical_check.*"),
+    WordQ, word_query("exact, or a prefix ending in '*': proposal.technical_check.*")
 ]
-ActorQ = Annotated[str | None, Query(description="a username, or 'system'")]
+ActorQ = Annotated[WordQ, word_query("a username, or 'system'")]
 SinceQ = Annotated[
-    str | None,
-    Query(description="from this time (inclusive): ISO 8601, UTC unless an offset is given"),
+    WordQ, word_query("from this time (inclusive): ISO 8601, UTC unless an offset is given")
 ]
-UntilQ = Annotated[str | None, Query(description="before this time (exclusive): ISO 8601")]
+UntilQ = Annotated[WordQ, word_query("before this time (exclusive): ISO 8601")]
 
 
 class AuditEntryOut(BaseModel):
@@ -98,7 +95,7 @@ def list_audit(
     since: SinceQ = None,
     until: UntilQ = None,
     limit: Annotated[int, Query(ge=1, le=audit_service.MAX_LIMIT)] = 100,
-    before: Annotated[int | None, Query(description="ids below this one: the next page")] = None,
+    before: BeforeQ = None,
 ) -> list[AuditEntryOut]:
     """Audit entries, newest first (programme operators; site operators: their sites'
     technical checks)."""
@@ -119,12 +116,19 @@ def list_audit(
 @router.get(
     "/audit/export",
     response_class=StreamingResponse,
-    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+    responses={
+        200: {
+            "description": "the entries, one a line (CSV with a header, or JSON lines)",
+            "content": {t: {"schema": {"type": "string"}} for t in MEDIA_TYPES.values()},
+        }
+    },
 )
 def export_audit(
     context: Ctx,
     who: Me,
-    fmt: Annotated[str, Query(alias="format", description="csv or jsonl")] = "csv",
+    fmt: Annotated[
+        Literal["csv", "jsonl"], Query(alias="format", description="csv or jsonl")
+    ] = "csv",
     subject: SubjectQ = None,
     action: ActionQ = None,
     actor: ActorQ = None,
@@ -157,12 +161,12 @@ def export_audit(
 def list_notifications(
     context: Ctx,
     who: Me,
-    status: Annotated[str | None, Query(description="pending, sending, sent or failed")] = None,
-    recipient: Annotated[str | None, Query(description="an e-mail address or a URL")] = None,
-    event: str | None = None,
+    status: Annotated[WordQ, word_query("pending, sending, sent or failed")] = None,
+    recipient: Annotated[TextQ, Query(max_length=1024, description="an e-mail or a URL")] = None,
+    event: WordQ = None,
     mine: Annotated[bool, Query(description="operators: only their own")] = False,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    before: Annotated[int | None, Query(description="ids below this one: the next page")] = None,
+    before: BeforeQ = None,
 ) -> list[NotificationOut]:
     """The outbox, newest first: everything for programme operators, your own otherwise."""
     views = notify_delivery.list_notifications(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from aifactories.api.validation import validation_response
 from aifactories.domain import errors as e
 
 STATUS: list[tuple[type[e.AifError], int]] = [
@@ -18,6 +20,12 @@ STATUS: list[tuple[type[e.AifError], int]] = [
     (e.ConfigurationError, 500),
     (e.CatalogueError, 500),
 ]
+
+
+_HTTP_MESSAGES = {
+    404: ("not_found", "no such path: {r.method} {r.url.path}; /docs lists the API's paths"),
+    405: ("method_not_allowed", "{r.url.path} does not take {r.method}; /docs lists its methods"),
+}
 
 
 def status_of(exc: e.AifError) -> int:
@@ -39,14 +47,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = exc.errors()
-        first = problems[0] if problems else {"loc": ("body",), "msg": "invalid request"}
-        field = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
-        message = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'] if p != 'body') or 'body'}: {err['msg']}"
-            for err in problems
-        )
-        return JSONResponse(
-            {"error": "invalid_input", "message": message, "field": field, "limit": None},
-            status_code=422,
-        )
+        return validation_response(exc.errors())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own answers (no such path, method not allowed) in the one error body
+        code, message = _HTTP_MESSAGES.get(exc.status_code, ("http_error", str(exc.detail)))
+        body = {"error": code, "message": message.format(r=request), "field": None, "limit": None}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

@@ -4,14 +4,16 @@ review_assignments, reviews and review_decisions."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 
 from aifactories.api.deps import Ctx, Me
+from aifactories.api.params import PathId, PathRef, PathUsername, ReasonQ, WordQ
 from aifactories.services import review_assignments, review_decisions, review_pool
 from aifactories.services import reviews as review_service
+from aifactories.services.input_types import Code, Comment, Id, Instant, Name, Username
 
 router = APIRouter(tags=["reviews"])
 
@@ -20,41 +22,65 @@ router = APIRouter(tags=["reviews"])
 
 
 class ReviewerIn(BaseModel):
-    username: str
-    domains: list[str] = Field(description="domains of expertise: health, energy, climate, ...")
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username
+    domains: Annotated[
+        list[Code],
+        Field(max_length=20, description="domains of expertise: health, energy, climate, ..."),
+    ]
 
 
 class ConflictIn(BaseModel):
-    organisation: str | None = Field(default=None, description="an organisation's name")
-    proposal_id: int | None = None
-    reason: str = ""
+    model_config = ConfigDict(extra="forbid")
+
+    organisation: Annotated[Name | None, Field(description="an organisation's name")] = None
+    proposal_id: Id | None = None
+    reason: Comment = ""
 
 
 class AssignIn(BaseModel):
-    cutoff_at: str | float | None = Field(
-        default=None, description="one cut-off of the call (ISO date or time); default: all"
-    )
+    model_config = ConfigDict(extra="forbid")
+
+    cutoff_at: Annotated[
+        Instant | None,
+        Field(description="one cut-off of the call (ISO date or time); default: all"),
+    ] = None
+
+
+Score = Annotated[StrictFloat, Field(ge=0, le=10, allow_inf_nan=False)]
 
 
 class ScoresIn(BaseModel):
-    scores: dict[str, float] = Field(description="every criterion of the call, 0 to 10")
-    comment: str = ""
+    model_config = ConfigDict(extra="forbid")
+
+    scores: Annotated[
+        dict[Code, Score],
+        Field(max_length=20, description="every criterion of the call, 0 to 10"),
+    ]
+    comment: Comment = ""
 
 
 class DeclineIn(BaseModel):
-    reason: str = ""
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Comment = ""
 
 
 class DecisionIn(BaseModel):
-    proposal_id: int
-    outcome: str = Field(description="accept or reject")
-    reason: str = ""
+    model_config = ConfigDict(extra="forbid")
+
+    proposal_id: Id
+    outcome: Annotated[Code, Field(description="accept or reject")]
+    reason: Comment = ""
 
 
 class DecisionsIn(BaseModel):
-    rule: bool = Field(default=False, description="apply the call's min_average_score")
-    decisions: list[DecisionIn] = Field(default_factory=list)
-    cutoff_at: str | float | None = Field(default=None, description="the rule at one cut-off")
+    model_config = ConfigDict(extra="forbid")
+
+    rule: StrictBool = Field(default=False, description="apply the call's min_average_score")
+    decisions: Annotated[list[DecisionIn], Field(max_length=10_000)] = []
+    cutoff_at: Annotated[Instant | None, Field(description="the rule at one cut-off")] = None
 
 
 # --------------------------------------------------------------------------- responses
@@ -232,7 +258,7 @@ def list_reviewers(context: Ctx, who: Me, include_inactive: bool = False) -> Any
 
 
 @router.delete("/reviewers/{username}", response_model=ReviewerOut)
-def remove_reviewer(context: Ctx, who: Me, username: str, reason: str = "") -> Any:
+def remove_reviewer(context: Ctx, who: Me, username: PathUsername, reason: ReasonQ = "") -> Any:
     return review_pool.remove_reviewer(context, who, username, reason)
 
 
@@ -253,28 +279,28 @@ def my_conflicts(context: Ctx, who: Me) -> Any:
 
 
 @router.post("/calls/{call}/review-assignments", response_model=AssignmentOut)
-def assign(context: Ctx, who: Me, call: str, body: AssignIn | None = None) -> Any:
+def assign(context: Ctx, who: Me, call: PathRef, body: AssignIn | None = None) -> Any:
     cutoff = body.cutoff_at if body else None
     return review_assignments.assign_reviewers(context, who, call, cutoff)
 
 
 @router.get("/reviews", response_model=list[ReviewOut])
-def my_reviews(context: Ctx, who: Me, status: str | None = None) -> Any:
+def my_reviews(context: Ctx, who: Me, status: WordQ = None) -> Any:
     return review_service.my_reviews(context, who, status=status)
 
 
 @router.get("/reviews/{review_id}", response_model=ReviewOut)
-def get_review(context: Ctx, who: Me, review_id: int) -> Any:
+def get_review(context: Ctx, who: Me, review_id: PathId) -> Any:
     return review_service.get_review(context, who, review_id)
 
 
 @router.put("/reviews/{review_id}", response_model=ReviewOut)
-def submit_review(context: Ctx, who: Me, review_id: int, body: ScoresIn) -> Any:
+def submit_review(context: Ctx, who: Me, review_id: PathId, body: ScoresIn) -> Any:
     return review_service.submit_review(context, who, review_id, body.scores, body.comment)
 
 
 @router.post("/reviews/{review_id}/decline", response_model=ReviewOut)
-def decline_review(context: Ctx, who: Me, review_id: int, body: DeclineIn) -> Any:
+def decline_review(context: Ctx, who: Me, review_id: PathId, body: DeclineIn) -> Any:
     return review_service.decline_review(context, who, review_id, body.reason)
 
 
@@ -282,12 +308,12 @@ def decline_review(context: Ctx, who: Me, review_id: int, body: DeclineIn) -> An
 
 
 @router.get("/calls/{call}/ranking", response_model=RankingOut)
-def ranking(context: Ctx, who: Me, call: str, cutoff_at: str | None = None) -> Any:
+def ranking(context: Ctx, who: Me, call: PathRef, cutoff_at: WordQ = None) -> Any:
     return review_decisions.panel_ranking(context, who, call, cutoff_at)
 
 
 @router.post("/calls/{call}/decisions", response_model=DecisionsOut)
-def decide(context: Ctx, who: Me, call: str, body: DecisionsIn) -> Any:
+def decide(context: Ctx, who: Me, call: PathRef, body: DecisionsIn) -> Any:
     decisions = [
         review_decisions.Decision(d.proposal_id, d.outcome, d.reason) for d in body.decisions
     ]
@@ -297,5 +323,5 @@ def decide(context: Ctx, who: Me, call: str, body: DecisionsIn) -> Any:
 
 
 @router.get("/proposals/{proposal_id}/reviews", response_model=ProposalReviewsOut)
-def proposal_reviews(context: Ctx, who: Me, proposal_id: int) -> Any:
+def proposal_reviews(context: Ctx, who: Me, proposal_id: PathId) -> Any:
     return review_service.proposal_reviews(context, who, proposal_id)

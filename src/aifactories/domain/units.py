@@ -24,40 +24,62 @@ def charge_gpu_seconds(gpus: int, elapsed_s: float, billing_weight: float) -> in
     return math.ceil(gpus * max(0.0, elapsed_s) * billing_weight)
 
 
+MAX_DURATION_S = 366 * 86400
+"""The longest runtime a request may give in seconds (a year): longer is a typing error.
+Time limits have their own, lower bound: the setting ``max_time_limit_s``."""
+
+TIME_FORMATS = "MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
+# The leading number may be large (90 minutes, 48:00:00 hours); every later one is bounded
+# by its unit: hours after days below 24, minutes and seconds below 60. Digits are ASCII
+# only and few: no input reaches int() with thousands of digits, and the largest value
+# (9999 days) still fits a 32-bit column; the caller bounds it further.
 _SLURM_TIME = re.compile(
-    r"^(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
-    r"|(?P<a>\d+)(?::(?P<b>\d+)(?::(?P<c>\d+))?)?)$"
+    r"(?:(?P<days>[0-9]{1,4})-(?P<dh>[0-9]{1,2})(?::(?P<dm>[0-9]{1,2})(?::(?P<ds>[0-9]{1,2}))?)?"
+    r"|(?P<a>[0-9]{1,7})(?::(?P<b>[0-9]{1,2})(?::(?P<c>[0-9]{1,2}))?)?)"
 )
 
 
+def _time_error(field: str, text: str, why: str) -> InvalidInput:
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    return InvalidInput(
+        field,
+        f"{shown!r} is not a time limit: {why}; write {TIME_FORMATS}"
+        " (for example 2:00:00 for two hours, 1-12 for a day and a half)",
+        limit=TIME_FORMATS,
+    )
+
+
 def parse_time_limit(text: str, field: str = "time_limit") -> int:
-    """Parse a Slurm time limit into seconds.
+    """Parse a Slurm time limit into seconds, strictly.
 
     Accepted, as ``sbatch --time``: ``minutes``, ``minutes:seconds``, ``hours:minutes:seconds``,
-    ``days-hours``, ``days-hours:minutes``, ``days-hours:minutes:seconds``.
+    ``days-hours``, ``days-hours:minutes``, ``days-hours:minutes:seconds``; every part after
+    the first below its unit (``1:99:99`` is refused).
+    The API, the CLI and ``#SBATCH --time`` in scripts all read time limits here.
     """
     value = text.strip()
-    match = _SLURM_TIME.match(value)
+    match = _SLURM_TIME.fullmatch(value)
     if match is None:
-        raise InvalidInput(
-            field,
-            f"{text!r} is not a time limit; write minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]]"
-            " (for example 2:00:00 for two hours)",
-        )
-    groups = match.groupdict()
-    if groups["days"] is not None:
-        seconds = (
-            int(groups["days"]) * 86400
-            + int(groups["dh"]) * 3600
-            + int(groups["dm"] or 0) * 60
-            + int(groups["ds"] or 0)
-        )
-    elif groups["c"] is not None:
-        seconds = int(groups["a"]) * 3600 + int(groups["b"]) * 60 + int(groups["c"])
-    elif groups["b"] is not None:
-        seconds = int(groups["a"]) * 60 + int(groups["b"])
-    else:
-        seconds = int(groups["a"]) * 60
+        raise _time_error(field, text, "not one of the formats" if value else "it is empty")
+    g = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+    if "days" in g:  # D-HH[:MM[:SS]]
+        bounded = {"hours": g["dh"], "minutes": g.get("dm", 0), "seconds": g.get("ds", 0)}
+        seconds = g["days"] * 86400 + g["dh"] * 3600 + g.get("dm", 0) * 60 + g.get("ds", 0)
+    elif "c" in g:  # HH:MM:SS
+        bounded = {"minutes": g["b"], "seconds": g["c"]}
+        seconds = g["a"] * 3600 + g["b"] * 60 + g["c"]
+    elif "b" in g:  # MM:SS
+        bounded = {"seconds": g["b"]}
+        seconds = g["a"] * 60 + g["b"]
+    else:  # MM
+        bounded = {}
+        seconds = g["a"] * 60
+    for unit, number in bounded.items():
+        below = 24 if unit == "hours" else 60
+        if number >= below:
+            raise _time_error(field, text, f"{number} {unit} is not below {below}")
+    if seconds >= 2**31:
+        raise _time_error(field, text, f"{seconds} s is more than 68 years")
     return seconds
 
 

@@ -7,7 +7,7 @@ Approving more GPU-hours re-arms the usage alerts of the thresholds that are no 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select, update
@@ -43,13 +43,14 @@ from aifactories.services.allocation_requests import (
 from aifactories.services.audit import record
 from aifactories.services.auth import require_programme_operator
 from aifactories.services.context import Principal, ServiceContext
+from aifactories.services.input_types import Code, Comment
 
 
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    decision: str = Field(description="approve or refuse")
-    reason: str = Field(default="", description="why; the PI reads it")
+    decision: Annotated[Code, Field(description="approve or refuse")]
+    reason: Annotated[Comment, Field(description="why; the PI reads it")] = ""
 
 
 def decide_request(

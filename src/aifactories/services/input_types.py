@@ -1,0 +1,117 @@
+"""The shapes request fields are checked against at the boundary (docs/api-and-cli.md, "Input
+rules"): whole numbers within 64 bits, finite floats within stated ranges, text without NUL
+or lone surrogates and with a stated maximum length, and no boolean taken for a number.
+
+A value that passes here can be stored in SQLite and PostgreSQL alike and read back: without
+these checks a 20-digit id overflowed SQLite, a NUL made PostgreSQL refuse a row, and a NaN
+budget, once stored, made every read of its call fail.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StringConstraints
+
+from aifactories.domain.units import MAX_DURATION_S
+
+INT64_MAX = 2**63 - 1
+"""The largest id or count a database column can hold (SQLite and PostgreSQL BIGINT)."""
+MAX_EPOCH_S = 253_402_300_799.0
+"""9999-12-31T23:59:59Z: the last instant a date can be written for."""
+MAX_GPU_HOURS = 1e9
+"""Far above any budget of the programme, far below where GPU-seconds lose exactness."""
+
+# C0 controls but tab, LF and CR, DEL, and the surrogate range (a lone surrogate cannot be
+# encoded as UTF-8: neither database can store it)
+_BAD_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# in one-line fields (names, codes, paths), line breaks and tabs too
+_BAD_IN_LINE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_DIGITS = re.compile("[0-9]+")
+
+
+def _describe(char: str) -> str:
+    if "\ud800" <= char <= "\udfff":
+        return f"a lone surrogate (U+{ord(char):04X}); send valid UTF-8"
+    return f"a control character (U+{ord(char):04X})"
+
+
+def check_text(value: str) -> str:
+    """Multi-line text (abstracts, reasons, scripts): no NUL, control characters but tab and
+    line breaks, or lone surrogates."""
+    bad = _BAD_IN_TEXT.search(value)
+    if bad is not None:
+        raise ValueError(f"contains {_describe(bad.group())} at position {bad.start()}")
+    return value
+
+
+def check_line(value: str) -> str:
+    """One-line text (names, titles, codes, paths): no control characters at all."""
+    bad = _BAD_IN_LINE.search(value)
+    if bad is not None:
+        raise ValueError(f"contains {_describe(bad.group())} at position {bad.start()}")
+    return value
+
+
+def check_ref(value: str) -> str:
+    """A project or call named by code or by id: an id must fit in 64 bits."""
+    check_line(value)
+    if _DIGITS.fullmatch(value) and (len(value) > 19 or int(value) > INT64_MAX):
+        raise ValueError(f"{value[:30]} is no id: ids are at most {INT64_MAX}")
+    return value
+
+
+def check_path(value: str) -> str:
+    """A working folder: one line, and no component longer than a file system takes."""
+    check_line(value)
+    for part in value.split("/"):
+        if len(part.encode("utf-8")) > 255:
+            raise ValueError(f"the component {part[:30]}... is longer than 255 bytes")
+    return value
+
+
+# ids and counts: strict (no "3", no 3.0, no true), within 64 bits
+Id = Annotated[StrictInt, Field(ge=1, le=INT64_MAX)]
+# a duration: whole seconds, or Slurm's text (read by domain.units.parse_time_limit, which
+# the service calls, so that the API, the CLI and #SBATCH --time read it the same way). A
+# time limit's range is the setting max_time_limit_s, checked by the service with a message
+# that gives it; here it is only kept within 64 bits.
+TimeLimitSeconds = Annotated[StrictInt, Field(ge=-INT64_MAX, le=INT64_MAX)]
+DurationSeconds = Annotated[StrictInt, Field(ge=0, le=MAX_DURATION_S)]
+DurationText = Annotated[
+    str, StringConstraints(min_length=1, max_length=32), AfterValidator(check_line)
+]
+# GPU-hours in a request: finite, positive
+GpuHours = Annotated[StrictFloat, Field(gt=0, le=MAX_GPU_HOURS, allow_inf_nan=False)]
+# an instant given as epoch seconds (or, where the field says so, ISO 8601 text)
+EpochSeconds = Annotated[StrictFloat, Field(ge=0, le=MAX_EPOCH_S, allow_inf_nan=False)]
+IsoTime = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(check_line)]
+Instant = EpochSeconds | IsoTime
+
+# text, by use: the maximum lengths are those of the database columns where they are stored
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(check_line)]
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(check_ref)]
+Username = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(check_line)
+]
+CountryCode = Annotated[str, StringConstraints(pattern="^[A-Za-z]{2}$")]
+Name = Annotated[str, StringConstraints(max_length=200), AfterValidator(check_line)]
+Title = Annotated[str, StringConstraints(min_length=3, max_length=300), AfterValidator(check_line)]
+Abstract = Annotated[
+    str, StringConstraints(min_length=20, max_length=10_000), AfterValidator(check_text)
+]
+Reason = Annotated[
+    str, StringConstraints(min_length=1, max_length=2000), AfterValidator(check_text)
+]
+"""A reason someone must give (closing, withdrawing, removing): read by the people it affects."""
+LongReason = Annotated[
+    str, StringConstraints(min_length=1, max_length=5000), AfterValidator(check_text)
+]
+Comment = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(check_text)]
+"""Free text that may be empty: review comments, justifications, optional reasons."""
+Workdir = Annotated[
+    str, StringConstraints(min_length=1, max_length=1024), AfterValidator(check_path)
+]
+Argument = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(check_text)]
+Script = Annotated[str, StringConstraints(max_length=1_000_000), AfterValidator(check_text)]
