@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None
     notify_interval_s: Annotated[float, Field(gt=0)] = 2.0
     notify_max_attempts: Annotated[int, Field(ge=1)] = 8
+    # observability (docs/observability.md)
+    log_format: Literal["text", "json"] = "text"
+    # if set, GET /metrics wants 'Authorization: Bearer <this>'; unset, firewall /metrics
+    metrics_token: str | None = None
+    # /readyz fails when the broker's last completed cycle is older than this many intervals
+    readyz_broker_intervals: Annotated[int, Field(ge=1)] = 10
 
     @model_validator(mode="after")
     def _lease_renewed_in_time(self) -> Settings:

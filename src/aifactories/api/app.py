@@ -15,15 +15,19 @@ from aifactories.api import (
     awards,
     calls,
     errors,
+    metrics,
     projects,
     proposals,
     reviews,
 )
+from aifactories.api import health as probes  # "health" is the /health endpoint below
 from aifactories.api.deps import ERRORS as _ERRORS
 from aifactories.api.deps import Ctx, Me
+from aifactories.api.observability import ObservabilityMiddleware
 from aifactories.api.schemas import BalanceOut, JobOut, MeOut, SiteOut
 from aifactories.services import jobs as job_service
 from aifactories.services.balances import project_balance
+from aifactories.services.logging_setup import configure_logging
 from aifactories.services.platform import Platform
 from aifactories.services.sites import list_sites
 from aifactories.settings import Settings
@@ -57,6 +61,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         lifespan=lifespan,
     )
     errors.install(app)
+    app.state.metrics = metrics.make_metrics(lambda: getattr(app.state, "platform", None))
     if platform is not None:
         app.state.platform = platform  # usable without running the lifespan (tests)
 
@@ -141,10 +146,16 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 
     for module in (calls, proposals, reviews, awards, projects, allocations, audit):
         app.include_router(module.router, responses=_ERRORS)
+    app.include_router(probes.router)  # /livez, /readyz: no token (docs/observability.md)
+    app.include_router(metrics.router)
+    # Added last, so outermost: it times and logs every answer, the limits' 413 and 429 too.
+    app.add_middleware(ObservabilityMiddleware, histogram=app.state.metrics.requests)
     return app
 
 
 def create_worker_app() -> FastAPI:
     """Factory for extra API worker processes (``aif up --workers N``): settings from the
     environment, and never a broker: the broker runs once, in the ``aif up`` process."""
-    return create_app(Settings(run_broker=False))
+    settings = Settings(run_broker=False)
+    configure_logging(settings.log_format)  # a new process: nothing configured it yet
+    return create_app(settings)

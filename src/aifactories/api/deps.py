@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from aifactories.api.observability import PRINCIPAL_KEY
 from aifactories.api.schemas import ErrorBody
 from aifactories.services.auth import authenticate, cached_principal
 from aifactories.services.context import Principal, ServiceContext
@@ -28,6 +29,7 @@ Ctx = Annotated[ServiceContext, Depends(_ctx)]
 
 
 async def _principal(
+    request: Request,
     context: Ctx,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -35,10 +37,12 @@ async def _principal(
     to a worker thread only on a cache miss: a thread hop per request costs more than the
     cached lookup itself."""
     token = credentials.credentials if credentials else None
-    cached = cached_principal(context, token)
-    if cached is not None:
-        return cached
-    return await run_in_threadpool(authenticate, context, token)
+    principal = cached_principal(context, token)
+    if principal is None:
+        principal = await run_in_threadpool(authenticate, context, token)
+    # for the access log (api/observability.py): who, never the token
+    request.scope.setdefault("state", {})[PRINCIPAL_KEY] = principal.user_id
+    return principal
 
 
 Me = Annotated[Principal, Depends(_principal)]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from aifactories.broker import events
 from aifactories.broker.reconcile import finish_job
 from aifactories.db.convert import job_spec
 from aifactories.db.jobs import try_reserve
@@ -78,6 +79,7 @@ def _reserve_chunk(
             row.billing_weight = placement.billing_weight
             row.reserved_gpu_seconds = placement.reserved_gpu_seconds
             row.reason = None
+            events.placed(row, names.get(row.project_id, str(row.project_id)))
             requests.append(
                 SubmitRequest(
                     job_id=placement.job_id,
@@ -118,6 +120,7 @@ def apply_placements(
                 continue  # placed without a site id: reconcile adopts or requeues it
             try:
                 accepted.append((request.job_id, executors[site_id].submit(request)))
+                events.submitted(site_id, 1)
             except SubmissionRejected as exc:
                 with session_factory() as session, session.begin():
                     row = session.get(JobRow, request.job_id)
@@ -136,6 +139,7 @@ def apply_placements(
                 # answers, and adopts it or gives it back to the queue. Resubmitting now
                 # could run it twice.
                 log.warning("site %s failed on submit: %s", site_id, exc.message)
+                events.submitted(site_id, 0, site_down=True)
                 outcome.failed_sites.add(site_id)
         if accepted:
             with session_factory() as session, session.begin():

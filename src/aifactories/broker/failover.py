@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from aifactories.broker import events
 from aifactories.broker.reconcile import requeue_job
 from aifactories.catalogue.loader import Catalogue
 from aifactories.db.convert import job_spec
@@ -83,6 +84,7 @@ def move_queued_jobs(
             requeue_job(session, row, now, f"moved: site {site_id} unreachable")
             row.requeues -= 1  # the site's fault, not the job's
             moved += 1
+            events.moved(row, site_id)
     if moved:
         log.warning("moved %d queued jobs away from unreachable sites %s", moved, sorted(down))
     return moved

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from aifactories.broker import events
 from aifactories.broker.apply import apply_placements
 from aifactories.broker.failover import cancel_stale_copies, move_queued_jobs
 from aifactories.broker.lease import BrokerLease, FencedExecutor, LeaseLost
@@ -88,6 +89,11 @@ class Broker:
     @property
     def policy_name(self) -> str:
         return self._policy.name
+
+    @property
+    def leading(self) -> bool:
+        """Whether this broker places now: it holds the lease, or runs without one."""
+        return self._lease is None or self._lease.held()
 
     def lead_with(self, lease: BrokerLease) -> None:
         """Place only while ``lease`` is held, and fence every write with it: from now on
@@ -174,8 +180,18 @@ class Broker:
         report.waiting = len(result.waits)
         self._record(result.waits, free_nodes, available, report.unreachable_sites, now)
         report.duration_s = stopwatch() - started
+        self._report_sites(report.unreachable_sites)
+        events.cycle(report.duration_s)
         self.last_report = report
         return report
+
+    def _report_sites(self, unreachable: set[SiteId]) -> None:
+        """Log (and count) sites that stopped or started answering since the last cycle."""
+        before = self.last_report.unreachable_sites if self.last_report is not None else set()
+        for site in sorted(unreachable - before):
+            events.site_unavailable(site)
+        for site in sorted(before - unreachable):
+            events.site_back(site)
 
     def _fail_over(self, unreachable: set[SiteId], available: frozenset[SiteId], now: float) -> int:
         """Move queued jobs away from sites silent for longer than the grace period."""
@@ -254,6 +270,7 @@ class Broker:
                 log.warning("broker cycle stopped: %s", exc.message)
             except Exception:
                 log.exception("broker cycle failed; retrying next interval")
+                events.cycle_failed()
             stop.wait(interval_s)
 
     def close(self) -> None:

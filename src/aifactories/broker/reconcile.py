@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from aifactories.broker import events
 from aifactories.db.jobs import ACTIVE_STATES, charge_usage, settle
 from aifactories.db.models import AllocationRow, JobRow
 from aifactories.domain.errors import ExecutorError
@@ -70,6 +71,7 @@ def finish_job(
     row.exit_code = exit_code
     row.reason = reason
     row.ended_at = end
+    events.finished(row, state.value, charged, reason)
 
 
 def _usage_pieces(

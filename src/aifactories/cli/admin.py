@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from aifactories.cli import render
 from aifactories.cli.config import Profile, save_profile
 from aifactories.domain.errors import AifError
 from aifactories.services.demo import load_demo
+from aifactories.services.logging_setup import configure_logging
 from aifactories.services.platform import Platform
 from aifactories.settings import Settings
 
@@ -107,6 +108,13 @@ def up(
             min=1, max=64, help="API worker processes (the broker always runs once, here)"
         ),
     ] = 1,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="'text' (default) or 'json': one JSON object per log line",
+            click_type=click.Choice(["text", "json"]),
+        ),
+    ] = None,
 ) -> None:
     """Migrate the database and start the platform: REST API and broker."""
     import uvicorn
@@ -122,14 +130,14 @@ def up(
         overrides["policy"] = policy
     if sites is not None:
         overrides["catalogue"] = sites
+    if log_format is not None:
+        overrides["log_format"] = log_format
     if time_factor is not None:
         overrides["emulated_time_factor"] = time_factor
     elif demo:
         overrides["emulated_time_factor"] = DEMO_TIME_FACTOR
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_format)
     platform = _platform(settings)
     platform.migrate()
     server = f"http://{settings.host}:{settings.port}"
@@ -154,7 +162,12 @@ def up(
         if workers == 1:
             app = create_app(settings, platform=platform)
             uvicorn.run(
-                app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                access_log=False,  # the platform's own access log has the route and principal
+                log_config=None,  # uvicorn's records go through configure_logging's handler
             )
         else:
             # Workers are new processes that read settings from the environment: hand them
@@ -170,6 +183,8 @@ def up(
                 host=settings.host,
                 port=settings.port,
                 log_level="warning",
+                access_log=False,
+                log_config=None,
             )
     finally:
         platform.stop()

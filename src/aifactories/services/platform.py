@@ -129,6 +129,11 @@ class Platform:
             )
         return self._broker
 
+    @property
+    def broker_running(self) -> bool:
+        """Whether this process runs the broker (started by ``start_broker``)."""
+        return self._thread is not None
+
     def start_broker(self) -> None:
         if self._thread is not None:
             return
