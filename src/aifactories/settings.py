@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     run_broker: bool = True
     executor: str = "emulated"
     emulated_time_factor: Annotated[float, Field(gt=0, le=1_000_000)] = 1.0
+    # how emulated sites keep jobs away from the platform (docs/job-isolation.md): auto,
+    # sandbox (bubblewrap), user (root: per-project unprivileged users), none
+    job_isolation: Literal["auto", "sandbox", "user", "none"] = "auto"
+    job_uid_base: Annotated[int, Field(ge=1000, le=4_000_000_000)] = 1_950_000_000
+    job_uid_count: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
+    job_scratch_dir: Path | None = None  # user mode's job folders; default /var/tmp/...
     fair_share_half_life_s: Annotated[float, Field(gt=0)] = 7 * 86400
     # how long a site may stay unreachable before its queued jobs move to other sites
     site_failover_grace_s: Annotated[float, Field(ge=0)] = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -53,13 +54,14 @@ def test_command_completes_with_output_and_slurm_like_environment(
     assert "err" in lines  # stderr goes to the same file
 
 
-def test_workdir_is_used_when_it_exists(make_executor: MakeExecutor, tmp_path: Path) -> None:
+def test_workdir_is_used_when_it_exists(make_executor: MakeExecutor) -> None:
     executor = make_executor()
-    workdir = tmp_path / "project"
-    workdir.mkdir()
-    job = executor.submit(request(1, one(1), command=("pwd",), workdir=str(workdir)))
-    wait_for(executor, [job])
-    assert executor.output_path(job).read_text().strip() == str(workdir)
+    # A folder the job's unprivileged user may enter (pytest's tmp_path is 0700).
+    with tempfile.TemporaryDirectory() as workdir:
+        Path(workdir).chmod(0o755)
+        job = executor.submit(request(1, one(1), command=("pwd",), workdir=workdir))
+        wait_for(executor, [job])
+        assert executor.output_path(job).read_text().strip() == workdir
 
 
 def test_batch_script_runs_when_there_is_no_command(make_executor: MakeExecutor) -> None:

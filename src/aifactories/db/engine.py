@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,9 @@ def _serialise_transactions(engine: Engine, database: str) -> None:
     microseconds, where SQLite's own busy handler sleeps in growing steps (tens of
     milliseconds) and wrecks tail latency under concurrent requests."""
     lock = threading.RLock()
-    lock_file = open(f"{database}.writelock", "a+b")  # noqa: SIM115 - lives with the engine
+    lock_file = open(  # noqa: SIM115 - lives with the engine
+        f"{database}.writelock", "a+b", opener=lambda path, flags: os.open(path, flags, 0o600)
+    )
     depth = 0
 
     def acquire() -> None:
@@ -73,12 +77,23 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_files(parsed.database)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         if parsed.database and parsed.database != ":memory:":
             _serialise_transactions(engine, parsed.database)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _private_files(database: str) -> None:
+    """The database file is the platform's alone (0600), created so before SQLite opens it;
+    SQLite gives its -wal and -shm files the database file's mode. Files made by an older
+    version are tightened too."""
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm", ".writelock"):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.chmod(f"{database}{suffix}", 0o600)
 
 
 def make_read_engine(url: str, write_engine: Engine) -> Engine:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -15,23 +16,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aifactories.executors import runner as runner_module
+from aifactories.executors._confine import Owner, confine, make_work_folder
 from aifactories.executors._sitestate import JobRecord, SiteFiles
+from aifactories.executors.isolation import JobIsolation, JobUsers
 from aifactories.executors.nodes import held_gpus
 from aifactories.executors.runner import atomic_write_json, process_alive, read_json
 
 RUNNER_SCRIPT = Path(runner_module.__file__)
 _AWAIT_RUNNER_STEPS = 200
 _AWAIT_RUNNER_STEP_S = 0.01
+# The runner is the platform's own process, but it needs none of the platform's settings:
+# start it without them, so not even a runner's /proc/<pid>/environ holds a secret.
+_RUNNER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
-def write_request(files: SiteFiles, job: JobRecord, site_id: str, kill_grace_s: float) -> None:
-    """Everything the runner needs, in the job's directory, before the runner exists."""
+def write_request(
+    files: SiteFiles, job: JobRecord, site_id: str, kill_grace_s: float, isolation: JobIsolation
+) -> None:
+    """Everything the runner needs, in the job's directory, before the runner exists: the
+    job's confinement is decided here, once (a relaunch after a crash reuses it)."""
     job_dir = files.job_dir(job.id)
-    workdir = job.workdir
-    if workdir is None or not Path(workdir).is_dir():
-        work = job_dir / "work"
-        work.mkdir(exist_ok=True)
-        workdir = str(work)
     node_gpus = job.grants[0].gpus if job.grants else ()
     nodes = [f"{job.partition}-{grant.node:04d}" for grant in job.grants]
     # Slurm's SLURM_* variables under our own prefix: a program that sees SLURM_JOB_ID
@@ -52,18 +56,71 @@ def write_request(files: SiteFiles, job: JobRecord, site_id: str, kill_grace_s: 
         "AIF_TIME_FACTOR": repr(job.time_factor),
         "CUDA_VISIBLE_DEVICES": ",".join(str(gpu) for gpu in node_gpus),
     }
-    request = {
+    request: dict[str, object] = {
         "job_id": job.id,
         "tag": job.tag,
-        "command": list(job.command),
-        "cwd": workdir,
+        "command": [],
         "output": str(job_dir / "output.log"),
-        "env": env,
         "sleep_s": None if job.runtime_s is None else job.runtime_s / job.time_factor,
         "limit_s": job.time_limit_s / job.time_factor,
         "kill_grace_s": kill_grace_s,
     }
+    if job.command:  # a sleep job starts no process: nothing to confine
+        request.update(_confined(files, job, env, isolation, f"{site_id}-{job.id}"))
     atomic_write_json(job_dir / "request.json", request)
+
+
+def _confined(
+    files: SiteFiles, job: JobRecord, env: dict[str, str], isolation: JobIsolation, label: str
+) -> dict[str, object]:
+    job_dir = files.job_dir(job.id)
+    owner = job_owner(files, job, isolation)
+    work = make_work_folder(isolation, job_dir, label, owner)
+    launch = confine(
+        isolation,
+        job_dir=job_dir,
+        work=work,
+        command=_script_in_work(job_dir, work, job.command, owner),
+        job_env=env,
+        wanted_workdir=job.workdir,
+        owner=owner,
+        user=job.user,
+    )
+    return {
+        "command": launch.argv,
+        "program": job.command[0],
+        "cwd": launch.cwd,
+        "env": launch.env,
+        "owner": None if launch.owner is None else list(launch.owner),
+        "notes": launch.notes,
+        "exec_error": launch.exec_error,
+        # bwrap reports a command killed by signal N as exit code 128 + N
+        "sandboxed": isolation.mode == "sandbox",
+    }
+
+
+def job_owner(files: SiteFiles, job: JobRecord, isolation: JobIsolation) -> Owner | None:
+    """The unprivileged user of the job's project, when the platform can switch users."""
+    if not isolation.drop_privileges:
+        return None
+    users_file = isolation.users_file or files.root / "job-users.json"
+    uid = JobUsers(users_file, isolation.uid_base, isolation.uid_count).uid_for(job.account)
+    return uid, uid
+
+
+def _script_in_work(
+    job_dir: Path, work: Path, command: tuple[str, ...], owner: Owner | None
+) -> tuple[str, ...]:
+    """A batch script is kept in the job's directory, out of the job's reach: the job gets
+    a copy in its own folder."""
+    script = job_dir / "script.sh"
+    if command != ("/bin/sh", str(script)):
+        return command
+    copy = work / "job-script.sh"
+    shutil.copyfile(script, copy)
+    if owner is not None:
+        os.chown(copy, *owner)
+    return ("/bin/sh", str(copy))
 
 
 def spawn(python: str, files: SiteFiles, jobs: Sequence[JobRecord]) -> dict[str, OSError]:
@@ -84,6 +141,7 @@ def spawn(python: str, files: SiteFiles, jobs: Sequence[JobRecord]) -> dict[str,
                     stderr=subprocess.DEVNULL,
                     start_new_session=True,  # out of the platform's process group and tty
                     close_fds=True,
+                    env=_RUNNER_ENV,
                     cwd=files.job_dir(job.id),  # never hold the platform's directory
                 )
             )

@@ -14,6 +14,7 @@ in 1/f of the real time, and elapsed times are reported in site time (real elaps
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,11 +29,13 @@ from aifactories.domain.errors import (
     SubmissionRejected,
 )
 from aifactories.domain.jobs import JobState
+from aifactories.domain.logthrottle import clip
 from aifactories.domain.sites import Partition, Site
 from aifactories.executors import _launch
 from aifactories.executors._sitestate import JobRecord, SiteFiles, SiteState
 from aifactories.executors._status import OUTCOMES, final_status, live_status, queue_positions
 from aifactories.executors.base import PartitionCapacity, SiteJobStatus, SubmitRequest
+from aifactories.executors.isolation import JobIsolation, resolve_isolation
 from aifactories.executors.nodes import NodePool, never_fits
 from aifactories.executors.runner import read_json
 
@@ -49,7 +52,10 @@ class EmulatedExecutor:
     """The site back-end of the embedded default. See the module docstring.
 
     ``kill_grace_s`` is the real time a cancelled or timed-out command gets between SIGTERM
-    and SIGKILL (Slurm's KillWait); ``python`` runs the runner script.
+    and SIGKILL (Slurm's KillWait); ``python`` runs the runner script. ``isolation`` says
+    how jobs are kept away from the platform (default: the strongest this machine allows,
+    see :func:`~aifactories.executors.isolation.resolve_isolation`, which refuses when
+    there is none); ``state_dir`` is always among its protected folders.
     """
 
     def __init__(
@@ -61,9 +67,14 @@ class EmulatedExecutor:
         *,
         kill_grace_s: float = 5.0,
         python: str = sys.executable,
+        isolation: JobIsolation | None = None,
     ) -> None:
         if not time_factor > 0:
             raise InvalidInput("time_factor", f"must be positive, not {time_factor}")
+        root = Path(state_dir)
+        if isolation is None:
+            isolation = resolve_isolation("auto")
+        self.isolation = isolation.with_protected(root)
         self.site_id = site.id
         self.site = site
         self.time_factor = float(time_factor)
@@ -71,9 +82,10 @@ class EmulatedExecutor:
         self._clock = clock
         self._python = python
         self._partitions: dict[str, Partition] = {p.name: p for p in site.partitions}
-        self._files = SiteFiles(Path(state_dir))
+        self._files = SiteFiles(root)
         with self._guard():
             self._files.create()
+            root.chmod(0o700)  # the site's books and every job's files: the platform's only
 
     # -- the contract ----------------------------------------------------------------------
 
@@ -298,7 +310,7 @@ class EmulatedExecutor:
         """Start queued jobs, first come first served per partition (no backfill)."""
         to_launch: list[JobRecord] = []
         blocked: set[str] = set()
-        for job in session.state.jobs.values():
+        for job in list(session.state.jobs.values()):  # a job that cannot start leaves it
             if job.phase != "queued" or job.partition in blocked:
                 continue
             grants = session.pools[job.partition].allocate(job.shape)
@@ -308,7 +320,13 @@ class EmulatedExecutor:
             job.grants = grants
             job.phase = "starting"
             job.started_at = self._clock.now()
-            _launch.write_request(self._files, job, self.site_id, self.kill_grace_s)
+            try:
+                _launch.write_request(
+                    self._files, job, self.site_id, self.kill_grace_s, self.isolation
+                )
+            except (OSError, ValueError) as exc:  # one job's request, not the site
+                self._finish(session, job, JobState.FAILED, None, _not_started(exc), 0.0)
+                continue
             to_launch.append(job)
         if not to_launch:
             return
@@ -318,7 +336,7 @@ class EmulatedExecutor:
         failed = _launch.spawn(self._python, self._files, to_launch)
         for job in to_launch:
             if job.id in failed:
-                reason = f"runner not started: {failed[job.id]}"
+                reason = _not_started(failed[job.id])
                 self._finish(session, job, JobState.FAILED, None, reason, 0.0)
             else:
                 _launch.adopt(self._files, job)
@@ -341,3 +359,22 @@ class EmulatedExecutor:
             session.pools[job.partition].release(job.grants)
         del session.state.jobs[job.id]
         session.state.dirty = True
+
+
+# Failures of the site's machine itself: every job would meet them, so the site is unavailable.
+_SITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EMFILE, errno.ENFILE}
+    | {errno.ENOMEM, errno.EAGAIN}
+)
+
+
+def _not_started(exc: OSError | ValueError) -> str:
+    """Why one job could not be started, for its owner: any other OS error while preparing or
+    launching it (a working folder the OS refuses, say) is about that job, which fails alone.
+    The machine's own failures are raised again (``_guard``: SiteUnavailable)."""
+    if isinstance(exc, OSError) and exc.errno in _SITE_ERRNOS:
+        raise exc
+    what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    path = getattr(exc, "filename", None)
+    where = f" ({clip(path, 120)})" if path else ""
+    return f"not started: {clip(what)}{where}; check the job's workdir and command"

@@ -14,6 +14,7 @@ from aifactories.domain.errors import InvalidInput
 from aifactories.domain.sites import Site
 from aifactories.executors.base import Executor
 from aifactories.executors.emulated import EmulatedExecutor
+from aifactories.executors.isolation import JobIsolation
 from aifactories.executors.mock import MockExecutor
 from aifactories.executors.slurm.cli import SlurmCliExecutor
 from aifactories.executors.slurm.rest import SlurmRestExecutor
@@ -29,6 +30,7 @@ def _emulated(
     time_factor: float = 1.0,
     kill_grace_s: float = 5.0,
     python: str = sys.executable,
+    isolation: JobIsolation | None = None,
 ) -> Executor:
     return EmulatedExecutor(
         site,
@@ -37,6 +39,7 @@ def _emulated(
         time_factor,
         kill_grace_s=kill_grace_s,
         python=python,
+        isolation=isolation,
     )
 
 

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 EXIT_LAUNCHED = 0
 EXIT_ALREADY_CLAIMED = 3
@@ -159,35 +159,82 @@ def supervise(job_dir: Path, runs_log: Path, request: dict[str, Any]) -> None:
     command: list[str] = list(request["command"])
     proc: subprocess.Popen[bytes] | None = None
     sleep_until: float | None = None
+    sandboxed = bool(request.get("sandboxed"))
     with open(request["output"], "ab") as out:
         if not command:
             sleep_s = request.get("sleep_s")
             if sleep_s is not None and float(sleep_s) <= limit_s:
                 sleep_until = started + float(sleep_s)
         else:
-            env = dict(os.environ)
-            env.update(request["env"])
-            try:
-                proc = subprocess.Popen(
-                    command,
-                    cwd=request["cwd"],
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_unblock_signals,
-                )
-            except OSError as exc:
-                status = 127 if isinstance(exc, FileNotFoundError) else 126
-                why = f"cannot start {command[0]!r}: {exc.strerror or exc}"
+            for note in request.get("notes") or ():
+                out.write(f"{note}\n".encode())
+                out.flush()
+            started_proc = _start(command, request, out)
+            if isinstance(started_proc, tuple):
+                status, why = started_proc
                 out.write(f"aifactories runner: {why}\n".encode())
                 _write_end(job_dir, "failed", status, why, _now() - started)
                 return
+            proc = started_proc
             child = {"pid": proc.pid, "start": process_start(proc.pid)}
             atomic_write_json(job_dir / "child.json", child)
-        outcome, code, reason = _wait(proc, sleep_until, deadline, float(request["kill_grace_s"]))
+        grace_s = float(request["kill_grace_s"])
+        outcome, code, reason = _wait(proc, sleep_until, deadline, grace_s, sandboxed)
     _write_end(job_dir, outcome, code, reason, _now() - started)
+
+
+def _start(
+    command: list[str], request: dict[str, Any], out: BinaryIO
+) -> subprocess.Popen[bytes] | tuple[int, str]:
+    """Start the job's command exactly as the request says (its environment only, never the
+    runner's), or (exit status, why) if it cannot start."""
+    exec_error = request.get("exec_error")
+    if exec_error:
+        return 127, f"cannot start {request.get('program')!r}: {exec_error}"
+    owner = request.get("owner")
+    cwd = str(request["cwd"])
+    env = {str(k): str(v) for k, v in request["env"].items()}
+    try:
+        if owner is None:
+            return subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_unblock_signals,
+            )
+        # User mode: drop to the job's user before anything else, then enter the folder as
+        # that user, so the kernel decides what the job may reach.
+        uid, gid = int(owner[0]), int(owner[1])
+        return subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            user=uid,
+            group=gid,
+            extra_groups=[],
+            umask=0o077,
+            preexec_fn=lambda: _enter_as_job(cwd, env.get("HOME", "/")),
+        )
+    except OSError as exc:
+        status = 127 if isinstance(exc, FileNotFoundError) else 126
+        return status, f"cannot start {command[0]!r}: {exc.strerror or exc}"
+
+
+def _enter_as_job(cwd: str, home: str) -> None:
+    """In the child, after the switch to the job's user."""
+    _unblock_signals()
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        os.write(1, f"aifactories runner: cannot enter {cwd}: {exc.strerror}\n".encode())
+        os.chdir(home)
 
 
 def _unblock_signals() -> None:
@@ -199,13 +246,14 @@ def _wait(
     sleep_until: float | None,
     deadline: float,
     grace_s: float,
+    sandboxed: bool = False,
 ) -> tuple[str, int | None, str | None]:
     while True:
         if proc is not None:
             code = proc.poll()
             if code is not None:
                 _kill_group(proc.pid, signal.SIGKILL)  # strays, as Slurm's cgroup would
-                return _exit_outcome(code)
+                return _exit_outcome(code, sandboxed)
         now = _now()
         if sleep_until is not None and now >= sleep_until:
             return "completed", 0, None
@@ -219,7 +267,9 @@ def _wait(
             return "cancelled", None, "cancelled"
 
 
-def _exit_outcome(code: int) -> tuple[str, int | None, str | None]:
+def _exit_outcome(code: int, sandboxed: bool = False) -> tuple[str, int | None, str | None]:
+    if sandboxed and code > 128 and code - 128 in signal.valid_signals():
+        code = 128 - code  # bwrap's way of saying "killed by signal code - 128"
     if code == 0:
         return "completed", 0, None
     if code > 0:

@@ -7,11 +7,14 @@ Platform is made; nothing here runs at import time.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from aifactories.broker import Broker
@@ -23,6 +26,7 @@ from aifactories.domain.errors import AifError, ConfigurationError
 from aifactories.domain.ids import SiteId
 from aifactories.domain.sites import Site
 from aifactories.executors.base import Executor
+from aifactories.executors.isolation import JobIsolation, resolve_isolation
 from aifactories.executors.registry import make_executor
 from aifactories.scheduling import get_policy
 from aifactories.services.allocation_sweep import sweep_allocations
@@ -44,6 +48,7 @@ class Platform:
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
+        _private_folder(settings.data_dir)
         self.catalogue = catalogue_from_settings(settings)
         # Fail before anything starts, with the known policies, rather than in the broker thread.
         get_policy(settings.policy)
@@ -68,6 +73,7 @@ class Platform:
         )
         self._lease_thread: threading.Thread | None = None
         self._executors = dict(executors) if executors is not None else None
+        self._job_isolation: JobIsolation | None = None
         self._broker: Broker | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -100,13 +106,36 @@ class Platform:
                 if kind == "emulated":
                     options["state_dir"] = self.settings.sites_state_dir / site.id
                     options["time_factor"] = self.settings.emulated_time_factor
+                    options["isolation"] = self.job_isolation()
                 self._executors[site.id] = make_executor(kind, site, **options)
         return self._executors
 
+    def job_isolation(self) -> JobIsolation:
+        """How emulated sites confine jobs; ConfigurationError if this machine cannot."""
+        if self._job_isolation is None:
+            settings = self.settings
+            url = make_url(self.database_url)
+            database = url.database if url.get_backend_name() == "sqlite" else None
+            hidden = [Path(f"{database}{end}") for end in ("", "-wal", "-shm")] if database else []
+            self._job_isolation = resolve_isolation(
+                settings.job_isolation,
+                protected=(settings.data_dir, settings.sites_state_dir),
+                hidden_files=[*hidden, *([settings.catalogue] if settings.catalogue else [])],
+                users_file=settings.sites_state_dir / "job-users.json",
+                scratch_dir=settings.job_scratch_dir,
+                uid_base=settings.job_uid_base,
+                uid_count=settings.job_uid_count,
+            )
+            log.info("emulated sites: %s", self._job_isolation.describe())
+        return self._job_isolation
+
     def _site_executor(self, site: Site) -> Executor:
         assert site.executor is not None
+        options: dict[str, object] = dict(site.executor.as_dict())
+        if site.executor.kind == "emulated":
+            options.setdefault("isolation", self.job_isolation())
         try:
-            return make_executor(site.executor.kind, site, **site.executor.as_dict())
+            return make_executor(site.executor.kind, site, **options)
         except AifError as exc:
             raise ConfigurationError(
                 f"site {site.id} in {self.catalogue.source}: its executor cannot be built: "
@@ -205,3 +234,11 @@ class Platform:
             self._broker.close()
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+def _private_folder(path: Path) -> None:
+    """The data folder holds the database, the tokens and the sites' books: only the
+    platform's user may enter it (jobs and other local users may not)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.geteuid():
+        path.chmod(0o700)
