@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from aifactories.cli import render
@@ -23,6 +23,11 @@ demo_app = typer.Typer(help="The demo data set (acts locally).", no_args_is_help
 DEMO_USER = "alice"
 DEMO_PROJECT = "aurora-vision"
 DEMO_TIME_FACTOR = 60.0
+
+
+class LogFormatOption(StrEnum):  # typer offers an Enum's values as the option's choices
+    TEXT = "text"
+    JSON = "json"
 
 
 def _platform(settings: Settings | None = None) -> Platform:
@@ -109,11 +114,8 @@ def up(
         ),
     ] = 1,
     log_format: Annotated[
-        str | None,
-        typer.Option(
-            help="'text' (default) or 'json': one JSON object per log line",
-            click_type=click.Choice(["text", "json"]),
-        ),
+        LogFormatOption | None,
+        typer.Option(help="'text' (default) or 'json': one JSON object per log line"),
     ] = None,
 ) -> None:
     """Migrate the database and start the platform: REST API and broker."""
@@ -131,7 +133,7 @@ def up(
     if sites is not None:
         overrides["catalogue"] = sites
     if log_format is not None:
-        overrides["log_format"] = log_format
+        overrides["log_format"] = log_format.value
     if time_factor is not None:
         overrides["emulated_time_factor"] = time_factor
     elif demo:
