@@ -11,6 +11,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -328,3 +329,53 @@ def test_an_executor_without_isolation_refuses_before_anything_runs(
     with pytest.raises(ConfigurationError, match="cannot isolate jobs"):
         EmulatedExecutor(SITE, tmp_path / "site", SystemClock())
     assert not (tmp_path / "site").exists()
+
+
+# -- through the platform ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SANDBOX or ROOT), reason="this machine cannot isolate jobs")
+def test_the_demo_attack_through_the_platform_gets_nothing(open_folder: Path) -> None:
+    """The issue's attack, replayed: 'aif up --demo' with mail and webhook secrets set, a
+    member's job reads the token file, the database, the CLI profile and the platform's
+    environment. It gets none of them, and the data folder and database are private."""
+    from tests.e2e.server import Server
+
+    data = open_folder / "data"
+    smtp, hook = f"smtp-{secrets.token_hex(8)}", f"hook-{secrets.token_hex(8)}"
+    server = Server(
+        open_folder,
+        f"sqlite:///{data / 'aifactories.db'}",
+        extra_env={"AIFACTORIES_SMTP_PASSWORD": smtp, "AIFACTORIES_WEBHOOK_SECRET": hook},
+    )
+    server.start("--demo")
+    try:
+        planted = Planted(data, open_folder / "config", {"smtp": smtp, "hook": hook})
+        for line in (data / "demo-tokens.txt").read_text().splitlines():
+            name, token = line.split()
+            planted.values[f"token of {name}"] = token
+        script = attack(planted, []).replace(f"/proc/{os.getpid()}/", "/proc/*/")
+        submitted = server.aif(
+            "submit", "-G", "1", "-t", "1:00:00", "--json", "--", "sh", "-c", script
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = json.loads(submitted.stdout)["id"]
+        for _ in range(600):
+            job = json.loads(server.aif("job", str(job_id), "--json").stdout)
+            if job["state"] in {"completed", "failed", "cancelled", "timeout"}:
+                break
+            time.sleep(0.1)
+        assert job["state"] == "completed", job
+        outputs = [p.read_text(errors="replace") for p in data.glob("sites/*/jobs/*/output.log")]
+        output = next(text for text in outputs if "AIF_JOB_NAME=" in text and "alive" in text)
+    finally:
+        server.stop()
+    assert_nothing_leaked(planted, output)
+    assert (data.stat().st_mode & 0o777, (data / "aifactories.db").stat().st_mode & 0o777) == (
+        0o700,
+        0o600,
+    )
+    for suffix in ("-wal", "-shm"):
+        wal = data / f"aifactories.db{suffix}"
+        assert not wal.exists() or wal.stat().st_mode & 0o777 == 0o600
