@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     lease_renew_interval_s: Annotated[float, Field(gt=0, le=1200)] = 2.0
     # admission limits
     max_time_limit_s: Annotated[int, Field(gt=0)] = 7 * 86400
+    # API limits (docs/api-access.md). Request bodies: a job script is the largest there is.
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
+    # per client address; then 429 until the bucket refills (0: no limit)
+    auth_failures_per_minute: Annotated[int, Field(ge=0)] = 20
+    # per token, in bursts of up to a minute's worth (0: no limit)
+    token_requests_per_minute: Annotated[int, Field(ge=0)] = 60_000
+    token_lifetime_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    idempotency_keep_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24.0
     # the programme's visible priority weights
     critical_domain_weight: Annotated[float, Field(gt=0)] = 1.5
     industrial_weight: Annotated[float, Field(gt=0)] = 1.25

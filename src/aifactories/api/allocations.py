@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from aifactories.api.deps import Ctx, Me
+from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.units import gpu_hours
 from aifactories.services import (
@@ -219,10 +219,14 @@ def close(context: Ctx, who: Me, allocation_id: int, body: CloseIn) -> CloseOut:
 
 @router.post("/allocations/{allocation_id}/requests", response_model=RequestOut, status_code=201)
 def request_change(
-    context: Ctx, who: Me, allocation_id: int, body: allocation_requests.AllocationRequestIn
+    context: Ctx,
+    who: Me,
+    allocation_id: int,
+    body: allocation_requests.AllocationRequestIn,
+    key: IdempotencyKey = None,
 ) -> RequestOut:
     """A project's PI asks for an extension or a transfer of GPU-hours."""
-    return RequestOut.of(allocation_requests.request_change(context, who, allocation_id, body))
+    return RequestOut.of(allocation_requests.request_change(context, who, allocation_id, body, key))
 
 
 @router.get("/allocation-requests", response_model=list[RequestOut])

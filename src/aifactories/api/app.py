@@ -15,14 +15,16 @@ from aifactories.api import (
     awards,
     calls,
     errors,
+    limits,
     metrics,
     projects,
     proposals,
     reviews,
+    tokens,
 )
 from aifactories.api import health as probes  # "health" is the /health endpoint below
 from aifactories.api.deps import ERRORS as _ERRORS
-from aifactories.api.deps import Ctx, Me
+from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.observability import ObservabilityMiddleware
 from aifactories.api.schemas import BalanceOut, JobOut, MeOut, SiteOut
 from aifactories.services import jobs as job_service
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         lifespan=lifespan,
     )
     errors.install(app)
+    limits.install(app, settings)  # the body limit (413) and rate limits (429)
     app.state.metrics = metrics.make_metrics(lambda: getattr(app.state, "platform", None))
     if platform is not None:
         app.state.platform = platform  # usable without running the lifespan (tests)
@@ -99,15 +102,17 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         return [SiteOut.of(view) for view in list_sites(context)]
 
     @app.post("/jobs", response_model=JobOut, status_code=201, responses=_ERRORS, tags=["jobs"])
-    async def submit(context: Ctx, who: Me, body: job_service.JobRequest) -> Response:
+    async def submit(
+        context: Ctx, who: Me, body: job_service.JobRequest, key: IdempotencyKey = None
+    ) -> Response:
         # With a local database the submission runs on the event loop: ~1.5 ms of CPU around
         # sub-millisecond database calls, where a thread hop and GIL hand-offs cost more than
         # the work (docs/benchmarks.md). A remote database's round trips would stall the loop:
         # there it goes to a worker thread.
         if context.settings.inline_database_calls(context.write_engine.url):
-            row = job_service.submit_job(context, who, body)
+            row = job_service.submit_job(context, who, body, key)
         else:
-            row = await run_in_threadpool(job_service.submit_job, context, who, body)
+            row = await run_in_threadpool(job_service.submit_job, context, who, body, key)
         # Serialised once here (the hot path): a returned model would be validated again.
         return Response(
             JobOut.of(row).model_dump_json(),
@@ -144,7 +149,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     def balance(context: Ctx, who: Me, project: str) -> BalanceOut:
         return BalanceOut.of(project_balance(context, who, project))
 
-    for module in (calls, proposals, reviews, awards, projects, allocations, audit):
+    for module in (calls, proposals, reviews, awards, projects, allocations, audit, tokens):
         app.include_router(module.router, responses=_ERRORS)
     app.include_router(probes.router)  # /livez, /readyz: no token (docs/observability.md)
     app.include_router(metrics.router)

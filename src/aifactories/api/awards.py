@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from aifactories.api.deps import Ctx, Me
+from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.services import award_runs
 
 router = APIRouter(tags=["awards"])
@@ -29,9 +29,15 @@ class ApplyIn(BaseModel):
 
 
 @router.post("/calls/{call}/award-runs", status_code=201)
-def propose(context: Ctx, who: Me, call: str, body: AwardRunIn) -> Any:
+def propose(context: Ctx, who: Me, call: str, body: AwardRunIn, key: IdempotencyKey = None) -> Any:
     return award_runs.run_awards(
-        context, who, call, cutoff_at=body.cutoff_at, method=body.method, weights=body.weights
+        context,
+        who,
+        call,
+        cutoff_at=body.cutoff_at,
+        method=body.method,
+        weights=body.weights,
+        key=key,
     )
 
 

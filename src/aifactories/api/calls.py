@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from aifactories.api.deps import Ctx, Me
+from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.db.programme_models import CallRow
 from aifactories.services import calls as call_service
 
@@ -51,8 +51,10 @@ class Reason(BaseModel):
 
 
 @router.post("/calls", response_model=CallOut, status_code=201)
-def open_call(context: Ctx, who: Me, body: call_service.CallIn) -> CallOut:
-    return CallOut.of(call_service.open_call(context, who, body))
+def open_call(
+    context: Ctx, who: Me, body: call_service.CallIn, key: IdempotencyKey = None
+) -> CallOut:
+    return CallOut.of(call_service.open_call(context, who, body, key))
 
 
 @router.get("/calls", response_model=list[CallOut])

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from aifactories.api.limits import TooManyRequests, rate_limits
 from aifactories.api.observability import PRINCIPAL_KEY
 from aifactories.api.schemas import ErrorBody
-from aifactories.services.auth import authenticate, cached_principal
+from aifactories.db.accounts import hash_token
+from aifactories.domain.errors import AuthenticationRequired
+from aifactories.services.auth import authenticate, cached_principal_by_digest
 from aifactories.services.context import Principal, ServiceContext
+from aifactories.services.idempotency import HEADER as IDEMPOTENCY_HEADER
 from aifactories.services.platform import Platform
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: 'aif_...'")
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429)
 }
 
 
@@ -37,12 +41,45 @@ async def _principal(
     to a worker thread only on a cache miss: a thread hop per request costs more than the
     cached lookup itself."""
     token = credentials.credentials if credentials else None
-    principal = cached_principal(context, token)
+    limits = rate_limits(request)
+    digest = hash_token(token) if token else ""
+    principal = cached_principal_by_digest(context, digest) if token else None
     if principal is None:
-        principal = await run_in_threadpool(authenticate, context, token)
+        # Failed authentications per client address: over the limit, nothing more is looked
+        # up for that address until its bucket refills (docs/api-access.md).
+        address = request.client.host if request.client else ""
+        wait = limits.auth_failures.wait_s(address)
+        if wait:
+            raise TooManyRequests(
+                wait,
+                "too many failed authentications from your address; wait, then check the "
+                "token ('aif whoami')",
+            )
+        try:
+            principal = await run_in_threadpool(authenticate, context, token)
+        except AuthenticationRequired:
+            limits.auth_failures.take(address)
+            raise
+    wait = limits.requests.take(digest)
+    if wait:
+        raise TooManyRequests(
+            wait, "too many requests with this token; slow down and retry after Retry-After"
+        )
     # for the access log (api/observability.py): who, never the token
     request.scope.setdefault("state", {})[PRINCIPAL_KEY] = principal.user_id
     return principal
 
 
 Me = Annotated[Principal, Depends(_principal)]
+
+# Creations accept a key: a retry with it gets the first answer's object (docs/api-access.md).
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        max_length=255,
+        description="any unique string (a UUID): the same request sent again with the same key "
+        "creates nothing new and answers with what the first one created; kept 24 hours by "
+        "default",
+    ),
+]

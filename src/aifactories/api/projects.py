@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from aifactories.api.deps import Ctx, Me
+from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.services import projects as project_service
 
 router = APIRouter(tags=["projects"])
@@ -28,8 +28,14 @@ def get_project(context: Ctx, who: Me, project: str) -> Any:
 
 
 @router.post("/projects/{project}/members", status_code=201)
-def add_member(context: Ctx, who: Me, project: str, body: project_service.MemberIn) -> Any:
-    return project_service.add_member(context, who, project, body)
+def add_member(
+    context: Ctx,
+    who: Me,
+    project: str,
+    body: project_service.MemberIn,
+    key: IdempotencyKey = None,
+) -> Any:
+    return project_service.add_member(context, who, project, body, key)
 
 
 @router.post("/projects/{project}/members/{username}/remove")

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from aifactories.api.deps import Ctx, Me
+from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.services import proposals as proposal_service
 from aifactories.services.technical_checks import technical_check
 
@@ -25,8 +25,14 @@ class TechnicalCheckIn(BaseModel):
 
 
 @router.post("/calls/{call}/proposals", status_code=201)
-def draft(context: Ctx, who: Me, call: str, body: proposal_service.ProposalFields) -> Any:
-    row = proposal_service.create_draft(context, who, call, body)
+def draft(
+    context: Ctx,
+    who: Me,
+    call: str,
+    body: proposal_service.ProposalFields,
+    key: IdempotencyKey = None,
+) -> Any:
+    row = proposal_service.create_draft(context, who, call, body, key)
     return proposal_service.get_proposal(context, who, row.id)
 
 

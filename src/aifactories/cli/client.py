@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 import httpx
 
 from aifactories.cli.config import Profile
+
+IDEMPOTENCY = "Idempotency-Key"
+# retries of a request with an Idempotency-Key, after 0.5 s, 1 s, 2 s
+RETRIES = 3
+RETRY_PAUSE_S = 0.5
 
 
 class ApiError(Exception):
@@ -18,21 +25,41 @@ class ApiError(Exception):
 
 
 class Client:
-    def __init__(self, profile: Profile, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,  # tests: a fault between client and server
+    ) -> None:
         headers = {"Authorization": f"Bearer {profile.token}"} if profile.token else {}
-        self._http = httpx.Client(base_url=profile.server, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=profile.server, headers=headers, timeout=timeout, transport=transport
+        )
         self.server = profile.server
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ApiError(
-                0,
-                "unreachable",
-                f"cannot reach the aifactories server at {self.server} ({exc}); "
-                "is 'aif up' running? set AIFACTORIES_SERVER or run 'aif login'",
-            ) from None
+    def request(self, method: str, path: str, *, idempotent: bool = False, **kwargs: Any) -> Any:
+        """``idempotent``: send a fresh Idempotency-Key and retry a lost reply (connection
+        dropped, timeout, 502-504) with the same key, so the server creates one object."""
+        attempts = RETRIES + 1 if idempotent else 1
+        if idempotent:
+            kwargs["headers"] = {**kwargs.get("headers", {}), IDEMPOTENCY: str(uuid.uuid4())}
+        for attempt in range(attempts):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                if attempt + 1 < attempts:
+                    time.sleep(RETRY_PAUSE_S * 2**attempt)
+                    continue
+                raise ApiError(
+                    0,
+                    "unreachable",
+                    f"cannot reach the aifactories server at {self.server} ({exc}); "
+                    "is 'aif up' running? set AIFACTORIES_SERVER or run 'aif login'",
+                ) from None
+            if response.status_code in (502, 503, 504) and attempt + 1 < attempts:
+                time.sleep(RETRY_PAUSE_S * 2**attempt)
+                continue
+            break
         if response.status_code >= 400:
             try:
                 body = response.json()

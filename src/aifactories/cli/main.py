@@ -26,6 +26,7 @@ from aifactories.cli.proposals import proposals_app
 from aifactories.cli.remote import JsonOpt, call, client, fail
 from aifactories.cli.reviews import reviews_app
 from aifactories.cli.simulate import simulate_command
+from aifactories.cli.tokens import tokens_app
 from aifactories.cli.usage import usage_app
 
 app = typer.Typer(
@@ -48,6 +49,7 @@ app.add_typer(awards_app, name="awards")
 app.add_typer(projects_app, name="projects")
 app.add_typer(allocations_app, name="allocations")
 app.add_typer(audit_app, name="audit")
+app.add_typer(tokens_app, name="tokens")
 
 
 @app.command()
@@ -146,7 +148,7 @@ def submit(
     if "project" not in body and profile.project and script is not None:
         body["project"] = profile.project  # the script's --account, if any, is used first
     api = Client(profile)
-    job = call(api.post, "/jobs", json=body)
+    job = call(api.post, "/jobs", json=body, idempotent=True)  # a retry makes no second job
     if as_json and not wait:
         render.print_json(job)
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.orm import Session
 
 from aifactories.db.models import (
@@ -27,29 +27,53 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def new_token(session: Session, user_id: int, label: str, now: float) -> str:
-    """Create an API token and return its plaintext: the only time it is ever visible."""
+def new_token(
+    session: Session, user_id: int, label: str, now: float, expires_at: float | None
+) -> tuple[ApiTokenRow, str]:
+    """Create an API token; returns its row and its plaintext, the only time it is visible."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        ApiTokenRow(
-            user_id=user_id,
-            token_hash=hash_token(token),
-            label=label,
-            created_at=now,
-            revoked=False,
-        )
+    row = ApiTokenRow(
+        user_id=user_id,
+        token_hash=hash_token(token),
+        label=label,
+        created_at=now,
+        expires_at=expires_at,
     )
+    session.add(row)
     session.flush()
-    return token
+    return row, token
 
 
-def user_for_token(session: Session, token: str) -> UserRow | None:
-    row = session.execute(
-        select(UserRow)
-        .join(ApiTokenRow, ApiTokenRow.user_id == UserRow.id)
-        .where(ApiTokenRow.token_hash == hash_token(token), ApiTokenRow.revoked.is_(False))
-    ).scalar_one_or_none()
-    return row
+def token_and_user(session: Session, token: str) -> tuple[ApiTokenRow, UserRow] | None:
+    """The token's row (revoked and expired ones too: the caller says which) and its user."""
+    found = session.execute(
+        select(ApiTokenRow, UserRow)
+        .join(UserRow, ApiTokenRow.user_id == UserRow.id)
+        .where(ApiTokenRow.token_hash == hash_token(token))
+    ).one_or_none()
+    return None if found is None else (found[0], found[1])
+
+
+def tokens_of(session: Session, user_id: int | None) -> list[ApiTokenRow]:
+    """A user's tokens (or everyone's, for ``None``), newest first."""
+    query = select(ApiTokenRow).order_by(ApiTokenRow.id.desc())
+    if user_id is not None:
+        query = query.where(ApiTokenRow.user_id == user_id)
+    return list(session.scalars(query))
+
+
+def mark_token_used(conn: Connection, token_id: int, now: float, not_since: float) -> None:
+    """Record a use, unless one was recorded after ``not_since`` (one write a minute at most,
+    whatever the number of processes)."""
+    tokens = table_of(ApiTokenRow)
+    conn.execute(
+        update(tokens)
+        .where(
+            tokens.c.id == token_id,
+            or_(tokens.c.last_used_at.is_(None), tokens.c.last_used_at < not_since),
+        )
+        .values(last_used_at=now)
+    )
 
 
 def memberships_of(session: Session, user_id: int) -> dict[int, str]:

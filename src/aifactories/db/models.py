@@ -55,11 +55,15 @@ class ApiTokenRow(Base):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[float] = mapped_column(Float)
-    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # None: never expires (only tokens made before expiry existed, if an operator chose so)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    # written at most once a minute per token and process (services/auth.py), not per request
+    last_used_at: Mapped[float | None] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
 
 
 class ProjectRow(Base):

@@ -25,6 +25,7 @@ from aifactories.db.programme_models import AllocationRequestRow
 from aifactories.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from aifactories.domain.projects import Role
 from aifactories.domain.units import SECONDS_PER_HOUR
+from aifactories.services import idempotency
 from aifactories.services.allocation_common import (
     CLOSED,
     EXPIRE_ACTION,
@@ -165,9 +166,36 @@ def describe_request(kind: str, gpu_seconds: int, until: float | None, target: i
 
 
 def request_change(
-    ctx: ServiceContext, principal: Principal, allocation_id: int, body: AllocationRequestIn
+    ctx: ServiceContext,
+    principal: Principal,
+    allocation_id: int,
+    body: AllocationRequestIn,
+    key: str | None = None,
 ) -> RequestView:
-    """A PI asks for an extension or a transfer; programme operators are told."""
+    """A PI asks for an extension or a transfer; programme operators are told. A retry with
+    the same idempotency ``key`` gets the first request, not a second one."""
+    once = idempotency.once(principal, key, "allocations.request", allocation_id, body)
+    return idempotency.replaying(
+        ctx,
+        once,
+        lambda: _request_change(ctx, principal, allocation_id, body, once),
+        lambda request_id: _stored_request(ctx, request_id),
+    )
+
+
+def _stored_request(ctx: ServiceContext, request_id: int) -> RequestView:
+    row = idempotency.stored(ctx, AllocationRequestRow, request_id)
+    with ctx.reads() as session:
+        return request_views(session, [row])[0]
+
+
+def _request_change(
+    ctx: ServiceContext,
+    principal: Principal,
+    allocation_id: int,
+    body: AllocationRequestIn,
+    once: idempotency.Once | None,
+) -> RequestView:
     kind = body.kind.strip().lower()
     if kind not in (EXTENSION, TRANSFER):
         raise InvalidInput(
@@ -217,6 +245,7 @@ def request_change(
         )
         session.add(request)
         session.flush()
+        idempotency.record(session, once, request.id, now)
         what = describe_request(kind, gpu_seconds, until, target)
         record(
             session,

@@ -31,6 +31,7 @@ from aifactories.programme.modes import rules_from_json
 from aifactories.programme.optimiser import optimise_awards
 from aifactories.programme.periods import add_months, hours_in_month, month_start, month_starts
 from aifactories.programme.states import ProposalStatus, check_transition
+from aifactories.services import idempotency
 from aifactories.services.audit import record
 from aifactories.services.auth import forget_cached_principals, require_programme_operator
 from aifactories.services.awarding import AwardedAllocation, award_proposal
@@ -202,8 +203,28 @@ def run_awards(
     cutoff_at: float | None = None,
     method: str = "optimiser",
     weights: dict[str, float] | None = None,
+    key: str | None = None,
 ) -> dict[str, Any]:
-    """Propose awards for the call's accepted proposals; nothing is granted until applied."""
+    """Propose awards for the call's accepted proposals; nothing is granted until applied.
+    A retry with the same idempotency ``key`` gets the first run, not a second one."""
+    once = idempotency.once(principal, key, "awards.run", call_ref, cutoff_at, method, weights)
+    return idempotency.replaying(
+        ctx,
+        once,
+        lambda: _run_awards(ctx, principal, call_ref, cutoff_at, method, weights, once),
+        lambda run_id: get_run(ctx, principal, run_id),
+    )
+
+
+def _run_awards(
+    ctx: ServiceContext,
+    principal: Principal,
+    call_ref: str,
+    cutoff_at: float | None,
+    method: str,
+    weights: dict[str, float] | None,
+    once: idempotency.Once | None,
+) -> dict[str, Any]:
     require_programme_operator(principal, "run the allocation optimiser")
     if method not in ("optimiser", "greedy"):
         raise InvalidInput("method", "use optimiser or greedy")
@@ -262,6 +283,7 @@ def run_awards(
         )
         session.add(run)
         session.flush()
+        idempotency.record(session, once, run.id, now)
         for line in plan.lines:
             session.add(
                 AwardLineRow(

@@ -23,6 +23,7 @@ from aifactories.programme.modes import (
 )
 from aifactories.programme.periods import regular_cutoffs
 from aifactories.programme.states import CallStatus
+from aifactories.services import idempotency
 from aifactories.services.audit import record
 from aifactories.services.auth import require_programme_operator
 from aifactories.services.context import Principal, ServiceContext
@@ -96,7 +97,22 @@ def _resolve(ctx: ServiceContext, body: CallIn) -> tuple[CallRules, float, float
     return rules, opens, closes, cutoffs
 
 
-def open_call(ctx: ServiceContext, principal: Principal, body: CallIn) -> CallRow:
+def open_call(
+    ctx: ServiceContext, principal: Principal, body: CallIn, key: str | None = None
+) -> CallRow:
+    """Open a call; a retry with the same idempotency ``key`` gets the call opened first."""
+    once = idempotency.once(principal, key, "calls.open", body)
+    return idempotency.replaying(
+        ctx,
+        once,
+        lambda: _open_call(ctx, principal, body, once),
+        lambda call_id: idempotency.stored(ctx, CallRow, call_id),
+    )
+
+
+def _open_call(
+    ctx: ServiceContext, principal: Principal, body: CallIn, once: idempotency.Once | None
+) -> CallRow:
     require_programme_operator(principal, "open a call")
     rules, opens, closes, cutoffs = _resolve(ctx, body)
     with ctx.sessions() as session, session.begin():
@@ -120,6 +136,7 @@ def open_call(ctx: ServiceContext, principal: Principal, body: CallIn) -> CallRo
         )
         session.add(row)
         session.flush()
+        idempotency.record(session, once, row.id, row.created_at)
         record(
             session,
             at=ctx.clock.now(),

@@ -198,5 +198,7 @@ def load_demo(ctx: ServiceContext) -> DemoTokens:
         for username, *_ in USERS:
             user = user_by_username(session, username)
             assert user is not None
-            tokens[username] = new_token(session, user.id, "demo", ctx.clock.now())
+            now = ctx.clock.now()
+            expires_at = now + ctx.settings.token_lifetime_days * 86400.0
+            tokens[username] = new_token(session, user.id, "demo", now, expires_at)[1]
     return DemoTokens(tokens)

@@ -21,6 +21,7 @@ from aifactories.domain.jobs import ANY_GPU_MODEL, JobSpec, JobState, check_tran
 from aifactories.domain.projects import Allocation
 from aifactories.domain.sites import Partition
 from aifactories.domain.units import gpu_hours, parse_time_limit, reservation_gpu_seconds
+from aifactories.services import idempotency
 from aifactories.services.auth import require_can_cancel, require_project_access
 from aifactories.services.context import Principal, ServiceContext
 from aifactories.services.job_script import parse_script
@@ -301,7 +302,23 @@ def _values(row: JobRow) -> dict[str, object]:
     return {c.key: getattr(row, c.key) for c in table_of(JobRow).columns if c.key != "id"}
 
 
-def submit_job(ctx: ServiceContext, principal: Principal, req: JobRequest) -> JobRow:
+def submit_job(
+    ctx: ServiceContext, principal: Principal, req: JobRequest, key: str | None = None
+) -> JobRow:
+    """Submit a job; with an idempotency ``key``, a retry of the same request gets the job the
+    first one made (services/idempotency.py)."""
+    once = idempotency.once(principal, key, "jobs.submit", req)
+    return idempotency.replaying(
+        ctx,
+        once,
+        lambda: _submit_job(ctx, principal, req, once),
+        lambda job_id: get_job(ctx, principal, job_id),
+    )
+
+
+def _submit_job(
+    ctx: ServiceContext, principal: Principal, req: JobRequest, once: idempotency.Once | None
+) -> JobRow:
     spec, script_project = build_spec(ctx, req)
     project_ref = req.project or script_project
     if not project_ref:
@@ -313,6 +330,7 @@ def submit_job(ctx: ServiceContext, principal: Principal, req: JobRequest) -> Jo
             project = _admit(ctx, conn, principal, spec, project_ref)
             row = _new_job_row(ctx, principal, spec, project)
             row.id = conn.execute(_INSERT_JOB, _values(row)).scalar_one()
+            idempotency.record(conn, once, row.id, row.submitted_at)
     else:
         # SQLite: the checks read outside the write transaction, so that the write lock is
         # held for the insert alone. The budget check is admission advice: the broker's
@@ -323,6 +341,7 @@ def submit_job(ctx: ServiceContext, principal: Principal, req: JobRequest) -> Jo
         row = _new_job_row(ctx, principal, spec, project)
         with ctx.write_engine.begin() as conn:
             row.id = conn.execute(_INSERT_JOB, _values(row)).scalar_one()
+            idempotency.record(conn, once, row.id, row.submitted_at)
     row.project = project  # detached now: lets front-ends name the project without a query
     return row
 

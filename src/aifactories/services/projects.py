@@ -21,6 +21,7 @@ from aifactories.db.models import (
 from aifactories.db.programme_models import ProposalRow
 from aifactories.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from aifactories.domain.projects import Role
+from aifactories.services import idempotency
 from aifactories.services.audit import record
 from aifactories.services.auth import forget_cached_principals, require_project_access
 from aifactories.services.context import Principal, ServiceContext
@@ -111,7 +112,25 @@ def _require_manager(principal: Principal, project: ProjectRow) -> None:
 
 
 def add_member(
-    ctx: ServiceContext, principal: Principal, ref: str, body: MemberIn
+    ctx: ServiceContext, principal: Principal, ref: str, body: MemberIn, key: str | None = None
+) -> dict[str, Any]:
+    """Add a member; a retry with the same idempotency ``key`` gets the project as the first
+    request left it, not a 409."""
+    once = idempotency.once(principal, key, "projects.add_member", ref, body)
+    return idempotency.replaying(
+        ctx,
+        once,
+        lambda: _add_member(ctx, principal, ref, body, once),
+        lambda project_id: get_project(ctx, principal, str(project_id)),
+    )
+
+
+def _add_member(
+    ctx: ServiceContext,
+    principal: Principal,
+    ref: str,
+    body: MemberIn,
+    once: idempotency.Once | None,
 ) -> dict[str, Any]:
     now = ctx.clock.now()
     with ctx.sessions() as session, session.begin():
@@ -133,6 +152,7 @@ def add_member(
                 project_id=project.id, user_id=user.id, role=body.role.value, cap_gpu_seconds=cap
             )
         )
+        idempotency.record(session, once, project.id, now)
         record(
             session,
             at=now,

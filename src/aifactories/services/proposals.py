@@ -22,6 +22,7 @@ from aifactories.programme.eligibility import (
 )
 from aifactories.programme.modes import ReviewKind, rules_from_json
 from aifactories.programme.states import EDITABLE, ProposalStatus, check_transition
+from aifactories.services import idempotency
 from aifactories.services.audit import record
 from aifactories.services.auth import forget_cached_principals
 from aifactories.services.calls import accepts_submissions, call_by_ref, iso, next_cutoff
@@ -128,7 +129,28 @@ def _apply_fields(
 
 
 def create_draft(
-    ctx: ServiceContext, principal: Principal, call_ref: str, body: ProposalFields
+    ctx: ServiceContext,
+    principal: Principal,
+    call_ref: str,
+    body: ProposalFields,
+    key: str | None = None,
+) -> ProposalRow:
+    """A draft proposal; a retry with the same idempotency ``key`` gets the first draft."""
+    once = idempotency.once(principal, key, "proposals.draft", call_ref, body)
+    return idempotency.replaying(
+        ctx,
+        once,
+        lambda: _create_draft(ctx, principal, call_ref, body, once),
+        lambda proposal_id: idempotency.stored(ctx, ProposalRow, proposal_id),
+    )
+
+
+def _create_draft(
+    ctx: ServiceContext,
+    principal: Principal,
+    call_ref: str,
+    body: ProposalFields,
+    once: idempotency.Once | None,
 ) -> ProposalRow:
     for name in REQUIRED:
         if getattr(body, name) is None:
@@ -164,6 +186,7 @@ def create_draft(
         _apply_fields(ctx, session, row, body)
         session.add(row)
         session.flush()
+        idempotency.record(session, once, row.id, now)
         record(
             session,
             at=now,
