@@ -20,15 +20,13 @@ from sqlalchemy import create_engine, func, select, text
 from aifactories.broker import Broker, loop
 from aifactories.broker.lease import BrokerLease, LeaseLost
 from aifactories.db.models import AllocationRow, JobRow, LedgerEntryRow
-from aifactories.domain.clock import ManualClock
 from aifactories.domain.ids import SiteId
-from aifactories.executors.base import Executor, SiteJobStatus, SubmitRequest
+from aifactories.executors.base import SiteJobStatus, SubmitRequest
 from aifactories.executors.mock import MockExecutor
-from aifactories.services.auth import authenticate
-from aifactories.services.demo import load_demo
-from aifactories.services.jobs import JobRequest, submit_job
 from aifactories.services.platform import Platform
 from aifactories.settings import Settings
+from tests.broker.mock_platform import MockPlatform as Harness
+from tests.broker.mock_platform import mock_platform
 
 PERIOD = 10.0
 
@@ -43,31 +41,11 @@ class Ticks:
         return self.value
 
 
-@dataclass
-class Harness:
-    """A migrated database with the demo data, mock sites and a manual clock (no API: the
-    lease is the broker's business)."""
-
-    platform: Platform
-    clock: ManualClock
-    tokens: dict[str, str]
-    executors: dict[SiteId, Executor]
-
-
 @pytest.fixture
 def harness(tmp_path: Path, database_url: str) -> Iterator[Harness]:
-    clock = ManualClock()
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url, run_broker=False)  # type: ignore[call-arg]
-    probe = Platform(settings, clock=clock)
-    executors: dict[SiteId, Executor] = {
-        site.id: MockExecutor(site, clock) for site in probe.catalogue.operational_sites
-    }
-    probe.stop()
-    platform = Platform(settings, clock=clock, executors=executors)
-    platform.migrate()
-    h = Harness(platform, clock, load_demo(platform.ctx).tokens, executors)
+    h = mock_platform(tmp_path, database_url)
     yield h
-    platform.stop()
+    h.platform.stop()
 
 
 @dataclass
@@ -92,12 +70,6 @@ def _instance(h: Harness, name: str) -> Instance:
     )
     broker.lead_with(lease)
     return Instance(lease, ticks, broker)
-
-
-def _submit(h: Harness) -> int:
-    principal = authenticate(h.platform.ctx, h.tokens["alice"])
-    request = JobRequest(project="aurora-vision", gpus=4, time_limit=3600, command=["train"])
-    return int(submit_job(h.platform.ctx, principal, request).id)
 
 
 def _submissions(h: Harness) -> int:
@@ -147,7 +119,7 @@ def test_paused_leader_cannot_commit_a_reservation(
 ) -> None:
     a, b = _instance(harness, "a"), _instance(harness, "b")
     assert a.lease.tick()
-    job_id = _submit(harness)
+    job_id = harness.submit()
     real_apply = loop.apply_placements
 
     def paused_then_apply(*args: Any, **kwargs: Any) -> Any:
@@ -175,7 +147,7 @@ def test_paused_leader_cannot_record_a_site_job_id(
     the new leader adopts the job by its tag (no second submission)."""
     a, b = _instance(harness, "a"), _instance(harness, "b")
     assert a.lease.tick()
-    job_id = _submit(harness)
+    job_id = harness.submit()
     site = next(e for e in harness.executors.values() if isinstance(e, MockExecutor))
     real_submit = site.submit
 
@@ -205,7 +177,7 @@ def test_paused_leader_cannot_charge_a_finished_job(
     once."""
     a, b = _instance(harness, "a"), _instance(harness, "b")
     assert a.lease.tick()
-    job_id = _submit(harness)
+    job_id = harness.submit()
     a.broker.run_once()
     with harness.platform.ctx.reads() as s:
         job = s.get(JobRow, job_id)
@@ -244,7 +216,7 @@ def test_paused_leader_cannot_charge_a_finished_job(
 def test_expired_lease_fences_even_with_no_new_leader(harness: Harness) -> None:
     a = _instance(harness, "a")
     assert a.lease.tick()
-    job_id = _submit(harness)
+    job_id = harness.submit()
     harness.clock.advance(PERIOD + 1)  # nobody took it, but A's lease is over
     with pytest.raises(LeaseLost):
         a.broker.run_once()
@@ -257,7 +229,7 @@ def test_expired_lease_fences_even_with_no_new_leader(harness: Harness) -> None:
 def test_local_deadline_stops_a_leader_that_cannot_renew(harness: Harness) -> None:
     a = _instance(harness, "a")
     assert a.lease.tick()
-    _submit(harness)
+    harness.submit()
     a.ticks.value += PERIOD  # no renewal reached the database for a whole period
     assert not a.lease.held()
     with pytest.raises(LeaseLost):

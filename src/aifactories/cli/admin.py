@@ -12,6 +12,7 @@ import typer
 from aifactories.cli import render
 from aifactories.cli.config import Profile, save_profile
 from aifactories.domain.errors import AifError
+from aifactories.services import backup
 from aifactories.services.demo import load_demo
 from aifactories.services.logging_setup import configure_logging
 from aifactories.services.platform import Platform
@@ -45,6 +46,54 @@ def db_upgrade() -> None:
     platform.migrate()
     render.console.print(f"database at {platform.database_url} is up to date")
     platform.stop()
+
+
+@db_app.command("backup")
+def db_backup(
+    to: Annotated[Path, typer.Option("--to", help="the backup file to write", dir_okay=False)],
+) -> None:
+    """Back up the database while the platform runs (SQLite: an online copy; PostgreSQL:
+    prints the pg_dump command to run)."""
+    url = Settings().resolved_database_url
+    if not backup.is_sqlite(url):
+        render.err_console.print(
+            "PostgreSQL is backed up with its own tool, pg_dump (consistent while the platform "
+            f"runs; docs/operations.md):\n  {backup.pg_dump_command(url, to)}",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    try:
+        report = backup.backup_sqlite(url, to)
+    except AifError as exc:
+        render.err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+    render.console.print(
+        f"backed up {url} to {report.path} ({report.size_bytes:,} bytes, schema revision "
+        f"{report.revision}); restore: stop the platform, copy it over the database file and "
+        "delete its -wal and -shm files",
+        highlight=False,
+    )
+
+
+@db_app.command("lease")
+def db_lease() -> None:
+    """Which platform instance's broker places now (the broker lease)."""
+    platform = _platform()
+    try:
+        view = platform.lease.view()
+    finally:
+        platform.stop()
+    if not view.active:
+        render.console.print(
+            f"no instance leads the broker (epoch {view.epoch}); a running 'aif up' takes the "
+            "lease within its renew interval"
+        )
+        return
+    render.console.print(
+        f"{view.holder} leads the broker (epoch {view.epoch}; the lease runs "
+        f"{view.expires_at - view.now:.1f} s more unless renewed)",
+        highlight=False,
+    )
 
 
 def _write_demo_profile(platform: Platform, server: str) -> None:
