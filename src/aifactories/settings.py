@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     notify_max_attempts: Annotated[int, Field(ge=1)] = 8
     # observability (docs/observability.md)
     log_format: Literal["text", "json"] = "text"
+    access_log: bool = True  # one line per API request (logger aifactories.access)
     # if set, GET /metrics wants 'Authorization: Bearer <this>'; unset, firewall /metrics
     metrics_token: str | None = None
     # /readyz fails when the broker's last completed cycle is older than this many intervals

@@ -162,5 +162,6 @@ def create_worker_app() -> FastAPI:
     """Factory for extra API worker processes (``aif up --workers N``): settings from the
     environment, and never a broker: the broker runs once, in the ``aif up`` process."""
     settings = Settings(run_broker=False)
-    configure_logging(settings.log_format)  # a new process: nothing configured it yet
+    # a new process: nothing configured its logging yet
+    configure_logging(settings.log_format, access_log=settings.access_log)
     return create_app(settings)

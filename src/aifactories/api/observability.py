@@ -16,7 +16,8 @@ from typing import Any
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-ACCESS_LOGGER = "aifactories.access"
+from aifactories.services.logging_setup import ACCESS_LOGGER
+
 UNMATCHED = "unmatched"  # the template of requests no route took (404s): one series for all
 PRINCIPAL_KEY = "principal_id"  # in the request state (scope["state"]), set by api/deps.py
 

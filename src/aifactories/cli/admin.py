@@ -188,7 +188,7 @@ def up(
     elif demo:
         overrides["emulated_time_factor"] = DEMO_TIME_FACTOR
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, access_log=settings.access_log)
     platform = _platform(settings)
     platform.migrate()
     server = f"http://{settings.host}:{settings.port}"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 LogFormat = Literal["text", "json"]
+ACCESS_LOGGER = "aifactories.access"  # api/observability.py logs each request here
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # Attributes every LogRecord has: anything else on a record came from ``extra``.
@@ -39,10 +40,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=repr, ensure_ascii=False)
 
 
-def configure_logging(log_format: LogFormat = "text", level: int | str = logging.INFO) -> None:
+def configure_logging(
+    log_format: LogFormat = "text", level: int | str = logging.INFO, *, access_log: bool = True
+) -> None:
     """Send every logger's records to stderr in ``log_format``, replacing earlier handlers
     (uvicorn's loggers included: they propagate here when uvicorn is started without a
-    logging config of its own)."""
+    logging config of its own). ``access_log=False`` silences the per-request lines."""
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.NOTSET if access_log else logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
