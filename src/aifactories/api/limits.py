@@ -42,15 +42,18 @@ class BodySizeLimit:
             if name == b"content-length":
                 declared = value
                 break
-        if declared is not None:
-            try:
-                too_large = int(declared) > self.max_bytes
-            except ValueError:
-                too_large = False  # the server itself refuses a malformed Content-Length
-            if too_large:
-                await self._refuse(send)
-                return
-        await self._counted(scope, receive, send)
+        if declared is None:  # chunked (or no body): counted as it arrives
+            await self._counted(scope, receive, send)
+            return
+        try:
+            too_large = int(declared) > self.max_bytes
+        except ValueError:
+            too_large = False  # the server itself refuses a malformed Content-Length
+        if too_large:
+            await self._refuse(send)
+            return
+        # the server delivers no more than the declared length: nothing to count
+        await self.app(scope, receive, send)
 
     async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0
