@@ -116,8 +116,9 @@ def make_site(planted: Planted, open_folder: Path) -> Iterator[MakeSite]:
             executor.cancel(entry.name)
 
 
-def attack(planted: Planted, others: list[str]) -> str:
-    """Every read the issue's attacker made, and a few more; then proof of life."""
+def attack(planted: Planted, others: list[str], *, writes: bool = True) -> str:
+    """Every read the issue's attacker made, and a few more, then writes into the platform's
+    files (a forged end of job 1 among them); then proof of life."""
     data, state = planted.data, planted.state_dir
     targets = [
         data / "demo-tokens.txt",
@@ -128,11 +129,14 @@ def attack(planted: Planted, others: list[str]) -> str:
         *others,
     ]
     reads = "; ".join(f"cat '{target}'" for target in targets)
+    write = (
+        f"echo pwned > '{data}/pwned'; echo pwned > '{state}/pwned'; "
+        f"echo forged > '{state}/jobs/1/end.json'; "
+    )
     return (
         "env; cat /proc/*/environ | tr '\\0' '\\n'; "
         f"{reads}; grep -ra . '{data}' '{state}'; ls -laR '{data}'; "
-        f"echo pwned > '{data}/pwned'; echo pwned > '{state}/pwned'; "
-        f"echo forged > '{state}/jobs/1/end.json'; "
+        f"{write if writes else ''}"
         'echo written > "$HOME/result.txt"; echo alive; true'
     )
 
@@ -185,7 +189,8 @@ def test_the_attack_does_read_the_platform_when_jobs_are_not_isolated(
     """The control: the same job, unconfined, gets the operator's token (so the tests above
     would catch a sandbox that let it through)."""
     site = make_site("none")
-    job = site.submit(request(1, one(1), command=("sh", "-c", attack(planted, []))))
+    # (reads only: an unconfined job that forges its site's files breaks the site itself)
+    job = site.submit(request(1, one(1), command=("sh", "-c", attack(planted, [], writes=False))))
     wait_for(site, [job])
     output = site.output_path(job).read_text(errors="replace")
     assert planted.values["token"] in output and planted.values["profile"] in output
