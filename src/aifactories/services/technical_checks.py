@@ -42,7 +42,14 @@ def technical_check(
     now = ctx.clock.now()
     with ctx.sessions() as session, session.begin():
         row = session.get(ProposalRow, proposal_id, with_for_update=True)
-        if row is None:
+        # Nobody but its applicant sees a draft: without this, an operator learnt that a
+        # draft existed and its status from the 409 below (found by the role matrix).
+        hidden_draft = (
+            row is not None
+            and row.status == ProposalStatus.DRAFT.value
+            and row.pi_user_id != principal.user_id
+        )
+        if row is None or hidden_draft:
             raise NotFound(f"proposal {proposal_id} does not exist")
         sites = candidates_of(ctx, session, row)
         mine = [s for s in sites if s in principal.operated_sites]

@@ -1,0 +1,423 @@
+"""The role matrix: every operation of the OpenAPI x every role, against the objects of one
+party (tests/api/role_matrix_world.py), compared cell by cell with the table in
+tests/api/role_matrix.py. An operation without a row fails the test: a new endpoint gets its
+access rules written down before it ships.
+
+Reads run on one copy of the world; every cell of an operation that may change something
+runs on its own fresh copy (a file copy on SQLite, a template database on PostgreSQL), so no
+cell's answer depends on another's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import MetaData, create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from aifactories.api.app import create_app
+from aifactories.domain.clock import ManualClock
+from aifactories.services.auth import forget_cached_principals
+from aifactories.services.platform import Platform
+from aifactories.settings import Settings
+from tests.api.harness import Harness, make_harness
+from tests.api.role_matrix import EXPECTED, ROLE_COLUMNS
+from tests.api.role_matrix_world import ROLES, World, build_world
+
+REASON = {"reason": "checked by the role matrix"}
+JUSTIFIED = {"justification": "more training runs"}
+PROPOSAL = {
+    "title": "Robot arms that learn from video",
+    "abstract": "Imitation learning for industrial robot arms from operator videos.",
+    "domain": "manufacturing",
+    "requested_gpu_hours": 60_000,
+    "period_months": 6,
+}
+
+
+Finds = Callable[[httpx.Response, World], bool]
+
+
+def _has(key: str, attr: str) -> Finds:
+    """A list answer holds the target: an item whose ``key`` is the world's ``attr``."""
+    return lambda r, w: any(item.get(key) == w.ids()[attr] for item in r.json())
+
+
+def _audits_proposal(r: httpx.Response, w: World) -> bool:
+    return any(entry["subject"] == f"proposal:{w.proposal}" for entry in r.json())
+
+
+def _exports_proposal(r: httpx.Response, w: World) -> bool:
+    entries = [json.loads(line) for line in r.text.splitlines() if line.strip()]
+    return any(entry["subject"] == f"proposal:{w.proposal}" for entry in entries)
+
+
+def _tells_pi(r: httpx.Response, w: World) -> bool:
+    return any(n["recipient"] == f"{w.users['pi']}@example.eu" for n in r.json())
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One valid request at the target party's object. ``{name}`` in the path and the body
+    take the world's ids (World.ids) and the users ({user_ROLE})."""
+
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+    finds: Finds | None = None  # lists: is the target in the answer?
+
+
+# key: "METHOD /path" as in the OpenAPI with its parameters unnamed ({}), and a variant after
+# " ?" when the same operation is asked a second way (another object, a filter)
+PROBES: dict[str, Probe] = {
+    "GET /health": Probe("GET", "/health"),
+    "GET /livez": Probe("GET", "/livez"),
+    "GET /readyz": Probe("GET", "/readyz"),
+    "GET /metrics": Probe("GET", "/metrics"),
+    "GET /me": Probe("GET", "/me"),
+    "GET /sites": Probe("GET", "/sites"),
+    "POST /jobs": Probe(
+        "POST",
+        "/jobs",
+        {"project": "{project}", "gpus": 1, "time_limit": 600, "command": ["true"]},
+    ),
+    "GET /jobs": Probe("GET", "/jobs", finds=_has("id", "job")),
+    "GET /jobs ?project": Probe(
+        "GET", "/jobs", params={"project": "{project}"}, finds=_has("id", "job")
+    ),
+    "GET /jobs/{}": Probe("GET", "/jobs/{job}"),
+    "DELETE /jobs/{}": Probe("DELETE", "/jobs/{job}"),
+    "DELETE /jobs/{} ?member's": Probe("DELETE", "/jobs/{member_job}"),
+    "GET /projects/{}/balance": Probe("GET", "/projects/{project}/balance"),
+    "POST /calls": Probe(
+        "POST",
+        "/calls",
+        {
+            "code": "matrix",
+            "title": "A call opened by the role matrix",
+            "mode": "fast_lane",
+            "closes_at": "2027-06-30",
+            "budget_gpu_hours": {"pool": 10_000},
+        },
+    ),
+    "GET /calls": Probe("GET", "/calls", finds=_has("code", "peer_call")),
+    "GET /calls/{}": Probe("GET", "/calls/{peer_call}"),
+    "POST /calls/{}/close": Probe("POST", "/calls/{peer_call}/close", REASON),
+    "POST /calls/{}/proposals": Probe("POST", "/calls/{peer_call}/proposals", PROPOSAL),
+    "GET /proposals": Probe("GET", "/proposals", finds=_has("id", "proposal")),
+    "GET /proposals ?draft": Probe("GET", "/proposals", finds=_has("id", "draft")),
+    "GET /proposals/{}": Probe("GET", "/proposals/{proposal}"),
+    "GET /proposals/{} ?draft": Probe("GET", "/proposals/{draft}"),
+    "PATCH /proposals/{}": Probe(
+        "PATCH", "/proposals/{draft}", {"title": "Vision models for picking robots"}
+    ),
+    "POST /proposals/{}/submit": Probe("POST", "/proposals/{draft}/submit"),
+    "POST /proposals/{}/withdraw": Probe("POST", "/proposals/{proposal}/withdraw", REASON),
+    "POST /proposals/{}/technical-check": Probe(
+        "POST", "/proposals/{checked}/technical-check", {"outcome": "accept", **REASON}
+    ),
+    "POST /proposals/{}/technical-check ?draft": Probe(
+        "POST", "/proposals/{draft}/technical-check", {"outcome": "accept", **REASON}
+    ),
+    "POST /reviewers": Probe("POST", "/reviewers", {"username": "nadia", "domains": ["health"]}),
+    "GET /reviewers": Probe("GET", "/reviewers"),
+    "DELETE /reviewers/{}": Probe("DELETE", "/reviewers/{user_reviewer_assigned}", params=REASON),
+    "GET /reviewers/me/conflicts": Probe("GET", "/reviewers/me/conflicts"),
+    "POST /reviewers/me/conflicts": Probe(
+        "POST", "/reviewers/me/conflicts", {"proposal_id": "{proposal}", **REASON}
+    ),
+    "POST /calls/{}/review-assignments": Probe("POST", "/calls/{peer_call}/review-assignments", {}),
+    "GET /reviews": Probe("GET", "/reviews", finds=_has("id", "review")),
+    "GET /reviews/{}": Probe("GET", "/reviews/{review}"),
+    "PUT /reviews/{}": Probe(
+        "PUT",
+        "/reviews/{review}",
+        {"scores": {"excellence": 7, "impact": 7, "feasibility": 7}, "comment": "Fine."},
+    ),
+    "POST /reviews/{}/decline": Probe("POST", "/reviews/{review}/decline", REASON),
+    "GET /calls/{}/ranking": Probe("GET", "/calls/{peer_call}/ranking"),
+    "POST /calls/{}/decisions": Probe(
+        "POST",
+        "/calls/{peer_call}/decisions",
+        {"decisions": [{"proposal_id": "{proposal}", "outcome": "reject", **REASON}]},
+    ),
+    "GET /proposals/{}/reviews": Probe("GET", "/proposals/{proposal}/reviews"),
+    "GET /proposals/{}/reviews ?decided": Probe("GET", "/proposals/{accepted}/reviews"),
+    "POST /calls/{}/award-runs": Probe("POST", "/calls/{decided_call}/award-runs", {}),
+    "GET /calls/{}/award-runs": Probe("GET", "/calls/{decided_call}/award-runs"),
+    "GET /award-runs/{}": Probe("GET", "/award-runs/{award_run}"),
+    "POST /award-runs/{}/apply": Probe("POST", "/award-runs/{award_run}/apply", REASON),
+    "GET /projects": Probe("GET", "/projects", finds=_has("code", "project")),
+    "GET /projects/{}": Probe("GET", "/projects/{project}"),
+    "POST /projects/{}/members": Probe(
+        "POST", "/projects/{project}/members", {"username": "nadia"}
+    ),
+    "POST /projects/{}/members/{}/remove": Probe(
+        "POST", "/projects/{project}/members/mila/remove", REASON
+    ),
+    "POST /projects/{}/members/{}/remove ?bob": Probe(
+        "POST", "/projects/{project}/members/{user_member}/remove", REASON
+    ),
+    "GET /projects/{}/allocations": Probe("GET", "/projects/{project}/allocations"),
+    "GET /allocations/{}/alerts": Probe("GET", "/allocations/{allocation}/alerts"),
+    "POST /allocations/sweep": Probe("POST", "/allocations/sweep"),
+    "POST /allocations/{}/close": Probe("POST", "/allocations/{allocation}/close", REASON),
+    "POST /allocations/{}/requests": Probe(
+        "POST",
+        "/allocations/{allocation}/requests",
+        {"kind": "extension", "gpu_hours": 50, **JUSTIFIED},
+    ),
+    "POST /allocations/{}/requests ?transfer-in": Probe(
+        "POST",
+        "/allocations/{other_allocation}/requests",
+        {"kind": "transfer", "gpu_hours": 10, "to_allocation": "{allocation}", **JUSTIFIED},
+    ),
+    "GET /allocation-requests": Probe("GET", "/allocation-requests", finds=_has("id", "request")),
+    "GET /allocation-requests ?project": Probe(
+        "GET", "/allocation-requests", params={"project": "{project}"}, finds=_has("id", "request")
+    ),
+    "POST /allocation-requests/{}/decision": Probe(
+        "POST", "/allocation-requests/{request}/decision", {"decision": "approve", **REASON}
+    ),
+    "GET /audit": Probe("GET", "/audit", finds=_audits_proposal),
+    "GET /audit/export": Probe(
+        "GET", "/audit/export", params={"format": "jsonl"}, finds=_exports_proposal
+    ),
+    "GET /notifications": Probe("GET", "/notifications", finds=_tells_pi),
+    "GET /notifications ?recipient": Probe(
+        "GET", "/notifications", params={"recipient": "alice@example.eu"}, finds=_tells_pi
+    ),
+    "POST /notifications/deliver": Probe("POST", "/notifications/deliver"),
+}
+
+
+def operation_of(key: str) -> str:
+    """A row's operation: "POST /proposals/{}/submit" for "POST /proposals/{proposal_id}/submit"
+    (parameters unnamed, so that the table fits the page), without the variant (" ?...")."""
+    return re.sub(r"\{[^}]*\}", "{}", key.split(" ?")[0])
+
+
+FRAMEWORK_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
+def _routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path) of every route, those left out of the schema too (/metrics, ...),
+    through included routers."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:  # FastAPI >= 0.16x keeps included routers as they are
+            context = getattr(route, "include_context", None)
+            yield from _routes(included.routes, prefix + getattr(context, "prefix", ""))
+        elif hasattr(route, "path") and hasattr(route, "methods"):
+            for method in route.methods or ():
+                if method != "HEAD":
+                    yield method, prefix + route.path
+
+
+def app_operations() -> tuple[set[str], set[str]]:
+    """The operations of the OpenAPI, and of the app's routes (the same, plus those left out
+    of the schema; the framework's own pages aside)."""
+    app = create_app(Settings(database_url="sqlite://", run_broker=False))
+    paths: dict[str, dict[str, Any]] = app.openapi()["paths"]
+    documented = {operation_of(f"{m.upper()} {p}") for p, ops in paths.items() for m in ops}
+    routed = {
+        operation_of(f"{method} {path}")
+        for method, path in _routes(list(app.routes))
+        if path not in FRAMEWORK_PATHS
+    }
+    return documented, routed
+
+
+# --------------------------------------------------------------------------- fresh copies
+
+
+class WorldCopies:
+    """Fresh platforms on copies of the world's database: a file copy on SQLite, a database
+    made from the world's as a template on PostgreSQL."""
+
+    def __init__(self, h: Harness, world: World, tmp: Path) -> None:
+        self.url = make_url(h.platform.database_url)
+        self.executors = h.executors
+        self.world = world
+        self.tmp = tmp
+        self._made: list[str] = []
+        self._admin = (
+            None
+            if self.url.get_backend_name() == "sqlite"
+            else create_engine(self.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        )
+
+    def platform(self) -> Platform:
+        name = f"cell_{uuid.uuid4().hex[:10]}"
+        if self._admin is None:
+            assert self.url.database is not None
+            target = self.tmp / f"{name}.db"
+            shutil.copyfile(self.url.database, target)
+            url = f"sqlite:///{target}"
+        else:
+            with self._admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.url.database}"'))
+            self._made.append(name)
+            url = self.url.set(database=name).render_as_string(hide_password=False)
+        settings = Settings(data_dir=self.tmp / "data", database_url=url, run_broker=False)
+        clock = ManualClock(self.world.now)
+        return Platform(settings, clock=clock, executors=self.executors)
+
+    def discard(self, platform: Platform) -> None:
+        platform.stop()
+        url = make_url(platform.database_url)
+        if self._admin is None:
+            assert url.database is not None
+            Path(url.database).unlink()
+            return
+        with self._admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}"'))
+        self._made.remove(str(url.database))
+
+    def close(self) -> None:
+        if self._admin is None:
+            return
+        with self._admin.connect() as conn:
+            for name in self._made:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        self._admin.dispose()
+
+
+def _fill(value: Any, names: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        if value.startswith("{") and value.endswith("}") and value[1:-1] in names:
+            return names[value[1:-1]]  # a whole value keeps its type: {proposal} is an int
+        return value.format(**names)
+    if isinstance(value, dict):
+        return {k: _fill(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, names) for v in value]
+    return value
+
+
+def observe(client: TestClient, world: World, probe: Probe, role: str) -> str:
+    """The answer's class: 2xx (2xx+ / 2xx- for a list with / without the target) or the
+    status code."""
+    user = world.users[role]
+    headers = {} if user is None else {"Authorization": f"Bearer {world.tokens[user]}"}
+    names = {**world.ids(), **{f"user_{r}": u for r, u in world.users.items()}}
+    response = client.request(
+        probe.method,
+        _fill(probe.path, names),
+        json=_fill(probe.json, names),
+        params=_fill(probe.params, names),
+        headers=headers,
+    )
+    if response.status_code // 100 != 2:
+        return str(response.status_code)
+    if probe.finds is None:
+        return "2xx"
+    return "2xx+" if probe.finds(response, world) else "2xx-"
+
+
+# bookkeeping that any request may write (a token's last use), not the state a refusal guards
+NOT_STATE = frozenset({"alembic_version", "api_tokens", "leases"})
+
+
+def fingerprint(platform: Platform) -> dict[str, int]:
+    """Each table's content as a hash: what a refused request must leave as it was."""
+    metadata = MetaData()
+    metadata.reflect(platform.engine)
+    out: dict[str, int] = {}
+    with platform.engine.connect() as conn:
+        for name, table in sorted(metadata.tables.items()):
+            if name in NOT_STATE:
+                continue
+            order = list(table.primary_key.columns) or list(table.columns)
+            rows = conn.execute(select(table).order_by(*order)).all()
+            out[name] = hash(repr([tuple(r) for r in rows]))
+    return out
+
+
+def client_of(platform: Platform) -> TestClient:
+    forget_cached_principals()  # a new copy must not see principals cached for another
+    return TestClient(create_app(platform.settings, platform=platform))
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_every_operation_has_a_row_and_every_row_an_operation() -> None:
+    documented, routed = app_operations()
+    # the walk through the routes must see at least what the OpenAPI shows, or it is broken
+    assert documented <= routed, f"routes not found by the walk: {sorted(documented - routed)}"
+    operations = documented | routed
+    rows = {operation_of(k) for k in EXPECTED}
+    missing = sorted(operations - rows)
+    assert not missing, "\n".join(f"operation {op} has no row in the role matrix" for op in missing)
+    stale = sorted(rows - operations)
+    assert not stale, f"rows for operations the API no longer has: {stale}"
+    assert set(PROBES) == set(EXPECTED), (
+        f"probes without a row: {sorted(set(PROBES) - set(EXPECTED))}; "
+        f"rows without a probe: {sorted(set(EXPECTED) - set(PROBES))}"
+    )
+    assert ROLE_COLUMNS == ROLES
+
+
+@pytest.fixture
+def world_copies(tmp_path: Path, database_url: str) -> Iterator[WorldCopies]:
+    h = make_harness(tmp_path, database_url)
+    world = build_world(h)
+    h.platform.stop()  # no connection left: PostgreSQL copies need the template idle
+    copies = WorldCopies(h, world, tmp_path)
+    yield copies
+    copies.close()
+
+
+def _cells(copies: WorldCopies, reader: TestClient, key: str) -> list[str]:
+    """One row's differences. Reads use the shared reader. For an operation that may change
+    something, the cells the table refuses share one copy, checked unchanged afterwards, and
+    each cell it allows runs on its own fresh copy."""
+    world, probe, row = copies.world, PROBES[key], EXPECTED[key]
+    differences: list[str] = []
+    shared = None if probe.method == "GET" else copies.platform()
+    refusals = reader if shared is None else client_of(shared)
+    before = {} if shared is None else fingerprint(shared)
+    for role, expected in zip(ROLES, row, strict=True):
+        if shared is None or not expected.startswith("2"):
+            observed = observe(refusals, world, probe, role)
+        else:
+            fresh = copies.platform()
+            try:
+                observed = observe(client_of(fresh), world, probe, role)
+            finally:
+                copies.discard(fresh)
+        if observed != expected:
+            user = world.users[role]
+            differences.append(f"{key} as {role} ({user}): expected {expected}, got {observed}")
+    if shared is not None:
+        changed = [t for t, h in fingerprint(shared).items() if before.get(t) != h]
+        if changed:
+            differences.append(f"{key}: the refused requests changed the tables {changed}")
+        copies.discard(shared)
+    return differences
+
+
+def test_role_matrix(world_copies: WorldCopies) -> None:
+    readers = world_copies.platform()
+    try:
+        before = fingerprint(readers)
+        reader = client_of(readers)
+        differences = [d for key in EXPECTED for d in _cells(world_copies, reader, key)]
+        changed = [t for t, h in fingerprint(readers).items() if before.get(t) != h]
+        if changed:
+            differences.append(f"reads changed the tables {changed}")
+    finally:
+        world_copies.discard(readers)
+    assert not differences, "the role matrix differs:\n" + "\n".join(differences)
