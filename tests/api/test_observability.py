@@ -9,14 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from aifactories.api.app import create_app
 from aifactories.api.metrics import PlatformCollector
 from aifactories.api.observability import ACCESS_LOGGER
 from aifactories.broker.stats import STATS, BrokerStats
 from aifactories.services.logging_setup import JsonFormatter, configure_logging
+from aifactories.services.platform import Platform
 from tests.api.harness import Harness, make_harness
 
 JOB = {"project": "aurora-vision", "gpus": 4, "time_limit": "1:00:00", "command": ["true"]}
@@ -217,6 +220,25 @@ def test_readyz_fails_when_the_broker_stops_cycling(tmp_path: Path, database_url
         assert "intervals" in stale.json()["problems"]["broker"]
     finally:
         h.platform.stop()
+
+
+def test_readyz_of_a_standby_broker(tmp_path: Path, database_url: str) -> None:
+    """Another instance on the same database leads the broker: this one stands by, ready."""
+    leader = make_harness(
+        tmp_path, database_url, broker_interval_s=3600, site_sync_interval_s=0, instance_name="a"
+    )
+    settings = leader.platform.settings.model_copy(update={"instance_name": "b"})
+    standby = Platform(settings, clock=leader.clock, executors=leader.executors)
+    try:
+        leader.platform.start_broker()
+        standby.start_broker()
+        assert leader.platform.broker.leading and not standby.broker.leading
+        ready = TestClient(create_app(settings, platform=standby)).get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["broker"].startswith("standby")
+    finally:
+        standby.stop()
+        leader.platform.stop()
 
 
 def test_json_log_lines_carry_the_structured_fields() -> None:
