@@ -94,7 +94,8 @@ class JobIsolation:
 def platform_private_paths() -> tuple[Path, ...]:
     """What is the platform's own wherever it runs: its user's CLI profile (a token)."""
     config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return (Path(config) / "aifactories",)
+    explicit = os.environ.get("AIFACTORIES_CONFIG")  # the CLI's profile path, if moved
+    return (Path(config) / "aifactories", *([Path(explicit)] if explicit else []))
 
 
 def resolve_isolation(
