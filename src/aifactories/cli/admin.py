@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -118,6 +120,10 @@ def demo_load(server: str = "http://127.0.0.1:8000") -> None:
     platform.stop()
 
 
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
 def _backends(platform: Platform, settings: Settings) -> str:
     """Which back-end drives which sites, for the start-up line."""
     kinds: dict[str, list[str]] = {}
@@ -209,6 +215,10 @@ def up(
             "  aif balance\n"
             "  aif simulate --jobs 1000      (the digital twin, offline)"
         )
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again under the handler that
+    # was there before it: the default one would end the process before 'finally' stops the
+    # platform (and releases the broker lease to a standby at once). Make it an exit instead.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         if workers == 1:
             app = create_app(settings, platform=platform)
