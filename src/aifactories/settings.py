@@ -63,8 +63,9 @@ class Settings(BaseSettings):
     lease_renew_interval_s: Annotated[float, Field(gt=0, le=1200)] = 2.0
     # admission limits
     max_time_limit_s: Annotated[int, Field(gt=0)] = 7 * 86400
-    # API limits (docs/api-access.md). Request bodies: a job script is the largest there is.
-    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
+    # API limits (docs/api-access.md). Request bodies: a job script is the largest there is
+    # (up to 1,000,000 characters), and JSON escapes may grow it: twice that, rounded.
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 2 << 20
     # per client address; then 429 until the bucket refills (0: no limit)
     auth_failures_per_minute: Annotated[int, Field(ge=0)] = 20
     # per token, in bursts of up to a minute's worth (0: no limit)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -113,7 +114,8 @@ class Buckets:
     """Token buckets by key: up to ``per_minute`` at once, refilled at ``per_minute`` a
     minute. Used from the event loop only (no lock)."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, now: Callable[[], float] = stopwatch) -> None:
+        self.now = now  # a monotonic clock; tests freeze it
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
@@ -133,14 +135,14 @@ class Buckets:
         """Seconds until ``key`` may act again (0: now), without spending anything."""
         if not self.enabled or key not in self._buckets:
             return 0.0
-        level = self._level(key, stopwatch())
+        level = self._level(key, self.now())
         return 0.0 if level >= 1.0 else (1.0 - level) / self.rate
 
     def take(self, key: str) -> float:
         """Spend one; returns 0, or the seconds to wait when the bucket is empty."""
         if not self.enabled:
             return 0.0
-        now = stopwatch()
+        now = self.now()
         level = self._level(key, now)
         if level < 1.0:
             self._buckets[key] = (level, now)
@@ -164,10 +166,10 @@ class RateLimits:
     requests: Buckets  # by token (its hash)
 
     @classmethod
-    def of(cls, settings: Settings) -> RateLimits:
+    def of(cls, settings: Settings, now: Callable[[], float] = stopwatch) -> RateLimits:
         return cls(
-            Buckets(settings.auth_failures_per_minute),
-            Buckets(settings.token_requests_per_minute),
+            Buckets(settings.auth_failures_per_minute, now),
+            Buckets(settings.token_requests_per_minute, now),
         )
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
+from aifactories.api.params import PathId, WordQ
 from aifactories.domain.clock import to_datetime
 from aifactories.services import tokens as token_service
 
@@ -49,7 +50,7 @@ class NewTokenOut(TokenOut):
 
 
 @router.get("/tokens", response_model=list[TokenOut])
-def list_tokens(context: Ctx, who: Me, user: str | None = None) -> list[TokenOut]:
+def list_tokens(context: Ctx, who: Me, user: WordQ = None) -> list[TokenOut]:
     """Your tokens, newest first; operators: another user's (``user=NAME``) or all
     (``user=*``)."""
     now = context.clock.now()
@@ -67,6 +68,6 @@ def create_token(
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(context: Ctx, who: Me, token_id: int) -> TokenOut:
+def revoke_token(context: Ctx, who: Me, token_id: PathId) -> TokenOut:
     """Revoke one of your tokens (operators: anyone's), at once."""
     return TokenOut.of(token_service.revoke_token(context, who, token_id), context.clock.now())

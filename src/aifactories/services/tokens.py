@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 from sqlalchemy.orm import Session
 
 from aifactories.db.accounts import new_token, tokens_of, user_by_username
@@ -20,6 +20,7 @@ from aifactories.domain.errors import InvalidInput, NotFound
 from aifactories.services import audit, idempotency
 from aifactories.services.auth import forget_cached_principals, require_programme_operator
 from aifactories.services.context import Principal, ServiceContext
+from aifactories.services.input_types import Username, check_line
 
 DAY_S = 86400.0
 
@@ -30,19 +31,20 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: Annotated[
-        str, Field(min_length=1, max_length=100, description="what the token is for")
+        str,
+        StringConstraints(min_length=1, max_length=100),
+        AfterValidator(check_line),
+        Field(description="what the token is for"),
     ] = "api"
     expires_in_days: Annotated[
-        int | None,
+        StrictInt | None,
         Field(
             ge=1,
             le=3650,
             description="lifetime; default and maximum: the platform's token_lifetime_days",
         ),
     ] = None
-    user: Annotated[
-        str | None, Field(max_length=64, description="operators: make it for this user")
-    ] = None
+    user: Annotated[Username | None, Field(description="operators: make it for this user")] = None
 
 
 @dataclass(frozen=True)
