@@ -102,14 +102,16 @@ class ObservabilityMiddleware:
         principal = state.get(PRINCIPAL_KEY)
         path: str = scope["path"]
         ms = round(duration * 1000, 3)
-        self._log.info(
+        # makeRecord + handle, not info(): info() walks the stack to find its caller, which
+        # is always this line (a third of the record's cost).
+        record = self._log.makeRecord(
+            ACCESS_LOGGER,
+            logging.INFO,
+            __file__,
+            0,
             "%s %s %d %.1f ms principal %s (%s)",
-            method,
-            path,
-            status,
-            ms,
-            "-" if principal is None else principal,
-            template,
+            (method, path, status, ms, "-" if principal is None else principal, template),
+            None,
             extra={
                 "method": method,
                 "route": template,
@@ -119,3 +121,4 @@ class ObservabilityMiddleware:
                 "principal_id": principal,
             },
         )
+        self._log.handle(record)
