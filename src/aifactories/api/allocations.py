@@ -5,10 +5,13 @@ with an ISO 8601 twin (``*_iso``); GPU time in exact GPU-seconds and in GPU-hour
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
+from aifactories.api.params import PathId, PathRef, RefQ, WordQ
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.units import gpu_hours
 from aifactories.services import (
@@ -19,6 +22,7 @@ from aifactories.services import (
 )
 from aifactories.services import allocations as service
 from aifactories.services.allocation_common import AllocationView
+from aifactories.services.input_types import Comment
 
 router = APIRouter(tags=["allocations"])
 
@@ -182,17 +186,19 @@ class RequestOut(BaseModel):
 
 
 class CloseIn(BaseModel):
-    reason: str = Field(default="", description="why; the project's PI reads it")
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[Comment, Field(description="why; the project's PI reads it")] = ""
 
 
 @router.get("/projects/{project}/allocations", response_model=list[AllocationOut])
-def list_allocations(context: Ctx, who: Me, project: str) -> list[AllocationOut]:
+def list_allocations(context: Ctx, who: Me, project: PathRef) -> list[AllocationOut]:
     """A project's allocations with their balance, use in per cent and alerts sent."""
     return [AllocationOut.of(a) for a in service.list_allocations(context, who, project)]
 
 
 @router.get("/allocations/{allocation_id}/alerts", response_model=list[AlertOut])
-def alerts(context: Ctx, who: Me, allocation_id: int) -> list[AlertOut]:
+def alerts(context: Ctx, who: Me, allocation_id: PathId) -> list[AlertOut]:
     """The usage alerts sent for an allocation (50, 75, 90, 100 % of granted used)."""
     return [
         AlertOut(
@@ -212,7 +218,7 @@ def sweep(context: Ctx, who: Me) -> SweepOut:
 
 
 @router.post("/allocations/{allocation_id}/close", response_model=CloseOut)
-def close(context: Ctx, who: Me, allocation_id: int, body: CloseIn) -> CloseOut:
+def close(context: Ctx, who: Me, allocation_id: PathId, body: CloseIn) -> CloseOut:
     """Programme operators: close an allocation; queued jobs on it are cancelled."""
     return CloseOut.of(allocation_close.close_allocation(context, who, allocation_id, body.reason))
 
@@ -221,7 +227,7 @@ def close(context: Ctx, who: Me, allocation_id: int, body: CloseIn) -> CloseOut:
 def request_change(
     context: Ctx,
     who: Me,
-    allocation_id: int,
+    allocation_id: PathId,
     body: allocation_requests.AllocationRequestIn,
     key: IdempotencyKey = None,
 ) -> RequestOut:
@@ -231,7 +237,7 @@ def request_change(
 
 @router.get("/allocation-requests", response_model=list[RequestOut])
 def list_requests(
-    context: Ctx, who: Me, status: str | None = None, project: str | None = None
+    context: Ctx, who: Me, status: WordQ = None, project: RefQ = None
 ) -> list[RequestOut]:
     """Requests: every project's for operators, your projects' for a PI."""
     return [
@@ -241,7 +247,7 @@ def list_requests(
 
 @router.post("/allocation-requests/{request_id}/decision", response_model=RequestOut)
 def decide(
-    context: Ctx, who: Me, request_id: int, body: allocation_decisions.DecisionIn
+    context: Ctx, who: Me, request_id: PathId, body: allocation_decisions.DecisionIn
 ) -> RequestOut:
     """Programme operators: approve (applied at once) or refuse, with a reason."""
     return RequestOut.of(allocation_decisions.decide_request(context, who, request_id, body))

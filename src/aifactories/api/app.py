@@ -26,7 +26,8 @@ from aifactories.api import health as probes  # "health" is the /health endpoint
 from aifactories.api.deps import ERRORS as _ERRORS
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.observability import ObservabilityMiddleware
-from aifactories.api.schemas import BalanceOut, JobOut, MeOut, SiteOut
+from aifactories.api.params import PathId, PathRef, RefQ
+from aifactories.api.schemas import BalanceOut, HealthOut, JobOut, MeOut, SiteOut
 from aifactories.services import jobs as job_service
 from aifactories.services.balances import project_balance
 from aifactories.services.logging_setup import configure_logging
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     if platform is not None:
         app.state.platform = platform  # usable without running the lifespan (tests)
 
-    @app.get("/health", tags=["platform"])
+    @app.get("/health", response_model=HealthOut, tags=["platform"])
     def health(request: Request, context: Ctx) -> dict[str, object]:
         plat: Platform = request.app.state.platform
         report = plat.broker.last_report if plat.settings.run_broker else None
@@ -125,7 +126,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     def jobs(
         context: Ctx,
         who: Me,
-        project: str | None = None,
+        project: RefQ = None,
         state: Annotated[list[str] | None, Query()] = None,
         limit: int = 100,
     ) -> list[JobOut]:
@@ -133,11 +134,11 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         return [JobOut.of(r) for r in rows]
 
     @app.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS, tags=["jobs"])
-    def job(context: Ctx, who: Me, job_id: int) -> JobOut:
+    def job(context: Ctx, who: Me, job_id: PathId) -> JobOut:
         return JobOut.of(job_service.get_job(context, who, job_id))
 
     @app.delete("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS, tags=["jobs"])
-    def cancel(context: Ctx, who: Me, job_id: int) -> JobOut:
+    def cancel(context: Ctx, who: Me, job_id: PathId) -> JobOut:
         return JobOut.of(job_service.cancel_job(context, who, job_id))
 
     @app.get(
@@ -146,7 +147,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         responses=_ERRORS,
         tags=["projects"],
     )
-    def balance(context: Ctx, who: Me, project: str) -> BalanceOut:
+    def balance(context: Ctx, who: Me, project: PathRef) -> BalanceOut:
         return BalanceOut.of(project_balance(context, who, project))
 
     for module in (calls, proposals, reviews, awards, projects, allocations, audit, tokens):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict
 
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
+from aifactories.api.params import PathRef
 from aifactories.db.programme_models import CallRow
 from aifactories.services import calls as call_service
+from aifactories.services.input_types import Reason
 
 router = APIRouter(tags=["calls"])
 
@@ -46,8 +48,10 @@ class CallOut(BaseModel):
         )
 
 
-class Reason(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
 
 
 @router.post("/calls", response_model=CallOut, status_code=201)
@@ -64,11 +68,11 @@ def list_calls(context: Ctx, who: Me, include_closed: bool = False) -> list[Call
 
 
 @router.get("/calls/{call}", response_model=CallOut)
-def get_call(context: Ctx, who: Me, call: str) -> CallOut:
+def get_call(context: Ctx, who: Me, call: PathRef) -> CallOut:
     row, left = call_service.get_call(context, who, call)
     return CallOut.of(row, left)
 
 
 @router.post("/calls/{call}/close", response_model=CallOut)
-def close_call(context: Ctx, who: Me, call: str, body: Reason) -> CallOut:
+def close_call(context: Ctx, who: Me, call: PathRef, body: ReasonIn) -> CallOut:
     return CallOut.of(call_service.close_call(context, who, call, body.reason))

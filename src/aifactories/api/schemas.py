@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from aifactories.db.models import JobRow
 from aifactories.domain.clock import to_datetime
@@ -184,6 +184,30 @@ class BalanceOut(BaseModel):
                 for a in balance.allocations
             ],
         )
+
+
+class BrokerHealthOut(BaseModel):
+    policy: str
+    last_cycle_at: float
+    last_cycle_ms: float
+    waiting: int = Field(description="jobs waiting for a placement after the last cycle")
+    unreachable_sites: list[str]
+
+
+class LeaseHealthOut(BaseModel):
+    holder: str | None = Field(description="the instance whose broker places now; null: none")
+    epoch: int = Field(description="grows by one at every change of leader")
+    acquired_at: float | None
+    expires_in_s: float | None = Field(description="unless renewed; null when no one leads")
+    this_instance: str = Field(description="the name of the instance that answers")
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    sites: int = Field(description="operational sites in the catalogue")
+    broker: BrokerHealthOut | None = Field(description="null where this process runs no broker")
+    lease: LeaseHealthOut = Field(description="the broker lease among the instances")
 
 
 class MeOut(BaseModel):

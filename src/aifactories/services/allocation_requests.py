@@ -14,8 +14,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -42,6 +43,7 @@ from aifactories.services.allocation_common import (
 from aifactories.services.audit import record
 from aifactories.services.auth import require_project_access
 from aifactories.services.context import Principal, ServiceContext
+from aifactories.services.input_types import MAX_GPU_HOURS, Code, Comment, Id, Instant
 
 EXTENSION, TRANSFER = "extension", "transfer"
 PENDING, APPROVED, REFUSED = "pending", "approved", "refused"
@@ -73,15 +75,20 @@ class AllocationRequestIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(description="extension or transfer")
-    gpu_hours: float = Field(default=0.0, description="GPU-hours to add or to move")
-    until: str | float | None = Field(
-        default=None,
-        description="extension: the new end, an ISO date (end of that day, UTC), date-time "
-        "or epoch seconds",
-    )
-    to_allocation: int | None = Field(default=None, description="transfer: the receiving id")
-    justification: str = Field(default="", description="why; the programme reads it")
+    kind: Annotated[Code, Field(description="extension or transfer")]
+    gpu_hours: Annotated[
+        StrictFloat,
+        Field(ge=0, le=MAX_GPU_HOURS, allow_inf_nan=False, description="GPU-hours to add or move"),
+    ] = 0.0
+    until: Annotated[
+        Instant | None,
+        Field(
+            description="extension: the new end, an ISO date (end of that day, UTC), date-time "
+            "or epoch seconds"
+        ),
+    ] = None
+    to_allocation: Annotated[Id | None, Field(description="transfer: the receiving id")] = None
+    justification: Annotated[Comment, Field(description="why; the programme reads it")] = ""
 
 
 def _h_down(gpu_seconds: int) -> str:

@@ -4,15 +4,16 @@ cut-offs; anyone signed in can read the open calls."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aifactories.db.models import AllocationRow
 from aifactories.db.programme_models import CallRow, ProposalRow
 from aifactories.domain.errors import Conflict, InvalidInput, NotFound
+from aifactories.domain.organisations import OrganisationKind
 from aifactories.programme.modes import (
     AccessMode,
     CallRules,
@@ -27,6 +28,7 @@ from aifactories.services import idempotency
 from aifactories.services.audit import record
 from aifactories.services.auth import require_programme_operator
 from aifactories.services.context import Principal, ServiceContext
+from aifactories.services.input_types import MAX_GPU_HOURS, Code, GpuHours, Instant, Title
 
 POOL = "pool"
 
@@ -46,33 +48,64 @@ def parse_time(value: str | float | int, field: str) -> float:
     return parsed.timestamp()
 
 
+class CriterionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Code
+    weight: Annotated[StrictFloat, Field(gt=0, le=1000, allow_inf_nan=False)]
+
+
+class CallRulesIn(BaseModel):
+    """The rules a call may narrow (programme.modes.call_rules checks them against its mode;
+    docs/access-programme.md). Typed here, so that no NaN, infinity or stray type is stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_gpu_hours: Annotated[
+        StrictFloat | None, Field(ge=0, le=MAX_GPU_HOURS, allow_inf_nan=False)
+    ] = None
+    max_gpu_hours: Annotated[
+        StrictFloat | None, Field(gt=0, le=MAX_GPU_HOURS, allow_inf_nan=False)
+    ] = None
+    durations_months: Annotated[
+        list[Annotated[StrictInt, Field(ge=1, le=120)]] | None, Field(max_length=24)
+    ] = None
+    organisation_kinds: Annotated[list[OrganisationKind] | None, Field(max_length=10)] = None
+    country_list: Code | None = None
+    criteria: Annotated[list[CriterionIn] | None, Field(max_length=20)] = None
+    reviewers_per_proposal: Annotated[StrictInt | None, Field(ge=1, le=10)] = None
+    same_country_conflict: StrictBool | None = None
+    min_average_score: Annotated[StrictFloat | None, Field(ge=0, le=10, allow_inf_nan=False)] = None
+    min_award_fraction: Annotated[StrictFloat | None, Field(gt=0, le=1, allow_inf_nan=False)] = None
+    max_members: Annotated[StrictInt | None, Field(ge=1, le=100_000)] = None
+    cutoffs_per_month: Annotated[StrictInt | None, Field(ge=0, le=4)] = None
+    member_cap_gpu_hours: Annotated[
+        StrictFloat | None, Field(gt=0, le=MAX_GPU_HOURS, allow_inf_nan=False)
+    ] = None
+
+
 class CallIn(BaseModel):
     """A call as an operator opens it. ``rules`` narrows the mode's published rules."""
 
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
-    title: str = Field(min_length=3, max_length=300)
-    mode: str
-    opens_at: str | float | None = None  # default: now
-    closes_at: str | float
-    cutoffs: list[str | float] = Field(default_factory=list)
-    budget_gpu_hours: dict[str, float] = Field(min_length=1)
-    rules: dict[str, Any] = Field(default_factory=dict)
-    course_ends_at: str | float | None = None
-
-    @field_validator("budget_gpu_hours")
-    @classmethod
-    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
-        for key, hours in value.items():
-            if hours <= 0:
-                raise ValueError(f"budget for {key!r} must be positive GPU-hours")
-        return value
+    code: Annotated[Code, Field(min_length=2, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    title: Title
+    mode: Code
+    opens_at: Annotated[Instant | None, Field(description="default: now")] = None
+    closes_at: Instant
+    cutoffs: Annotated[list[Instant], Field(max_length=500)] = []
+    budget_gpu_hours: Annotated[
+        dict[Code, GpuHours],
+        Field(min_length=1, max_length=200, description="site id or 'pool' -> GPU-hours"),
+    ]
+    rules: CallRulesIn = CallRulesIn()
+    course_ends_at: Instant | None = None
 
 
 def _resolve(ctx: ServiceContext, body: CallIn) -> tuple[CallRules, float, float, list[float]]:
     mode = parse_mode(body.mode)
-    rules = call_rules(mode, body.rules)
+    rules = call_rules(mode, body.rules.model_dump(exclude_none=True))
     now = ctx.clock.now()
     opens = parse_time(body.opens_at, "opens_at") if body.opens_at is not None else now
     closes = parse_time(body.closes_at, "closes_at")

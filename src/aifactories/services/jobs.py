@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import Connection, insert, select
 
 from aifactories.db.accounts import project_and_allocations, project_by_ref
@@ -20,10 +20,26 @@ from aifactories.domain.ids import SiteId
 from aifactories.domain.jobs import ANY_GPU_MODEL, JobSpec, JobState, check_transition, shape_on
 from aifactories.domain.projects import Allocation
 from aifactories.domain.sites import Partition
-from aifactories.domain.units import gpu_hours, parse_time_limit, reservation_gpu_seconds
+from aifactories.domain.units import (
+    TIME_FORMATS,
+    gpu_hours,
+    parse_time_limit,
+    reservation_gpu_seconds,
+)
 from aifactories.services import idempotency
 from aifactories.services.auth import require_can_cancel, require_project_access
 from aifactories.services.context import Principal, ServiceContext
+from aifactories.services.input_types import (
+    Argument,
+    Code,
+    DurationSeconds,
+    DurationText,
+    Name,
+    Ref,
+    Script,
+    TimeLimitSeconds,
+    Workdir,
+)
 from aifactories.services.job_script import parse_script
 from aifactories.services.member_caps import check_member_cap
 
@@ -33,26 +49,35 @@ _INSERT_JOB = insert(table_of(JobRow)).returning(table_of(JobRow).c.id)
 
 
 class JobRequest(BaseModel):
-    """A job submission. A ``script`` may carry #SBATCH directives; explicit fields win."""
+    """A job submission. A ``script`` may carry #SBATCH directives; explicit fields win.
+    Every field is bounded here (docs/api-and-cli.md, "Input rules"); the rules that need the
+    catalogue or the settings (GPU models, partition sizes, the longest time limit) follow in
+    :func:`build_spec`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    project: Annotated[str | None, Field(description="project code or id")] = None
-    gpus: int | None = None
-    nodes: int | None = None
-    gpu_model: str | None = Field(default=None, description="a GPU model of the catalogue or 'any'")
-    min_gpu_memory_gb: int | None = None
-    time_limit: str | int | None = Field(
-        default=None, description="seconds, or Slurm's D-HH:MM:SS / HH:MM:SS / minutes"
-    )
-    name: str | None = None
-    command: list[str] = []
-    script: str | None = None
-    workdir: str | None = None
-    countries: list[str] = []
-    runtime: str | int | None = Field(
-        default=None, description="emulated sites only: how long the job really runs"
-    )
+    project: Annotated[Ref | None, Field(description="project code or id")] = None
+    gpus: Annotated[StrictInt | None, Field(ge=1, le=1_000_000)] = None
+    nodes: Annotated[StrictInt | None, Field(ge=1, le=100_000)] = None
+    gpu_model: Annotated[
+        Code | None, Field(description="a GPU model of the catalogue or 'any'")
+    ] = None
+    min_gpu_memory_gb: Annotated[StrictInt | None, Field(ge=0, le=1_000_000)] = None
+    time_limit: Annotated[
+        TimeLimitSeconds | DurationText | None,
+        Field(description=f"seconds, or Slurm's {TIME_FORMATS}"),
+    ] = None
+    name: Name | None = None
+    command: Annotated[list[Argument], Field(max_length=1000)] = []
+    script: Script | None = None
+    workdir: Workdir | None = None
+    countries: Annotated[
+        list[Code], Field(max_length=50, description="ISO 3166-1 alpha-2 codes: DE, FI")
+    ] = []
+    runtime: Annotated[
+        DurationSeconds | DurationText | None,
+        Field(description="emulated sites only: how long the job really runs"),
+    ] = None
 
 
 def _seconds(value: str | int | None, field: str) -> int | None:

@@ -3,7 +3,7 @@ a programme operator), with every change audited."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
@@ -25,6 +25,7 @@ from aifactories.services import idempotency
 from aifactories.services.audit import record
 from aifactories.services.auth import forget_cached_principals, require_project_access
 from aifactories.services.context import Principal, ServiceContext
+from aifactories.services.input_types import GpuHours, Username
 from aifactories.services.notify import notify_user
 
 ACTIVE_JOB_STATES = ("pending", "placed", "submitted", "running")
@@ -33,9 +34,9 @@ ACTIVE_JOB_STATES = ("pending", "placed", "submitted", "running")
 class MemberIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=64)
+    username: Username
     role: Role = Role.MEMBER
-    cap_gpu_hours: float | None = Field(default=None, gt=0, description="a per-member cap")
+    cap_gpu_hours: Annotated[GpuHours | None, Field(description="a per-member cap")] = None
 
 
 def _project(session: Session, principal: Principal, ref: str) -> ProjectRow:

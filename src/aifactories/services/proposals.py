@@ -4,9 +4,9 @@ operator's technical check, or peer review until the cut-off)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,14 @@ from aifactories.services.auth import forget_cached_principals
 from aifactories.services.calls import accepts_submissions, call_by_ref, iso, next_cutoff
 from aifactories.services.context import Principal, ServiceContext
 from aifactories.services.fcfs import award_first_come, budget_check
+from aifactories.services.input_types import (
+    Abstract,
+    Code,
+    CountryCode,
+    Instant,
+    Title,
+    Username,
+)
 from aifactories.services.notify import notify_user
 
 S = ProposalStatus
@@ -39,19 +47,23 @@ class ProposalFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=3, max_length=300)
-    abstract: str | None = Field(default=None, min_length=20, max_length=10_000)
+    title: Title | None = None
+    abstract: Abstract | None = None
     domain: Domain | None = None
-    industrial: bool | None = None
-    requested_gpu_hours: float | None = Field(default=None, gt=0, le=10_000_000)
-    gpu_model: str | None = None  # None or "any": any model
-    min_gpu_memory_gb: int | None = Field(default=None, ge=0, le=1024)
-    largest_job_gpus: int | None = Field(default=None, ge=1, le=100_000)
-    preferred_sites: list[str] | None = Field(default=None, max_length=20)
-    residency: list[str] | None = Field(default=None, max_length=40)
-    period_months: int | None = Field(default=None, ge=1, le=24)
-    starts_at: str | float | None = None
-    members: list[str] | None = Field(default=None, max_length=1000)
+    industrial: StrictBool | None = None
+    requested_gpu_hours: Annotated[
+        StrictFloat | None, Field(gt=0, le=10_000_000, allow_inf_nan=False)
+    ] = None
+    gpu_model: Code | None = None  # None or "any": any model
+    min_gpu_memory_gb: Annotated[StrictInt | None, Field(ge=0, le=1024)] = None
+    largest_job_gpus: Annotated[StrictInt | None, Field(ge=1, le=100_000)] = None
+    preferred_sites: Annotated[list[Code] | None, Field(max_length=20)] = None
+    residency: Annotated[list[CountryCode] | None, Field(max_length=40)] = None
+    period_months: Annotated[StrictInt | None, Field(ge=1, le=24)] = None
+    starts_at: Annotated[
+        Instant | None, Field(description="ISO 8601 date or date-time (UTC), or epoch seconds")
+    ] = None
+    members: Annotated[list[Username] | None, Field(max_length=1000)] = None
 
 
 REQUIRED = ("title", "abstract", "domain", "requested_gpu_hours", "period_months")
