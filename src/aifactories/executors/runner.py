@@ -225,6 +225,8 @@ def _start(
     except OSError as exc:
         status = 127 if isinstance(exc, FileNotFoundError) else 126
         return status, f"cannot start {command[0]!r}: {exc.strerror or exc}"
+    except subprocess.SubprocessError as exc:  # the switch to the job's user failed
+        return 126, f"cannot start {command[0]!r} as the job's user: {exc}"
 
 
 def _enter_as_job(cwd: str, home: str) -> None:
