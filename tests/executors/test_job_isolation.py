@@ -384,3 +384,28 @@ def test_the_demo_attack_through_the_platform_gets_nothing(open_folder: Path) ->
     for suffix in ("-wal", "-shm"):
         wal = data / f"aifactories.db{suffix}"
         assert not wal.exists() or wal.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_old_data_folder_and_database_are_made_private_at_start(tmp_path: Path) -> None:
+    """A data folder and a SQLite file left readable by an older version (0755, 0644) are
+    the platform's only once it starts (0700, 0600), -wal and -shm included."""
+    from aifactories.services.platform import Platform
+    from aifactories.settings import Settings
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    database = data / "aifactories.db"
+    database.touch(mode=0o644)
+    platform = Platform(Settings(data_dir=data, run_broker=False))
+    try:
+        with platform.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        modes = {p.name: p.stat().st_mode & 0o777 for p in data.iterdir() if p.is_file()}
+    finally:
+        platform.stop()
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert modes[database.name] == 0o600
+    assert modes.get("aifactories.db-wal", 0o600) == 0o600
+    assert modes.get("aifactories.db-shm", 0o600) == 0o600
+    assert set(modes.values()) == {0o600}
