@@ -21,6 +21,8 @@ from aifactories.domain.ids import AllocationId, ProjectId, SiteId
 from aifactories.domain.projects import Allocation, AllocationStatus
 
 TOKEN_PREFIX = "aif_"
+# the lifetime of a token made without a stated expiry (Settings.token_lifetime_days' default)
+DEFAULT_TOKEN_LIFETIME_S = 90 * 86400.0
 
 
 def hash_token(token: str) -> str:
@@ -28,16 +30,24 @@ def hash_token(token: str) -> str:
 
 
 def new_token(
-    session: Session, user_id: int, label: str, now: float, expires_at: float | None
+    session: Session, user_id: int, label: str, now: float, expires_at: float | None = None
+) -> str:
+    """Create an API token and return its plaintext: the only time it is ever visible."""
+    return new_token_row(session, user_id, label, now, expires_at)[1]
+
+
+def new_token_row(
+    session: Session, user_id: int, label: str, now: float, expires_at: float | None = None
 ) -> tuple[ApiTokenRow, str]:
-    """Create an API token; returns its row and its plaintext, the only time it is visible."""
+    """As :func:`new_token`, with the row. Without ``expires_at`` the token lives
+    DEFAULT_TOKEN_LIFETIME_S: a token that never expires is never made by default."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiTokenRow(
         user_id=user_id,
         token_hash=hash_token(token),
         label=label,
         created_at=now,
-        expires_at=expires_at,
+        expires_at=now + DEFAULT_TOKEN_LIFETIME_S if expires_at is None else expires_at,
     )
     session.add(row)
     session.flush()

@@ -200,5 +200,5 @@ def load_demo(ctx: ServiceContext) -> DemoTokens:
             assert user is not None
             now = ctx.clock.now()
             expires_at = now + ctx.settings.token_lifetime_days * 86400.0
-            tokens[username] = new_token(session, user.id, "demo", now, expires_at)[1]
+            tokens[username] = new_token(session, user.id, "demo", now, expires_at)
     return DemoTokens(tokens)

@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 from sqlalchemy.orm import Session
 
-from aifactories.db.accounts import new_token, tokens_of, user_by_username
+from aifactories.db.accounts import new_token_row, tokens_of, user_by_username
 from aifactories.db.models import ApiTokenRow, UserRow
 from aifactories.domain.errors import InvalidInput, NotFound
 from aifactories.services import audit, idempotency
@@ -127,7 +127,7 @@ def create_token(
             if body.user is not None and body.user != principal.username:
                 require_programme_operator(principal, "make a token for another user")
                 owner = _user_id(session, body.user)
-            row, secret = new_token(session, owner, body.label, now, now + days * DAY_S)
+            row, secret = new_token_row(session, owner, body.label, now, now + days * DAY_S)
             idempotency.record(session, once, row.id, now)
             if owner != principal.user_id:
                 audit.record(
@@ -178,7 +178,7 @@ def issue_token(ctx: ServiceContext, username: str, label: str, days: int) -> Ne
     now = ctx.clock.now()
     with ctx.sessions() as session, session.begin():
         owner = _user_id(session, username)
-        row, secret = new_token(session, owner, label, now, now + days * DAY_S)
+        row, secret = new_token_row(session, owner, label, now, now + days * DAY_S)
         return NewToken(_view(row, username), secret)
 
 
