@@ -98,6 +98,7 @@ def test_aif_db_backup_copies_sqlite_and_tells_the_pg_dump_command(
     mp = mock_platform(tmp_path, url)
     populate(mp)
     monkeypatch.setenv("AIFACTORIES_DATABASE_URL", url)
+    monkeypatch.setenv("AIFACTORIES_DATA_DIR", str(tmp_path / "cli"))
     result = CliRunner().invoke(db_app, ["backup", "--to", str(tmp_path / "b.db")])
     assert result.exit_code == 0, result.output
     assert "schema revision" in result.output

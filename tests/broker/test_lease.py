@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import create_engine, func, select, text
+from typer.testing import CliRunner
 
 from aifactories.broker import Broker, loop
 from aifactories.broker.lease import BrokerLease, LeaseLost
+from aifactories.cli.admin import db_app
 from aifactories.db.models import AllocationRow, JobRow, LedgerEntryRow
 from aifactories.domain.ids import SiteId
 from aifactories.executors.base import SiteJobStatus, SubmitRequest
@@ -328,3 +330,19 @@ def test_platform_leads_only_with_the_lease(tmp_path: Path, database_url: str) -
 def test_renew_interval_must_leave_room_for_a_late_renewal() -> None:
     with pytest.raises(ValidationError, match="at most half"):
         Settings(lease_period_s=4, lease_renew_interval_s=3)
+
+
+def test_aif_db_lease_names_the_leader(
+    harness: Harness, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIFACTORIES_DATABASE_URL", database_url)
+    monkeypatch.setenv("AIFACTORIES_DATA_DIR", str(tmp_path / "cli"))
+    runner = CliRunner()
+    result = runner.invoke(db_app, ["lease"])
+    assert result.exit_code == 0, result.output
+    assert "no instance leads the broker (epoch 0)" in result.output
+    lease = BrokerLease(harness.platform.ctx.sessions, holder="host-a:8000", period_s=PERIOD)
+    assert lease.tick()  # the database's clock: the CLI reads the same one
+    result = runner.invoke(db_app, ["lease"])
+    assert result.exit_code == 0, result.output
+    assert "host-a:8000 leads the broker (epoch 1;" in result.output

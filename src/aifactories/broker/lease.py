@@ -238,8 +238,9 @@ class BrokerLease:
             log.info("%s leads the broker now (epoch %d)", self.holder, epoch + 1)
         else:
             log.warning(
-                "%s took the broker lease back from an earlier process of the same name "
-                "(epoch %d); two running instances must not share a name",
+                "%s took the broker lease back from an earlier process of the same name, "
+                "which must have stopped without releasing it (epoch %d); two running "
+                "instances must never share a name",
                 self.holder,
                 epoch + 1,
             )
