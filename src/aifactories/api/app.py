@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         who: Me,
         project: RefQ = None,
         state: Annotated[list[str] | None, Query()] = None,
-        limit: int = 100,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     ) -> list[JobOut]:
         rows = job_service.list_jobs(context, who, project=project, states=state or (), limit=limit)
         return [JobOut.of(r) for r in rows]

@@ -114,4 +114,5 @@ Workdir = Annotated[
     str, StringConstraints(min_length=1, max_length=1024), AfterValidator(check_path)
 ]
 Argument = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(check_text)]
-Script = Annotated[str, StringConstraints(max_length=1_000_000), AfterValidator(check_text)]
+# below the API's body limit (max_body_bytes, 1 MiB by default) even with JSON's escapes
+Script = Annotated[str, StringConstraints(max_length=500_000), AfterValidator(check_text)]

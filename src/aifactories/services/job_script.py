@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from aifactories.domain.errors import MalformedScript
 from aifactories.domain.units import parse_time_limit
+from aifactories.services.input_types import check_ref
 
 # Accepted and ignored: they change nothing about placement or accounting here.
 _IGNORED = {
@@ -143,7 +144,10 @@ def _apply(option: str, value: str | None, line_no: int, out: ScriptDirectives) 
         case "--job-name":
             out.name = value
         case "--account":
-            out.account = value
+            try:
+                out.account = check_ref(value)  # an id SQLite can hold, no control character
+            except ValueError as exc:
+                raise MalformedScript("script", f"line {line_no}: --account: {exc}") from None
         case "--countries":
             out.countries = [c.strip().upper() for c in value.split(",") if c.strip()]
         case "--min-gpu-memory":
