@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # admission limits
     max_time_limit_s: Annotated[int, Field(gt=0)] = 7 * 86400
     # API limits (docs/api-access.md). Request bodies: a job script is the largest there is
-    # (up to 1,000,000 characters), and JSON escapes may grow it: twice that, rounded.
+    # (up to 500,000 characters), and JSON escapes may grow it to about four times that.
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 2 << 20
     # per client address; then 429 until the bucket refills (0: no limit)
     auth_failures_per_minute: Annotated[int, Field(ge=0)] = 20
