@@ -346,3 +346,11 @@ def test_aif_db_lease_names_the_leader(
     result = runner.invoke(db_app, ["lease"])
     assert result.exit_code == 0, result.output
     assert "host-a:8000 leads the broker (epoch 1;" in result.output
+
+
+def test_a_missing_lease_row_is_made_and_taken(harness: Harness) -> None:
+    """Databases made with create_all, not the migration, have no lease row at first."""
+    with harness.platform.ctx.sessions() as session, session.begin():
+        session.execute(text("DELETE FROM leases"))
+    a = _instance(harness, "a")
+    assert a.lease.tick() and a.lease.epoch == 1

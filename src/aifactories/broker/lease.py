@@ -4,10 +4,10 @@ Several instances (``aif up`` processes) may share one PostgreSQL database; each
 API and each may run a broker, but only the holder of the lease places and reconciles. The
 lease is one row (``leases``, db/lease_models.py): holder, epoch, expiry.
 
-- **Acquire**: in one short transaction, read the row (``FOR UPDATE``) and, if it is free,
-  expired, or held under this instance's own name (a restart of the same instance), take it
-  with an UPDATE conditional on the epoch read: ``epoch + 1``, expiry = now + period. Two
-  instances racing both read epoch *n*; only one UPDATE matches.
+- **Acquire**: in one short transaction, read the row and, if it is free, expired, or held
+  under this instance's own name (a restart of the same instance), take it with an UPDATE
+  conditional on the epoch read and on those conditions again: ``epoch + 1``, expiry = now +
+  period. Two instances racing both read epoch *n*; only one UPDATE matches.
 - **Renew**: an UPDATE conditional on holder, epoch and an expiry still in the future.
 - **Fencing**: the broker's sessions come from :meth:`BrokerLease.fenced`: the first statement
   of each of their transactions is ``SELECT ... FOR SHARE`` of the lease row with
@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Float, FunctionElement, event, literal, select, update
+from sqlalchemy import Connection, Float, FunctionElement, event, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -200,37 +200,49 @@ class BrokerLease:
         self._held = None
         return False
 
-    def _acquire(self) -> bool:
+    def _acquire(self, create: bool = True) -> bool:
         sent = self._monotonic()
         with self._sessions() as session, session.begin():
+            # Read without a lock: a standby asks every renew interval, and a row lock here
+            # would stall the leader's fenced writes each time. The UPDATE below re-checks
+            # everything under the row lock (and waits for the leader's writes in flight).
             row = session.execute(
-                select(_LEASES.c.holder, _LEASES.c.epoch, _LEASES.c.expires_at, self._now())
-                .where(_LEASES.c.name == self._name)
-                .with_for_update()
+                select(_LEASES.c.holder, _LEASES.c.epoch, _LEASES.c.expires_at, self._now()).where(
+                    _LEASES.c.name == self._name
+                )
             ).first()
             if row is not None:
                 holder, epoch, expires_at, now = row
                 if holder is not None and expires_at > now and holder != self.holder:
                     self._held = None
                     return False
+                now_sql = self._now()
                 took = (
                     session.connection()
                     .execute(
                         update(_LEASES)
-                        .where(_LEASES.c.name == self._name, _LEASES.c.epoch == epoch)
+                        .where(
+                            _LEASES.c.name == self._name,
+                            _LEASES.c.epoch == epoch,
+                            or_(
+                                _LEASES.c.holder.is_(None),
+                                _LEASES.c.holder == self.holder,
+                                _LEASES.c.expires_at <= now_sql,
+                            ),
+                        )
                         .values(
                             holder=self.holder,
                             epoch=epoch + 1,
-                            acquired_at=now,
-                            renewed_at=now,
-                            expires_at=now + self.period_s,
+                            acquired_at=now_sql,
+                            renewed_at=now_sql,
+                            expires_at=now_sql + self.period_s,
                         )
                     )
                     .rowcount
                 )
         if row is None:
             self._create_row()
-            return False  # the next tick takes it
+            return self._acquire(create=False) if create else False
         if took != 1:
             return False
         self._held = (epoch + 1, sent + self.period_s - self._margin_s)
