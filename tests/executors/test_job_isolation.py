@@ -409,3 +409,15 @@ def test_an_old_data_folder_and_database_are_made_private_at_start(tmp_path: Pat
     assert modes.get("aifactories.db-wal", 0o600) == 0o600
     assert modes.get("aifactories.db-shm", 0o600) == 0o600
     assert set(modes.values()) == {0o600}
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to make a folder someone else owns")
+def test_a_scratch_folder_made_by_someone_else_is_refused(open_folder: Path) -> None:
+    """User mode makes job folders in a world-writable place (/var/tmp): a folder another
+    user made there first would give that user the jobs' files."""
+    scratch = open_folder / "scratch"
+    scratch.mkdir()
+    os.chown(scratch, 65534, 65534)
+    isolation = resolve_isolation("user", scratch_dir=scratch)
+    with pytest.raises(ConfigurationError, match="not a folder of the platform's user"):
+        EmulatedExecutor(SITE, open_folder / "site", SystemClock(), isolation=isolation)

@@ -35,7 +35,11 @@ from aifactories.executors import _launch
 from aifactories.executors._sitestate import JobRecord, SiteFiles, SiteState
 from aifactories.executors._status import OUTCOMES, final_status, live_status, queue_positions
 from aifactories.executors.base import PartitionCapacity, SiteJobStatus, SubmitRequest
-from aifactories.executors.isolation import JobIsolation, resolve_isolation
+from aifactories.executors.isolation import (
+    JobIsolation,
+    prepare_scratch_dir,
+    resolve_isolation,
+)
 from aifactories.executors.nodes import NodePool, never_fits
 from aifactories.executors.runner import read_json
 
@@ -86,6 +90,8 @@ class EmulatedExecutor:
         with self._guard():
             self._files.create()
             root.chmod(0o700)  # the site's books and every job's files: the platform's only
+            if self.isolation.scratch_dir is not None:  # user mode: refuse a foreign one now
+                prepare_scratch_dir(self.isolation.scratch_dir)
 
     # -- the contract ----------------------------------------------------------------------
 
