@@ -28,30 +28,41 @@ MAX_GPU_HOURS = 1e9
 _BAD_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 # in one-line fields (names, codes, paths), line breaks and tabs too
 _BAD_IN_LINE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+# The fast path: the UTF-8 bytes with every allowed byte deleted leave nothing (about ten
+# times faster than the regular expression, which then only says where the fault is).
+_UTF8_TAIL = bytes(range(0x80, 0x100))
+_TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r" + _UTF8_TAIL
+_LINE_BYTES = bytes(range(0x20, 0x7F)) + _UTF8_TAIL
 _DIGITS = re.compile("[0-9]+")
 
 
 def _describe(char: str) -> str:
     if "\ud800" <= char <= "\udfff":
-        return f"a lone surrogate (U+{ord(char):04X}); send valid UTF-8"
+        return f"a lone surrogate (U+{ord(char):04X}), which is not UTF-8"
     return f"a control character (U+{ord(char):04X})"
+
+
+def _check(value: str, allowed: bytes, bad: re.Pattern[str]) -> str:
+    try:
+        if not value.encode("utf-8").translate(None, allowed):
+            return value
+    except UnicodeEncodeError:
+        pass  # a lone surrogate: the expression below finds it
+    found = bad.search(value)
+    if found is not None:
+        raise ValueError(f"contains {_describe(found.group())} at position {found.start()}")
+    return value
 
 
 def check_text(value: str) -> str:
     """Multi-line text (abstracts, reasons, scripts): no NUL, control characters but tab and
     line breaks, or lone surrogates."""
-    bad = _BAD_IN_TEXT.search(value)
-    if bad is not None:
-        raise ValueError(f"contains {_describe(bad.group())} at position {bad.start()}")
-    return value
+    return _check(value, _TEXT_BYTES, _BAD_IN_TEXT)
 
 
 def check_line(value: str) -> str:
     """One-line text (names, titles, codes, paths): no control characters at all."""
-    bad = _BAD_IN_LINE.search(value)
-    if bad is not None:
-        raise ValueError(f"contains {_describe(bad.group())} at position {bad.start()}")
-    return value
+    return _check(value, _LINE_BYTES, _BAD_IN_LINE)
 
 
 def check_ref(value: str) -> str:
