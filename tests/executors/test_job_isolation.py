@@ -100,7 +100,10 @@ def make_site(planted: Planted, open_folder: Path) -> Iterator[MakeSite]:
         isolation = resolve_isolation(
             mode,
             protected=(planted.data,),
-            hidden_files=(planted.data / "aifactories.db",),
+            hidden_files=(
+                planted.data / "aifactories.db",
+                open_folder / "shared" / "catalogue.yaml",
+            ),
             users_file=planted.data / "sites" / "job-users.json",
             scratch_dir=open_folder / "scratch",
         )
@@ -421,3 +424,22 @@ def test_a_scratch_folder_made_by_someone_else_is_refused(open_folder: Path) -> 
     isolation = resolve_isolation("user", scratch_dir=scratch)
     with pytest.raises(ConfigurationError, match="not a folder of the platform's user"):
         EmulatedExecutor(SITE, open_folder / "site", SystemClock(), isolation=isolation)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SANDBOX, reason="no usable bwrap")
+def test_a_setting_file_in_a_usable_workdir_is_hidden(
+    make_site: MakeSite, planted: Planted, open_folder: Path
+) -> None:
+    """A workdir may hold a setting file (the catalogue): the job starts there and sees the
+    folder, but the file is empty."""
+    shared = open_folder / "shared"
+    shared.mkdir(mode=0o755)
+    (shared / "catalogue.yaml").write_text(f"secret: {planted.values['token']}\n")
+    (shared / "data.txt").write_text("the member's data\n")
+    site = make_site("sandbox")
+    job = site.submit(request(1, one(1), command=("sh", "-c", "pwd; cat *"), workdir=str(shared)))
+    state = wait_for(site, [job])[job].state
+    output = site.output_path(job).read_text()
+    assert state is JobState.COMPLETED, output
+    assert output == f"{shared}\nthe member's data\n"

@@ -198,7 +198,8 @@ def _sandbox_argv(
         args += [*_mount_point(cwd), "--ro-bind", str(cwd), str(cwd)]
         for hidden in isolation.hidden_files:
             if cwd in hidden.parents and hidden.is_file():
-                args += ["--ro-bind", "/dev/null", str(hidden)]
+                # an empty file of ours over it (/dev/null would be refused: nodev mounts)
+                args += ["--ro-bind", str(_empty_file(work.parent)), str(hidden)]
     if shim:
         python3 = shutil.which("python3", path=MINIMAL_PATH)
         assert python3 is not None
@@ -210,6 +211,12 @@ def _sandbox_argv(
         args += [isolation.setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
         args += ["--inh-caps=-all", "--"]
     return args + list(command)
+
+
+def _empty_file(folder: Path) -> Path:
+    empty = folder / "empty"
+    empty.touch(mode=0o444)
+    return empty
 
 
 def _mount_point(path: Path) -> list[str]:
