@@ -308,9 +308,12 @@ class BrokerLease:
             .with_for_update(read=True)
         ).first()
         if found is None:
-            with self._lock:
-                if self._held is not None and self._held[0] == epoch:
-                    self._held = None
+            # Forget the epoch without self._lock: the keeper may hold it while it waits for
+            # the database lock that this very transaction holds (SQLite). The epoch is
+            # refused by the database anyway, so a renewal racing with this cannot revive it.
+            held = self._held
+            if held is not None and held[0] == epoch:
+                self._held = None
             log.warning("%s: broker lease epoch %d is no longer current", self.holder, epoch)
             raise LeaseLost(
                 f"{self.holder} lost the broker lease (epoch {epoch}): the write is refused"
