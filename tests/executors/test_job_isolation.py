@@ -214,6 +214,7 @@ def test_a_workdir_is_no_way_into_the_platform(
     link = open_folder / "innocent"
     link.symlink_to(planted.data)
     wanted = [str(planted.data), str(planted.state_dir / "jobs"), "/", str(link), str(Path.home())]
+    wanted.append("/" + "a" * 301)  # ENAMETOOLONG: this job runs, and so does the site
     jobs = [
         site.submit(request(i, one(1), command=("sh", "-c", "pwd; cat *; ls"), workdir=w))
         for i, w in enumerate(wanted, start=1)

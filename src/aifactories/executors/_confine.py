@@ -90,8 +90,8 @@ def confine(
         if refusal is None:
             cwd = Path(os.path.realpath(wanted_workdir))
         else:
-            notes.append(f"aifactories: workdir {wanted_workdir!r} not used ({refusal}); ")
-            notes[-1] += f"the job starts in its own folder {work}"
+            why = f"workdir {wanted_workdir!r} not used ({refusal})"
+            notes.append(f"aifactories: {why}; the job starts in its own folder {work}")
     name = user or "job"
     env = {"HOME": str(work), "LANG": "C.UTF-8", "USER": name, "LOGNAME": name}
     env.update(job_env)
