@@ -18,6 +18,7 @@ from aifactories.api.app import create_app
 from aifactories.api.metrics import PlatformCollector
 from aifactories.api.observability import ACCESS_LOGGER
 from aifactories.broker.stats import STATS, BrokerStats
+from aifactories.executors.mock import MockExecutor
 from aifactories.services.logging_setup import JsonFormatter, configure_logging
 from aifactories.services.platform import Platform
 from tests.api.harness import Harness, make_harness
@@ -95,6 +96,40 @@ def test_broker_logs_placements_and_ends(
     harness.cycle()
     done = next(r for r in caplog.records if getattr(r, "event", None) == "completed")
     assert done.job_id == job["id"] and done.gpu_hours > 0  # type: ignore[attr-defined]
+
+
+def test_broker_logs_and_counts_outages_and_failures(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    before = STATS.view()
+    site = next(iter(harness.executors.values()))
+    assert isinstance(site, MockExecutor)
+    site.available = False
+    harness.cycle()
+    down = [r for r in caplog.records if getattr(r, "event", None) == "site_unavailable"]
+    assert [(r.site, r.levelno) for r in down] == [(site.site_id, logging.WARNING)]  # type: ignore[attr-defined]
+    harness.cycle()  # still down: no second line
+    assert len([r for r in caplog.records if getattr(r, "event", None) == "site_unavailable"]) == 1
+    site.available = True
+    harness.clock.advance(3600)  # past the pause before a silent site is asked again
+    harness.cycle()
+    assert any(
+        getattr(r, "event", None) == "site_back" and r.site == site.site_id  # type: ignore[attr-defined]
+        for r in caplog.records
+    )
+    assert STATS.view().outages.get(site.site_id, 0) == before.outages.get(site.site_id, 0) + 1
+
+    for executor in harness.executors.values():
+        assert isinstance(executor, MockExecutor)
+        executor.reject_next_submit("no such account")
+    job = harness.client("alice").post("/jobs", json=JOB).json()
+    harness.cycle()
+    failed = next(r for r in caplog.records if getattr(r, "event", None) == "failed")
+    assert failed.job_id == job["id"] and failed.levelno == logging.WARNING  # type: ignore[attr-defined]
+    assert "no such account" in failed.reason  # type: ignore[attr-defined]
+    after = STATS.view().failures.get(failed.site, 0)  # type: ignore[attr-defined]
+    assert after == before.failures.get(failed.site, 0) + 1  # type: ignore[attr-defined]
 
 
 def test_metrics_after_submissions_and_a_cycle(harness: Harness) -> None:
