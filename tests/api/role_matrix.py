@@ -138,6 +138,13 @@ GET /notifications                         401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx- 2x
 # ?recipient=alice@example.eu: a filter never widens what one may read
 GET /notifications ?recipient              401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
 POST /notifications/deliver                401  2xx  403  403  403  403  403  403  403  403
+# API tokens: everyone manages their own; an operator also anyone's (docs/api-access.md).
+# The target is alice's second token; ?user=alice lists hers, ?own makes the caller's own.
+GET /tokens                                401  2xx- 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
+GET /tokens ?user                          401  2xx+ 403  403  403  2xx+ 403  403  403  403
+POST /tokens                               401  2xx  403  403  403  2xx  403  403  403  403
+POST /tokens ?own                          401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+DELETE /tokens/{}                          401  2xx  404  404  404  2xx  404  404  404  404
 """
 
 

@@ -75,6 +75,7 @@ class World:
     allocation: int  # aurora-vision's pool allocation
     other_allocation: int  # kalevala-mri's first allocation (lumi-aif)
     request: int  # alice's pending extension of aurora-vision's second allocation (lumi-aif)
+    token: int  # alice's second API token ("laptop"), not the one the matrix sends
 
     def ids(self) -> dict[str, Any]:
         """The values request templates may name: {proposal}, {review}, ..."""
@@ -194,6 +195,7 @@ def build_world(h: Harness) -> World:
         allocation=pool_allocation,
         other_allocation=_allocations(h, "kalevala-mri")[0],
         request=int(request["id"]),
+        token=int(_ok(h.client("alice").post("/tokens", json={"label": "laptop"}), 201)["id"]),
     )
 
 

@@ -199,6 +199,13 @@ PROBES: dict[str, Probe] = {
         "GET", "/notifications", params={"recipient": "alice@example.eu"}, finds=_tells_pi
     ),
     "POST /notifications/deliver": Probe("POST", "/notifications/deliver"),
+    "GET /tokens": Probe("GET", "/tokens", finds=_has("id", "token")),
+    "GET /tokens ?user": Probe(
+        "GET", "/tokens", params={"user": "{user_pi}"}, finds=_has("id", "token")
+    ),
+    "POST /tokens": Probe("POST", "/tokens", {"label": "for alice", "user": "{user_pi}"}),
+    "POST /tokens ?own": Probe("POST", "/tokens", {"label": "my own"}),
+    "DELETE /tokens/{}": Probe("DELETE", "/tokens/{token}"),
 }
 
 
@@ -270,7 +277,15 @@ class WorldCopies:
                 conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self.url.database}"'))
             self._made.append(name)
             url = self.url.set(database=name).render_as_string(hide_password=False)
-        settings = Settings(data_dir=self.tmp / "data", database_url=url, run_broker=False)
+        settings = Settings(
+            data_dir=self.tmp / "data",
+            database_url=url,
+            run_broker=False,
+            # rate limits are not access rules (tests/api/test_limits.py): the anonymous
+            # column alone would spend the failed-authentication budget
+            auth_failures_per_minute=0,
+            token_requests_per_minute=0,
+        )
         clock = ManualClock(self.world.now)
         return Platform(settings, clock=clock, executors=self.executors)
 
