@@ -17,17 +17,20 @@ Columns (the roles, towards the target party):
   org    kai, a user of another organisation (Kalevala) in no project
   none   nadia, a user of alice's own organisation in no project and no review pool
 
-Cells: 2xx; for a list, 2xx+ (the target is in it) or 2xx- (it is not); otherwise the status:
-401 no token, 403 the role may not do this, 404 the object is invisible to the caller (as if
-it did not exist), 409 the state forbids it, 422 a business rule refuses the request.
-Rows: "METHOD /path" as in the OpenAPI, parameters unnamed ({}); the target is the object of
+Cells: 2xx; for a list, 2xx+ (the target is in it) or 2xx- (it is not), and so for a
+creation that might answer with the target; otherwise the status: 401 no token, 403 the
+role may not do this, 404 the object is invisible to the caller (as if it did not exist),
+409 the state forbids it, 422 a business rule refuses the request.
+
+Rows: "METHOD /path" as in the OpenAPI, parameters unnamed ({}). The target is an object of
 alice's party (her job, her proposal under review, aurora-vision, its allocation, the
-review of her proposal, ...: PROBES in the test says which). " ?variant" asks the same
-operation a second way: ?draft her draft, ?decided her accepted proposal, ?project a filter
-by aurora-vision, ?member's bob's job, ?bob bob as the member removed, ?transfer-in carol's
-allocation as the source.
-A comment line above a row explains it; "(?)" marks an observed answer whose intended rule
-is written down nowhere (raised in issue 11's report).
+review of her proposal, her token, ...: PROBES in the test says which). " ?variant" asks
+the same operation a second way: ?draft her draft; ?decided her accepted proposal;
+?project, ?user, ?recipient a filter naming her party; ?member's bob's job; ?alice's key
+her Idempotency-Key; ?bob bob as the member removed; ?transfer-in carol's allocation as
+the source; ?own the caller's own token. A comment line above a row explains it; "(?)"
+marks an observed answer whose intended rule is written down nowhere (raised in issue 11's
+report).
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ GET /me                                    401  2xx  2xx  2xx  2xx  2xx  2xx  2x
 GET /sites                                 401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 # (?) the operator sees the project but is no member: 404, not 403
 POST /jobs                                 401  404  404  404  404  2xx  2xx  404  404  404
+# alice's request again with her Idempotency-Key: her job back (2xx+); bob's is his own (2xx-)
+POST /jobs ?alice's key                    401  404  404  404  404  2xx+ 2xx- 404  404  404
 GET /jobs                                  401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx+ 2xx- 2xx- 2xx-
 # ?project=aurora-vision
 GET /jobs ?project                         401  2xx+ 404  404  404  2xx+ 2xx+ 404  404  404

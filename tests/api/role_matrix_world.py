@@ -134,9 +134,13 @@ def _ok(response: Any, status: int = 200) -> dict[str, Any]:
     return dict(response.json())
 
 
-def _job(h: Harness, user: str, project: str) -> int:
+JOB_KEY = "role-matrix-1"  # alice's job was submitted with this Idempotency-Key
+
+
+def _job(h: Harness, user: str, project: str, key: str | None = None) -> int:
     body = {"project": project, "gpus": 1, "time_limit": 600, "command": ["true"]}
-    return int(_ok(h.client(user).post("/jobs", json=body), 201)["id"])
+    headers = {"Idempotency-Key": key} if key else {}
+    return int(_ok(h.client(user).post("/jobs", json=body, headers=headers), 201)["id"])
 
 
 def build_world(h: Harness) -> World:
@@ -189,7 +193,7 @@ def build_world(h: Harness) -> World:
         accepted=accepted,
         review=int(by_proposal[proposal]["review_id"]),
         award_run=int(run["id"]),
-        job=_job(h, "alice", PROJECT),
+        job=_job(h, "alice", PROJECT, key=JOB_KEY),
         member_job=_job(h, "bob", PROJECT),
         other_job=_job(h, "carol", "kalevala-mri"),
         allocation=pool_allocation,

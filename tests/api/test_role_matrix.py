@@ -32,7 +32,7 @@ from aifactories.services.platform import Platform
 from aifactories.settings import Settings
 from tests.api.harness import Harness, make_harness
 from tests.api.role_matrix import EXPECTED, ROLE_COLUMNS
-from tests.api.role_matrix_world import ROLES, World, build_world
+from tests.api.role_matrix_world import JOB_KEY, ROLES, World, build_world
 
 REASON = {"reason": "checked by the role matrix"}
 JUSTIFIED = {"justification": "more training runs"}
@@ -49,8 +49,15 @@ Finds = Callable[[httpx.Response, World], bool]
 
 
 def _has(key: str, attr: str) -> Finds:
-    """A list answer holds the target: an item whose ``key`` is the world's ``attr``."""
-    return lambda r, w: any(item.get(key) == w.ids()[attr] for item in r.json())
+    """The answer (a list, or one object) holds the target: an item whose ``key`` is the
+    world's ``attr``."""
+
+    def finds(r: httpx.Response, w: World) -> bool:
+        body = r.json()
+        items = body if isinstance(body, list) else [body]
+        return any(item.get(key) == w.ids()[attr] for item in items)
+
+    return finds
 
 
 def _audits_proposal(r: httpx.Response, w: World) -> bool:
@@ -76,6 +83,7 @@ class Probe:
     json: Any = None
     params: dict[str, Any] = field(default_factory=dict)
     finds: Finds | None = None  # lists: is the target in the answer?
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 # key: "METHOD /path" as in the OpenAPI with its parameters unnamed ({}), and a variant after
@@ -91,6 +99,14 @@ PROBES: dict[str, Probe] = {
         "POST",
         "/jobs",
         {"project": "{project}", "gpus": 1, "time_limit": 600, "command": ["true"]},
+    ),
+    # alice's own request again, with her key: her job back; anyone else's is their own
+    "POST /jobs ?alice's key": Probe(
+        "POST",
+        "/jobs",
+        {"project": "{project}", "gpus": 1, "time_limit": 600, "command": ["true"]},
+        finds=_has("id", "job"),
+        headers={"Idempotency-Key": JOB_KEY},
     ),
     "GET /jobs": Probe("GET", "/jobs", finds=_has("id", "job")),
     "GET /jobs ?project": Probe(
@@ -325,7 +341,9 @@ def observe(client: TestClient, world: World, probe: Probe, role: str) -> str:
     """The answer's class: 2xx (2xx+ / 2xx- for a list with / without the target) or the
     status code."""
     user = world.users[role]
-    headers = {} if user is None else {"Authorization": f"Bearer {world.tokens[user]}"}
+    headers = dict(probe.headers)
+    if user is not None:
+        headers["Authorization"] = f"Bearer {world.tokens[user]}"
     names = {**world.ids(), **{f"user_{r}": u for r, u in world.users.items()}}
     response = client.request(
         probe.method,
