@@ -29,6 +29,7 @@ from aifactories.db.models import AllocationRow, PartitionStatusRow, ProjectRow
 from aifactories.domain.clock import Clock, stopwatch
 from aifactories.domain.errors import ExecutorError
 from aifactories.domain.ids import ProjectId, SiteId
+from aifactories.domain.logthrottle import LogThrottle, clip
 from aifactories.executors.base import Executor
 from aifactories.scheduling import run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
@@ -36,6 +37,7 @@ from aifactories.scheduling.policies import get_policy
 from aifactories.scheduling.snapshot import CycleResult, Wait
 
 log = logging.getLogger(__name__)
+_throttle = LogThrottle(log)  # a site down for hours: one line, then a count every window
 
 # Charges older than this many half-lives weigh under 2% in fair share: not worth reading.
 _USAGE_HALF_LIVES = 6
@@ -178,7 +180,12 @@ class Broker:
         report.placed = outcome.submitted
         report.rejected = outcome.rejected
         report.waiting = len(result.waits)
-        self._record(result.waits, free_nodes, available, report.unreachable_sites, now)
+        # A site that failed on submit is down like one that failed on poll: shown, and rested.
+        report.unreachable_sites |= outcome.failed_sites
+        for site_id in outcome.failed_sites:
+            self._retry_at.setdefault(site_id, now + self._retry_interval_s)
+        up = available - outcome.failed_sites
+        self._record(result.waits, free_nodes, up, report.unreachable_sites, now)
         report.duration_s = stopwatch() - started
         self._report_sites(report.unreachable_sites)
         events.cycle(report.duration_s)
@@ -217,7 +224,12 @@ class Broker:
                 for capacity in executor.capacity():
                     free[f"{site.id}/{capacity.partition_name}"] = capacity.free_nodes_by_free_gpus
             except ExecutorError as exc:
-                log.warning("site %s did not report capacity: %s", site.id, exc.message)
+                _throttle.warning(
+                    (site.id, "capacity"),
+                    "site %s did not report capacity: %s",
+                    site.id,
+                    clip(exc.message),
+                )
                 unreachable.add(site.id)
         return free
 

@@ -21,12 +21,14 @@ from aifactories.db.models import AllocationRow, JobRow
 from aifactories.domain.errors import ExecutorError
 from aifactories.domain.ids import SiteId
 from aifactories.domain.jobs import JobState, check_transition
+from aifactories.domain.logthrottle import LogThrottle, clip
 from aifactories.domain.units import charge_gpu_seconds
 from aifactories.executors.base import Executor, SiteJobStatus, job_tag
 from aifactories.ledger.balance import settle_amount
 from aifactories.ledger.usage_split import UsagePiece, split_usage
 
 log = logging.getLogger(__name__)
+_throttle = LogThrottle(log)  # a site down for hours: one line, then a count every window
 
 
 def finish_job(
@@ -193,8 +195,11 @@ def reconcile(
         try:
             _reconcile_site(session_factory, read_factory, executor, job_ids, now, instance)
         except ExecutorError as exc:
-            log.warning("site %s did not answer: %s", site_id, exc.message)
+            key = (site_id, "reconcile")
+            _throttle.warning(key, "site %s did not answer: %s", site_id, clip(exc.message))
             unreachable.add(SiteId(site_id))
+        else:
+            _throttle.resolve((site_id, "reconcile"))
     return unreachable
 
 
