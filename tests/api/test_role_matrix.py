@@ -3,9 +3,10 @@ party (tests/api/role_matrix_world.py), compared cell by cell with the table in
 tests/api/role_matrix.py. An operation without a row fails the test: a new endpoint gets its
 access rules written down before it ships.
 
-Reads run on one copy of the world; every cell of an operation that may change something
-runs on its own fresh copy (a file copy on SQLite, a template database on PostgreSQL), so no
-cell's answer depends on another's.
+Reads and refusals run on one shared copy of the world, checked unchanged after every row
+(and replaced if not); every cell the table allows to change something runs on its own
+fresh copy (a file copy on SQLite, a template database on PostgreSQL). So no cell's answer
+depends on another's.
 """
 
 from __future__ import annotations
@@ -413,18 +414,40 @@ def world_copies(tmp_path: Path, database_url: str) -> Iterator[WorldCopies]:
     copies.close()
 
 
-def _cells(copies: WorldCopies, reader: TestClient, key: str) -> list[str]:
-    """One row's differences. Reads use the shared reader. For an operation that may change
-    something, the cells the table refuses share one copy, checked unchanged afterwards, and
-    each cell it allows runs on its own fresh copy."""
+class Shared:
+    """The copy that reads and refusals share. A refusal, like a read, changes nothing: that
+    is checked after every row, and a copy that changed is replaced, so that one wrong
+    answer does not change the next rows' answers."""
+
+    def __init__(self, copies: WorldCopies) -> None:
+        self.copies = copies
+        self._open()
+
+    def _open(self) -> None:
+        self.platform = self.copies.platform()
+        self.client = client_of(self.platform)
+        self.state = fingerprint(self.platform)
+
+    def changed(self) -> list[str]:
+        now = fingerprint(self.platform)
+        tables = [t for t, h in now.items() if self.state.get(t) != h]
+        if tables:
+            self.close()
+            self._open()
+        return tables
+
+    def close(self) -> None:
+        self.copies.discard(self.platform)
+
+
+def _cells(copies: WorldCopies, shared: Shared, key: str) -> list[str]:
+    """One row's differences. Reads and refusals run on the shared copy; each cell that the
+    table allows to change something runs on its own fresh copy."""
     world, probe, row = copies.world, PROBES[key], EXPECTED[key]
     differences: list[str] = []
-    shared = None if probe.method == "GET" else copies.platform()
-    refusals = reader if shared is None else client_of(shared)
-    before = {} if shared is None else fingerprint(shared)
     for role, expected in zip(ROLES, row, strict=True):
-        if shared is None or not expected.startswith("2"):
-            observed = observe(refusals, world, probe, role)
+        if probe.method == "GET" or not expected.startswith("2"):
+            observed = observe(shared.client, world, probe, role)
         else:
             fresh = copies.platform()
             try:
@@ -434,23 +457,16 @@ def _cells(copies: WorldCopies, reader: TestClient, key: str) -> list[str]:
         if observed != expected:
             user = world.users[role]
             differences.append(f"{key} as {role} ({user}): expected {expected}, got {observed}")
-    if shared is not None:
-        changed = [t for t, h in fingerprint(shared).items() if before.get(t) != h]
-        if changed:
-            differences.append(f"{key}: the refused requests changed the tables {changed}")
-        copies.discard(shared)
+    changed = shared.changed()
+    if changed:
+        differences.append(f"{key}: reads or refused requests changed the tables {changed}")
     return differences
 
 
 def test_role_matrix(world_copies: WorldCopies) -> None:
-    readers = world_copies.platform()
+    shared = Shared(world_copies)
     try:
-        before = fingerprint(readers)
-        reader = client_of(readers)
-        differences = [d for key in EXPECTED for d in _cells(world_copies, reader, key)]
-        changed = [t for t, h in fingerprint(readers).items() if before.get(t) != h]
-        if changed:
-            differences.append(f"reads changed the tables {changed}")
+        differences = [d for key in EXPECTED for d in _cells(world_copies, shared, key)]
     finally:
-        world_copies.discard(readers)
+        shared.close()
     assert not differences, "the role matrix differs:\n" + "\n".join(differences)
