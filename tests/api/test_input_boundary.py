@@ -24,7 +24,7 @@ from tests.api.harness import Harness, make_harness
 from tests.api.programme_helpers import draft, open_call
 from tests.conftest import PG_ENV, _postgres_admin_url
 
-BIG = "9" * 20  # above 2^63 - 1: SQLite raised OverflowError
+BIG = "9" * 20  # above 2^63 - 1: SQLite raised OverflowError (PostgreSQL: above 2^31 - 1)
 NAN = float("nan")
 INF = float("inf")
 
@@ -101,6 +101,10 @@ CALL = {
 CASES: list[tuple[str, str, str, str, Any, int, str]] = [
     # ids of 20 digits in paths and queries
     ("job id in path", "alice", "GET", f"/jobs/{BIG}", None, 422, "job_id"),
+    ("job id over 32 bits", "alice", "GET", f"/jobs/{2**31}", None, 422, "job_id"),
+    ("review id over 32 bits", "rita", "POST", f"/reviews/{2**33}/decline", {"reason": "x"},
+     422, "review_id"),
+    ("project id over 32 bits", "alice", "GET", f"/projects/{2**31}", None, 422, "project"),
     ("job id to cancel", "alice", "DELETE", f"/jobs/{BIG}", None, 422, "job_id"),
     ("proposal id in path", "alice", "GET", f"/proposals/{BIG}", None, 422, "proposal_id"),
     ("review id in path", "rita", "GET", f"/reviews/{BIG}", None, 422, "review_id"),

@@ -1,6 +1,7 @@
 """Path and query parameters, bounded as request bodies are (services.input_types): an id
-within 64 bits, a page size within its stated range, text of a stated length with no NUL,
-control character or lone surrogate. A 20-digit id once reached SQLite and overflowed."""
+within the id columns (32 bits on PostgreSQL), a page size within its stated range, text of
+a stated length with no NUL, control character or lone surrogate. A 20-digit id once reached
+SQLite and overflowed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import AfterValidator
 
-from aifactories.services.input_types import INT64_MAX, check_line, check_ref, check_text
+from aifactories.services.input_types import ID_MAX, check_line, check_ref, check_text
 
 
 def _line(value: str | None) -> str | None:
@@ -21,14 +22,14 @@ def _ref(value: str | None) -> str | None:
 
 
 # an object's id in the path: /jobs/{job_id}, /proposals/{proposal_id}, ...
-PathId = Annotated[int, Path(ge=1, le=INT64_MAX)]
+PathId = Annotated[int, Path(ge=1, le=ID_MAX)]
 # a project or call named in the path by code or by id
 PathRef = Annotated[str, AfterValidator(check_ref), Path(min_length=1, max_length=64)]
 PathUsername = Annotated[str, AfterValidator(check_line), Path(min_length=1, max_length=64)]
 
 # pagination: ids below this one (the next page), and how many at most
 BeforeQ = Annotated[
-    int | None, Query(ge=1, le=INT64_MAX, description="ids below this one: the next page")
+    int | None, Query(ge=1, le=ID_MAX, description="ids below this one: the next page")
 ]
 RefQ = Annotated[str | None, AfterValidator(_ref), Query(min_length=1, max_length=64)]
 # a short word or name in a query: a status, a state, an event, a username, a cut-off date

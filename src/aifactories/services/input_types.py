@@ -17,7 +17,10 @@ from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StringConstr
 from aifactories.domain.units import MAX_DURATION_S
 
 INT64_MAX = 2**63 - 1
-"""The largest id or count a database column can hold (SQLite and PostgreSQL BIGINT)."""
+"""The largest whole number a 64-bit column holds (SQLite's INTEGER, PostgreSQL's BIGINT)."""
+ID_MAX = 2**31 - 1
+"""The largest id: id columns are INTEGER, 32 bits on PostgreSQL (schemathesis found a
+2^33 id that SQLite looked up and PostgreSQL refused with a 500)."""
 MAX_EPOCH_S = 253_402_300_799.0
 """9999-12-31T23:59:59Z: the last instant a date can be written for."""
 MAX_GPU_HOURS = 1e9
@@ -68,8 +71,8 @@ def check_line(value: str) -> str:
 def check_ref(value: str) -> str:
     """A project or call named by code or by id: an id must fit in 64 bits."""
     check_line(value)
-    if _DIGITS.fullmatch(value) and (len(value) > 19 or int(value) > INT64_MAX):
-        raise ValueError(f"{value[:30]} is no id: ids are at most {INT64_MAX}")
+    if _DIGITS.fullmatch(value) and (len(value) > 10 or int(value) > ID_MAX):
+        raise ValueError(f"{value[:30]} is no id: ids are at most {ID_MAX}")
     return value
 
 
@@ -82,8 +85,8 @@ def check_path(value: str) -> str:
     return value
 
 
-# ids and counts: strict (no "3", no 3.0, no true), within 64 bits
-Id = Annotated[StrictInt, Field(ge=1, le=INT64_MAX)]
+# ids: strict (no "3", no 3.0, no true), within the id columns
+Id = Annotated[StrictInt, Field(ge=1, le=ID_MAX)]
 # a duration: whole seconds, or Slurm's text (read by domain.units.parse_time_limit, which
 # the service calls, so that the API, the CLI and #SBATCH --time read it the same way). A
 # time limit's range is the setting max_time_limit_s, checked by the service with a message
