@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from aifactories.db.models import Base
+from aifactories.db.programme_models import CallRow
 from tests.api.harness import Harness, make_harness
 from tests.api.programme_helpers import draft, open_call
 from tests.conftest import PG_ENV, _postgres_admin_url
@@ -240,6 +242,33 @@ def test_a_nan_or_infinite_budget_cannot_be_stored_and_calls_stay_readable(world
     assert opened.status_code == 201, opened.text
     assert oscar.get("/calls/c-new").json()["budget_gpu_hours"] == {"pool": 1000.0}
     assert oscar.get("/calls").status_code == 200
+
+
+def test_a_nan_budget_stored_before_the_checks_does_not_break_reads(world: World) -> None:
+    """A database from before may hold a NaN budget (SQLite's JSON takes it; PostgreSQL's
+    refuses it): the calls stay readable, the unreadable line shown as null."""
+    oscar = world.h.client("oscar")
+    opened = oscar.post("/calls", json={**CALL, "code": "legacy"})
+    assert opened.status_code == 201, opened.text
+    engine = world.h.platform.ctx.write_engine
+    stored = update(CallRow).where(CallRow.code == "legacy")
+    stored = stored.values(
+        budget_gpu_hours={"pool": NAN}, rules={**opened.json()["rules"], "max_gpu_hours": INF}
+    )
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(DBAPIError), engine.begin() as conn:
+            conn.execute(stored)
+        return
+    with engine.begin() as conn:
+        conn.execute(stored)
+    one = oscar.get("/calls/legacy")
+    assert one.status_code == 200, one.text
+    assert one.json()["budget_gpu_hours"] == {"pool": None}
+    assert one.json()["rules"]["max_gpu_hours"] is None
+    assert one.json()["budget_left_gpu_hours"] == {"pool": 0.0}
+    listed = oscar.get("/calls")
+    assert listed.status_code == 200, listed.text
+    assert "legacy" in {c["code"] for c in listed.json()}
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.params import PathRef
@@ -16,6 +17,19 @@ from aifactories.services.input_types import Reason
 router = APIRouter(tags=["calls"])
 
 
+def _finite(value: Any) -> Any:
+    """A stored JSON value with NaN and infinities as null: no such value can be written any
+    more (services.input_types), but a database from before may hold one, and JSON cannot
+    carry it: one such call made every list of calls answer 500."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 class CallOut(BaseModel):
     id: int
     code: str
@@ -23,7 +37,9 @@ class CallOut(BaseModel):
     mode: str
     status: str
     rules: dict[str, Any]
-    budget_gpu_hours: dict[str, float]
+    budget_gpu_hours: dict[str, float | None] = Field(
+        description="site id or 'pool' -> GPU-hours (null: an unreadable stored value)"
+    )
     budget_left_gpu_hours: dict[str, float] | None = None
     opens_at: float
     closes_at: float
@@ -38,8 +54,8 @@ class CallOut(BaseModel):
             title=row.title,
             mode=row.mode,
             status=row.status,
-            rules=row.rules,
-            budget_gpu_hours=row.budget_gpu_hours,
+            rules=_finite(row.rules),
+            budget_gpu_hours=_finite(row.budget_gpu_hours),
             budget_left_gpu_hours={k: v / 3600 for k, v in left.items()} if left else None,
             opens_at=row.opens_at,
             closes_at=row.closes_at,

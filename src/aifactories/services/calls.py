@@ -3,6 +3,7 @@ cut-offs; anyone signed in can read the open calls."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -249,7 +250,11 @@ def budget_left_gpu_seconds(session: Session, row: CallRow) -> dict[str, int]:
             .group_by(AllocationRow.site_id)
         ).all()
     )
-    budget = {key: int(hours * 3600) for key, hours in row.budget_gpu_hours.items()}
+    # a NaN or infinite line (stored before the input checks) counts as nothing left
+    budget = {
+        key: int(hours * 3600) if math.isfinite(hours) else 0
+        for key, hours in row.budget_gpu_hours.items()
+    }
     left = dict(budget)
     from_pool = int(granted.pop(None, 0) or 0)
     for site, used in granted.items():
