@@ -26,6 +26,7 @@ Rows: "METHOD /path" as in the OpenAPI, parameters unnamed ({}). The target is a
 alice's party (her job, her proposal under review, aurora-vision, its allocation, the
 review of her proposal, her token, ...: PROBES in the test says which). " ?variant" asks
 the same operation a second way: ?draft her draft; ?decided her accepted proposal;
+?elsewhere her Fast Lane proposal that only a site sam does not operate can host;
 ?project, ?user, ?recipient a filter naming her party; ?member's bob's job; ?alice's key
 her Idempotency-Key; ?bob bob as the member removed; ?transfer-in carol's allocation as
 the source; ?own the caller's own token. A comment line above a row explains it; "(?)"
@@ -49,107 +50,111 @@ ROLE_COLUMNS = (
 )
 
 TABLE = """
-operation                                  anon prog site rev+ rev- pi   mem  opi  org  none
+operation                                     anon prog site rev+ rev- pi   mem  opi  org  none
 # no token needed
-GET /health                                2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+GET /health                                   2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 # liveness, readiness and Prometheus metrics: no token (docs/observability.md)
-GET /livez                                 2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
-GET /readyz                                2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
-GET /metrics                               2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
-GET /me                                    401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
-GET /sites                                 401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+GET /livez                                    2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+GET /readyz                                   2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+GET /metrics                                  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+GET /me                                       401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+GET /sites                                    401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 # (?) the operator sees the project but is no member: 404, not 403
-POST /jobs                                 401  404  404  404  404  2xx  2xx  404  404  404
+POST /jobs                                    401  404  404  404  404  2xx  2xx  404  404  404
 # alice's request again with her Idempotency-Key: her job back (2xx+); bob's is his own (2xx-)
-POST /jobs ?alice's key                    401  404  404  404  404  2xx+ 2xx- 404  404  404
-GET /jobs                                  401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx+ 2xx- 2xx- 2xx-
+POST /jobs ?alice's key                       401  404  404  404  404  2xx+ 2xx- 404  404  404
+GET /jobs                                     401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx+ 2xx- 2xx- 2xx-
 # ?project=aurora-vision
-GET /jobs ?project                         401  2xx+ 404  404  404  2xx+ 2xx+ 404  404  404
-GET /jobs/{}                               401  2xx  404  404  404  2xx  2xx  404  404  404
+GET /jobs ?project                            401  2xx+ 404  404  404  2xx+ 2xx+ 404  404  404
+GET /jobs/{}                                  401  2xx  404  404  404  2xx  2xx  404  404  404
 # a member cancels their own jobs only; the PI any of the project
-DELETE /jobs/{}                            401  2xx  404  404  404  2xx  403  404  404  404
+DELETE /jobs/{}                               401  2xx  404  404  404  2xx  403  404  404  404
 # bob's own job: he may cancel it, and so may the PI
-DELETE /jobs/{} ?member's                  401  2xx  404  404  404  2xx  2xx  404  404  404
-GET /projects/{}/balance                   401  2xx  404  404  404  2xx  2xx  404  404  404
-POST /calls                                401  2xx  403  403  403  403  403  403  403  403
-GET /calls                                 401  2xx+ 2xx+ 2xx+ 2xx+ 2xx+ 2xx+ 2xx+ 2xx+ 2xx+
-GET /calls/{}                              401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
-POST /calls/{}/close                       401  2xx  403  403  403  403  403  403  403  403
+DELETE /jobs/{} ?member's                     401  2xx  404  404  404  2xx  2xx  404  404  404
+GET /projects/{}/balance                      401  2xx  404  404  404  2xx  2xx  404  404  404
+POST /calls                                   401  2xx  403  403  403  403  403  403  403  403
+GET /calls                                    401  2xx+ 2xx+ 2xx+ 2xx+ 2xx+ 2xx+ 2xx+ 2xx+ 2xx+
+GET /calls/{}                                 401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+POST /calls/{}/close                          401  2xx  403  403  403  403  403  403  403  403
 # an applicant is any user with an organisation
-POST /calls/{}/proposals                   401  403  403  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+POST /calls/{}/proposals                      401  403  403  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 # site operators: proposals their sites could host
-GET /proposals                             401  2xx+ 2xx+ 2xx+ 2xx- 2xx+ 2xx+ 2xx- 2xx- 2xx-
+GET /proposals                                401  2xx+ 2xx+ 2xx+ 2xx- 2xx+ 2xx+ 2xx- 2xx- 2xx-
 # nobody but its applicant sees a draft
-GET /proposals ?draft                      401  2xx- 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
-GET /proposals/{}                          401  2xx  2xx  2xx  404  2xx  2xx  404  404  404
-GET /proposals/{} ?draft                   401  404  404  404  404  2xx  404  404  404  404
-PATCH /proposals/{}                        401  404  404  404  404  2xx  404  404  404  404
-POST /proposals/{}/submit                  401  404  404  404  404  2xx  404  404  404  404
+GET /proposals ?draft                         401  2xx- 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
+GET /proposals/{}                             401  2xx  2xx  2xx  404  2xx  2xx  404  404  404
+GET /proposals/{} ?draft                      401  404  404  404  404  2xx  404  404  404  404
+# alice's Fast Lane proposal that only brain-plus-plus can host (not sam's); no team
+GET /proposals/{} ?elsewhere                  401  2xx  404  404  404  2xx  404  404  404  404
+PATCH /proposals/{}                           401  404  404  404  404  2xx  404  404  404  404
+POST /proposals/{}/submit                     401  404  404  404  404  2xx  404  404  404  404
 # (?) 404 also for those who may read it (prog site rev+ mem)
-POST /proposals/{}/withdraw                401  404  404  404  404  2xx  404  404  404  404
+POST /proposals/{}/withdraw                   401  404  404  404  404  2xx  404  404  404  404
 # programme operators may check at any site
-POST /proposals/{}/technical-check         401  2xx  2xx  404  404  404  404  404  404  404
+POST /proposals/{}/technical-check            401  2xx  2xx  404  404  404  404  404  404  404
+# the same at brain-plus-plus: not sam's site
+POST /proposals/{}/technical-check ?elsewhere 401  2xx  404  404  404  404  404  404  404  404
 # was 409 for prog and site (leaked the draft)
-POST /proposals/{}/technical-check ?draft  401  404  404  404  404  404  404  404  404  404
-POST /reviewers                            401  2xx  403  403  403  403  403  403  403  403
-GET /reviewers                             401  2xx  403  403  403  403  403  403  403  403
-DELETE /reviewers/{}                       401  2xx  403  403  403  403  403  403  403  403
+POST /proposals/{}/technical-check ?draft     401  404  404  404  404  404  404  404  404  404
+POST /reviewers                               401  2xx  403  403  403  403  403  403  403  403
+GET /reviewers                                401  2xx  403  403  403  403  403  403  403  403
+DELETE /reviewers/{}                          401  2xx  403  403  403  403  403  403  403  403
 # one's own: empty for non-reviewers
-GET /reviewers/me/conflicts                401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+GET /reviewers/me/conflicts                   401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 # (?) rev- learns that a proposal it may not see exists
-POST /reviewers/me/conflicts               401  403  403  2xx  2xx  403  403  403  403  403
-POST /calls/{}/review-assignments          401  2xx  403  403  403  403  403  403  403  403
-GET /reviews                               401  2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx- 2xx- 2xx-
-GET /reviews/{}                            401  2xx  404  2xx  404  404  404  404  404  404
+POST /reviewers/me/conflicts                  401  403  403  2xx  2xx  403  403  403  403  403
+POST /calls/{}/review-assignments             401  2xx  403  403  403  403  403  403  403  403
+GET /reviews                                  401  2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx- 2xx- 2xx-
+GET /reviews/{}                               401  2xx  404  2xx  404  404  404  404  404  404
 # (?) prog reads the review but gets 404, not 403
-PUT /reviews/{}                            401  404  404  2xx  404  404  404  404  404  404
+PUT /reviews/{}                               401  404  404  2xx  404  404  404  404  404  404
 # (?) as PUT
-POST /reviews/{}/decline                   401  404  404  2xx  404  404  404  404  404  404
-GET /calls/{}/ranking                      401  2xx  403  403  403  403  403  403  403  403
-POST /calls/{}/decisions                   401  2xx  403  403  403  403  403  403  403  403
+POST /reviews/{}/decline                      401  404  404  2xx  404  404  404  404  404  404
+GET /calls/{}/ranking                         401  2xx  403  403  403  403  403  403  403  403
+POST /calls/{}/decisions                      401  2xx  403  403  403  403  403  403  403  403
 # applicant: 403 until the decision
-GET /proposals/{}/reviews                  401  2xx  403  2xx  404  403  403  404  404  404
+GET /proposals/{}/reviews                     401  2xx  403  2xx  404  403  403  404  404  404
 # alice's accepted proposal; rev+ is not its reviewer
-GET /proposals/{}/reviews ?decided         401  2xx  403  404  404  2xx  2xx  404  404  404
-POST /calls/{}/award-runs                  401  2xx  403  403  403  403  403  403  403  403
-GET /calls/{}/award-runs                   401  2xx  403  403  403  403  403  403  403  403
-GET /award-runs/{}                         401  2xx  403  403  403  403  403  403  403  403
-POST /award-runs/{}/apply                  401  2xx  403  403  403  403  403  403  403  403
-GET /projects                              401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx+ 2xx- 2xx- 2xx-
-GET /projects/{}                           401  2xx  404  404  404  2xx  2xx  404  404  404
-POST /projects/{}/members                  401  2xx  404  404  404  2xx  403  404  404  404
+GET /proposals/{}/reviews ?decided            401  2xx  403  404  404  2xx  2xx  404  404  404
+POST /calls/{}/award-runs                     401  2xx  403  403  403  403  403  403  403  403
+GET /calls/{}/award-runs                      401  2xx  403  403  403  403  403  403  403  403
+GET /award-runs/{}                            401  2xx  403  403  403  403  403  403  403  403
+POST /award-runs/{}/apply                     401  2xx  403  403  403  403  403  403  403  403
+GET /projects                                 401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx+ 2xx- 2xx- 2xx-
+GET /projects/{}                              401  2xx  404  404  404  2xx  2xx  404  404  404
+POST /projects/{}/members                     401  2xx  404  404  404  2xx  403  404  404  404
 # mila: a member without jobs
-POST /projects/{}/members/{}/remove        401  2xx  404  404  404  2xx  403  404  404  404
+POST /projects/{}/members/{}/remove           401  2xx  404  404  404  2xx  403  404  404  404
 # bob, whose job is pending: refused until it ends
-POST /projects/{}/members/{}/remove ?bob   401  409  404  404  404  409  403  404  404  404
-GET /projects/{}/allocations               401  2xx  404  404  404  2xx  2xx  404  404  404
-GET /allocations/{}/alerts                 401  2xx  404  404  404  2xx  2xx  404  404  404
-POST /allocations/sweep                    401  2xx  403  403  403  403  403  403  403  403
-POST /allocations/{}/close                 401  2xx  403  403  403  403  403  403  403  403
+POST /projects/{}/members/{}/remove ?bob      401  409  404  404  404  409  403  404  404  404
+GET /projects/{}/allocations                  401  2xx  404  404  404  2xx  2xx  404  404  404
+GET /allocations/{}/alerts                    401  2xx  404  404  404  2xx  2xx  404  404  404
+POST /allocations/sweep                       401  2xx  403  403  403  403  403  403  403  403
+POST /allocations/{}/close                    401  2xx  403  403  403  403  403  403  403  403
 # only a PI asks, not an operator
-POST /allocations/{}/requests              401  403  404  404  404  2xx  403  404  404  404
+POST /allocations/{}/requests                 401  403  404  404  404  2xx  403  404  404  404
 # carol's own allocation, GPU-hours into aurora-vision's: refused, another project's
-POST /allocations/{}/requests ?transfer-in 401  403  404  404  404  404  404  422  404  404
+POST /allocations/{}/requests ?transfer-in    401  403  404  404  404  404  404  422  404  404
 # a PI's projects' requests; members see none
-GET /allocation-requests                   401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
+GET /allocation-requests                      401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
 # ?project=aurora-vision
-GET /allocation-requests ?project          401  2xx+ 404  404  404  2xx+ 2xx- 404  404  404
-POST /allocation-requests/{}/decision      401  2xx  403  403  403  403  403  403  403  403
+GET /allocation-requests ?project             401  2xx+ 404  404  404  2xx+ 2xx- 404  404  404
+POST /allocation-requests/{}/decision         401  2xx  403  403  403  403  403  403  403  403
 # site operators: their sites' technical checks only
-GET /audit                                 401  2xx+ 2xx- 403  403  403  403  403  403  403
-GET /audit/export                          401  2xx+ 2xx- 403  403  403  403  403  403  403
+GET /audit                                    401  2xx+ 2xx- 403  403  403  403  403  403  403
+GET /audit/export                             401  2xx+ 2xx- 403  403  403  403  403  403  403
 # everyone their own; operators everyone's
-GET /notifications                         401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
+GET /notifications                            401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
 # ?recipient=alice@example.eu: a filter never widens what one may read
-GET /notifications ?recipient              401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
-POST /notifications/deliver                401  2xx  403  403  403  403  403  403  403  403
+GET /notifications ?recipient                 401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
+POST /notifications/deliver                   401  2xx  403  403  403  403  403  403  403  403
 # API tokens: everyone manages their own; an operator also anyone's (docs/api-access.md).
 # The target is alice's second token; ?user=alice lists hers, ?own makes the caller's own.
-GET /tokens                                401  2xx- 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
-GET /tokens ?user                          401  2xx+ 403  403  403  2xx+ 403  403  403  403
-POST /tokens                               401  2xx  403  403  403  2xx  403  403  403  403
-POST /tokens ?own                          401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
-DELETE /tokens/{}                          401  2xx  404  404  404  2xx  404  404  404  404
+GET /tokens                                   401  2xx- 2xx- 2xx- 2xx- 2xx+ 2xx- 2xx- 2xx- 2xx-
+GET /tokens ?user                             401  2xx+ 403  403  403  2xx+ 403  403  403  403
+POST /tokens                                  401  2xx  403  403  403  2xx  403  403  403  403
+POST /tokens ?own                             401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+DELETE /tokens/{}                             401  2xx  404  404  404  2xx  404  404  404  404
 """
 
 

@@ -65,7 +65,8 @@ class World:
     fast_call: str  # "fl": alice's proposal waits for the technical check at it4lia
     proposal: int  # alice's, under review in "ls", team [bob], one reviewer assigned
     draft: int  # alice's draft in "ls", team [bob]
-    checked: int  # alice's, in technical_check in "fl"
+    checked: int  # alice's, in technical_check in "fl", at it4lia (sam's)
+    elsewhere: int  # alice's, in technical_check in "fl", at brain-plus-plus (not sam's)
     accepted: int  # alice's, accepted in "ls0"
     review: int  # the assigned reviewer's review of ``proposal`` (assigned, not submitted)
     award_run: int  # proposed on "ls0"
@@ -148,7 +149,8 @@ def build_world(h: Harness) -> World:
     rules = {"reviewers_per_proposal": 1, "min_average_score": 6}
     open_call(h, "ls0", "large_scale", cutoffs=[h.clock.now() + 10 * DAY], rules=rules)
     open_call(h, "ls", "large_scale", cutoffs=[h.clock.now() + 30 * DAY], rules=rules)
-    open_call(h, "fl", "fast_lane", budget_gpu_hours={"it4lia": 40_000, "lumi-aif": 40_000})
+    fast_budget = {"it4lia": 40_000, "lumi-aif": 40_000, "pool": 40_000}
+    open_call(h, "fl", "fast_lane", budget_gpu_hours=fast_budget)
     accepted = int(submit(h, "alice", draft(h, "alice", "ls0", **LARGE)["id"])["id"])
     proposal = int(submit(h, "alice", draft(h, "alice", "ls", **LARGE)["id"])["id"])
     theirs = draft(h, "carol", "ls", **{**LARGE, "members": [], "domain": "health"})
@@ -156,6 +158,9 @@ def build_world(h: Harness) -> World:
     fast = draft(h, "alice", "fl", requested_gpu_hours=20_000, gpu_model="A100", residency=["IT"])
     checked = submit(h, "alice", fast["id"])
     assert checked["status"] == "technical_check" and "it4lia" in checked["candidate_sites"]
+    h200 = draft(h, "alice", "fl", requested_gpu_hours=20_000, gpu_model="H200")
+    elsewhere = submit(h, "alice", h200["id"])  # only brain-plus-plus has H200: not sam's
+    assert elsewhere["candidate_sites"] == ["brain-plus-plus"], elsewhere
     pending = draft(h, "alice", "ls", **LARGE)
 
     oscar = h.client("oscar")
@@ -190,6 +195,7 @@ def build_world(h: Harness) -> World:
         proposal=proposal,
         draft=int(pending["id"]),
         checked=int(checked["id"]),
+        elsewhere=int(elsewhere["id"]),
         accepted=accepted,
         review=int(by_proposal[proposal]["review_id"]),
         award_run=int(run["id"]),

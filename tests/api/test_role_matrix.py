@@ -144,6 +144,10 @@ PROBES: dict[str, Probe] = {
     "POST /proposals/{}/technical-check": Probe(
         "POST", "/proposals/{checked}/technical-check", {"outcome": "accept", **REASON}
     ),
+    "GET /proposals/{} ?elsewhere": Probe("GET", "/proposals/{elsewhere}"),
+    "POST /proposals/{}/technical-check ?elsewhere": Probe(
+        "POST", "/proposals/{elsewhere}/technical-check", {"outcome": "accept", **REASON}
+    ),
     "POST /proposals/{}/technical-check ?draft": Probe(
         "POST", "/proposals/{draft}/technical-check", {"outcome": "accept", **REASON}
     ),
