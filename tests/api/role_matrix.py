@@ -1,9 +1,9 @@
 """The role matrix: who may do what to the objects of another party, one row per operation.
 
-Read by tests/api/test_role_matrix.py, which sends each row's request (PROBES there) as each
-role and fails on any cell that differs. The target party is the project aurora-vision of
-Aurora Robotics (PI alice, member bob) and alice's proposals; the world is described in
-tests/api/role_matrix_world.py.
+Read by tests/api/test_role_matrix.py, which sends each row's request (written in
+role_matrix_probes.py) as each role and fails on any cell that differs. The target party is
+the project aurora-vision of Aurora Robotics (PI alice, member bob) and alice's proposals;
+the world is described in tests/api/role_matrix_world.py.
 
 Columns (the roles, towards the target party):
   anon   no token
@@ -24,7 +24,7 @@ role may not do this, 404 the object is invisible to the caller (as if it did no
 
 Rows: "METHOD /path" as in the OpenAPI, parameters unnamed ({}). The target is an object of
 alice's party (her job, her proposal under review, aurora-vision, its allocation, the
-review of her proposal, her token, ...: PROBES in the test says which). " ?variant" asks
+review of her proposal, her token, ...: role_matrix_probes.py says which). " ?variant" asks
 the same operation a second way: ?draft her draft; ?decided her accepted proposal;
 ?elsewhere her Fast Lane proposal that only a site sam does not operate can host;
 ?project, ?user, ?recipient a filter naming her party; ?member's bob's job; ?alice's key
