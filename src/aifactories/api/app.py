@@ -7,6 +7,7 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import DBAPIError
 
 from aifactories import __version__
 from aifactories.api import (
@@ -73,8 +74,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     def health(request: Request, context: Ctx) -> dict[str, object]:
         plat: Platform = request.app.state.platform
         report = plat.broker.last_report if plat.settings.run_broker else None
+        lease = _lease_or_none(plat)
         return {
-            "status": "ok",
+            "status": "ok" if lease is not None else "database unavailable",
             "version": __version__,
             "sites": len(context.catalogue.operational_sites),
             "broker": None
@@ -86,7 +88,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
                 "waiting": report.waiting,
                 "unreachable_sites": sorted(report.unreachable_sites),
             },
-            "lease": {**plat.lease.view().as_dict(), "this_instance": plat.lease.holder},
+            "lease": lease,
         }
 
     @app.get("/me", response_model=MeOut, responses=_ERRORS, tags=["platform"])
@@ -157,6 +159,15 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     # Added last, so outermost: it times and logs every answer, the limits' 413 and 429 too.
     app.add_middleware(ObservabilityMiddleware, histogram=app.state.metrics.requests)
     return app
+
+
+def _lease_or_none(plat: Platform) -> dict[str, object] | None:
+    """The broker lease as the database has it; None when the database does not answer
+    (/health must say so, not fail: /readyz is the probe that turns it into a 503)."""
+    try:
+        return {**plat.lease.view().as_dict(), "this_instance": plat.lease.holder}
+    except DBAPIError:
+        return None
 
 
 def create_worker_app() -> FastAPI:

@@ -20,7 +20,7 @@ from aifactories.services.platform import Platform
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: 'aif_...'")
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 429)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aifactories.api.validation import validation_response
@@ -55,3 +56,27 @@ def install(app: FastAPI) -> None:
         code, message = _HTTP_MESSAGES.get(exc.status_code, ("http_error", str(exc.detail)))
         body = {"error": code, "message": message.format(r=request), "field": None, "limit": None}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # A database that does not answer (restarting, network, full) is a passing outage, not
+        # a server fault: 503 with Retry-After lets clients and load balancers wait. Anything
+        # else from the database is a bug and stays a 500 (and a traceback in the log).
+        if not exc.connection_invalidated and not _unreachable(exc):
+            raise exc
+        body = {
+            "error": "database_unavailable",
+            "message": "the platform's database does not answer; try again in a few seconds",
+            "field": None,
+            "limit": None,
+        }
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
+def _unreachable(exc: DBAPIError) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    text = str(exc.orig).lower()
+    return isinstance(exc, OperationalError) and any(
+        word in text for word in ("connection", "could not connect", "server closed", "timeout")
+    )

@@ -207,7 +207,9 @@ class HealthOut(BaseModel):
     version: str
     sites: int = Field(description="operational sites in the catalogue")
     broker: BrokerHealthOut | None = Field(description="null where this process runs no broker")
-    lease: LeaseHealthOut = Field(description="the broker lease among the instances")
+    lease: LeaseHealthOut | None = Field(
+        description="the broker lease among the instances; null: the database does not answer"
+    )
 
 
 class MeOut(BaseModel):

@@ -134,7 +134,8 @@ def _backends(platform: Platform, settings: Settings) -> str:
     for kind, ids in kinds.items():
         label = f"{kind}: {len(ids)} sites" if len(ids) > 3 else f"{kind}: {', '.join(ids)}"
         if kind == "emulated":
-            label += f", time factor {settings.emulated_time_factor:g}"
+            label += f", time factor {settings.emulated_time_factor:g}, "
+            label += platform.job_isolation().describe()
         parts.append(label)
     return "; ".join(parts)
 
@@ -196,6 +197,13 @@ def up(
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logging(settings.log_format, access_log=settings.access_log)
     platform = _platform(settings)
+    try:
+        # Before anything starts: a machine that cannot confine jobs is refused here with the
+        # reason and the fixes, not in a traceback from the API's start-up.
+        backends = _backends(platform, settings)
+    except AifError as exc:
+        render.err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
     platform.migrate()
     server = f"http://{settings.host}:{settings.port}"
     if demo:
@@ -203,7 +211,7 @@ def up(
     render.console.print(
         f"aifactories at {server} (API docs: {server}/docs); database {platform.database_url}; "
         f"{len(platform.catalogue.operational_sites)} operational sites "
-        f"({_backends(platform, settings)}); policy {settings.policy}"
+        f"({backends}); policy {settings.policy}"
     )
     if demo:
         render.console.print(
