@@ -271,6 +271,15 @@ def test_a_nan_budget_stored_before_the_checks_does_not_break_reads(world: World
     assert "legacy" in {c["code"] for c in listed.json()}
 
 
+@pytest.mark.parametrize("value", ["1:99:99", "9" * 5000, True, 1.5, "UNLIMITED", "1-24"])
+def test_a_refused_time_limit_is_told_the_formats(world: World, value: object) -> None:
+    response = world.h.client("alice").post("/jobs", json={**JOB, "time_limit": value})
+    assert response.status_code == 422, response.text
+    error = response.json()
+    assert error["field"] == "time_limit"
+    assert "MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS" in error["message"], error
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("90", 5400), ("48:00:00", 172800), ("1-12", 129600), ("0:59:59", 3599)],

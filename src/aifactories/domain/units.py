@@ -39,28 +39,25 @@ _SLURM_TIME = re.compile(
 )
 
 
-def _time_error(field: str, text: str, why: str) -> InvalidInput:
+def _problem(text: str, why: str) -> str:
     shown = text if len(text) <= 40 else text[:40] + "..."
-    return InvalidInput(
-        field,
+    return (
         f"{shown!r} is not a time limit: {why}; write {TIME_FORMATS}"
-        " (for example 2:00:00 for two hours, 1-12 for a day and a half)",
-        limit=TIME_FORMATS,
+        " (for example 2:00:00 for two hours, 1-12 for a day and a half)"
     )
 
 
-def parse_time_limit(text: str, field: str = "time_limit") -> int:
-    """Parse a Slurm time limit into seconds, strictly.
+def slurm_seconds(text: str) -> int:
+    """Seconds of a Slurm time limit, strictly; ValueError saying why and giving the formats.
 
     Accepted, as ``sbatch --time``: ``minutes``, ``minutes:seconds``, ``hours:minutes:seconds``,
     ``days-hours``, ``days-hours:minutes``, ``days-hours:minutes:seconds``; every part after
     the first below its unit (``1:99:99`` is refused).
-    The API, the CLI and ``#SBATCH --time`` in scripts all read time limits here.
     """
     value = text.strip()
     match = _SLURM_TIME.fullmatch(value)
     if match is None:
-        raise _time_error(field, text, "not one of the formats" if value else "it is empty")
+        raise ValueError(_problem(text, "not one of the formats" if value else "it is empty"))
     g = {k: int(v) for k, v in match.groupdict().items() if v is not None}
     if "days" in g:  # D-HH[:MM[:SS]]
         bounded = {"hours": g["dh"], "minutes": g.get("dm", 0), "seconds": g.get("ds", 0)}
@@ -77,10 +74,20 @@ def parse_time_limit(text: str, field: str = "time_limit") -> int:
     for unit, number in bounded.items():
         below = 24 if unit == "hours" else 60
         if number >= below:
-            raise _time_error(field, text, f"{number} {unit} is not below {below}")
+            raise ValueError(_problem(text, f"{number} {unit} is not below {below}"))
     if seconds >= 2**31:
-        raise _time_error(field, text, f"{seconds} s is more than 68 years")
+        raise ValueError(_problem(text, f"{seconds} s is more than 68 years"))
     return seconds
+
+
+def parse_time_limit(text: str, field: str = "time_limit") -> int:
+    """:func:`slurm_seconds`, its complaint an :class:`InvalidInput` naming ``field``. The
+    API (its request models check the text early with the same function), the CLI and
+    ``#SBATCH --time`` in scripts all read time limits here."""
+    try:
+        return slurm_seconds(text)
+    except ValueError as exc:
+        raise InvalidInput(field, str(exc), limit=TIME_FORMATS) from None
 
 
 def format_duration(seconds: float) -> str:

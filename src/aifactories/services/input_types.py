@@ -10,11 +10,19 @@ budget, once stored, made every read of its call fail.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    Field,
+    PlainValidator,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+)
 
-from aifactories.domain.units import MAX_DURATION_S
+from aifactories.domain.units import MAX_DURATION_S, TIME_FORMATS, slurm_seconds
 
 INT64_MAX = 2**63 - 1
 """The largest whole number a 64-bit column holds (SQLite's INTEGER, PostgreSQL's BIGINT)."""
@@ -87,14 +95,42 @@ def check_path(value: str) -> str:
 
 # ids: strict (no "3", no 3.0, no true), within the id columns
 Id = Annotated[StrictInt, Field(ge=1, le=ID_MAX)]
-# a duration: whole seconds, or Slurm's text (read by domain.units.parse_time_limit, which
-# the service calls, so that the API, the CLI and #SBATCH --time read it the same way). A
-# time limit's range is the setting max_time_limit_s, checked by the service with a message
-# that gives it; here it is only kept within 64 bits.
-TimeLimitSeconds = Annotated[StrictInt, Field(ge=-INT64_MAX, le=INT64_MAX)]
-DurationSeconds = Annotated[StrictInt, Field(ge=0, le=MAX_DURATION_S)]
-DurationText = Annotated[
-    str, StringConstraints(min_length=1, max_length=32), AfterValidator(check_line)
+
+
+def _duration(low: int, high: int, what: str, bounds: str) -> Any:
+    """A duration: whole seconds from ``low`` to ``high``, or Slurm's text, checked by the
+    parser the service, the CLI and ``#SBATCH --time`` use (domain.units). One type, not a
+    union: a bad value gets one message, with the formats, not one per shape."""
+
+    def check(value: object) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not low <= value <= high:
+                raise ValueError(f"{value} s is not {what}: {bounds}")
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"give whole seconds, or Slurm's text: {TIME_FORMATS}")
+        if len(value) > 32:
+            raise ValueError(f"{len(value)} characters is not a time; write {TIME_FORMATS}")
+        slurm_seconds(value)  # its ValueError says what is wrong and gives the formats
+        return value
+
+    schema = {
+        "anyOf": [
+            {"type": "integer", "minimum": low, "maximum": high},
+            {"type": "string", "minLength": 1, "maxLength": 32},
+        ]
+    }
+    return (PlainValidator(check, json_schema_input_type=int | str), WithJsonSchema(schema))
+
+
+# A time limit's range is the setting max_time_limit_s, checked by the service with a
+# message that gives it; here it is only kept within 64 bits.
+TimeLimit = Annotated[
+    int | str,
+    *_duration(-INT64_MAX, INT64_MAX, "a time limit", "at most the setting max_time_limit_s"),
+]
+Runtime = Annotated[
+    int | str, *_duration(0, MAX_DURATION_S, "a runtime", f"give 0 to {MAX_DURATION_S} seconds")
 ]
 # GPU-hours in a request: finite, positive
 GpuHours = Annotated[StrictFloat, Field(gt=0, le=MAX_GPU_HOURS, allow_inf_nan=False)]

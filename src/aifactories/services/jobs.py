@@ -32,12 +32,11 @@ from aifactories.services.context import Principal, ServiceContext
 from aifactories.services.input_types import (
     Argument,
     Code,
-    DurationSeconds,
-    DurationText,
     Name,
     Ref,
+    Runtime,
     Script,
-    TimeLimitSeconds,
+    TimeLimit,
     Workdir,
 )
 from aifactories.services.job_script import parse_script
@@ -64,7 +63,7 @@ class JobRequest(BaseModel):
     ] = None
     min_gpu_memory_gb: Annotated[StrictInt | None, Field(ge=0, le=1_000_000)] = None
     time_limit: Annotated[
-        TimeLimitSeconds | DurationText | None,
+        TimeLimit | None,
         Field(description=f"seconds, or Slurm's {TIME_FORMATS}"),
     ] = None
     name: Name | None = None
@@ -75,7 +74,7 @@ class JobRequest(BaseModel):
         list[Code], Field(max_length=50, description="ISO 3166-1 alpha-2 codes: DE, FI")
     ] = []
     runtime: Annotated[
-        DurationSeconds | DurationText | None,
+        Runtime | None,
         Field(description="emulated sites only: how long the job really runs"),
     ] = None
 
