@@ -97,6 +97,13 @@ def check_path(value: str) -> str:
 Id = Annotated[StrictInt, Field(ge=1, le=ID_MAX)]
 
 
+def _shown(number: float) -> str:
+    """A number for a message: a huge one (thousands of digits) by its size only."""
+    if isinstance(number, int) and number.bit_length() > 64:
+        return f"a {number.bit_length()}-bit number"
+    return str(number)
+
+
 def _duration(low: int, high: int, what: str, bounds: str) -> Any:
     """A duration: whole seconds from ``low`` to ``high``, or Slurm's text, checked by the
     parser the service, the CLI and ``#SBATCH --time`` use (domain.units). One type, not a
@@ -105,7 +112,7 @@ def _duration(low: int, high: int, what: str, bounds: str) -> Any:
     def check(value: object) -> int | str:
         if isinstance(value, int) and not isinstance(value, bool):
             if not low <= value <= high:
-                raise ValueError(f"{value} s is not {what}: {bounds}")
+                raise ValueError(f"{_shown(value)} is not {what} in seconds: {bounds}")
             return value
         if not isinstance(value, str):
             raise ValueError(f"give whole seconds, or Slurm's text: {TIME_FORMATS}")
@@ -136,8 +143,38 @@ Runtime = Annotated[
 GpuHours = Annotated[StrictFloat, Field(gt=0, le=MAX_GPU_HOURS, allow_inf_nan=False)]
 # an instant given as epoch seconds (or, where the field says so, ISO 8601 text)
 EpochSeconds = Annotated[StrictFloat, Field(ge=0, le=MAX_EPOCH_S, allow_inf_nan=False)]
-IsoTime = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(check_line)]
-Instant = EpochSeconds | IsoTime
+
+
+def _check_instant(value: object) -> float | str:
+    """Epoch seconds (0 to 9999-12-31), or ISO 8601 text that the service reads: one type,
+    so that a bad value gets one message, not one per shape."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # NaN compares false; an int too large for a float compares exactly
+        if not 0 <= value <= MAX_EPOCH_S:
+            raise ValueError(
+                f"{_shown(value)} is no time: give epoch seconds from 0 to {MAX_EPOCH_S:.0f} "
+                "(9999-12-31) or an ISO 8601 date, e.g. 2027-01-15 or 2027-01-15T12:00"
+            )
+        return value
+    if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        raise ValueError(
+            "give an ISO 8601 date, e.g. 2027-01-15 or 2027-01-15T12:00, or epoch seconds"
+        )
+    return check_line(value)
+
+
+Instant = Annotated[
+    float | str,
+    PlainValidator(_check_instant, json_schema_input_type=float | str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": MAX_EPOCH_S},
+                {"type": "string", "minLength": 1, "maxLength": 64},
+            ]
+        }
+    ),
+]
 
 # text, by use: the maximum lengths are those of the database columns where they are stored
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(check_line)]
