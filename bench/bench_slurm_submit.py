@@ -11,7 +11,8 @@ put them all on the first site, which has room for all of them.
 Each line is measured with apply submitting site after site (``--workers 1``, as before
 issue 11) and with one thread per site (8), interleaved run by run so that the machine's
 load hits both alike; the median of ``--repeat`` runs is shown. The target for 3 sites in
-parallel is ``SPEED_UP`` times their sequential rate.
+parallel is ``SPEED_UP`` times their sequential rate. ``--backends emulated`` measures the
+same on emulated sites (no Slurm needed), whose submissions each start a runner process.
 
     .venv/bin/python bench/bench_slurm_submit.py --jobs 200
 """
@@ -26,10 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from sqlalchemy import func, select
 
 from aifactories.broker import apply
 from aifactories.db.models import JobRow
+from aifactories.executors.emulated import EmulatedExecutor
 from aifactories.localslurm import LocalSlurm, SiteLayout, SiteRequest, free_port_base
 from aifactories.localslurm.sites_file import COUNTRIES, write_sites_file
 from aifactories.services.auth import authenticate
@@ -46,6 +49,8 @@ BIG_NODE = SiteRequest(nodes=16, gpus_per_node=16, cpus_per_node=64, memory_mb=6
 
 def measure(backend: str, sites: int, jobs: int, port0: int) -> tuple[float, list[int]]:
     """Jobs per second, and how many jobs each site got."""
+    if backend == "emulated":
+        return _measure_emulated(sites, jobs)
     base = Path(tempfile.mkdtemp(prefix="aifb-", dir="/tmp"))
     cluster = LocalSlurm(base, port0=free_port_base(port0 // 1000 % 40))
     layouts: list[SiteLayout] = []
@@ -60,42 +65,96 @@ def measure(backend: str, sites: int, jobs: int, port0: int) -> tuple[float, lis
                 policy="first_fit",
             )
         )
-        platform.migrate()
-        tokens = load_demo(platform.ctx).tokens
-        principal = authenticate(platform.ctx, tokens["alice"])
-        for k in range(jobs):
-            request = JobRequest(
-                project="aurora-vision",
-                gpus=1,
-                time_limit=600,
-                runtime=300,
-                name=f"b{k}",
-                countries=[COUNTRIES[k % sites]] if sites > 1 else [],
-            )
-            submit_job(platform.ctx, principal, request)
-        started = time.perf_counter()
-        while True:
-            platform.broker.run_once()
-            with platform.ctx.reads() as session:
-                waiting = session.execute(
-                    select(func.count())
-                    .select_from(JobRow)
-                    .where(JobRow.state.in_(("pending", "placed")))
-                ).scalar_one()
-            if waiting == 0:
-                break
-        elapsed = time.perf_counter() - started
-        with platform.ctx.reads() as session:
-            per_site = dict(
-                session.execute(select(JobRow.site_id, func.count()).group_by(JobRow.site_id)).all()
-            )
-        platform.stop()
-        return jobs / elapsed, [per_site.get(layout.name, 0) for layout in layouts]
+        try:
+            return _time_submissions(platform, jobs, [layout.name for layout in layouts])
+        finally:
+            platform.stop()
     finally:
         for layout in layouts:
             _drain(cluster, layout)
         cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _measure_emulated(sites: int, jobs: int) -> tuple[float, list[int]]:
+    """The same on emulated sites: each submission starts the job's runner process (sleep
+    jobs: no command, so no confinement to set up); every job is cancelled at the end."""
+    base = Path(tempfile.mkdtemp(prefix="aifb-", dir="/tmp"))
+    names = [f"emu{k + 1}" for k in range(sites)]
+    entries = [
+        {
+            "id": name,
+            "name": f"Emulated {name}",
+            "country": COUNTRIES[k],
+            "supercomputer": "emulated",
+            "status": "operational",
+            "partitions": [
+                {
+                    "name": "gpu",
+                    "gpu_model": "A100",
+                    "gpu_memory_gb": 40,
+                    "gpus_per_node": 16,
+                    "nodes": 16,
+                }
+            ],
+        }
+        for k, name in enumerate(names)
+    ]
+    catalogue = base / "sites.yaml"
+    catalogue.write_text(yaml.safe_dump({"sites": entries}))
+    platform = Platform(
+        Settings(
+            data_dir=base / "data",
+            catalogue=catalogue,
+            run_broker=False,
+            policy="first_fit",
+            executor="emulated",
+            job_isolation="none",
+        )
+    )
+    try:
+        return _time_submissions(platform, jobs, names)
+    finally:
+        for executor in platform.executors().values():
+            assert isinstance(executor, EmulatedExecutor)
+            for entry in (executor.state_dir / "jobs").iterdir():
+                executor.cancel(entry.name)
+        platform.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _time_submissions(platform: Platform, jobs: int, sites: list[str]) -> tuple[float, list[int]]:
+    """Queue ``jobs`` one-GPU jobs spread over ``sites``; time the cycles that submit them."""
+    platform.migrate()
+    tokens = load_demo(platform.ctx).tokens
+    principal = authenticate(platform.ctx, tokens["alice"])
+    for k in range(jobs):
+        request = JobRequest(
+            project="aurora-vision",
+            gpus=1,
+            time_limit=600,
+            runtime=300,
+            name=f"b{k}",
+            countries=[COUNTRIES[k % len(sites)]] if len(sites) > 1 else [],
+        )
+        submit_job(platform.ctx, principal, request)
+    started = time.perf_counter()
+    while True:
+        platform.broker.run_once()
+        with platform.ctx.reads() as session:
+            waiting = session.execute(
+                select(func.count())
+                .select_from(JobRow)
+                .where(JobRow.state.in_(("pending", "placed")))
+            ).scalar_one()
+        if waiting == 0:
+            break
+    elapsed = time.perf_counter() - started
+    with platform.ctx.reads() as session:
+        per_site = dict(
+            session.execute(select(JobRow.site_id, func.count()).group_by(JobRow.site_id)).all()
+        )
+    return jobs / elapsed, [per_site.get(site, 0) for site in sites]
 
 
 def _drain(cluster: LocalSlurm, layout: SiteLayout, timeout_s: float = 120.0) -> None:
@@ -118,7 +177,7 @@ def _drain(cluster: LocalSlurm, layout: SiteLayout, timeout_s: float = 120.0) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200, help="at most 256 (one site)")
-    parser.add_argument("--backends", default="cli,rest")
+    parser.add_argument("--backends", default="cli,rest", help="cli, rest and/or emulated")
     parser.add_argument("--sites", default="1,3", help="site counts to measure")
     parser.add_argument(
         "--workers",
