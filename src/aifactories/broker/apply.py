@@ -66,7 +66,7 @@ CHUNK = 10
 # One worker per site with work; a federation of dozens of sites still gets a bounded pool.
 MAX_SITE_WORKERS = 8
 # What a job's failure reason keeps of a site's words (they may echo the job's own text).
-MAX_REASON = 1000
+MAX_REASON = 500
 
 
 @dataclass
@@ -101,15 +101,8 @@ def _submit_batch(
         try:
             batch.accepted.append((job_id, executor.submit(request)))
         except SubmissionRejected as exc:
+            # logged with the job's end (broker/events.py), like every failure
             batch.failed.append((job_id, f"rejected by {site}: {clip(exc.reason, MAX_REASON)}"))
-            throttle.log(
-                logging.INFO,
-                (site, "rejected"),
-                "site %s rejected job %s: %s",
-                site,
-                job_id,
-                clip(exc.reason),
-            )
         except (SiteUnavailable, ConfigurationError) as exc:
             throttle.warning(
                 (site, "unavailable"),
