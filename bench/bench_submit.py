@@ -60,7 +60,7 @@ async def _load(
     latencies: list[float] = []
     errors = 0
     issued = 0
-    body = {"project": "aurora-vision", "gpus": 1, "time_limit": 3600, "command": ["true"]}
+    body = {"project": "aurora-vision", "gpus": 1, "time_limit": 60, "command": ["true"]}
     deadline = time.perf_counter() + max_seconds
 
     async def worker(client: httpx.AsyncClient) -> None:
@@ -82,9 +82,11 @@ async def _load(
         return latencies, errors, time.perf_counter() - started
 
 
+# One-minute jobs: 50,000 submissions reserve under 1,000 of the demo project's 20,000
+# GPU-hours, so no answer is a budget refusal (a cheap 4xx would flatter the rate).
 _WRK_SCRIPT = """
 wrk.method = "POST"
-wrk.body = '{"project":"aurora-vision","gpus":1,"time_limit":3600,"command":["true"]}'
+wrk.body = '{"project":"aurora-vision","gpus":1,"time_limit":60,"command":["true"]}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer TOKEN"
 local limit = MAX
@@ -135,6 +137,24 @@ def _wrk(
     return rate, ms("50%"), ms("99%"), requests, errors
 
 
+def _placement_lag(url: str) -> float:
+    """Seconds from now until no job is pending any more (the broker has placed them all)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < 120:
+            with engine.connect() as conn:
+                left = conn.execute(text("SELECT count(*) FROM jobs WHERE state = 'pending'"))
+                if left.scalar_one() == 0:
+                    break
+            time.sleep(0.2)
+        return time.perf_counter() - started
+    finally:
+        engine.dispose()
+
+
 def run(database: str, count: int, concurrency: int, max_seconds: float, workers: int) -> bool:
     home = Path(tempfile.mkdtemp(prefix="aif-bench-"))
     url = f"sqlite:///{home / 'aif.db'}" if database == "sqlite" else _pg_database()
@@ -183,11 +203,22 @@ def run(database: str, count: int, concurrency: int, max_seconds: float, workers
             ordered = sorted(latencies)
             p50 = statistics.median(ordered) * 1000
             p99 = ordered[int(0.99 * (len(ordered) - 1))] * 1000
+        lag = _placement_lag(url) if env["AIFACTORIES_RUN_BROKER"] == "true" else None
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # "Broker on" counts only if the broker placed as fast as the target too: every job
+    # submitted during the load placed, over the load's time plus the lag after it (a broker
+    # that fell behind would flatter the API's rate).
+    placed_rate = None if lag is None else done / (elapsed + lag)
     ok = rate >= TARGET_RATE and p99 <= TARGET_P99_MS and errors == 0
+    ok = ok and (placed_rate is None or placed_rate >= TARGET_RATE)
     broker = "broker on" if env["AIFACTORIES_RUN_BROKER"] == "true" else "API only"
+    if lag is not None and placed_rate is not None:
+        print(
+            f"  the broker placed all {done} jobs {lag:.1f} s after the load ended: "
+            f"{placed_rate:.0f} placements/s (target >= {TARGET_RATE:.0f})"
+        )
     print(
         f"{database:<10} {broker:<9} {generator:<5} {done:>6} jobs in {elapsed:6.2f} s  "
         f"{rate:7.1f}/s (target >= {TARGET_RATE:.0f})  p50 {p50:6.1f} ms  "

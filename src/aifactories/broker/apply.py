@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aifactories.broker import events
 from aifactories.broker.reconcile import finish_job, requeue_job
 from aifactories.db.convert import job_spec
-from aifactories.db.jobs import try_reserve
+from aifactories.db.jobs import reserve_many
 from aifactories.db.models import JobRow, ProjectRow, UserRow, table_of
 from aifactories.domain.errors import (
     AifError,
@@ -181,13 +181,23 @@ def _reserve_chunk(
                 select(UserRow.id, UserRow.username).where(UserRow.id.in_(user_ids))
             ).all()
         )
-        for placement in chunk:
-            row = rows.get(placement.job_id)
-            if row is None or row.state != JobState.PENDING.value or row.cancel_requested:
-                continue
-            if not try_reserve(
-                session, placement.allocation_id, placement.reserved_gpu_seconds, row.id, now
-            ):
+        placeable = [
+            p
+            for p in chunk
+            if (row := rows.get(p.job_id)) is not None
+            and row.state == JobState.PENDING.value
+            and not row.cancel_requested
+        ]
+        # The chunk's reservations first, then the jobs' rows: one flush of all the rows at the
+        # end instead of one per job (autoflush before each reservation's update).
+        reserved = reserve_many(
+            session,
+            [(p.allocation_id, p.reserved_gpu_seconds, p.job_id) for p in placeable],
+            now,
+        )
+        for placement in placeable:
+            row = rows[placement.job_id]
+            if placement.job_id not in reserved:
                 continue  # the allocation moved since the snapshot: the job waits a cycle
             row.state = JobState.PLACED.value
             row.placed_at = now

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from aifactories.db.models import (
@@ -141,18 +141,28 @@ _ALLOCATION_COLUMNS = (
 
 
 def project_and_allocations(
-    conn: Connection, ref: str | int
-) -> tuple[ProjectRow, list[Allocation]] | None:
-    """A project (by id or code) and its allocations in one query through Core: the
-    submission hot path, where the ORM's overhead and each round trip count."""
+    conn: Connection, ref: str | int, member_id: int | None = None
+) -> tuple[ProjectRow, list[Allocation], int | None] | None:
+    """A project (by id or code), its allocations and, with ``member_id``, that member's
+    GPU-second cap in it (None: no cap), in one query through Core: the submission hot path,
+    where the ORM's overhead and each round trip count."""
     projects, allocations = table_of(ProjectRow), table_of(AllocationRow)
+    members = table_of(MembershipRow)
     if isinstance(ref, int) or ref.isdigit():
         where = projects.c.id == int(ref)
     else:
         where = projects.c.code == ref
+    cap = (
+        select(members.c.cap_gpu_seconds)
+        .where(members.c.project_id == projects.c.id, members.c.user_id == member_id)
+        .scalar_subquery()
+        if member_id is not None
+        else null()
+    )
     query = (
         select(
             projects,
+            cap.label("m_cap"),
             *(allocations.c[name].label(f"a_{name}") for name in _ALLOCATION_COLUMNS),
         )
         .select_from(projects.outerjoin(allocations, allocations.c.project_id == projects.c.id))
@@ -178,4 +188,5 @@ def project_and_allocations(
         for r in rows
         if r["a_id"] is not None
     ]
-    return project, found
+    cap_value = rows[0]["m_cap"]
+    return project, found, None if cap_value is None else int(cap_value)

@@ -41,6 +41,43 @@ def try_reserve(
     session: Session, allocation_id: int, gpu_seconds: int, job_id: int, now: float
 ) -> bool:
     """Reserve if the allocation still has room and is open; False leaves everything unchanged."""
+    if not _take(session, allocation_id, gpu_seconds):
+        return False
+    session.add(_reserve_entry(allocation_id, job_id, gpu_seconds, now))
+    return True
+
+
+def reserve_many(session: Session, wants: Sequence[tuple[int, int, int]], now: float) -> set[int]:
+    """Reserve for several jobs at once; ``wants`` holds (allocation id, GPU-seconds, job id)
+    in placement order. Returns the ids of the jobs that got their reservation.
+
+    The same outcome as ``try_reserve`` one job after the other, in fewer round trips (the
+    broker places hundreds of jobs a second): per allocation, one conditional update for the
+    sum of its jobs; only an allocation that cannot hold the sum is asked job by job, in
+    order, so the first that fit are reserved as they would have been one at a time."""
+    by_allocation: dict[int, list[tuple[int, int]]] = {}
+    for allocation_id, gpu_seconds, job_id in wants:
+        by_allocation.setdefault(allocation_id, []).append((job_id, gpu_seconds))
+    reserved: list[tuple[int, int, int]] = []
+    for allocation_id, jobs in by_allocation.items():
+        if len(jobs) > 1 and _take(session, allocation_id, sum(s for _, s in jobs)):
+            taken = jobs
+        else:
+            taken = [(j, s) for j, s in jobs if _take(session, allocation_id, s)]
+        reserved.extend((allocation_id, j, s) for j, s in taken)
+    session.add_all([_reserve_entry(a, j, s, now) for a, j, s in reserved])
+    return {j for _, j, _ in reserved}
+
+
+def _reserve_entry(allocation_id: int, job_id: int, gpu_seconds: int, now: float) -> LedgerEntryRow:
+    return LedgerEntryRow(
+        allocation_id=allocation_id, job_id=job_id, kind="reserve", gpu_seconds=gpu_seconds, at=now
+    )
+
+
+def _take(session: Session, allocation_id: int, gpu_seconds: int) -> bool:
+    """The conditional update behind every reservation: lands only if the allocation is open
+    and still has room at the moment of writing."""
     result = session.execute(
         update(AllocationRow)
         .where(
@@ -54,18 +91,7 @@ def try_reserve(
         .values(reserved_gpu_seconds=AllocationRow.reserved_gpu_seconds + gpu_seconds)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    session.add(
-        LedgerEntryRow(
-            allocation_id=allocation_id,
-            job_id=job_id,
-            kind="reserve",
-            gpu_seconds=gpu_seconds,
-            at=now,
-        )
-    )
-    return True
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def settle(

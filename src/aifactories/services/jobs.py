@@ -267,16 +267,18 @@ def _check_budget(
 def _admit(
     ctx: ServiceContext, conn: Connection, principal: Principal, spec: JobSpec, project_ref: str
 ) -> ProjectRow:
-    found = project_and_allocations(conn, project_ref)
+    found = project_and_allocations(conn, project_ref, member_id=principal.user_id)
     if found is None:
         raise NotFound(f"project {project_ref!r} does not exist or you are not a member of it")
-    project, allocations = found
+    project, allocations, member_cap = found
     require_project_access(principal, project.id, project_ref)
     if principal.role_in(project.id) is None:
         raise NotFound(f"project {project_ref!r}: only its members can submit jobs to it")
     _check_budget(ctx, allocations, spec, project)
-    # Education: a member's own cap in the project (one indexed query; sums only if capped)
-    check_member_cap(ctx, conn, principal, project, lambda: _least_reservation(ctx, spec))
+    # Education: a member's own cap in the project, read with the project above; the sums
+    # over the member's jobs are asked for only when there is a cap
+    if member_cap is not None:
+        check_member_cap(ctx, conn, principal, project, lambda: _least_reservation(ctx, spec))
     return project
 
 
