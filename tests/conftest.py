@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -36,7 +37,15 @@ def database_url(
     admin_url = _postgres_admin_url()
     if admin_url is None:
         pytest.skip(f"no PostgreSQL: run through scripts/check, or set {PG_ENV}")
-    name = f"aif_{uuid.uuid4().hex[:12]}"
+    with fresh_postgres_database(admin_url) as url:
+        yield url
+
+
+@contextmanager
+def fresh_postgres_database(admin_url: str, prefix: str = "aif") -> Iterator[str]:
+    """A new, empty database on the test PostgreSQL, dropped afterwards (its connections
+    ended first)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -8,13 +8,10 @@ import shlex
 import shutil
 import subprocess
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from aifactories.cli.admin import db_app
@@ -27,7 +24,7 @@ from tests.broker.mock_platform import (
     mock_platform,
     populate,
 )
-from tests.conftest import PG_ENV
+from tests.conftest import PG_ENV, fresh_postgres_database
 from tests.e2e.books import assert_books_balance
 
 
@@ -121,20 +118,8 @@ def fresh_pg_database() -> Iterator[str]:
     admin_url = os.environ.get(PG_ENV)
     if not admin_url:
         pytest.skip(f"no PostgreSQL: set {PG_ENV} (scripts/with-postgres)")
-    name = f"aif_restore_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with fresh_postgres_database(admin_url, prefix="aif_restore") as url:
+        yield url
 
 
 @pytest.mark.postgres
