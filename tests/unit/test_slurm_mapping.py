@@ -4,6 +4,7 @@ sbatch options and accounting rows (the formats are those Slurm 22.05.8 printed 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -480,3 +481,36 @@ def test_sacct_command_for_a_time_window() -> None:
 def test_a_short_sacct_row_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="columns"):
         read_accounting(lambda argv: "100001|COMPLETED\n", None, None, False)
+
+
+def test_sbatch_failing_with_words_we_do_not_know_refuses_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sbatch exits non-zero only when it made no job: the job is refused with what sbatch
+    said (not left 'unknown', which requeued it and failed again at every cycle)."""
+    from aifactories.domain.errors import SubmissionRejected
+    from aifactories.domain.sites import Site, SiteStatus
+    from aifactories.executors.slurm.cli import CommandFailed, SlurmCliExecutor
+
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=t\n")
+    partition = Partition(SiteId("t"), "gpu", "A100", 40, 2, 4)
+    site = Site(SiteId("t"), "T", "IT", "T", SiteStatus.OPERATIONAL, (partition,))
+    executor = SlurmCliExecutor(site, str(conf))
+    executor._partitions_checked = True
+
+    def fails(argv: list[str], **_: object) -> str:
+        raise CommandFailed(argv, 1, "sbatch: error: Something Slurm 26 says about --gres\n")
+
+    monkeypatch.setattr(executor, "run", fails)
+    request = SubmitRequest(
+        job_id=JobId(7),
+        tag="aif-x-7",
+        partition=partition,
+        shape=Shape(nodes=1, gpus_per_node=1, exclusive=False),
+        spec=JobSpec(gpus=1, time_limit_s=60),
+        account="p",
+        user="u",
+    )
+    with pytest.raises(SubmissionRejected, match="Something Slurm 26 says about --gres"):
+        executor.submit(request)

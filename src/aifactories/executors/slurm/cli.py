@@ -225,16 +225,18 @@ class SlurmCliExecutor:
         try:
             out = self.run(["sbatch", *sbatch_args(job)], stdin=job.script, env=job.environment)
         except CommandFailed as exc:
+            # sbatch exits non-zero only when it made no job (an unreachable controller, where
+            # the job may exist, was told apart in run()): whatever it said, the job is refused.
+            # Taken as "unknown" instead, the job would be requeued and refused every cycle.
             found = _REJECTED.search(exc.stderr)
-            if found:
-                reason = found.group(1).strip()
-                raise SubmissionRejected(
-                    f"site {self.site_id} refused job {request.job_id} (account {job.account}, "
-                    f"partition {job.partition}, {job.nodes} node(s) x {job.gres or 'no GPUs'}):"
-                    f" {reason}",
-                    reason=reason,
-                ) from exc
-            raise ProtocolError(f"site {self.site_id}: {exc}") from exc
+            said = [line.strip() for line in exc.stderr.splitlines() if line.strip()]
+            reason = found.group(1).strip() if found else (said[-1] if said else str(exc))
+            raise SubmissionRejected(
+                f"site {self.site_id} refused job {request.job_id} (account {job.account}, "
+                f"partition {job.partition}, {job.nodes} node(s) x {job.gres or 'no GPUs'}):"
+                f" {reason}",
+                reason=reason,
+            ) from exc
         # --parsable prints 'ID' or 'ID;CLUSTER'
         first = out.strip().splitlines()[-1] if out.strip() else ""
         site_job_id = first.split(";", 1)[0].strip()
