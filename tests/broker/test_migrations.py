@@ -364,3 +364,43 @@ REPLACED: dict[tuple[str, str], Callable[[Engine], None]] = {
 
 def _plain(value: Any) -> Any:
     return repr(value) if isinstance(value, dict | list) else value
+
+
+def test_non_finite_call_numbers_stored_before_the_checks_are_cleaned(tmp_path: Path) -> None:
+    """SQLite's JSON took NaN and infinite call budgets and rules before the input checks;
+    the upgrade turns a budget line into 0 GPU-hours and a rule into unset, and leaves the
+    finite numbers alone."""
+    import json
+    import math
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, PREVIOUS)
+    engine = create_engine(url)
+    try:
+        _seed(engine, _tables(engine))
+        with engine.begin() as conn:
+            call_id, rules_text = conn.execute(text("SELECT id, rules FROM calls")).one()
+            rules = json.loads(rules_text) | {"max_gpu_hours": math.inf, "min_gpu_hours": 5.0}
+            conn.execute(
+                text("UPDATE calls SET budget_gpu_hours = :b, rules = :r WHERE id = :i"),
+                {
+                    "b": json.dumps({"pool": math.nan, "lumi-aif": 100.0}),
+                    "r": json.dumps(rules),
+                    "i": call_id,
+                },
+            )
+    finally:
+        engine.dispose()
+
+    upgrade(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            budget_text, rules_text = conn.execute(
+                text("SELECT budget_gpu_hours, rules FROM calls WHERE id = :i"), {"i": call_id}
+            ).one()
+    finally:
+        engine.dispose()
+    assert json.loads(budget_text) == {"pool": 0.0, "lumi-aif": 100.0}
+    cleaned = json.loads(rules_text)
+    assert cleaned["max_gpu_hours"] is None and cleaned["min_gpu_hours"] == 5.0

@@ -13,6 +13,9 @@ recorded).
 
 from __future__ import annotations
 
+import json
+import math
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -64,6 +67,40 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_idempotency_keys_created_at"), ["created_at"], unique=False
         )
+    _clean_non_finite_call_numbers()
+
+
+def _clean_non_finite_call_numbers() -> None:
+    """Before the input checks, SQLite's JSON took NaN and infinite call budgets and rules
+    (PostgreSQL's refuses them): such a number means nothing, and it broke every budget check
+    of the call. A budget line becomes 0 GPU-hours (nothing left, as the read path shows it);
+    a rule becomes unset."""
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        return
+    calls = sa.table(
+        "calls",
+        sa.column("id", sa.Integer()),
+        sa.column("budget_gpu_hours", sa.Text()),
+        sa.column("rules", sa.Text()),
+    )
+    for call_id, budget_text, rules_text in bind.execute(
+        sa.select(calls.c.id, calls.c.budget_gpu_hours, calls.c.rules)
+    ).all():
+        budget = json.loads(budget_text) if budget_text else {}
+        rules = json.loads(rules_text) if rules_text else {}
+        clean_budget = {k: v if _finite(v) else 0.0 for k, v in budget.items()}
+        clean_rules = {k: v if _finite(v) else None for k, v in rules.items()}
+        if clean_budget != budget or clean_rules != rules:
+            bind.execute(
+                calls.update()
+                .where(calls.c.id == call_id)
+                .values(budget_gpu_hours=json.dumps(clean_budget), rules=json.dumps(clean_rules))
+            )
+
+
+def _finite(value: object) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def downgrade() -> None:
