@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -31,8 +32,16 @@ def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a new database on the test PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'aif.db'}"
+    with database_of_kind(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@contextmanager
+def database_of_kind(kind: str, directory: Path) -> Iterator[str]:
+    """A fresh database, ``kind`` 'sqlite' (a file in ``directory``) or 'postgresql', for a
+    fixture of any scope; without PostgreSQL it skips (and fails in CI)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'aif.db'}"
         return
     admin_url = _postgres_admin_url()
     if admin_url is None:

@@ -10,21 +10,19 @@ field, and writes nothing.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from aifactories.db.models import Base
 from aifactories.db.programme_models import CallRow
 from tests.api.harness import Harness, make_harness
 from tests.api.programme_helpers import draft, open_call
-from tests.conftest import PG_ENV, _postgres_admin_url
+from tests.conftest import database_of_kind
 
 BIG = "9" * 20  # above 2^63 - 1: SQLite raised OverflowError (PostgreSQL: above 2^31 - 1)
 NAN = float("nan")
@@ -46,40 +44,18 @@ def world(
     """One platform for the module (the cases write nothing, so they can share it): on
     SQLite, and on PostgreSQL, which refuses a NUL that SQLite would store."""
     tmp = tmp_path_factory.mktemp("boundary")
-    if request.param == "sqlite":
-        url, drop = f"sqlite:///{tmp / 'aif.db'}", None
-    else:
-        admin_url = _postgres_admin_url()
-        if admin_url is None:
-            pytest.skip(f"no PostgreSQL: run through scripts/check, or set {PG_ENV}")
-        url, drop = _fresh_postgres(admin_url)
-    h = make_harness(tmp, url)
-    call = open_call(h, "pg1", "playground")
-    proposal = draft(h, "alice", call["code"])
-    allocations = h.client("alice").get("/projects/aurora-vision/allocations").json()
-    ids = {"call": call["code"], "proposal": proposal["id"], "allocation": allocations[0]["id"]}
-    yield World(h, ids)
-    h.platform.stop()
-    if drop is not None:
-        drop()
-
-
-def _fresh_postgres(admin_url: str) -> tuple[str, Callable[[], None]]:
-    name = f"aif_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), drop
+    with database_of_kind(request.param, tmp) as url:
+        h = make_harness(tmp, url)
+        call = open_call(h, "pg1", "playground")
+        proposal = draft(h, "alice", call["code"])
+        allocations = h.client("alice").get("/projects/aurora-vision/allocations").json()
+        ids = {
+            "call": call["code"],
+            "proposal": proposal["id"],
+            "allocation": allocations[0]["id"],
+        }
+        yield World(h, ids)
+        h.platform.stop()
 
 
 def _row_counts(h: Harness) -> dict[str, int]:
