@@ -59,10 +59,10 @@ GET /readyz                                   2xx  2xx  2xx  2xx  2xx  2xx  2xx 
 GET /metrics                                  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 GET /me                                       401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 GET /sites                                    401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
-# (?) the operator sees the project but is no member: 404, not 403
-POST /jobs                                    401  404  404  404  404  2xx  2xx  404  404  404
+# the operator sees the project but is no member: 403 (the others cannot see it: 404)
+POST /jobs                                    401  403  404  404  404  2xx  2xx  404  404  404
 # alice's request again with her Idempotency-Key: her job back (2xx+); bob's is his own (2xx-)
-POST /jobs ?alice's key                       401  404  404  404  404  2xx+ 2xx- 404  404  404
+POST /jobs ?alice's key                       401  403  404  404  404  2xx+ 2xx- 404  404  404
 GET /jobs                                     401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx+ 2xx- 2xx- 2xx-
 # ?project=aurora-vision
 GET /jobs ?project                            401  2xx+ 404  404  404  2xx+ 2xx+ 404  404  404

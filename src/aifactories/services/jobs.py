@@ -15,6 +15,7 @@ from aifactories.domain.errors import (
     BudgetExceeded,
     InvalidInput,
     NotFound,
+    PermissionDenied,
 )
 from aifactories.domain.ids import SiteId
 from aifactories.domain.jobs import ANY_GPU_MODEL, JobSpec, JobState, check_transition, shape_on
@@ -273,7 +274,11 @@ def _admit(
     project, allocations, member_cap = found
     require_project_access(principal, project.id, project_ref)
     if principal.role_in(project.id) is None:
-        raise NotFound(f"project {project_ref!r}: only its members can submit jobs to it")
+        # an operator can see the project (so no 404) but is not in it
+        raise PermissionDenied(
+            f"project {project_ref!r}: only its members can submit jobs to it; its PI or a "
+            f"programme operator can add you ('aif projects add-member {project_ref} USER')"
+        )
     _check_budget(ctx, allocations, spec, project)
     # Education: a member's own cap in the project, read with the project above; the sums
     # over the member's jobs are asked for only when there is a cap
