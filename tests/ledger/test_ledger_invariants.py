@@ -160,16 +160,19 @@ class LedgerMachine(RuleBasedStateMachine):
                     )
                 ).scalar_one()
                 assert a.used_gpu_seconds == charged
-            per_job = (
+            # Charged once: a job's charge is one entry per calendar month (or allocation)
+            # it ran in, each dated at its piece's end; charging the same end twice would
+            # repeat a (job, date) pair.
+            per_piece = (
                 s.execute(
                     select(func.count(LedgerEntryRow.id))
                     .where(LedgerEntryRow.kind == "charge")
-                    .group_by(LedgerEntryRow.job_id)
+                    .group_by(LedgerEntryRow.job_id, LedgerEntryRow.at)
                 )
                 .scalars()
                 .all()
             )
-            assert all(count == 1 for count in per_job)
+            assert all(count == 1 for count in per_piece)
 
 
 LedgerMachine.TestCase.settings = settings(
