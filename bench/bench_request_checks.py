@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aifactories.api.validation import validation_response
-from aifactories.services.jobs import JobRequest
-from aifactories.services.proposals import ProposalFields
+from aifactories.services.jobs.jobs import JobRequest
+from aifactories.services.programme.proposals import ProposalFields
 
 TARGET_US = 200.0  # 0.2 ms a request, whatever the body
 

@@ -35,9 +35,9 @@ from aifactories.db.models import (
 )
 from aifactories.localslurm import LocalSlurm, SiteRequest, free_port_base
 from aifactories.localslurm.sites_file import write_sites_file
-from aifactories.services.context import ServiceContext
+from aifactories.services.core.context import ServiceContext
 from aifactories.services.platform import Platform
-from aifactories.services.site_accounts import reconcile_site_accounts
+from aifactories.services.sites.site_accounts import reconcile_site_accounts
 from aifactories.settings import Settings
 
 # Targets for 1,000 projects on the 2-core machine (scaled linearly for other sizes). The

@@ -35,9 +35,9 @@ from aifactories.db.models import JobRow
 from aifactories.executors.emulated import EmulatedExecutor
 from aifactories.localslurm import LocalSlurm, SiteLayout, SiteRequest, free_port_base
 from aifactories.localslurm.sites_file import COUNTRIES, write_sites_file
-from aifactories.services.auth import authenticate
+from aifactories.services.core.auth import authenticate
 from aifactories.services.demo import load_demo
-from aifactories.services.jobs import JobRequest, submit_job
+from aifactories.services.jobs.jobs import JobRequest, submit_job
 from aifactories.services.platform import Platform
 from aifactories.settings import Settings
 

@@ -29,7 +29,7 @@ from aifactories.db.models import (
 )
 from aifactories.db.programme_models import AuditRow, NotificationRow
 from aifactories.executors.mock import MockExecutor
-from aifactories.services.allocation_sweep import SweepReport, sweep_allocations
+from aifactories.services.programme.allocation_sweep import SweepReport, sweep_allocations
 from tests.api.harness import Harness, make_harness
 
 H = 3600  # GPU-seconds in a GPU-hour

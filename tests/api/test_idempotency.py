@@ -20,9 +20,9 @@ from aifactories.cli.config import Profile
 from aifactories.db.models import ApiTokenRow, JobRow
 from aifactories.db.programme_models import AllocationRequestRow, CallRow, ProposalRow
 from aifactories.db.security_models import IdempotencyKeyRow
-from aifactories.services import idempotency
-from aifactories.services import jobs as job_service
-from aifactories.services.auth import authenticate
+from aifactories.services.core import idempotency
+from aifactories.services.core.auth import authenticate
+from aifactories.services.jobs import jobs as job_service
 from tests.api.harness import Harness, make_harness
 from tests.api.programme_helpers import open_call, proposal_body
 from tests.api.served import served

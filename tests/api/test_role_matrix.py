@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from aifactories.api.app import create_app
 from aifactories.domain.clock import ManualClock
-from aifactories.services.auth import forget_cached_principals
+from aifactories.services.core.auth import forget_cached_principals
 from aifactories.services.platform import Platform
 from aifactories.settings import Settings
 from tests.api.harness import Harness, make_harness

@@ -15,7 +15,7 @@ from aifactories.api.app import create_app
 from aifactories.cli.main import app as cli
 from aifactories.db.models import ApiTokenRow
 from aifactories.db.programme_models import AuditRow
-from aifactories.services.auth import forget_cached_principals
+from aifactories.services.core.auth import forget_cached_principals
 from tests.api.harness import Harness, make_harness
 from tests.api.served import served
 

@@ -15,9 +15,9 @@ from aifactories.domain.ids import SiteId
 from aifactories.domain.jobs import JobState
 from aifactories.executors.base import Executor
 from aifactories.executors.mock import MockExecutor
-from aifactories.services.auth import authenticate
+from aifactories.services.core.auth import authenticate
 from aifactories.services.demo import load_demo
-from aifactories.services.jobs import JobRequest, cancel_job, submit_job
+from aifactories.services.jobs.jobs import JobRequest, cancel_job, submit_job
 from aifactories.services.platform import Platform
 from aifactories.settings import Settings
 

@@ -33,9 +33,9 @@ from aifactories.db.engine import make_engine
 from aifactories.db.migrate import current_revision, head_revision, upgrade
 from aifactories.db.models import Base
 from aifactories.domain.clock import ManualClock
-from aifactories.services.auth import authenticate
-from aifactories.services.context import catalogue_from_settings
-from aifactories.services.jobs import JobRequest, submit_job
+from aifactories.services.core.auth import authenticate
+from aifactories.services.core.context import catalogue_from_settings
+from aifactories.services.jobs.jobs import JobRequest, submit_job
 from aifactories.settings import Settings
 from tests.broker.mock_platform import assert_books_consistent, mock_platform
 from tests.e2e.books import assert_books_balance

@@ -25,9 +25,9 @@ from aifactories.db.programme_models import AuditRow, ReviewerRow
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.errors import PermissionDenied
 from aifactories.domain.ids import UserId
-from aifactories.services import audit as audit_service
-from aifactories.services.audit import export_audit, list_audit, record
-from aifactories.services.context import Principal
+from aifactories.services.core.context import Principal
+from aifactories.services.notifications import audit as audit_service
+from aifactories.services.notifications.audit import export_audit, list_audit, record
 from tests.api.harness import Harness, make_harness
 from tests.programme_services.smtp_sink import free_port
 

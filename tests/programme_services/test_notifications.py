@@ -16,10 +16,10 @@ from sqlalchemy import select, update
 
 from aifactories.db.models import UserRow
 from aifactories.db.programme_models import NotificationRow
-from aifactories.services import notify_delivery
-from aifactories.services.context import ServiceContext
-from aifactories.services.notify import notify_user
-from aifactories.services.notify_delivery import LEASE_S, backoff_s, deliver_pending
+from aifactories.services.core.context import ServiceContext
+from aifactories.services.notifications import notify_delivery
+from aifactories.services.notifications.notify import notify_user
+from aifactories.services.notifications.notify_delivery import LEASE_S, backoff_s, deliver_pending
 from aifactories.services.programme_worker import ProgrammeWorker
 from tests.api.harness import Harness, make_harness
 from tests.programme_services.smtp_sink import SmtpSink, WebhookReceiver, free_port

@@ -15,9 +15,9 @@ from aifactories.db.models import AllocationRow, JobRow, LedgerEntryRow
 from aifactories.executors.base import job_tag
 from aifactories.localslurm import LocalSlurm, SiteLayout
 from aifactories.localslurm.sites_file import write_sites_file
-from aifactories.services.auth import authenticate
+from aifactories.services.core.auth import authenticate
 from aifactories.services.demo import load_demo
-from aifactories.services.jobs import JobRequest, submit_job
+from aifactories.services.jobs.jobs import JobRequest, submit_job
 from aifactories.services.platform import Platform
 from aifactories.settings import Settings
 

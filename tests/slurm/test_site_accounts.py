@@ -27,9 +27,9 @@ from aifactories.executors.slurm.sacctmgr import SlurmAccountsClient
 from aifactories.localslurm import LocalSlurm, SiteLayout
 from aifactories.localslurm.install import JOB_USER
 from aifactories.localslurm.sites_file import catalogue_entry
-from aifactories.services.context import ServiceContext
+from aifactories.services.core.context import ServiceContext
 from aifactories.services.demo import load_demo
-from aifactories.services.site_accounts import reconcile_site_accounts
+from aifactories.services.sites.site_accounts import reconcile_site_accounts
 from tests.slurm.conftest import SlurmFactory
 from tests.slurm.platform_on_slurm import make_platform, start_platform
 

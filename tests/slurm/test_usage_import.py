@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from aifactories.db.models import AllocationRow, LedgerEntryRow, SiteUsageRow
 from aifactories.localslurm import LocalSlurm, SiteLayout
-from aifactories.services.usage_import import import_usage
+from aifactories.services.sites.usage_import import import_usage
 from tests.slurm.platform_on_slurm import start_platform
 
 

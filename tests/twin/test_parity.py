@@ -15,8 +15,8 @@ from aifactories.executors.base import Executor
 from aifactories.executors.mock import MockExecutor
 from aifactories.scheduling import POLICY_NAMES
 from aifactories.scheduling.snapshot import Placement
-from aifactories.services.context import Principal
-from aifactories.services.jobs import JobRequest, submit_job
+from aifactories.services.core.context import Principal
+from aifactories.services.jobs.jobs import JobRequest, submit_job
 from aifactories.services.platform import Platform
 from aifactories.settings import Settings
 from aifactories.twin.federation import DEFAULT_SPEED, UNLIMITED_GPU_SECONDS, projects_for

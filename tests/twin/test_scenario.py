@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from aifactories.catalogue.loader import parse_catalogue
 from aifactories.cli.main import app
 from aifactories.domain.errors import InvalidInput
-from aifactories.services.scenario import events_of, projects_of, setup_of
+from aifactories.services.twin.scenario import events_of, projects_of, setup_of
 from aifactories.twin.events import CapacityChange, SiteOutage
 from aifactories.twin.federation import DEFAULT_SPEED, UNLIMITED_GPU_SECONDS, projects_for
 from aifactories.twin.scenario import (

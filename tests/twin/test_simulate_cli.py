@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from aifactories.cli.main import app
 from aifactories.domain.errors import InvalidInput
-from aifactories.services.simulate import (
+from aifactories.services.twin.simulate import (
     MIXTURE_GPU_HOURS_PER_JOB,
     jobs_per_hour,
     parse_sweep,

@@ -5,7 +5,7 @@ import pytest
 from aifactories.domain.errors import InvalidInput, MalformedScript
 from aifactories.domain.jobs import JobSpec, Shape, shape_on
 from aifactories.domain.units import format_duration, parse_time_limit, reservation_gpu_seconds
-from aifactories.services.job_script import parse_script
+from aifactories.services.jobs.job_script import parse_script
 
 
 @pytest.mark.parametrize(

@@ -14,15 +14,15 @@ from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.params import PathId, PathRef, RefQ, WordQ
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.units import gpu_hours
-from aifactories.services import (
+from aifactories.services.core.input_types import Comment
+from aifactories.services.programme import (
     allocation_close,
     allocation_decisions,
     allocation_requests,
     allocation_sweep,
 )
-from aifactories.services import allocations as service
-from aifactories.services.allocation_common import AllocationView
-from aifactories.services.input_types import Comment
+from aifactories.services.programme import allocations as service
+from aifactories.services.programme.allocation_common import AllocationView
 
 router = APIRouter(tags=["allocations"])
 

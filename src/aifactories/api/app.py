@@ -29,11 +29,11 @@ from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.observability import ObservabilityMiddleware
 from aifactories.api.params import PathId, PathRef, RefQ
 from aifactories.api.schemas import BalanceOut, HealthOut, JobOut, MeOut, SiteOut
-from aifactories.services import jobs as job_service
-from aifactories.services.balances import project_balance
+from aifactories.services.jobs import jobs as job_service
+from aifactories.services.jobs.balances import project_balance
+from aifactories.services.jobs.sites import list_sites
 from aifactories.services.logging_setup import configure_logging
 from aifactories.services.platform import Platform
-from aifactories.services.sites import list_sites
 from aifactories.settings import Settings
 
 

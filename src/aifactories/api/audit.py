@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from aifactories.api.deps import Ctx, Me
 from aifactories.api.params import BeforeQ, TextQ, WordQ, word_query
 from aifactories.domain.clock import to_datetime
-from aifactories.services import audit as audit_service
-from aifactories.services import notify_delivery
+from aifactories.services.notifications import audit as audit_service
+from aifactories.services.notifications import notify_delivery
 
 router = APIRouter(tags=["audit"])
 

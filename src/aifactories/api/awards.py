@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.params import PathId, PathRef
-from aifactories.services import award_runs
-from aifactories.services.input_types import Code, EpochSeconds, Reason
+from aifactories.services.core.input_types import Code, EpochSeconds, Reason
+from aifactories.services.programme import award_runs
 
 router = APIRouter(tags=["awards"])
 

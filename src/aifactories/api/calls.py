@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.params import PathRef
 from aifactories.db.programme_models import CallRow
-from aifactories.services import calls as call_service
-from aifactories.services.input_types import Reason
+from aifactories.services.core.input_types import Reason
+from aifactories.services.programme import calls as call_service
 
 router = APIRouter(tags=["calls"])
 

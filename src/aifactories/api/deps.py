@@ -13,9 +13,9 @@ from aifactories.api.observability import PRINCIPAL_KEY
 from aifactories.api.schemas import ErrorBody
 from aifactories.db.accounts import hash_token
 from aifactories.domain.errors import AuthenticationRequired
-from aifactories.services.auth import authenticate, cached_principal_by_digest
-from aifactories.services.context import Principal, ServiceContext
-from aifactories.services.idempotency import HEADER as IDEMPOTENCY_HEADER
+from aifactories.services.core.auth import authenticate, cached_principal_by_digest
+from aifactories.services.core.context import Principal, ServiceContext
+from aifactories.services.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from aifactories.services.platform import Platform
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: 'aif_...'")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import AfterValidator
 
-from aifactories.services.input_types import ID_MAX, check_line, check_ref, check_text
+from aifactories.services.core.input_types import ID_MAX, check_line, check_ref, check_text
 
 
 def _line(value: str | None) -> str | None:

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.params import PathRef, PathUsername
-from aifactories.services import projects as project_service
-from aifactories.services.input_types import Reason
+from aifactories.services.core.input_types import Reason
+from aifactories.services.programme import projects as project_service
 
 router = APIRouter(tags=["projects"])
 

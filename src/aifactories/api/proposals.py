@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.params import PathId, PathRef, RefQ, WordQ
-from aifactories.services import proposals as proposal_service
-from aifactories.services.input_types import Code, LongReason, Reason
-from aifactories.services.technical_checks import technical_check
+from aifactories.services.core.input_types import Code, LongReason, Reason
+from aifactories.services.programme import proposals as proposal_service
+from aifactories.services.programme.technical_checks import technical_check
 
 router = APIRouter(tags=["proposals"])
 

@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 
 from aifactories.api.deps import Ctx, Me
 from aifactories.api.params import PathId, PathRef, PathUsername, ReasonQ, WordQ
-from aifactories.services import review_assignments, review_decisions, review_pool
-from aifactories.services import reviews as review_service
-from aifactories.services.input_types import Code, Comment, Id, Instant, Name, Username
+from aifactories.services.core.input_types import Code, Comment, Id, Instant, Name, Username
+from aifactories.services.programme import review_assignments, review_decisions, review_pool
+from aifactories.services.programme import reviews as review_service
 
 router = APIRouter(tags=["reviews"])
 

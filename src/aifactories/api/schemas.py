@@ -7,8 +7,8 @@ from pydantic import BaseModel, Field
 from aifactories.db.models import JobRow
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.units import gpu_hours
-from aifactories.services.balances import ProjectBalance
-from aifactories.services.sites import SiteView
+from aifactories.services.jobs.balances import ProjectBalance
+from aifactories.services.jobs.sites import SiteView
 
 
 class ErrorBody(BaseModel):

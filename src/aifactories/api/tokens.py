@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.params import PathId, WordQ
 from aifactories.domain.clock import to_datetime
-from aifactories.services import tokens as token_service
+from aifactories.services.core import tokens as token_service
 
 router = APIRouter(tags=["tokens"])
 

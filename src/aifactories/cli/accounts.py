@@ -11,7 +11,7 @@ from rich.table import Table
 from aifactories.cli import render
 from aifactories.domain.errors import AifError
 from aifactories.services.platform import Platform
-from aifactories.services.site_accounts import AccountsReport, reconcile_site_accounts
+from aifactories.services.sites.site_accounts import AccountsReport, reconcile_site_accounts
 from aifactories.settings import Settings
 
 accounts_app = typer.Typer(

@@ -21,8 +21,8 @@ from rich.table import Table
 from aifactories.catalogue.loader import Catalogue
 from aifactories.cli import render
 from aifactories.domain.errors import AifError, InvalidInput
-from aifactories.services.context import catalogue_from_settings
-from aifactories.services.simulate import (
+from aifactories.services.core.context import catalogue_from_settings
+from aifactories.services.twin.simulate import (
     parse_sweep,
     prepare,
     saturation_load,

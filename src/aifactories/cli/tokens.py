@@ -11,8 +11,8 @@ from rich.table import Table
 from aifactories.cli import render
 from aifactories.cli.remote import JsonOpt, call, client, fail
 from aifactories.domain.errors import AifError
+from aifactories.services.core.tokens import issue_token
 from aifactories.services.platform import Platform
-from aifactories.services.tokens import issue_token
 from aifactories.settings import Settings
 
 tokens_app = typer.Typer(help="Your API tokens: list, create, revoke.", no_args_is_help=True)

@@ -11,7 +11,7 @@ from rich.table import Table
 from aifactories.cli import render
 from aifactories.domain.errors import AifError
 from aifactories.services.platform import Platform
-from aifactories.services.usage_import import import_usage
+from aifactories.services.sites.usage_import import import_usage
 from aifactories.settings import Settings
 
 usage_app = typer.Typer(

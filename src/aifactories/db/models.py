@@ -61,7 +61,7 @@ class ApiTokenRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     # None: never expires (only tokens made before expiry existed, if an operator chose so)
     expires_at: Mapped[float | None] = mapped_column(Float)
-    # written at most once a minute per token and process (services/auth.py), not per request
+    # written at most once a minute per token and process (services/core/auth.py), not per request
     last_used_at: Mapped[float | None] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float)
 

@@ -23,7 +23,7 @@ from aifactories.db.models import (
 from aifactories.db.programme_models import ReviewerRow, SiteOperatorRow
 from aifactories.domain.organisations import Domain, OrganisationKind
 from aifactories.domain.units import SECONDS_PER_HOUR
-from aifactories.services.context import ServiceContext
+from aifactories.services.core.context import ServiceContext
 
 YEAR_S = 365 * 86400
 

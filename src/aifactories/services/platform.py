@@ -29,10 +29,10 @@ from aifactories.executors.base import Executor
 from aifactories.executors.isolation import JobIsolation, resolve_isolation
 from aifactories.executors.registry import make_executor
 from aifactories.scheduling import get_policy
-from aifactories.services.allocation_sweep import sweep_allocations
-from aifactories.services.context import ServiceContext, catalogue_from_settings
+from aifactories.services.core.context import ServiceContext, catalogue_from_settings
+from aifactories.services.programme.allocation_sweep import sweep_allocations
 from aifactories.services.programme_worker import PeriodicJob, ProgrammeWorker
-from aifactories.services.site_sync import SiteSync
+from aifactories.services.sites.site_sync import SiteSync
 from aifactories.settings import Settings
 
 log = logging.getLogger(__name__)

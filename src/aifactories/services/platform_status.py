@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aifactories.db.migrate import head_revision
 from aifactories.db.models import AllocationRow, JobRow, PartitionStatusRow
 from aifactories.domain.jobs import JobState
-from aifactories.services.context import ServiceContext
+from aifactories.services.core.context import ServiceContext
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ notification outbox every ``notify_interval_s`` and runs the programme's other p
 
 Like the broker and the site sync, it must outlive a bad pass: every failure is logged and
 the next pass tries again. Several workers (processes) may run at once: delivery claims each
-notification with a conditional update (services/notify_delivery.py); the extra jobs must
-be safe to run concurrently themselves.
+notification with a conditional update (services/notifications/notify_delivery.py); the extra
+jobs must be safe to run concurrently themselves.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from aifactories.services.context import ServiceContext
-from aifactories.services.notify_delivery import DeliveryReport, deliver_pending
+from aifactories.services.core.context import ServiceContext
+from aifactories.services.notifications.notify_delivery import DeliveryReport, deliver_pending
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ with a scenario and its inputs can be moved or shared; ``out`` is relative to th
 directory, like ``--out``. Times are hours in the file (people write them), seconds inside.
 
 The run writes the resolved spec (every default filled in, the sites inline, the trace pinned
-by its SHA-256; see :mod:`aifactories.services.scenario`) as ``scenario.yaml``, which
+by its SHA-256; see :mod:`aifactories.services.twin.scenario`) as ``scenario.yaml``, which
 reproduces that run byte for byte. Errors are
 :class:`~aifactories.domain.errors.InvalidInput` naming the file and the key, on one line.
 """

@@ -1,0 +1,3 @@
+"""Jobs as users see them: submit (with #SBATCH directives), list, show, cancel; balances; the
+catalogue of sites.
+"""

@@ -1,0 +1,65 @@
+"""Balances: GPU-hours granted, reserved, used and left, per allocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aifactories.db.accounts import allocations_of, project_by_ref
+from aifactories.domain.errors import NotFound
+from aifactories.services.core.auth import require_project_access
+from aifactories.services.core.context import Principal, ServiceContext
+
+
+@dataclass(frozen=True)
+class AllocationBalance:
+    allocation_id: int
+    site_id: str | None  # None: usable at any site (a pool)
+    status: str
+    starts_at: float
+    ends_at: float
+    granted_gpu_seconds: int
+    reserved_gpu_seconds: int
+    used_gpu_seconds: int
+
+    @property
+    def left_gpu_seconds(self) -> int:
+        return self.granted_gpu_seconds - self.reserved_gpu_seconds - self.used_gpu_seconds
+
+
+@dataclass(frozen=True)
+class ProjectBalance:
+    project_id: int
+    project_code: str
+    domain: str
+    industrial: bool
+    priority_weight: float  # the programme's visible weight (critical domain, industrial)
+    allocations: list[AllocationBalance]
+
+
+def project_balance(ctx: ServiceContext, principal: Principal, project_ref: str) -> ProjectBalance:
+    with ctx.reads() as session:
+        project = project_by_ref(session, project_ref)
+        if project is None:
+            raise NotFound(f"project {project_ref!r} does not exist or you are not a member of it")
+        require_project_access(principal, project.id, project_ref)
+        rows = allocations_of(session, project.id)
+        return ProjectBalance(
+            project_id=project.id,
+            project_code=project.code,
+            domain=project.domain,
+            industrial=project.industrial,
+            priority_weight=project.priority_weight,
+            allocations=[
+                AllocationBalance(
+                    allocation_id=r.id,
+                    site_id=r.site_id,
+                    status=r.status,
+                    starts_at=r.starts_at,
+                    ends_at=r.ends_at,
+                    granted_gpu_seconds=r.granted_gpu_seconds,
+                    reserved_gpu_seconds=r.reserved_gpu_seconds,
+                    used_gpu_seconds=r.used_gpu_seconds,
+                )
+                for r in rows
+            ],
+        )

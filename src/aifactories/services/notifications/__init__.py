@@ -1,0 +1,1 @@
+"""The outbox (e-mail, webhooks), its delivery, and the audit log."""

@@ -1,0 +1,1 @@
+"""Keeping the sites' Slurm accounts and usage in step with the books."""

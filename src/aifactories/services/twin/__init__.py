@@ -1,0 +1,1 @@
+"""Running the digital twin from a scenario."""

@@ -1,0 +1,270 @@
+"""Use case: run the twin on a scenario's workload for several policies and write the results
+(CSV and Parquet, the resolved scenario); the HTML report is :mod:`aifactories.twin.report`."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import get_args, get_type_hints
+
+import polars as pl
+
+from aifactories.catalogue.loader import Catalogue
+from aifactories.domain.errors import InvalidInput
+from aifactories.services.twin.scenario import catalogue_of, check, projects_of, resolved, setup_of
+from aifactories.twin.federation import TwinProject
+from aifactories.twin.metrics.results import JobResult, PolicyRun
+from aifactories.twin.metrics.summary import Row, compare
+from aifactories.twin.scenario import Scenario, dump_scenario
+from aifactories.twin.simulation import Simulation, TwinSetup
+from aifactories.twin.traces import read_trace
+from aifactories.twin.traces.model import Trace
+from aifactories.twin.traces.synthetic import generate_gavel_mixture
+from aifactories.twin.traces.transform import scale_load
+
+# Mean GPU-hours of one job of the Gavel/Philly mixture, from its definition: 1.9 GPUs on
+# average x E[runtime] = 0.8 x E[10^U(1.5,3)] + 0.2 x E[10^U(3,4)] minutes (about 16.8 h).
+_MEAN_GPUS = 0.7 * 1 + 0.1 * 2 + 0.15 * 4 + 0.05 * 8
+
+
+def _mean_log_uniform_minutes(low: float, high: float) -> float:
+    return (10**high - 10**low) / ((high - low) * math.log(10))
+
+
+MIXTURE_GPU_HOURS_PER_JOB = (
+    _MEAN_GPUS
+    * (0.8 * _mean_log_uniform_minutes(1.5, 3) + 0.2 * _mean_log_uniform_minutes(3, 4))
+    / 60
+)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A scenario made runnable: its sites, its workload, its projects and one setup per
+    policy, all checked."""
+
+    scenario: Scenario
+    catalogue: Catalogue
+    trace: Trace
+    trace_sha256: str | None  # of the trace file; None for the generator
+    projects: dict[str, TwinProject]
+    setups: tuple[TwinSetup, ...]
+
+    @property
+    def title(self) -> str:
+        return f"aifactories twin: {self.scenario.spec.name or self.trace.name}"
+
+
+def jobs_per_hour(load: float, total_gpus: int) -> float:
+    """The arrival rate at which the mixture offers ``load`` times the federation's GPUs."""
+    return load * total_gpus / MIXTURE_GPU_HOURS_PER_JOB
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_workload(scenario: Scenario, catalogue: Catalogue) -> tuple[Trace, str | None]:
+    """The scenario's jobs (the generator sized on ``catalogue``, or its trace) and the trace
+    file's SHA-256, checked against the one the scenario pins."""
+    spec = scenario.spec
+    generator, given = spec.workload.generator, spec.workload.trace
+    if generator is not None:
+        total = sum(p.total_gpus for p in catalogue.operational_partitions)
+        if total == 0:
+            raise InvalidInput(
+                f"{scenario.source}: sites",
+                "no operational site has GPUs, so the generator has no load to size",
+                limit="at least one operational site with partitions",
+            )
+        rate = jobs_per_hour(generator.load, total)
+        return generate_gavel_mixture(generator.jobs, rate, spec.seed), None
+    assert given is not None  # the schema asks for exactly one of the two
+    trace = scale_load(read_trace(given.path, given.format, limit=given.limit), given.load)
+    digest = _sha256(Path(given.path))
+    if given.sha256 is not None and digest != given.sha256:
+        raise InvalidInput(
+            f"{scenario.source}: workload.trace.sha256",
+            f"{given.path} has SHA-256 {digest[:12]}..., the scenario pins {given.sha256[:12]}...",
+            limit="the trace the scenario was written for, or remove sha256 to accept this one",
+        )
+    return trace, digest
+
+
+def prepare(scenario: Scenario, configured: Callable[[], Catalogue]) -> Prepared:
+    """Resolve ``scenario`` (``configured`` gives the platform's catalogue for ``sites:
+    catalogue``) and check every name in it; raises AifError before anything runs."""
+    catalogue = catalogue_of(scenario, configured)
+    trace, digest = load_workload(scenario, catalogue)
+    check(scenario, catalogue, trace)
+    spec = scenario.spec
+    return Prepared(
+        scenario=scenario,
+        catalogue=catalogue,
+        trace=trace,
+        trace_sha256=digest,
+        projects=projects_of(spec, trace, catalogue),
+        setups=tuple(setup_of(spec, catalogue, policy) for policy in spec.policies),
+    )
+
+
+def simulate(
+    prepared: Prepared, progress: Callable[[str, int, int], None] | None = None
+) -> tuple[list[PolicyRun], list[Row]]:
+    runs = []
+    for setup in prepared.setups:
+
+        def report(done: int, total: int, policy: str = setup.policy) -> None:
+            if progress is not None:
+                progress(policy, done, total)
+
+        runs.append(Simulation(prepared.trace, prepared.projects, setup).run(report))
+    return runs, compare(runs)
+
+
+# -- outputs ----------------------------------------------------------------------------------
+
+_POLARS: dict[type, pl.DataType] = {str: pl.String(), int: pl.Int64(), float: pl.Float64()}
+# JobResult's columns and their Parquet types, from its annotations: a field added there
+# shows up here, and "float | None" (a job that never started) is a nullable Float64.
+_JOB_COLUMNS: dict[str, pl.DataType] = {
+    "policy": pl.String(),
+    **{
+        name: _POLARS[next(a for a in get_args(hint) or (hint,) if a is not type(None))]
+        for name, hint in get_type_hints(JobResult).items()
+    },
+}
+_UTILISATION_COLUMNS: dict[str, pl.DataType] = {
+    "policy": pl.String(),
+    "time_s": pl.Float64(),
+    "site_id": pl.String(),
+    "busy_gpus": pl.Int64(),
+    "total_gpus": pl.Int64(),
+}
+
+
+def _summary_type(values: Sequence[object]) -> pl.DataType:
+    if all(isinstance(v, str) for v in values):
+        return pl.String()
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return pl.Int64()
+    return pl.Float64()  # NaN stays NaN: "not measurable", as in the CSV
+
+
+def utilisation_rows(runs: Sequence[PolicyRun]) -> list[tuple[str, float, str, int, int]]:
+    """Each site's busy and total GPUs, one row per change: the state holds until the next
+    row of that site (or the end of the run). Repeats carry no information and would
+    multiply the file by the number of sites."""
+    rows = []
+    for run in runs:
+        last: dict[str, tuple[int, int]] = {}
+        for time_s, site, busy, total in run.utilisation_samples:
+            if last.get(site) != (busy, total):
+                last[site] = (busy, total)
+                rows.append((run.policy, time_s, site, busy, total))
+    return rows
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
+
+
+def write_results(out: Path, runs: Sequence[PolicyRun], rows: Sequence[Row]) -> list[Path]:
+    """Per-job results, the comparison and the sites' utilisation in ``out``, each as CSV
+    (for people and spreadsheets) and Parquet (typed, for dataframes)."""
+    out.mkdir(parents=True, exist_ok=True)
+    names = [f.name for f in dataclasses.fields(JobResult)]
+    jobs = [(run.policy, *(getattr(r, n) for n in names)) for run in runs for r in run.results]
+    columns = list(rows[0]) if rows else ["policy"]
+    summary = [[row[c] for c in columns] for row in rows]
+    summary_types = {c: _summary_type([row[c] for row in rows]) for c in columns}
+    tables: list[tuple[str, dict[str, pl.DataType], Sequence[Sequence[object]]]] = [
+        ("jobs", _JOB_COLUMNS, jobs),
+        ("summary", summary_types, summary),
+        ("utilisation", _UTILISATION_COLUMNS, utilisation_rows(runs)),
+    ]
+    written = []
+    for name, schema, data in tables:
+        _write_csv(out / f"{name}.csv", list(schema), data)
+        frame = pl.DataFrame(data, schema=schema, orient="row")
+        frame.write_parquet(out / f"{name}.parquet")
+        written += [out / f"{name}.csv", out / f"{name}.parquet"]
+    return written
+
+
+def write_scenario(out: Path, prepared: Prepared) -> Path:
+    """``out/scenario.yaml``: the resolved scenario, which reproduces this run."""
+    spec = resolved(prepared.scenario, prepared.catalogue, prepared.trace_sha256, out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "scenario.yaml"
+    path.write_text(dump_scenario(spec), encoding="utf-8")
+    return path
+
+
+def parse_sweep(text: str) -> list[float]:
+    """``load=START:STOP:STEP`` (STOP included) as a list of loads."""
+    name, _, spec = text.partition("=")
+    parts = spec.split(":")
+    if name.strip() != "load" or len(parts) != 3:
+        raise InvalidInput(
+            "sweep", f"{text!r}", limit="load=START:STOP:STEP, e.g. load=0.5:1.3:0.1"
+        )
+    try:
+        start, stop, step = (float(p) for p in parts)
+    except ValueError:
+        raise InvalidInput(
+            "sweep", f"{text!r} has a non-number", limit="load=START:STOP:STEP"
+        ) from None
+    if not (0 < start <= stop and step > 0) or (stop - start) / step > 200:
+        raise InvalidInput("sweep", f"{text!r}", limit="0 < START <= STOP, STEP > 0, <= 200 steps")
+    count = round((stop - start) / step) + 1
+    return [round(start + i * step, 10) for i in range(count)]
+
+
+def saturation_load(points: Sequence[tuple[float, float]]) -> float | None:
+    """The knee of a policy's mean-JCT curve: the first load whose mean JCT is more than twice
+    the mean JCT at the lowest load (where queueing starts to dominate run time). None if the
+    curve never doubles in the swept range."""
+    finite = [(load, jct) for load, jct in sorted(points) if math.isfinite(jct)]
+    if not finite:
+        return None
+    base = finite[0][1]
+    return next((load for load, jct in finite if jct > 2 * base), None)
+
+
+def sweep(
+    scenario: Scenario,
+    configured: Callable[[], Catalogue],
+    loads: Sequence[float],
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[Row]:
+    """Each policy at each load (the generator), one summary row per (load, policy)."""
+    generator = scenario.spec.workload.generator
+    if generator is None:
+        raise InvalidInput("sweep", "a load sweep uses the generator", limit="omit --trace")
+    rows: list[Row] = []
+    for load in loads:
+
+        def report(policy: str, done: int, total: int, load: float = load) -> None:
+            if progress is not None:
+                progress(f"{policy} @ {load:g}", done, total)
+
+        workload = scenario.spec.workload.model_copy(
+            update={"generator": generator.model_copy(update={"load": load})}
+        )
+        at_load = replace(scenario, spec=scenario.spec.model_copy(update={"workload": workload}))
+        _runs, compared = simulate(prepare(at_load, configured), report)
+        rows.extend({"load": load, **row} for row in compared)
+    return rows
