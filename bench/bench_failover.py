@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,29 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+from _support import free_port, new_postgres_database
 
 AIF = str(Path(sys.executable).with_name("aif"))
 PLACED = {"placed", "submitted", "running", "completed"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pg_database() -> str:
-    admin = os.environ.get("AIFACTORIES_TEST_PG_URL")
-    if not admin:
-        raise SystemExit("PostgreSQL: run under scripts/with-postgres (AIFACTORIES_TEST_PG_URL)")
-    name = f"aif_failover_{int(time.time())}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return make_url(admin).set(database=name).render_as_string(hide_password=False)
 
 
 @dataclass
@@ -132,9 +113,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    database_url = _pg_database()
+    database_url = new_postgres_database("aif_failover")
     base = Path(tempfile.mkdtemp(prefix="aif-failover-"))
-    one, two = (Instance(name, base / name, database_url, _free_port()) for name in ("one", "two"))
+    one, two = (Instance(name, base / name, database_url, free_port()) for name in ("one", "two"))
     for instance in (one, two):
         instance.home.mkdir()
     try:

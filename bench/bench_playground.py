@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,14 +23,10 @@ from pathlib import Path
 
 import httpx
 
+from _support import free_port
+
 LIMIT_S = 60.0
 AIF = str(Path(sys.executable).with_name("aif"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(home: Path, port: int) -> subprocess.Popen[bytes]:
@@ -109,7 +104,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="aif-bench-pg-"))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = _start(home, port)
     try:

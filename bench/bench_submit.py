@@ -25,33 +25,12 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy.engine import make_url
+
+from _support import free_port, new_postgres_database
 
 TARGET_RATE = 500.0
 TARGET_P99_MS = 100.0
 AIF = str(Path(sys.executable).with_name("aif"))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pg_database() -> str:
-    admin = os.environ.get("AIFACTORIES_TEST_PG_URL")
-    if not admin:
-        raise SystemExit("PostgreSQL: run under scripts/with-postgres (AIFACTORIES_TEST_PG_URL)")
-    from sqlalchemy import create_engine, text
-
-    name = f"aif_bench_{int(time.time())}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return make_url(admin).set(database=name).render_as_string(hide_password=False)
 
 
 async def _load(
@@ -157,8 +136,12 @@ def _placement_lag(url: str) -> float:
 
 def run(database: str, count: int, concurrency: int, max_seconds: float, workers: int) -> bool:
     home = Path(tempfile.mkdtemp(prefix="aif-bench-"))
-    url = f"sqlite:///{home / 'aif.db'}" if database == "sqlite" else _pg_database()
-    port = _free_port()
+    url = (
+        f"sqlite:///{home / 'aif.db'}"
+        if database == "sqlite"
+        else new_postgres_database("aif_bench")
+    )
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORIES_")}
     env.update(
         {

@@ -1,0 +1,31 @@
+"""What several benchmarks need: a free loopback port and a new database on the PostgreSQL
+that scripts/with-postgres starts. Benchmarks run as scripts (``python bench/x.py``), so
+this folder is on their import path."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def new_postgres_database(prefix: str) -> str:
+    """The URL of a new, empty database on the test PostgreSQL (kept for a look afterwards)."""
+    admin = os.environ.get("AIFACTORIES_TEST_PG_URL")
+    if not admin:
+        raise SystemExit("PostgreSQL: run under scripts/with-postgres (AIFACTORIES_TEST_PG_URL)")
+    name = f"{prefix}_{int(time.time())}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(admin).set(database=name).render_as_string(hide_password=False)
