@@ -23,8 +23,9 @@ from aifactories.catalogue.loader import Catalogue
 from aifactories.db.convert import job_spec
 from aifactories.db.models import AllocationRow, JobRow, StaleSiteJobRow
 from aifactories.domain.errors import ExecutorError
+from aifactories.domain.fit import shape_fitting
 from aifactories.domain.ids import SiteId
-from aifactories.domain.jobs import JobSpec, JobState, shape_on
+from aifactories.domain.jobs import JobSpec, JobState
 from aifactories.domain.sites import Site
 from aifactories.executors.base import Executor, job_tag
 
@@ -37,12 +38,7 @@ def admits(site: Site, spec: JobSpec) -> bool:
     """Whether some partition of ``site`` could ever run the job (capacity aside)."""
     if spec.countries and site.country.upper() not in {c.upper() for c in spec.countries}:
         return False
-    return any(
-        spec.wants_model(p.gpu_model)
-        and p.gpu_memory_gb >= spec.min_gpu_memory_gb
-        and shape_on(spec, p.gpus_per_node, p.nodes) is not None
-        for p in site.partitions
-    )
+    return any(shape_fitting(spec, p) is not None for p in site.partitions)
 
 
 def move_queued_jobs(

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aifactories.domain.errors import CatalogueError
 from aifactories.domain.ids import PartitionId, SiteId
 from aifactories.domain.sites import ExecutorConfig, Partition, Site, SiteStatus
+from aifactories.domain.units import slurm_seconds
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
@@ -31,6 +32,17 @@ class _PartitionEntry(BaseModel):
     gpus_per_node: Annotated[int, Field(gt=0, le=64)]
     nodes: Annotated[int, Field(gt=0, le=1_000_000)]
     billing_weight: Annotated[float, Field(gt=0, le=100)] = 1.0
+    aliases: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]] = []
+    cpus_per_node: Annotated[int | None, Field(gt=0, le=100_000)] = None
+    mem_per_node_gb: Annotated[int | None, Field(gt=0, le=1_000_000)] = None
+    max_time: Annotated[str | None, Field(description="Slurm time, e.g. 2-00:00:00")] = None
+
+    @field_validator("max_time")
+    @classmethod
+    def _slurm_time(cls, value: str | None) -> str | None:
+        if value is not None:
+            slurm_seconds(value)  # a ValueError names what is wrong
+        return value
 
 
 class _ExecutorEntry(BaseModel):
@@ -166,6 +178,10 @@ def parse_catalogue(data: object, source: str) -> Catalogue:
                     nodes=p.nodes,
                     gpus_per_node=p.gpus_per_node,
                     billing_weight=p.billing_weight,
+                    aliases=tuple(p.aliases),
+                    cpus_per_node=p.cpus_per_node,
+                    mem_per_node_gb=p.mem_per_node_gb,
+                    max_time_limit_s=None if p.max_time is None else slurm_seconds(p.max_time),
                 )
                 for p in entry.partitions
             ),

@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from aifactories.db.convert import spec_from_columns
 from aifactories.db.models import (
     AllocationRow,
     JobRow,
@@ -23,7 +24,7 @@ from aifactories.db.models import (
     table_of,
 )
 from aifactories.domain.ids import JobId, PartitionId, ProjectId, SiteId, UserId
-from aifactories.domain.jobs import ActiveJob, JobSpec, JobState, PendingJob, Shape
+from aifactories.domain.jobs import ActiveJob, JobState, PendingJob, Shape
 from aifactories.ledger.usage_split import UsagePiece
 
 ACTIVE_STATES = (JobState.PLACED.value, JobState.SUBMITTED.value, JobState.RUNNING.value)
@@ -273,19 +274,7 @@ def pending_jobs(session: Session) -> list[PendingJob]:
             id=JobId(r["id"]),
             project_id=ProjectId(r["project_id"]),
             user_id=UserId(r["user_id"]),
-            spec=JobSpec(
-                gpus=r["gpus"],
-                time_limit_s=r["time_limit_s"],
-                gpu_model=r["gpu_model"],
-                min_gpu_memory_gb=r["min_gpu_memory_gb"],
-                nodes=r["nodes"],
-                name=r["name"],
-                command=tuple(r["command"] or ()),
-                script=r["script"],
-                workdir=r["workdir"],
-                countries=frozenset(r["countries"] or ()),
-                runtime_s=r["runtime_s"],
-            ),
+            spec=spec_from_columns(r),
             submitted_at=r["submitted_at"],
             requeues=r["requeues"],
         )

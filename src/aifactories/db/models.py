@@ -105,6 +105,8 @@ class AllocationRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     site_id: Mapped[str | None] = mapped_column(String(64))
+    # a pool allocation (site_id None) usable only at these sites; None: at any site
+    pool_sites: Mapped[list[str] | None] = mapped_column(JSON)
     granted_gpu_seconds: Mapped[int] = mapped_column(BigInteger)
     reserved_gpu_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
     used_gpu_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -133,6 +135,16 @@ class JobRow(Base):
     workdir: Mapped[str | None] = mapped_column(String(1024))
     countries: Mapped[list[str]] = mapped_column(JSON, default=list)
     runtime_s: Mapped[int | None] = mapped_column(Integer)
+    # Slurm's resource and batch options (db/convert.py: slurm_options, spec_from_columns)
+    slurm: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    array_job_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    array_task_id: Mapped[int | None] = mapped_column(Integer)
+    # [[kind, [job ids]], ...] and "any" for '?': see domain/batch.py Dependencies
+    dependency: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    warnings: Mapped[list[str] | None] = mapped_column(JSON)
+    # where the site writes the job's standard output and error (set once known)
+    output_path: Mapped[str | None] = mapped_column(String(4096))
+    error_path: Mapped[str | None] = mapped_column(String(4096))
     # placement and progress
     submitted_at: Mapped[float] = mapped_column(Float)
     placed_at: Mapped[float | None] = mapped_column(Float)

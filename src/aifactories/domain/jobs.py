@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from aifactories.domain.batch import BatchOptions
 from aifactories.domain.errors import InvalidTransition
 from aifactories.domain.ids import JobId, PartitionId, ProjectId, SiteId, UserId
 
@@ -103,6 +104,20 @@ class JobSpec:
     workdir: str | None = None
     countries: frozenset[str] = field(default_factory=frozenset)
     runtime_s: int | None = None  # emulation hint: how long the job really runs
+    # Slurm's resource options, honoured by placement (domain/fit.py)
+    partitions: frozenset[str] = frozenset()  # partition ids asked for; empty: any
+    ntasks: int | None = None
+    ntasks_per_node: int | None = None
+    cpus_per_task: int = 1
+    mem_per_node_mb: int | None = None  # --mem; 0: all of each node's memory
+    mem_per_gpu_mb: int | None = None
+    exclusive: bool = False  # --exclusive: whole nodes
+    batch: BatchOptions = field(default_factory=BatchOptions)
+
+    @property
+    def whole_nodes(self) -> bool:
+        """--exclusive, or --mem=0 (all of a node's memory leaves no room for another job)."""
+        return self.exclusive or self.mem_per_node_mb == 0
 
     def wants_model(self, gpu_model: str) -> bool:
         return self.gpu_model == ANY_GPU_MODEL or self.gpu_model.lower() == gpu_model.lower()
@@ -113,7 +128,8 @@ class Shape:
     """How a job lays out on one partition: ``nodes`` nodes, ``gpus_per_node`` GPUs each.
 
     A multi-node job takes whole nodes (``exclusive``), so it holds and is charged for every
-    GPU of those nodes, as Slurm does with exclusive node allocation.
+    GPU of those nodes, as Slurm does with exclusive node allocation; so does a job that asks
+    for ``--exclusive`` or ``--mem=0``.
     """
 
     nodes: int
@@ -128,7 +144,7 @@ class Shape:
 def shape_on(spec: JobSpec, partition_gpus_per_node: int, partition_nodes: int) -> Shape | None:
     """The job's layout on a partition of that node size, or None if it cannot fit at all."""
     if spec.nodes is None:
-        if spec.gpus <= partition_gpus_per_node:
+        if spec.gpus <= partition_gpus_per_node and not spec.whole_nodes:
             return Shape(1, spec.gpus, exclusive=False)
         nodes = math.ceil(spec.gpus / partition_gpus_per_node)
         if nodes > partition_nodes:
@@ -139,7 +155,7 @@ def shape_on(spec: JobSpec, partition_gpus_per_node: int, partition_nodes: int) 
     per_node = spec.gpus // spec.nodes
     if per_node > partition_gpus_per_node:
         return None
-    if spec.nodes == 1:
+    if spec.nodes == 1 and not spec.whole_nodes:
         return Shape(1, per_node, exclusive=False)
     return Shape(spec.nodes, partition_gpus_per_node, exclusive=True)
 

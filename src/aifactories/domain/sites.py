@@ -24,6 +24,17 @@ class Partition:
     nodes: int
     gpus_per_node: int
     billing_weight: float = 1.0
+    # the names a site's own users write in --partition (LUMI's standard-g, small-g, ...)
+    aliases: tuple[str, ...] = ()
+    # per node, where published; None: the platform does not check that resource
+    cpus_per_node: int | None = None
+    mem_per_node_gb: int | None = None
+    max_time_limit_s: int | None = None  # the partition's own MaxTime
+
+    def answers_to(self, name: str) -> bool:
+        """Whether ``--partition=name`` means this partition: its name, its id or an alias."""
+        wanted = name.strip().lower()
+        return wanted in {self.name.lower(), self.id.lower()} | {a.lower() for a in self.aliases}
 
     @property
     def id(self) -> PartitionId:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aifactories.domain.fit import Misfit, fit, shape_fitting
 from aifactories.domain.ids import ProjectId
-from aifactories.domain.jobs import ANY_GPU_MODEL, JobSpec, shape_on
+from aifactories.domain.jobs import ANY_GPU_MODEL, JobSpec
 from aifactories.domain.units import format_duration, gpu_hours
 from aifactories.scheduling.snapshot import PartitionState
 from aifactories.scheduling.working import Budgets, Option, Slot
@@ -70,12 +71,11 @@ def never_reason(spec: JobSpec, partitions: Sequence[PartitionState]) -> str:
     resident = [s for s in hardware if not wanted or s.country.upper() in wanted]
     if not resident:
         return f"residency: no partition of {label} in {_countries(spec)}"
-    shaped = [
-        s
-        for s in resident
-        if shape_on(spec, s.partition.gpus_per_node, s.partition.nodes) is not None
-    ]
+    shaped = [s for s in resident if shape_fitting(spec, s.partition) is not None]
     if not shaped:
+        misfits = [m for s in resident if isinstance(m := fit(spec, s.partition), Misfit)]
+        if misfits and all(m.rule not in ("gpus", "gpu_model") for m in misfits):
+            return "; ".join(m.why for m in misfits[:3])
         big = max(resident, key=lambda s: s.partition.total_gpus)
         return (
             f"no partition can ever fit {_gang(spec)} of {label} "

@@ -13,8 +13,9 @@ from enum import Enum
 from typing import NamedTuple
 
 from aifactories.domain.errors import InvalidInput
+from aifactories.domain.fit import shape_fitting
 from aifactories.domain.ids import AllocationId, JobId, PartitionId, ProjectId, SiteId
-from aifactories.domain.jobs import ANY_GPU_MODEL, JobSpec, PendingJob, Shape, shape_on
+from aifactories.domain.jobs import JobSpec, PendingJob, Shape
 from aifactories.domain.projects import Allocation, AllocationStatus
 from aifactories.scheduling.snapshot import PartitionState
 
@@ -186,18 +187,12 @@ def options_for(spec: JobSpec, slots: Iterable[Slot]) -> tuple[Option, ...]:
     """The available partitions this job could ever use, in catalogue order."""
     if spec.gpus < 1:
         return ()
-    model = spec.gpu_model.lower()
     countries = frozenset(c.upper() for c in spec.countries)
     options: list[Option] = []
     for slot in slots:
-        partition = slot.partition
-        if model != ANY_GPU_MODEL and partition.gpu_model.lower() != model:
-            continue
-        if partition.gpu_memory_gb < spec.min_gpu_memory_gb:
-            continue
         if countries and slot.country not in countries:
             continue
-        shape = shape_on(spec, partition.gpus_per_node, partition.nodes)
+        shape = shape_fitting(spec, slot.partition)
         if shape is None:
             continue
         options.append(
