@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from aifactories.domain.ids import JobId, SiteId
 from aifactories.domain.jobs import JobSpec, JobState, Shape
@@ -47,6 +47,23 @@ class SiteJobStatus:
     exit_code: int | None = None
     reason: str | None = None
     allocated_gpus: int = 0
+    # where the site writes the job's standard output and error, once it knows (the broker
+    # keeps them on the job, so output stays readable after the site forgets the job)
+    output_path: str | None = None
+    error_path: str | None = None
+
+
+OutputStream = Literal["output", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputChunk:
+    """Bytes of a job's output file from ``offset``; ``size`` is the file's size now."""
+
+    data: bytes
+    offset: int
+    size: int
+    path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +99,20 @@ class Executor(Protocol):
 
     def find_by_tag(self, tag: str) -> SiteJobStatus | None:
         """The job carrying this tag, if the site has it: lets a restarted broker adopt it."""
+        ...
+
+    def read_output(
+        self,
+        site_job_id: str,
+        stream: OutputStream,
+        offset: int,
+        limit: int,
+        known_path: str | None = None,
+    ) -> OutputChunk | None:
+        """Up to ``limit`` bytes of the job's standard output (or error) from ``offset``, read
+        where the site keeps it; ``known_path`` is the path the site reported earlier. None
+        if the file does not exist (not yet, or no more). Never follows a link the job made
+        and never reads a file the job's user could not have written."""
         ...
 
     def close(self) -> None:
