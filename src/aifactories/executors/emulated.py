@@ -32,9 +32,16 @@ from aifactories.domain.jobs import JobState
 from aifactories.domain.logthrottle import clip
 from aifactories.domain.sites import Partition, Site
 from aifactories.executors import _launch
+from aifactories.executors._output import read_emulated_output
 from aifactories.executors._sitestate import JobRecord, SiteFiles, SiteState
 from aifactories.executors._status import OUTCOMES, final_status, live_status, queue_positions
-from aifactories.executors.base import PartitionCapacity, SiteJobStatus, SubmitRequest
+from aifactories.executors.base import (
+    OutputChunk,
+    OutputStream,
+    PartitionCapacity,
+    SiteJobStatus,
+    SubmitRequest,
+)
 from aifactories.executors.isolation import (
     JobIsolation,
     prepare_scratch_dir,
@@ -168,6 +175,26 @@ class EmulatedExecutor:
         status = self.poll([site_job_id]).get(site_job_id)
         # A tag written by a submit that crashed before saving may point at a reused id.
         return status if status is not None and status.tag == tag else None
+
+    def read_output(
+        self,
+        site_job_id: str,
+        stream: OutputStream,
+        offset: int,
+        limit: int,
+        known_path: str | None = None,
+    ) -> OutputChunk | None:
+        """No site lock: the file is read through its own descriptor (see _output.py)."""
+        with self._guard():
+            return read_emulated_output(
+                self._files.job_dir(site_job_id),
+                stream,
+                offset,
+                limit,
+                known_path,
+                protected=self.isolation.protected,
+                hidden_files=self.isolation.hidden_files,
+            )
 
     def close(self) -> None:
         """Nothing to release: no descriptor outlives a call, and the runners are detached."""

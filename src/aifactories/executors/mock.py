@@ -23,7 +23,13 @@ from aifactories.domain.clock import Clock, ManualClock
 from aifactories.domain.errors import ExecutorError, SiteUnavailable, SubmissionRejected
 from aifactories.domain.jobs import JobState
 from aifactories.domain.sites import Partition, Site
-from aifactories.executors.base import PartitionCapacity, SiteJobStatus, SubmitRequest
+from aifactories.executors.base import (
+    OutputChunk,
+    OutputStream,
+    PartitionCapacity,
+    SiteJobStatus,
+    SubmitRequest,
+)
 from aifactories.executors.nodes import Grants, NodePool, gpus_needed, held_gpus, never_fits
 
 
@@ -62,6 +68,8 @@ class MockExecutor:
         self._next_id = 1
         self._submit_failures: list[ExecutorError] = []
         self._lost_replies = 0
+        # (site job id, stream) -> what the job wrote; see write_output
+        self.outputs: dict[tuple[str, str], bytearray] = {}
 
     # -- scripting -------------------------------------------------------------------------
 
@@ -165,6 +173,18 @@ class MockExecutor:
     def status(self, site_job_id: str) -> SiteJobStatus:
         return self.jobs[site_job_id].status
 
+    def write_output(self, site_job_id: str, data: bytes, stream: OutputStream = "output") -> str:
+        """The job writes ``data`` to its output (or error); the site reports the file's
+        path from now on. Returns the path."""
+        job = self.jobs[site_job_id]
+        path = f"/mock/{self.site_id}/{site_job_id}.{'out' if stream == 'output' else 'err'}"
+        self.outputs.setdefault((site_job_id, stream), bytearray()).extend(data)
+        if stream == "output":
+            job.status = replace(job.status, output_path=path)
+        else:
+            job.status = replace(job.status, error_path=path)
+        return path
+
     # -- the contract ----------------------------------------------------------------------
 
     def submit(self, request: SubmitRequest) -> str:
@@ -217,6 +237,25 @@ class MockExecutor:
             if job.status.tag == tag:
                 return self._current(job)
         return None
+
+    def read_output(
+        self,
+        site_job_id: str,
+        stream: OutputStream,
+        offset: int,
+        limit: int,
+        known_path: str | None = None,
+    ) -> OutputChunk | None:
+        self._call("read_output", (site_job_id, stream))
+        written = self.outputs.get((site_job_id, stream))
+        if written is None:
+            return None
+        job = self.jobs.get(site_job_id)
+        reported = None if job is None else job.status
+        if known_path is None and reported is not None:
+            known_path = reported.output_path if stream == "output" else reported.error_path
+        data = bytes(written[offset : offset + limit])
+        return OutputChunk(data=data, offset=offset, size=len(written), path=known_path or "")
 
     def close(self) -> None:
         self.calls.append(("close", None))
