@@ -22,6 +22,7 @@ from aifactories.db.programme_models import AllocationRequestRow, CallRow, Propo
 from aifactories.db.security_models import IdempotencyKeyRow
 from aifactories.services.core import idempotency
 from aifactories.services.core.auth import authenticate
+from aifactories.services.jobs import job_queries
 from aifactories.services.jobs import jobs as job_service
 from tests.api.harness import Harness, make_harness
 from tests.api.programme_helpers import open_call, proposal_body
@@ -123,7 +124,7 @@ def test_the_loser_of_a_race_rolls_back_its_object(harness: Harness) -> None:
         ctx,
         once,
         lambda: job_service._submit_job(ctx, alice, request, once),
-        lambda job_id: job_service.get_job(ctx, alice, job_id),
+        lambda job_id: job_queries.get_job(ctx, alice, job_id),
     )
     assert replayed.id == first.id
 

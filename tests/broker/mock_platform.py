@@ -17,7 +17,8 @@ from aifactories.executors.base import Executor
 from aifactories.executors.mock import MockExecutor
 from aifactories.services.core.auth import authenticate
 from aifactories.services.demo import load_demo
-from aifactories.services.jobs.jobs import JobRequest, cancel_job, submit_job
+from aifactories.services.jobs.job_queries import cancel_job
+from aifactories.services.jobs.jobs import JobRequest, submit_job
 from aifactories.services.platform import Platform
 from aifactories.settings import Settings
 

@@ -76,7 +76,7 @@ def test_script_directives() -> None:
     )
     assert d.countries == ["DE", "FI"] and d.min_gpu_memory_gb == 80 and d.runtime_s == 1800
     assert d.gpus is None  # directives after the first command are not read, as in sbatch
-    assert set(d.ignored) == {"--output", "--mem"}
+    assert d.output == "x.out" and d.mem_mb == 100 * 1024  # honoured now, not dropped
 
 
 @pytest.mark.parametrize(
@@ -85,8 +85,8 @@ def test_script_directives() -> None:
         ("", "empty"),
         ("#SBATCH --gpus=lots\n", "line 1: --gpus wants a whole number"),
         ("#!/bin/sh\n#SBATCH --nodes=2-4\n", "line 2: --nodes=2-4"),
-        ("#SBATCH --gres=tpu:4\n", "write gpu:N"),
-        ("#SBATCH --frobnicate\n", "unsupported directive --frobnicate"),
+        ("#SBATCH --gres=gpu:a:b:4\n", "write gpu:N"),
+        ("#SBATCH --frobnicate\n", "unsupported option --frobnicate"),
         ("#SBATCH --time=soon\n", "line 1 --time"),
         ("#SBATCH --job-name 'unclosed\n", "line 1: cannot read"),
     ],

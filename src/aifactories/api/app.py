@@ -27,9 +27,11 @@ from aifactories.api import health as probes  # "health" is the /health endpoint
 from aifactories.api.deps import ERRORS as _ERRORS
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.observability import ObservabilityMiddleware
-from aifactories.api.params import PathId, PathRef, RefQ
+from aifactories.api.params import PathJobRef, PathRef, RefQ
 from aifactories.api.schemas import BalanceOut, HealthOut, JobOut, MeOut, SiteOut
 from aifactories.services.jobs import jobs as job_service
+from aifactories.db.models import ProjectRow
+from aifactories.services.jobs import job_queries
 from aifactories.services.jobs.balances import project_balance
 from aifactories.services.jobs.sites import list_sites
 from aifactories.services.logging_setup import configure_logging
@@ -132,16 +134,17 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         state: Annotated[list[str] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     ) -> list[JobOut]:
-        rows = job_service.list_jobs(context, who, project=project, states=state or (), limit=limit)
+        rows = job_queries.list_jobs(context, who, project=project, states=state or (), limit=limit)
         return [JobOut.of(r) for r in rows]
 
     @app.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS, tags=["jobs"])
-    def job(context: Ctx, who: Me, job_id: PathId) -> JobOut:
-        return JobOut.of(job_service.get_job(context, who, job_id))
+    def job(context: Ctx, who: Me, job_id: PathJobRef) -> JobOut:
+        return JobOut.of(job_queries.get_job(context, who, job_id))
 
     @app.delete("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS, tags=["jobs"])
-    def cancel(context: Ctx, who: Me, job_id: PathId) -> JobOut:
-        return JobOut.of(job_service.cancel_job(context, who, job_id))
+    def cancel(context: Ctx, who: Me, job_id: PathJobRef) -> JobOut:
+        """Cancel a job; ``123`` of a job array cancels every task, ``123_4`` one task."""
+        return JobOut.of(job_queries.cancel_job(context, who, job_id))
 
     @app.get(
         "/projects/{project}/balance",

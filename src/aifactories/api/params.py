@@ -23,6 +23,15 @@ def _ref(value: str | None) -> str | None:
 
 # an object's id in the path: /jobs/{job_id}, /proposals/{proposal_id}, ...
 PathId = Annotated[int, Path(ge=1, le=ID_MAX)]
+# a job as Slurm names it: 123, or 123_4 for a task of array 123
+PathJobRef = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9]{1,10}(_[0-9]{1,7})?$",
+        description="a job id (123) or an array task (123_4)",
+        examples=["123", "123_4"],
+    ),
+]
 # a project or call named in the path by code or by id
 PathRef = Annotated[str, AfterValidator(check_ref), Path(min_length=1, max_length=64)]
 PathUsername = Annotated[str, AfterValidator(check_line), Path(min_length=1, max_length=64)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from aifactories.db.models import JobRow
@@ -49,6 +51,14 @@ class JobOut(BaseModel):
     charged_gpu_seconds: int
     requeues: int
     cancel_requested: bool
+    ref: str  # as Slurm shows it: 123, or 123_4 for task 4 of array 123
+    array_job_id: int | None = None
+    array_task_id: int | None = None
+    options: dict[str, Any] = {}  # the Slurm options the job asked for (partitions, tasks, ...)
+    dependency: str | None = None  # afterok:12:13 as given, resolved to job ids
+    warnings: list[str] = []  # what the submission accepted but does not act on
+    output_path: str | None = None  # where the site writes standard output, once known
+    error_path: str | None = None
 
     @classmethod
     def of(cls, row: JobRow) -> JobOut:
@@ -91,7 +101,27 @@ class JobOut(BaseModel):
             charged_gpu_seconds=row.charged_gpu_seconds,
             requeues=row.requeues,
             cancel_requested=row.cancel_requested,
+            ref=f"{row.array_job_id}_{row.array_task_id}"
+            if row.array_job_id is not None and row.array_task_id is not None
+            else str(row.id),
+            array_job_id=row.array_job_id,
+            array_task_id=row.array_task_id,
+            options=dict(row.slurm or {}),
+            dependency=_dependency_text(row.dependency),
+            warnings=list(row.warnings or []),
+            output_path=row.output_path,
+            error_path=row.error_path,
         )
+
+
+def _dependency_text(dependency: dict[str, Any] | None) -> str | None:
+    if not dependency:
+        return None
+    parts = [
+        kind if kind == "singleton" else f"{kind}:{':'.join(str(i) for i in ids)}"
+        for kind, ids in dependency.get("conditions", [])
+    ]
+    return ("?" if dependency.get("any") else ",").join(parts)
 
 
 class PartitionOut(BaseModel):
@@ -217,3 +247,4 @@ class MeOut(BaseModel):
     username: str
     is_operator: bool
     projects: dict[str, str]  # project id -> role
+    project_codes: dict[str, str] = Field(description="project code -> role, for people")

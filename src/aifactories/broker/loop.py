@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aifactories.broker import events
 from aifactories.broker.apply import apply_placements
 from aifactories.broker.failover import cancel_stale_copies, move_queued_jobs
+from aifactories.broker.holds import apply_holds
 from aifactories.broker.lease import BrokerLease, FencedExecutor, LeaseLost
 from aifactories.broker.reconcile import reconcile
 from aifactories.catalogue.loader import Catalogue
@@ -28,7 +29,7 @@ from aifactories.db.jobs import (
 from aifactories.db.models import AllocationRow, PartitionStatusRow, ProjectRow
 from aifactories.domain.clock import Clock, stopwatch
 from aifactories.domain.errors import ExecutorError
-from aifactories.domain.ids import ProjectId, SiteId
+from aifactories.domain.ids import JobId, ProjectId, SiteId
 from aifactories.domain.logthrottle import LogThrottle, clip
 from aifactories.executors.base import Executor
 from aifactories.scheduling import run_cycle
@@ -145,8 +146,9 @@ class Broker:
             if site.id in self._executors and site.id not in report.unreachable_sites
         )
         report.moved = self._fail_over(report.unreachable_sites, available, now)
+        holds = apply_holds(self._sessions, now)
         with self._reads() as session:
-            pending = pending_jobs(session)
+            pending = [p for p in pending_jobs(session) if p.id not in holds.waiting]
             active = active_jobs(session)
             allocations = [
                 convert.allocation(r) for r in session.execute(select(AllocationRow)).scalars()
@@ -185,7 +187,8 @@ class Broker:
         for site_id in outcome.failed_sites:
             self._retry_at.setdefault(site_id, now + self._retry_interval_s)
         up = available - outcome.failed_sites
-        self._record(result.waits, free_nodes, up, report.unreachable_sites, now)
+        held = tuple(Wait(JobId(j), reason) for j, reason in holds.waiting.items())
+        self._record(result.waits + held, free_nodes, up, report.unreachable_sites, now)
         report.duration_s = stopwatch() - started
         self._report_sites(report.unreachable_sites)
         events.cycle(report.duration_s)

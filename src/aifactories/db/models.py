@@ -136,12 +136,13 @@ class JobRow(Base):
     countries: Mapped[list[str]] = mapped_column(JSON, default=list)
     runtime_s: Mapped[int | None] = mapped_column(Integer)
     # Slurm's resource and batch options (db/convert.py: slurm_options, spec_from_columns)
-    slurm: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # JSON(none_as_null): None is SQL NULL, so "IS NULL" finds the plain jobs
+    slurm: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     array_job_id: Mapped[int | None] = mapped_column(Integer, index=True)
     array_task_id: Mapped[int | None] = mapped_column(Integer)
     # [[kind, [job ids]], ...] and "any" for '?': see domain/batch.py Dependencies
-    dependency: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    warnings: Mapped[list[str] | None] = mapped_column(JSON)
+    dependency: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    warnings: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     # where the site writes the job's standard output and error (set once known)
     output_path: Mapped[str | None] = mapped_column(String(4096))
     error_path: Mapped[str | None] = mapped_column(String(4096))
