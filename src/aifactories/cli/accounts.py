@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from aifactories.cli import render
-from aifactories.domain.errors import AifError
-from aifactories.services.platform import Platform
-from aifactories.services.sites.site_accounts import AccountsReport, reconcile_site_accounts
-from aifactories.settings import Settings
+from aifactories.cli.human import plural
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from aifactories.services.sites.site_accounts import AccountsReport
 
 accounts_app = typer.Typer(
     help="Slurm accounts, associations and GPU-minute limits at the sites (acts locally).",
@@ -38,6 +39,11 @@ def sync_command(
     """Make every Slurm site with slurmdbd hold exactly the ledger's accounts (under
     'aifactories'), members and remaining GPU-hours; report and correct changes made by hand
     at a site. Exit 1 if a site could not be synced."""
+    from aifactories.domain.errors import AifError
+    from aifactories.services.platform import Platform
+    from aifactories.services.sites.site_accounts import reconcile_site_accounts
+    from aifactories.settings import Settings
+
     platform = Platform(Settings())
     try:
         platform.check_schema()
@@ -56,7 +62,7 @@ def sync_command(
 def accounts_table(report: AccountsReport, shown: int | None) -> Table:
     """One row per change, drift, pending removal or note, grouped by site."""
     title = "Accounts at the sites" + (" (dry run: nothing changed)" if report.dry_run else "")
-    table = Table(title=title)
+    table = render.table(title)
     table.add_column("site")
     table.add_column("kind")
     table.add_column("what")
@@ -77,7 +83,9 @@ def accounts_table(report: AccountsReport, shown: int | None) -> Table:
             for line in lines if shown is None else lines[:shown]:
                 table.add_row(result.site_id, kind, line)
             if shown is not None and len(lines) > shown:
-                table.add_row(result.site_id, kind, f"... and {len(lines) - shown} more (--all)")
+                more = len(lines) - shown
+                table.add_row(result.site_id, kind, f"... and {more} more (--all)")
         if not result.error and not result.actions:
-            table.add_row(result.site_id, "in step", f"{result.accounts} accounts, nothing to do")
+            in_step = f"{plural(result.accounts, 'account')}, nothing to do"
+            table.add_row(result.site_id, "in step", in_step)
     return table

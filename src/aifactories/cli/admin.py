@@ -7,18 +7,16 @@ import signal
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from aifactories.cli import render
-from aifactories.cli.config import Profile, save_profile
 from aifactories.domain.errors import AifError
-from aifactories.services import backup
-from aifactories.services.demo import load_demo
-from aifactories.services.logging_setup import configure_logging
-from aifactories.services.platform import Platform
-from aifactories.settings import Settings
+
+if TYPE_CHECKING:  # the services are imported where a command needs them: start-up stays fast
+    from aifactories.services.platform import Platform
+    from aifactories.settings import Settings
 
 db_app = typer.Typer(help="Database administration (acts locally).", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo data set (acts locally).", no_args_is_help=True)
@@ -34,6 +32,9 @@ class LogFormatOption(StrEnum):  # typer offers an Enum's values as the option's
 
 
 def _platform(settings: Settings | None = None) -> Platform:
+    from aifactories.services.platform import Platform
+    from aifactories.settings import Settings
+
     try:
         return Platform(settings or Settings())
     except AifError as exc:
@@ -56,6 +57,9 @@ def db_backup(
 ) -> None:
     """Back up the database while the platform runs (SQLite: an online copy; PostgreSQL:
     prints the pg_dump command to run)."""
+    from aifactories.services import backup
+    from aifactories.settings import Settings
+
     url = Settings().resolved_database_url
     if not backup.is_sqlite(url):
         render.err_console.print(
@@ -99,15 +103,19 @@ def db_lease() -> None:
 
 
 def _write_demo_profile(platform: Platform, server: str) -> None:
+    from aifactories.cli.demo_profile import write_demo_profile
+    from aifactories.services.demo import load_demo
+
     tokens = load_demo(platform.ctx).tokens
-    path = save_profile(Profile(server=server, token=tokens[DEMO_USER], project=DEMO_PROJECT))
     tokens_file = platform.settings.data_dir / "demo-tokens.txt"
     tokens_file.parent.mkdir(parents=True, exist_ok=True)
     tokens_file.write_text("".join(f"{u} {t}\n" for u, t in tokens.items()), "utf-8")
     tokens_file.chmod(0o600)
+    said = write_demo_profile(
+        platform, server, DEMO_USER, DEMO_PROJECT, tokens[DEMO_USER], tokens_file
+    )
     render.console.print(
-        f"demo loaded: profile for {DEMO_USER} (PI of {DEMO_PROJECT}) written to {path}; "
-        f"every demo user's token is in {tokens_file}"
+        f"demo loaded; {said}; every demo user's token is in {tokens_file}", highlight=False
     )
 
 
@@ -178,6 +186,8 @@ def up(
     import uvicorn
 
     from aifactories.api.app import create_app
+    from aifactories.services.logging_setup import configure_logging
+    from aifactories.settings import Settings
 
     overrides: dict[str, object] = {}
     if host:

@@ -3,14 +3,17 @@ sweep. Over the REST API, like every user command."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from aifactories.cli import render
 from aifactories.cli.config import load_profile
+from aifactories.cli.human import hours, local_day, local_time, percent, plural
 from aifactories.cli.remote import JsonOpt, call, client, fail
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 allocations_app = typer.Typer(
     help="Allocations: balances and alerts, extension and transfer requests, closing.",
@@ -21,12 +24,8 @@ ReasonOpt = Annotated[str, typer.Option("--reason", help="why; the project's PI 
 WhyOpt = Annotated[str, typer.Option("--why", help="justification; the programme reads it")]
 
 
-def _day(iso: str | None) -> str:
-    return iso[:10] if iso else "-"
-
-
 def _allocations_table(rows: list[dict[str, Any]], project: str) -> Table:
-    table = Table(title=f"Allocations of {project} (GPU-hours)")
+    table = render.table(f"Allocations of {project} (GPU-hours)")
     for column in (
         "id",
         "site",
@@ -37,10 +36,10 @@ def _allocations_table(rows: list[dict[str, Any]], project: str) -> Table:
         "reserved",
         "used",
         "left",
-        "used %",
+        "used",
         "alerts",
     ):
-        right = column in {"granted", "reserved", "used", "left", "used %"}
+        right = column in {"granted", "reserved", "used", "left"}
         table.add_column(column, justify="right" if right else "left")
     for a in rows:
         status = a["status"] if a["status"] == "open" else f"[dim]{a['status']}[/dim]"
@@ -48,26 +47,26 @@ def _allocations_table(rows: list[dict[str, Any]], project: str) -> Table:
             str(a["id"]),
             a["site_id"] or "any site",
             status,
-            _day(a["starts_at_iso"]),
-            _day(a["ends_at_iso"]),
-            f"{a['granted_gpu_hours']:,.2f}",
-            f"{a['reserved_gpu_hours']:,.2f}",
-            f"{a['used_gpu_hours']:,.2f}",
-            f"{a['left_gpu_hours']:,.2f}",
-            f"{a['used_percent']:.1f}",
-            ", ".join(f"{t}%" for t in a["alerts_sent"]) or "-",
+            local_day(a["starts_at_iso"]),
+            local_day(a["ends_at_iso"]),
+            hours(a["granted_gpu_hours"]),
+            hours(a["reserved_gpu_hours"]),
+            hours(a["used_gpu_hours"]),
+            hours(a["left_gpu_hours"]),
+            percent(a["used_percent"]),
+            ", ".join(f"{t} %" for t in a["alerts_sent"]) or "-",
         )
     return table
 
 
 def _requests_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Allocation requests")
+    table = render.table("Allocation requests")
     for column in (
         "id",
         "project",
         "allocation",
         "kind",
-        "GPU-h",
+        "GPU-hours",
         "until / to",
         "status",
         "by",
@@ -75,13 +74,13 @@ def _requests_table(rows: list[dict[str, Any]]) -> Table:
         "justification",
         "decision",
     ):
-        table.add_column(column, justify="right" if column == "GPU-h" else "left")
+        table.add_column(column, justify="right" if column == "GPU-hours" else "left")
     style = {"pending": "yellow", "approved": "green", "refused": "red"}
     for r in rows:
         if r["kind"] == "transfer":
-            where = f"-> {r['target_allocation_id']}"
+            where = f"to allocation {r['target_allocation_id']}"
         else:
-            where = _day(r["new_ends_at_iso"]) if r["new_ends_at_iso"] else "-"
+            where = local_day(r["new_ends_at_iso"])
         decision = "-"
         if r["decided_by"]:
             decision = f"{r['decided_by']}: {r['decision_reason']}"
@@ -90,15 +89,15 @@ def _requests_table(rows: list[dict[str, Any]]) -> Table:
             r["project"],
             str(r["allocation_id"]),
             r["kind"],
-            f"{r['gpu_hours']:,.2f}",
+            hours(r["gpu_hours"]),
             where,
             f"[{style.get(r['status'], '')}]{r['status']}[/]"
             if r["status"] in style
             else r["status"],
             r["requested_by"],
-            _day(r["created_at_iso"]),
-            r["justification"][:60],
-            decision[:60],
+            local_day(r["created_at_iso"]),
+            r["justification"],
+            decision,
         )
     return table
 
@@ -136,7 +135,9 @@ def alerts_command(allocation_id: int, as_json: JsonOpt = False) -> None:
     if not rows:
         render.console.print(f"no usage alert for allocation {allocation_id} yet")
     for a in rows:
-        render.console.print(f"{a['threshold']:>3} % used  alerted {a['at_iso'][:16]}")
+        render.console.print(
+            f"{a['threshold']:>3} % used: alerted {local_time(a['at_iso'], seconds=False)}"
+        )
 
 
 @allocations_app.command("close")
@@ -244,13 +245,13 @@ def sweep_command(as_json: JsonOpt = False) -> None:
     for a in data["alerts"]:
         render.console.print(
             f"alert: allocation {a['allocation_id']} ({a['project']}) at {a['threshold']} % "
-            f"({a['used_percent']:.1f} % used)"
+            f"({percent(a['used_percent'])} used)"
         )
     for c in data["expired"]:
         allocation = c["allocation"]
         render.console.print(
             f"expired: allocation {allocation['id']} ({allocation['project']}), "
-            f"{len(c['cancelling_job_ids'])} queued job(s) being cancelled"
+            f"{plural(len(c['cancelling_job_ids']), 'queued job')} being cancelled"
         )
     if data["finalised_job_ids"]:
         ids = ", ".join(map(str, data["finalised_job_ids"]))

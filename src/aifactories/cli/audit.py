@@ -6,20 +6,19 @@ Every command talks to the REST API (``GET /audit``, ``GET /audit/export``,
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
-from rich.table import Table
 
 from aifactories.cli import render
 from aifactories.cli.config import load_profile
+from aifactories.cli.human import details_text, local_time, plural
 from aifactories.cli.remote import EXIT_CODES, JsonOpt, call, client, fail
+
+if TYPE_CHECKING:
+    import httpx
 
 audit_app = typer.Typer(
     help="The audit log of the access programme, and the notification outbox.",
@@ -42,10 +41,6 @@ UntilOpt = Annotated[str | None, typer.Option(help="before this ISO time")]
 
 def _params(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
-
-
-def _time(iso: str | None) -> str:
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S") if iso else "-"
 
 
 @audit_app.command("list")
@@ -73,19 +68,18 @@ def list_command(
     if as_json:
         render.print_json(entries)
         return
-    table = Table(title="Audit log")
-    for column in ("id", "at (UTC)", "actor", "action", "subject", "reason", "details"):
+    table = render.table("Audit log", show_lines=True)
+    for column in ("id", "at", "actor", "action", "subject", "reason", "details"):
         table.add_column(column, justify="right" if column == "id" else "left")
     for e in entries:
-        details = json.dumps(e["details"], sort_keys=True) if e["details"] else ""
         table.add_row(
             str(e["id"]),
-            _time(e["at"]),
+            local_time(e["at"]),
             e["actor"],
             e["action"],
             e["subject"],
             e["reason"],
-            details,
+            details_text(e["details"]),
         )
     render.console.print(table)
     if len(entries) == limit:
@@ -105,6 +99,8 @@ def export_command(
     """Export every matching entry, oldest first, as CSV or JSON Lines (streamed)."""
     if fmt not in ("csv", "jsonl"):
         fail(f"unknown format {fmt!r}: csv or jsonl", 2)
+    import httpx
+
     profile = load_profile()
     params = _params(
         format=fmt, subject=subject, action=action, actor=actor, since=since, until=until
@@ -133,7 +129,7 @@ def export_command(
             EXIT_CODES[0],
         )
     partial.replace(output)
-    render.err_console.print(f"{rows} audit entries written to {output}")
+    render.err_console.print(f"{plural(rows, 'audit entry')} written to {output}")
 
 
 class _RecordCounter:
@@ -166,6 +162,8 @@ class _RecordCounter:
 
 def _write(response: httpx.Response, path: Path, fmt: str, total: int) -> int:
     """Write the stream to ``path``, counting entries as they arrive, with a progress bar."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
     counter = _RecordCounter(fmt)
     with (
         Progress(
@@ -226,14 +224,14 @@ def notifications_command(
         for n in items:
             render.console.print(
                 f"[bold]#{n['id']}[/bold] {n['channel']} to {n['recipient']} "
-                f"({n['status']}, {_time(n['created_at'])} UTC)\n"
+                f"({n['status']}, {local_time(n['created_at'])})\n"
                 f"Subject: {n['subject']}\n\n{n['body']}",
                 highlight=False,
             )
             render.console.rule()
         return
-    table = Table(title="Notifications")
-    for column in ("id", "created (UTC)", "channel", "to", "event", "subject", "status", "tries"):
+    table = render.table("Notifications")
+    for column in ("id", "created", "channel", "to", "event", "subject", "status", "tries"):
         table.add_column(column, justify="right" if column in ("id", "tries") else "left")
     styles = {"pending": "yellow", "sending": "cyan", "sent": "green", "failed": "red"}
     for n in items:
@@ -242,7 +240,7 @@ def notifications_command(
             status_text += f" ({n['last_error'][:60]})"
         table.add_row(
             str(n["id"]),
-            _time(n["created_at"]),
+            local_time(n["created_at"]),
             n["channel"],
             n["recipient"],
             n["event"],
@@ -265,7 +263,8 @@ def deliver_command(as_json: JsonOpt = False) -> None:
         f"{report['sent']} sent, {report['retrying']} to retry, {report['failed']} failed"
         + (f", {report['recovered']} interrupted taken back" if report["recovered"] else "")
         + (
-            f"; {report['held_emails']} e-mails wait: no SMTP host configured "
+            f"; {plural(report['held_emails'], 'e-mail')} "
+            f"{'waits' if report['held_emails'] == 1 else 'wait'}: no SMTP host configured "
             "(AIFACTORIES_SMTP_HOST)"
             if report["held_emails"]
             else ""

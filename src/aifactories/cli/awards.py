@@ -6,18 +6,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from aifactories.cli import render
 from aifactories.cli.calls import parse_pairs
+from aifactories.cli.human import hours, plural
 from aifactories.cli.programme_render import day
 from aifactories.cli.remote import JsonOpt, call, client, fail
-from aifactories.programme.award_report import award_run_html, comparison_header
 
 awards_app = typer.Typer(help="Awards after a cut-off (programme operators).", no_args_is_help=True)
 
 
 def _print_run(run: dict[str, Any]) -> None:
+    from aifactories.programme.award_report import comparison_header
+
     render.console.print(
         f"[bold]award run {run['id']}[/bold] for call {run['call']} ({run['method']}, "
         f"{run['status']}); solved by {run['plan']['solver']} in "
@@ -27,23 +28,23 @@ def _print_run(run: dict[str, Any]) -> None:
     render.console.print(
         "[dim]weights:[/dim] " + ", ".join(f"{k}={v:g}" for k, v in run["weights"].items())
     )
-    table = Table(title="Awards")
-    for column in ("proposal", "requested h", "awarded h", "sites", "months", "why less"):
-        table.add_column(column, justify="right" if column.endswith(" h") else "left")
+    table = render.table("Awards")
+    for column in ("proposal", "requested", "awarded", "sites", "months", "why less"):
+        table.add_column(column, justify="right" if column in ("requested", "awarded") else "left")
     for outcome in run["plan"]["outcomes"]:
         lines = run["lines"].get(str(outcome["proposal_id"]), [])
         sites = sorted({line["site_id"] for line in lines})
         months = sorted({line["month_starts_at"] for line in lines})
         table.add_row(
             str(outcome["proposal_id"]),
-            f"{outcome['requested']:,.0f}",
-            f"{outcome['awarded']:,.0f}",
+            hours(outcome["requested"], 0),
+            hours(outcome["awarded"], 0),
             ", ".join(sites) or "-",
             f"{day(months[0])[:7]} to {day(months[-1])[:7]}" if months else "-",
             f"{outcome['reason']}: {outcome['explanation']}" if outcome["reason"] else "",
         )
     render.console.print(table)
-    comparison = Table(title="Optimiser against the greedy rule (same weights)")
+    comparison = render.table("Optimiser against the greedy rule (same weights)")
     # the stored rows have no header: measure, optimiser, greedy, difference
     for column in comparison_header(run["comparison"]):
         comparison.add_column(column)
@@ -95,6 +96,8 @@ def report(
     ] = None,
 ) -> None:
     """One award run as an HTML page with figures (Plotly embedded: opens without network)."""
+    from aifactories.programme.award_report import award_run_html
+
     run = call(client().get, f"/award-runs/{run_id}")
     path = output or Path(f"award-run-{run_id}.html")
     try:
@@ -113,16 +116,16 @@ def list_command(
     if as_json:
         render.print_json(runs)
         return
-    table = Table(title=f"Award runs of {call_code}")
-    for column in ("id", "method", "status", "awarded h", "proposals", "created"):
+    table = render.table(f"Award runs of {call_code}")
+    for column in ("id", "method", "status", "awarded", "proposals", "created"):
         table.add_column(column)
     for run in runs:
         table.add_row(
             str(run["id"]),
             run["method"],
             run["status"],
-            f"{run['plan']['awarded_gpu_hours']:,.0f}",
-            str(len(run["plan"]["outcomes"])),
+            hours(run["plan"]["awarded_gpu_hours"], 0),
+            plural(len(run["plan"]["outcomes"]), "proposal"),
             day(run["created_at"]),
         )
     render.console.print(table)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from aifactories.cli import render
 from aifactories.cli.programme_render import call_details, calls_table
@@ -74,6 +73,8 @@ def open_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Open a call (programme operators)."""
+    import yaml
+
     body: dict[str, Any] = {}
     if file is not None:
         try:

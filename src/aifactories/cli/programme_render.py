@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
+from aifactories.cli.human import hours, local_day, plural
+from aifactories.cli.render import table as new_table
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 STATUS_STYLE = {
     "draft": "dim",
@@ -20,16 +23,25 @@ STATUS_STYLE = {
 }
 
 
-def day(ts: float | None) -> str:
-    if ts is None:
+def day(ts: float | str | None) -> str:
+    """The local date of an API time (epoch seconds or ISO)."""
+    return local_day(ts)
+
+
+def _months(values: list[int]) -> str:
+    if not values:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    return (
+        ", ".join(str(v) for v in values[:-1])
+        + (" or " if len(values) > 1 else "")
+        + (plural(values[-1], "month"))
+    )
 
 
 def calls_table(calls: list[dict[str, Any]]) -> Table:
-    table = Table(title="Calls")
-    for column in ("code", "mode", "status", "title", "opens", "closes", "cut-offs", "budget h"):
-        table.add_column(column, justify="right" if column == "budget h" else "left")
+    table = new_table("Calls")
+    for column in ("code", "mode", "status", "title", "opens", "closes", "cut-offs", "budget"):
+        table.add_column(column)
     for call in calls:
         table.add_row(
             call["code"],
@@ -39,13 +51,13 @@ def calls_table(calls: list[dict[str, Any]]) -> Table:
             day(call["opens_at"]),
             day(call["closes_at"]),
             ", ".join(day(c) for c in call["cutoffs"]) or "-",
-            ", ".join(f"{k} {v:,.0f}" for k, v in call["budget_gpu_hours"].items()),
+            ", ".join(f"{k}: {hours(v, 0)}" for k, v in call["budget_gpu_hours"].items()),
         )
     return table
 
 
 def call_details(call: dict[str, Any]) -> Table:
-    table = Table(title=f"Call {call['code']}: {call['title']}", show_header=False)
+    table = new_table(f"Call {call['code']}: {call['title']}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     rules = call["rules"]
@@ -58,9 +70,13 @@ def call_details(call: dict[str, Any]) -> Table:
         (
             "request",
             f"{rules['min_gpu_hours']:,.0f} to {rules['max_gpu_hours']:,.0f} GPU-hours, "
-            f"{rules['durations_months']} months",
+            f"over {_months(rules['durations_months'] or [])}",
         ),
-        ("eligible", f"{', '.join(rules['organisation_kinds'])} in {rules['country_list']}"),
+        (
+            "eligible",
+            f"{', '.join(rules['organisation_kinds'] or []) or 'any organisation'} in "
+            f"{rules['country_list'] or 'any country'}",
+        ),
         (
             "criteria",
             ", ".join(f"{c['name']} {c['weight']:g}" for c in rules["criteria"]),
@@ -79,9 +95,11 @@ def call_details(call: dict[str, Any]) -> Table:
 
 
 def proposals_table(proposals: list[dict[str, Any]]) -> Table:
-    table = Table(title="Proposals")
-    for column in ("id", "call", "status", "title", "organisation", "domain", "GPU-h", "project"):
-        table.add_column(column, justify="right" if column in ("id", "GPU-h") else "left")
+    table = new_table("Proposals", caption="* a critical domain")
+    for column in (
+        "id", "call", "status", "title", "organisation", "domain", "GPU-hours", "project",
+    ):  # fmt: skip
+        table.add_column(column, justify="right" if column in ("id", "GPU-hours") else "left")
     for p in proposals:
         style = STATUS_STYLE.get(p["status"], "")
         table.add_row(
@@ -91,14 +109,14 @@ def proposals_table(proposals: list[dict[str, Any]]) -> Table:
             p["title"],
             p["organisation"],
             p["domain"] + (" *" if p["critical_domain"] else ""),
-            f"{p['requested_gpu_hours']:,.0f}",
+            hours(p["requested_gpu_hours"], 0),
             p["project"] or "-",
         )
     return table
 
 
 def proposal_details(p: dict[str, Any]) -> Table:
-    table = Table(title=f"Proposal {p['id']}: {p['title']}", show_header=False)
+    table = new_table(f"Proposal {p['id']}: {p['title']}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     rows: list[tuple[str, str]] = [
@@ -111,13 +129,20 @@ def proposal_details(p: dict[str, Any]) -> Table:
             + (" (critical)" if p["critical_domain"] else "")
             + (", industrial" if p["industrial"] else ""),
         ),
-        ("request", f"{p['requested_gpu_hours']:,.0f} GPU-hours over {p['period_months']} months"),
+        (
+            "request",
+            f"{p['requested_gpu_hours']:,.0f} GPU-hours over {plural(p['period_months'], 'month')}",
+        ),
         (
             "hardware",
-            f"{p['gpu_model'] or 'any GPU'}, >= {p['min_gpu_memory_gb']} GB, "
-            f"largest job {p['largest_job_gpus']} GPUs",
+            f"{p['gpu_model'] or 'any GPU'}, at least {p['min_gpu_memory_gb']} GB per GPU, "
+            f"largest job {plural(p['largest_job_gpus'], 'GPU')}",
         ),
-        ("sites", f"preferred {p['preferred_sites'] or '-'}; can run at {p['candidate_sites']}"),
+        (
+            "sites",
+            f"preferred {', '.join(p['preferred_sites']) or '-'}; "
+            f"can run at {', '.join(p['candidate_sites']) or 'no site'}",
+        ),
         ("residency", ", ".join(p["residency"]) or "any"),
         ("team", ", ".join(p["members"]) or "-"),
     ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from aifactories.cli import render
+from aifactories.cli.human import hours, plural
 from aifactories.cli.remote import JsonOpt, call, client
 
 projects_app = typer.Typer(help="Projects and their members.", no_args_is_help=True)
@@ -20,13 +20,16 @@ def _print(project: dict[str, Any]) -> None:
         f"{project['priority_weight']:g}): {project['used_gpu_hours']:,.1f} of "
         f"{project['granted_gpu_hours']:,.1f} GPU-hours used"
     )
-    table = Table(title="Members")
-    for column in ("user", "name", "role", "cap GPU-h"):
+    table = render.table("Members")
+    for column in ("user", "name", "role", "cap"):
         table.add_column(column)
     for member in project["members"]:
         cap = member["cap_gpu_hours"]
         table.add_row(
-            member["username"], member["full_name"], member["role"], f"{cap:,.0f}" if cap else "-"
+            member["username"],
+            member["full_name"],
+            "PI" if member["role"] == "pi" else member["role"],
+            f"{hours(cap, 0)} (GPU-hours)" if cap else "-",
         )
     render.console.print(table)
 
@@ -38,8 +41,8 @@ def list_command(as_json: JsonOpt = False) -> None:
     if as_json:
         render.print_json(data)
         return
-    table = Table(title="Projects")
-    for column in ("code", "title", "organisation", "domain", "members", "used / granted h"):
+    table = render.table("Projects")
+    for column in ("code", "title", "organisation", "domain", "members", "used / granted"):
         table.add_column(column)
     for p in data:
         table.add_row(
@@ -47,8 +50,8 @@ def list_command(as_json: JsonOpt = False) -> None:
             p["title"],
             p["organisation"] or "-",
             p["domain"],
-            str(len(p["members"])),
-            f"{p['used_gpu_hours']:,.1f} / {p['granted_gpu_hours']:,.1f}",
+            plural(len(p["members"]), "member"),
+            f"{p['used_gpu_hours']:,.1f} / {hours(p['granted_gpu_hours'], 1)}",
         )
     render.console.print(table)
 

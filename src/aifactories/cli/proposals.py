@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from aifactories.cli import render
 from aifactories.cli.programme_render import proposal_details, proposals_table
@@ -46,6 +45,8 @@ def _body(
     start: str | None,
     member: list[str] | None,
 ) -> dict[str, Any]:
+    import yaml
+
     body: dict[str, Any] = {}
     if file is not None:
         try:

@@ -1,20 +1,32 @@
-"""Rich tables for people, JSON for scripts. Colour only on a terminal (and never with NO_COLOR)."""
+"""Rich tables for people, JSON for scripts. Colour only on a terminal (and never with NO_COLOR).
+
+Light to import (the standard library at the top, Rich when a table or the console is first
+used): every command imports this module. Numbers carry their units, times are local with
+their zone, counts take their plural (:mod:`aifactories.cli.human`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from datetime import datetime
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+from aifactories.cli.human import duration, gb, hours, local_day, local_time, plural, zone
 
-from aifactories.domain.units import format_duration
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+# Built on first use by __getattr__ below, so that importing this module loads no Rich.
+console: Console
+err_console: Console
 
 
 def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
         return Console(stderr=stderr)
@@ -23,8 +35,20 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, no_color=True, width=int(os.environ.get("COLUMNS", "160")))
 
 
-console = _console()
-err_console = _console(stderr=True)
+def __getattr__(name: str) -> Any:
+    if name in ("console", "err_console"):
+        made = _console(stderr=name == "err_console")
+        globals()[name] = made
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def table(title: str | None = None, **options: Any) -> Table:
+    """A Rich table (imported here, not at start-up)."""
+    from rich.table import Table
+
+    return Table(title=title, **options)
+
 
 STATE_STYLE = {
     "pending": "yellow",
@@ -42,74 +66,71 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def _hours(value: float) -> str:
-    return f"{value:,.2f}"
-
-
-def _time(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def sites_table(sites: list[dict[str, Any]], show_planned: bool) -> Table:
-    table = Table(title="Sites of the federation", show_lines=False)
+    t = table("Sites of the federation", show_lines=False)
+    right = {"GPU memory", "GPUs", "billing weight", "free GPUs now"}
     for column in (
         "site",
         "country",
         "supercomputer",
         "status",
         "partition",
-        "GPU",
-        "mem GB",
+        "GPU model",
+        "GPU memory",
         "GPUs",
-        "weight",
-        "free now",
+        "billing weight",
+        "free GPUs now",
     ):
-        table.add_column(
-            column,
-            justify="right" if column in {"mem GB", "GPUs", "weight", "free now"} else "left",
-        )
+        t.add_column(column, justify="right" if column in right else "left")
     for site in sites:
         if site["status"] != "operational" and not show_planned:
             continue
         if not site["partitions"]:
-            table.add_row(
-                site["id"],
-                site["country"],
-                site["supercomputer"],
-                f"[dim]{site['status']}[/dim]",
-                "-",
-                "-",
-                "-",
-                "-",
-                "-",
-                "-",
-            )
+            row = [site["id"], site["country"], site["supercomputer"], f"[dim]{site['status']}[/]"]
+            t.add_row(*row, *["-"] * 6)
         for p in site["partitions"]:
             if p["free_gpus"] is None:
                 free = "[dim]unknown[/dim]"
             elif not p["available"]:
                 free = f"[red]down[/red] ({p['status_reason']})"
             else:
-                free = f"{p['free_gpus']:,}"
-            table.add_row(
+                free = plural(p["free_gpus"], "GPU")
+            t.add_row(
                 site["id"],
                 site["country"],
                 site["supercomputer"],
                 site["status"],
                 p["name"],
                 p["gpu_model"],
-                str(p["gpu_memory_gb"]),
-                f"{p['total_gpus']:,}",
+                gb(p["gpu_memory_gb"]),
+                plural(p["total_gpus"], "GPU"),
                 f"{p['billing_weight']:g}",
                 free,
             )
-    return table
+    return t
+
+
+def _seconds(iso: str | None) -> float | None:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp() if iso else None
+
+
+def wall_elapsed(job: dict[str, Any], now: float | None = None) -> float | None:
+    """How long the job has run on the wall clock: from its start to its end, or to now."""
+    started = _seconds(job["started_at"])
+    if started is None:
+        return None
+    ended = _seconds(job["ended_at"])
+    return max(0.0, (ended if ended is not None else (now or time.time())) - started)
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> Table:
-    table = Table(title="Jobs")
+    t = table(
+        "Jobs",
+        caption=f"times on the wall clock, in {zone()}; GPU-hours charged, or reserved while "
+        "the job runs",
+    )
     for column in (
         "id",
         "project",
@@ -118,93 +139,156 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
         "GPUs",
         "site/partition",
         "submitted",
-        "elapsed",
-        "GPU-h",
+        "ran for",
+        "GPU-hours",
         "reason",
     ):
-        table.add_column(column)
+        t.add_column(column, justify="right" if column in {"id", "GPU-hours"} else "left")
     for job in jobs:
         style = STATE_STYLE.get(job["state"], "")
         charged = job["charged_gpu_hours"] or job["reserved_gpu_hours"]
-        table.add_row(
+        t.add_row(
             str(job["id"]),
             job["project"],
             job["name"],
             f"[{style}]{job['state']}[/{style}]" if style else job["state"],
-            str(job["allocated_gpus"] or job["gpus"]),
+            plural(job["allocated_gpus"] or job["gpus"], "GPU"),
             job["partition_id"] or "-",
-            _time(job["submitted_at"]),
-            format_duration(job["elapsed_s"]) if job["elapsed_s"] is not None else "-",
-            _hours(charged),
+            local_time(job["submitted_at"]),
+            duration(wall_elapsed(job)),
+            hours(charged),
             job["reason"] or "",
         )
-    return table
+    return t
+
+
+def _asked(job: dict[str, Any]) -> str:
+    text = f"{plural(job['gpus'], 'GPU')} of {job['gpu_model']}"
+    if job["nodes"]:
+        text += f" on {plural(job['nodes'], 'node')}"
+    if job["min_gpu_memory_gb"]:
+        text += f", at least {gb(job['min_gpu_memory_gb'])} each"
+    return text
+
+
+def _job_time(job: dict[str, Any], wall: float | None) -> str | None:
+    """What the site counted, when its clock is not the wall clock (an emulated site that
+    runs faster, as in the demo): the charge follows the site's count."""
+    site = job["elapsed_s"]
+    if site is None or wall is None or wall < 1 or site < 1.5 * wall:
+        return None
+    return (
+        f"{duration(site)} at the site, whose emulated clock runs about {site / wall:.0f} times "
+        "faster than the wall clock: the charge counts that time"
+    )
 
 
 def job_details(job: dict[str, Any]) -> Table:
-    table = Table(show_header=False, title=f"Job {job['id']}")
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    """One job, every time on one clock (the wall clock, in the local zone, said in the
+    title); the site's own count shown apart when an emulated site runs faster."""
+    t = table(f"Job {job['id']} (times on the wall clock, in {zone()})", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    wall = wall_elapsed(job)
+    running = job["ended_at"] is None and job["started_at"] is not None
+    command = "(job script)" if job["has_script"] else " ".join(job["command"])[:200] or "-"
     rows = [
         ("name", job["name"]),
         ("state", job["state"]),
         ("reason", job["reason"] or "-"),
         ("project", job["project"]),
-        (
-            "asked",
-            f"{job['gpus']} GPU(s) of {job['gpu_model']}"
-            + (f" on {job['nodes']} node(s)" if job["nodes"] else "")
-            + (f", >= {job['min_gpu_memory_gb']} GB" if job["min_gpu_memory_gb"] else ""),
-        ),
-        ("time limit", format_duration(job["time_limit_s"])),
+        ("asked", _asked(job)),
+        ("time limit", duration(job["time_limit_s"])),
         ("countries", ", ".join(job["countries"]) or "any"),
         ("site / partition", job["partition_id"] or "-"),
         ("site job id", job["site_job_id"] or "-"),
-        ("submitted", _time(job["submitted_at"])),
-        ("placed", _time(job["placed_at"])),
-        ("started", _time(job["started_at"])),
-        ("ended", _time(job["ended_at"])),
-        ("elapsed", format_duration(job["elapsed_s"]) if job["elapsed_s"] is not None else "-"),
+        ("submitted", local_time(job["submitted_at"])),
+        ("placed", local_time(job["placed_at"])),
+        ("started", local_time(job["started_at"])),
+        ("ended", local_time(job["ended_at"])),
+        ("ran for", duration(wall) + (" so far" if running and wall is not None else "")),
+    ]
+    job_time = _job_time(job, wall)
+    if job_time:
+        rows.append(("job time", job_time))
+    rows += [
         ("exit code", "-" if job["exit_code"] is None else str(job["exit_code"])),
-        ("reserved GPU-h", _hours(job["reserved_gpu_hours"])),
-        ("charged GPU-h", _hours(job["charged_gpu_hours"])),
-        ("requeues", str(job["requeues"])),
-        ("command", "(job script)" if job["has_script"] else " ".join(job["command"])[:200] or "-"),
+        ("reserved", hours(job["reserved_gpu_hours"]) + " (GPU-hours)"),
+        ("charged", hours(job["charged_gpu_hours"]) + " (GPU-hours)"),
+        ("requeued", plural(job["requeues"], "time")),
+        ("command", command),
     ]
     for key, value in rows:
-        table.add_row(key, value)
-    return table
+        t.add_row(key, value)
+    return t
 
 
 def balance_table(balance: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"Balance of {balance['project_code']} (GPU-hours)",
+    t = table(
+        f"Balance of {balance['project_code']} (GPU-hours)",
         caption=f"domain {balance['domain']}"
         + (", industrial" if balance["industrial"] else "")
         + f"; priority weight {balance['priority_weight']:g}",
     )
-    for column in (
-        "allocation",
-        "site",
-        "status",
-        "valid until",
-        "granted",
-        "reserved",
-        "used",
-        "left",
-    ):
-        table.add_column(
-            column, justify="right" if column in {"granted", "reserved", "used", "left"} else "left"
-        )
+    numbers = ("granted", "reserved", "used", "left")
+    for column in ("allocation", "site", "status", "valid until", *numbers):
+        t.add_column(column, justify="right" if column in numbers else "left")
     for a in balance["allocations"]:
-        table.add_row(
+        t.add_row(
             str(a["allocation_id"]),
             a["site_id"] or "any site",
             a["status"],
-            a["ends_at"][:10],
-            _hours(a["granted_gpu_hours"]),
-            _hours(a["reserved_gpu_hours"]),
-            _hours(a["used_gpu_hours"]),
-            _hours(a["left_gpu_hours"]),
+            local_day(a["ends_at"]),
+            hours(a["granted_gpu_hours"]),
+            hours(a["reserved_gpu_hours"]),
+            hours(a["used_gpu_hours"]),
+            hours(a["left_gpu_hours"]),
         )
-    return table
+    return t
+
+
+def whoami_line(me: dict[str, Any]) -> str:
+    """``alice (PI of aurora-vision, member of po-twin)``: roles by project code."""
+    by_role: dict[str, list[str]] = {}
+    codes = me.get("project_codes") or me["projects"]  # an older server: ids only
+    for code, role in sorted(codes.items()):
+        by_role.setdefault(role, []).append(code)
+    names = {"pi": "PI", "member": "member"}
+    order = sorted(by_role, key=lambda role: (role != "pi", role))  # PI first
+    parts = ["operator"] if me["is_operator"] else []
+    parts += [f"{names.get(role, role)} of {', '.join(by_role[role])}" for role in order]
+    return f"{me['username']} ({'; '.join(parts) or 'in no project'})"
+
+
+def print_split(
+    title: str, columns: list[tuple[str, str]], rows: list[list[str]], keep: int = 1
+) -> None:
+    """A table too wide for the terminal printed as several tables side by side in time (the
+    first ``keep`` columns repeated in each), so that no cell is ever cut short: Rich would
+    otherwise crop a table whose cells cannot wrap. ``columns``: (header, justify)."""
+    from rich import box
+
+    def need(i: int) -> int:  # a header wraps at spaces; a cell never
+        words = max((len(w) for w in columns[i][0].split()), default=1)
+        return max([words, *(len(r[i]) for r in rows)]) + 3  # and its padding, with a margin
+
+    out: Console = globals().get("console") or __getattr__("console")
+    width = out.width - 4  # the table's edges
+    kept = list(range(keep))
+    groups: list[list[int]] = [[]]
+    used = sum(need(i) for i in kept)
+    for i in range(keep, len(columns)):
+        if groups[-1] and used + need(i) > width:
+            groups.append([])
+            used = sum(need(i) for i in kept)
+        groups[-1].append(i)
+        used += need(i)
+    for n, group in enumerate(groups):
+        part = f" ({n + 1}/{len(groups)})" if len(groups) > 1 else ""
+        t = table(title + part, box=box.SIMPLE_HEAD)
+        for i in kept + group:
+            # a fixed width: the header wraps into it, the cells fit it
+            t.add_column(columns[i][0], justify=columns[i][1], width=need(i) - 3)  # type: ignore[arg-type]
+        for row in rows:
+            t.add_row(*(row[i] for i in kept + group))
+        out.print(t)

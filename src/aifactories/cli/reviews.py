@@ -5,14 +5,16 @@ proposal's reviews once it is decided."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from aifactories.cli import render
+from aifactories.cli.human import hours, local_day, plural
 from aifactories.cli.remote import JsonOpt, call, client, fail
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 reviews_app = typer.Typer(
     help="Peer review: the pool, assignments, scores, ranking, decisions.", no_args_is_help=True
@@ -27,7 +29,7 @@ CutoffOpt = Annotated[
 
 
 def _day(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    return local_day(ts)
 
 
 def _num(value: float | None) -> str:
@@ -45,7 +47,7 @@ def _out(data: Any, as_json: bool, table: Table | None) -> None:
 
 
 def _pool_table(reviewers: list[dict[str, Any]]) -> Table:
-    table = Table(title="Reviewer pool")
+    table = render.table("Reviewer pool")
     for column in ("reviewer", "organisation", "country", "expertise", "open", "done", "conflicts"):
         table.add_column(column, justify="right" if column in ("open", "done") else "left")
     for r in reviewers:
@@ -115,8 +117,11 @@ def conflict(
         return
     what = data["organisation"] or f"proposal {data['proposal_id']}"
     render.console.print(f"conflict of interest declared with {what}")
-    if data["withdrawn_reviews"]:
-        render.console.print(f"your reviews of proposal(s) {data['withdrawn_reviews']} withdrawn")
+    withdrawn = data["withdrawn_reviews"]
+    if withdrawn:
+        ids = ", ".join(str(i) for i in withdrawn)
+        noun = "proposal" if len(withdrawn) == 1 else "proposals"
+        render.console.print(f"your reviews of {noun} {ids} withdrawn")
 
 
 # --------------------------------------------------------------------------- assignment
@@ -130,7 +135,9 @@ def assign(call_ref: CallArg, cutoff: CutoffOpt = None, as_json: JsonOpt = False
     if as_json:
         render.print_json(data)
         return
-    table = Table(title=f"Assigned for call {data['call']}: {len(data['assigned'])} review(s)")
+    table = render.table(
+        f"Assigned for call {data['call']}: {plural(len(data['assigned']), 'review')}"
+    )
     for column in ("review", "proposal", "reviewer", "expert"):
         table.add_column(column)
     for a in data["assigned"]:
@@ -138,7 +145,7 @@ def assign(call_ref: CallArg, cutoff: CutoffOpt = None, as_json: JsonOpt = False
             str(a["review_id"]), str(a["proposal_id"]), a["reviewer"], "yes" if a["expert"] else ""
         )
     render.console.print(table)
-    loads = ", ".join(f"{name} {n}" for name, n in data["loads"].items())
+    loads = ", ".join(f"{name}: {n}" for name, n in data["loads"].items())
     render.console.print(f"open reviews per reviewer: {loads or '-'}")
     for s in data["shortfalls"]:
         render.err_console.print(f"[yellow]proposal {s['proposal_id']}:[/yellow] {s['reason']}")
@@ -148,9 +155,10 @@ def assign(call_ref: CallArg, cutoff: CutoffOpt = None, as_json: JsonOpt = False
 
 
 def _reviews_table(reviews: list[dict[str, Any]]) -> Table:
-    table = Table(title="My reviews")
-    for column in ("id", "status", "proposal", "call", "title", "domain", "GPU-h", "score"):
-        table.add_column(column, justify="right" if column in ("id", "GPU-h", "score") else "left")
+    table = render.table("My reviews")
+    for column in ("id", "status", "proposal", "call", "title", "domain", "GPU-hours", "score"):
+        right = column in ("id", "GPU-hours", "score")
+        table.add_column(column, justify="right" if right else "left")
     for r in reviews:
         p = r["proposal"]
         table.add_row(
@@ -160,7 +168,7 @@ def _reviews_table(reviews: list[dict[str, Any]]) -> Table:
             p["call"],
             p["title"],
             p["domain"],
-            f"{p['requested_gpu_hours']:,.0f}",
+            hours(p["requested_gpu_hours"], 0),
             _num(r["score"]),
         )
     return table
@@ -168,7 +176,7 @@ def _reviews_table(reviews: list[dict[str, Any]]) -> Table:
 
 def _review_details(r: dict[str, Any]) -> Table:
     p = r["proposal"]
-    table = Table(title=f"Review {r['id']}: proposal {p['id']} '{p['title']}'", show_header=False)
+    table = render.table(f"Review {r['id']}: proposal {p['id']} '{p['title']}'", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     rows = [
@@ -178,8 +186,9 @@ def _review_details(r: dict[str, Any]) -> Table:
         ("domain", p["domain"]),
         (
             "request",
-            f"{p['requested_gpu_hours']:,.0f} GPU-hours over {p['period_months']} months, "
-            f"{p['gpu_model'] or 'any GPU'}, largest job {p['largest_job_gpus']} GPUs",
+            f"{p['requested_gpu_hours']:,.0f} GPU-hours over "
+            f"{plural(p['period_months'], 'month')}, {p['gpu_model'] or 'any GPU'}, "
+            f"largest job {plural(p['largest_job_gpus'], 'GPU')}",
         ),
         ("abstract", p["abstract"]),
         (
@@ -270,8 +279,8 @@ def ranking(call_ref: CallArg, cutoff: CutoffOpt = None, as_json: JsonOpt = Fals
         render.print_json(data)
         return
     minimum = data["min_average_score"]
-    table = Table(
-        title=f"Ranking of call {data['call']}"
+    table = render.table(
+        f"Ranking of call {data['call']}"
         + (f" (minimum average score {minimum:g})" if minimum is not None else "")
     )
     columns = ("cut-off", "rank", "proposal", "title", "organisation", "status", "score",
@@ -330,7 +339,7 @@ def decide(
     if as_json:
         render.print_json(data)
         return
-    table = Table(title=f"Decisions in call {data['call']}")
+    table = render.table(f"Decisions in call {data['call']}")
     for column in ("proposal", "outcome", "score", "rank", "reason"):
         table.add_column(column)
     for d in data["decided"]:
@@ -360,7 +369,7 @@ def proposal_reviews(proposal_id: int, as_json: JsonOpt = False) -> None:
     title = f"Reviews of proposal {data['proposal_id']} ({data['status']})"
     if data["score"] is not None:
         title += f": score {data['score']:.2f}" + (f", rank {data['rank']}" if data["rank"] else "")
-    table = Table(title=title)
+    table = render.table(title)
     names = [c["name"] for c in data["criteria"]]
     for column in ("reviewer", "status", *names, "score", "comment"):
         table.add_column(column)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.markup import escape
@@ -16,43 +16,30 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
-from aifactories.catalogue.loader import Catalogue
 from aifactories.cli import render
 from aifactories.domain.errors import AifError, InvalidInput
-from aifactories.services.core.context import catalogue_from_settings
-from aifactories.services.twin.simulate import (
-    parse_sweep,
-    prepare,
-    saturation_load,
-    simulate,
-    sweep,
-    write_results,
-    write_scenario,
-)
-from aifactories.settings import Settings
-from aifactories.twin.report import write_report, write_sweep_report
-from aifactories.twin.scenario import (
-    DEFAULT_POLICIES,
-    Overrides,
-    Scenario,
-    default_scenario,
-    read_scenario,
-    with_overrides,
-)
 
+if TYPE_CHECKING:  # the twin is imported when it runs: 'aif simulate --help' stays fast
+    from aifactories.catalogue.loader import Catalogue
+    from aifactories.twin.scenario import Scenario
+
+# twin.scenario.DEFAULT_POLICIES, written out: importing the twin costs 0.2 s at start-up
+# (tests/cli/test_start.py checks that the two agree)
+DEFAULT_POLICIES_SHOWN = "first_fit,earliest_start,fair_share"
+
+# key of the summary, header, divisor, unit
 _COLUMNS = [
-    ("wait_mean", "mean wait h", 3600),
-    ("jct_mean", "mean JCT h", 3600),
-    ("jct_p99", "p99 JCT h", 3600),
-    ("slowdown_mean", "bounded slowdown", 1),
-    ("utilisation", "utilisation", 1),
-    ("ftf_worst", "worst FTF rho", 1),
-    ("jain_slowdown", "Jain (slowdown)", 1),
-    ("energy_kwh", "energy MWh", 1000),
-    ("carbon_kg", "carbon t CO2e", 1000),
-    ("cycle_p99_ms", "cycle p99 ms", 1),
+    ("wait_mean", "mean wait", 3600, " h"),
+    ("jct_mean", "mean JCT", 3600, " h"),
+    ("jct_p99", "p99 JCT", 3600, " h"),
+    ("slowdown_mean", "bounded slowdown", 1, ""),
+    ("utilisation", "utilisation", 0.01, " %"),
+    ("ftf_worst", "worst FTF rho", 1, ""),
+    ("jain_slowdown", "Jain index (slowdown)", 1, ""),
+    ("energy_kwh", "energy", 1000, " MWh"),
+    ("carbon_kg", "carbon", 1000, " t CO2e"),
+    ("cycle_p99_ms", "cycle p99", 1, " ms"),
 ]
 
 
@@ -72,7 +59,7 @@ def simulate_command(
         str | None,
         typer.Option(
             help="comma-separated policies",
-            show_default=",".join(DEFAULT_POLICIES),
+            show_default=DEFAULT_POLICIES_SHOWN,
         ),
     ] = None,
     trace: Annotated[Path | None, typer.Option(help="a trace file (else the generator)")] = None,
@@ -108,6 +95,10 @@ def simulate_command(
 
     With --scenario FILE, the options given here override the file's values (docs/twin.md).
     """
+    from aifactories.services.twin.simulate import prepare, simulate, write_results, write_scenario
+    from aifactories.twin.report import write_report
+    from aifactories.twin.scenario import Overrides, default_scenario, read_scenario, with_overrides
+
     given = Overrides(
         sites=sites,
         policies=None
@@ -141,17 +132,21 @@ def simulate_command(
     except AifError as exc:
         _fail(exc)
     trace_used = prepared.trace
-    table = Table(title=f"{trace_used.name}: {len(trace_used.jobs):,} jobs")
-    table.add_column("policy")
-    for _key, label, _scale in _COLUMNS:
-        table.add_column(label, justify="right")
+    cells = []
     for row in rows:
-        cells = [str(row["policy"])]
-        for key, _label, scale in _COLUMNS:
+        line = [str(row["policy"])]  # the full name: never cut short (render.print_split)
+        for key, _label, scale, unit in _COLUMNS:
             value = row.get(key)
-            cells.append("-" if not isinstance(value, float) else f"{value / scale:,.2f}")
-        table.add_row(*cells)
-    render.console.print(table)
+            if isinstance(value, float) and value == value:  # NaN: not measured
+                line.append(f"{value / scale:,.2f}{unit}")
+            else:
+                line.append("-")
+        cells.append(line)
+    render.print_split(
+        f"{trace_used.name}: {len(trace_used.jobs):,} jobs",
+        [("policy", "left"), *((label, "right") for _k, label, _s, _u in _COLUMNS)],
+        cells,
+    )
     folder = Path(chosen.spec.out)
     for path in write_results(folder, runs, rows):
         render.console.print(f"wrote {path}")
@@ -165,6 +160,9 @@ def simulate_command(
 
 def _configured() -> Catalogue:
     """``sites: catalogue``: the platform's catalogue (AIFACTORIES_CATALOGUE, else embedded)."""
+    from aifactories.services.core.context import catalogue_from_settings
+    from aifactories.settings import Settings
+
     return catalogue_from_settings(Settings())
 
 
@@ -189,6 +187,9 @@ def _bars() -> Progress:
 
 
 def _sweep(scenario: Scenario, spec: str) -> None:
+    from aifactories.services.twin.simulate import parse_sweep, saturation_load, sweep
+    from aifactories.twin.report import write_sweep_report
+
     loads = parse_sweep(spec)
     with _bars() as bars:
         tasks: dict[str, TaskID] = {}
@@ -207,17 +208,18 @@ def _sweep(scenario: Scenario, spec: str) -> None:
         )
         for p in policies
     }
-    table = Table(title="Mean JCT (hours) against offered load")
-    table.add_column("load", justify="right")
-    for p in policies:
-        table.add_column(p, justify="right")
+    cells = []
     for load in loads:
-        cells = [f"{load:g}"]
+        line = [f"{load:g}"]
         for p in policies:
             row = next(r for r in rows if r["policy"] == p and r["load"] == load)
-            cells.append(f"{float(row['jct_mean']) / 3600:,.2f}")
-        table.add_row(*cells)
-    render.console.print(table)
+            line.append(f"{float(row['jct_mean']) / 3600:,.2f} h")
+        cells.append(line)
+    render.print_split(
+        "Mean JCT against offered load",
+        [("load", "right"), *((p, "right") for p in policies)],
+        cells,
+    )
     for p, knee in knees.items():
         render.console.print(
             f"{p}: saturation load "

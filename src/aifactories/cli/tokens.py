@@ -3,27 +3,26 @@ itself (acts locally, like ``aif accounts sync``): the way back in when every to
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from aifactories.cli import render
+from aifactories.cli.human import local_time, plural
 from aifactories.cli.remote import JsonOpt, call, client, fail
-from aifactories.domain.errors import AifError
-from aifactories.services.core.tokens import issue_token
-from aifactories.services.platform import Platform
-from aifactories.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 tokens_app = typer.Typer(help="Your API tokens: list, create, revoke.", no_args_is_help=True)
 
 
 def _day(iso: str | None) -> str:
-    return iso[:16].replace("T", " ") if iso else "-"
+    return local_time(iso, seconds=False)
 
 
 def tokens_table(tokens: list[dict[str, Any]]) -> Table:
-    table = Table(title="API tokens")
+    table = render.table("API tokens")
     for column in ("id", "user", "label", "status", "created", "expires", "last used"):
         table.add_column(column)
     for t in tokens:
@@ -50,7 +49,7 @@ def _print_secret(made: dict[str, Any]) -> None:
         return
     render.console.print(
         f"token [bold]{made['id']}[/bold] ({made['label']}) for {made['username']}, "
-        f"expires {_day(made['expires_at'])} UTC. Its secret, shown this once:"
+        f"expires {_day(made['expires_at'])}. Its secret, shown this once:"
     )
     print(made["token"])  # plain, on its own line: easy to copy or capture
 
@@ -110,6 +109,11 @@ def issue_command(
 ) -> None:
     """On the server, with its settings and database: make a token for a user without an API
     token (every one of theirs expired). Prints the secret once."""
+    from aifactories.domain.errors import AifError
+    from aifactories.services.core.tokens import issue_token
+    from aifactories.services.platform import Platform
+    from aifactories.settings import Settings
+
     settings = Settings()
     lifetime = days or settings.token_lifetime_days
     if not 1 <= lifetime <= settings.token_lifetime_days:
@@ -122,5 +126,7 @@ def issue_command(
         fail(exc.message)
     finally:
         platform.stop()
-    render.err_console.print(f"token {made.view.id} for {username}, valid {lifetime} days:")
+    render.err_console.print(
+        f"token {made.view.id} for {username}, valid {plural(lifetime, 'day')}:"
+    )
     print(made.secret)

@@ -6,13 +6,9 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from aifactories.cli import render
-from aifactories.domain.errors import AifError
-from aifactories.services.platform import Platform
-from aifactories.services.sites.usage_import import import_usage
-from aifactories.settings import Settings
+from aifactories.cli.human import hours, plural
 
 usage_app = typer.Typer(
     help="Usage from the sites' own accounting (acts locally on the database).",
@@ -44,6 +40,11 @@ def import_command(
 ) -> None:
     """Import the jobs that ended at the Slurm sites and charge those run outside the broker,
     once each (a second import of the same window charges nothing)."""
+    from aifactories.domain.errors import AifError
+    from aifactories.services.platform import Platform
+    from aifactories.services.sites.usage_import import import_usage
+    from aifactories.settings import Settings
+
     platform = Platform(Settings())
     try:
         platform.check_schema()
@@ -54,19 +55,19 @@ def import_command(
         raise typer.Exit(1) from exc
     finally:
         platform.stop()
-    table = Table(title="Usage import")
-    for column in ("site", "accounting", "jobs seen", "charged", "GPU-hours", "already", "broker"):
+    table = render.table("Usage import")
+    for column in ("site", "accounting", "seen", "charged", "GPU-hours", "already", "broker's"):
         table.add_column(column, justify="left" if column in ("site", "accounting") else "right")
     problems: list[str] = []
     for report in reports:
         table.add_row(
             report.site_id,
             report.mode or "-",
-            str(report.seen),
-            str(report.charged_jobs),
-            f"{report.charged_gpu_seconds / 3600:,.2f}",
-            str(report.already_imported),
-            str(report.broker_jobs),
+            plural(report.seen, "job"),
+            plural(report.charged_jobs, "job"),
+            hours(report.charged_gpu_seconds / 3600),
+            plural(report.already_imported, "job"),
+            plural(report.broker_jobs, "job"),
         )
         if report.error:
             problems.append(f"{report.site_id}: {report.error}")

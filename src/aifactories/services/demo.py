@@ -4,6 +4,7 @@ API tokens. Loading it twice changes nothing but issues fresh tokens."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
@@ -11,6 +12,7 @@ from aifactories.db.accounts import (
     new_token,
     organisation_by_name,
     project_by_ref,
+    token_and_user,
     user_by_username,
 )
 from aifactories.db.models import (
@@ -26,6 +28,7 @@ from aifactories.domain.units import SECONDS_PER_HOUR
 from aifactories.services.core.context import ServiceContext
 
 YEAR_S = 365 * 86400
+TOKEN_LABEL = "demo"  # the label of every token the demo issues
 
 ORGANISATIONS = [
     ("Aurora Robotics", OrganisationKind.STARTUP, "DE"),
@@ -200,5 +203,25 @@ def load_demo(ctx: ServiceContext) -> DemoTokens:
             assert user is not None
             now = ctx.clock.now()
             expires_at = now + ctx.settings.token_lifetime_days * 86400.0
-            tokens[username] = new_token(session, user.id, "demo", now, expires_at)
+            tokens[username] = new_token(session, user.id, TOKEN_LABEL, now, expires_at)
     return DemoTokens(tokens)
+
+
+class TokenKind(StrEnum):
+    """What this platform's database says of a token a CLI profile holds."""
+
+    DEMO = "demo"  # a working token the demo issued
+    OTHER = "other"  # a working token made otherwise (aif tokens create, aif login)
+    DEAD = "dead"  # unknown here, expired or revoked
+
+
+def token_kind(ctx: ServiceContext, token: str) -> TokenKind:
+    with ctx.reads() as session:
+        found = token_and_user(session, token)
+        if found is None:
+            return TokenKind.DEAD
+        row = found[0]
+        expired = row.expires_at is not None and row.expires_at <= ctx.clock.now()
+        if row.revoked_at is not None or expired:
+            return TokenKind.DEAD
+        return TokenKind.DEMO if row.label == TOKEN_LABEL else TokenKind.OTHER
