@@ -39,7 +39,10 @@ class AllocationOut(BaseModel):
     id: int
     project_id: int
     project: str
-    site_id: str | None  # None: a pool, usable at any site
+    site_id: str | None  # None: a pool, usable at any site or at pool_sites
+    pool_sites: list[str] | None = Field(
+        None, description="a pool's sites, those its proposal allows; null: any site"
+    )
     status: str
     starts_at: float
     starts_at_iso: str
@@ -63,6 +66,7 @@ class AllocationOut(BaseModel):
             project_id=a.project_id,
             project=a.project_code,
             site_id=a.site_id,
+            pool_sites=None if a.pool_sites is None else list(a.pool_sites),
             status=a.status,
             starts_at=a.starts_at,
             starts_at_iso=to_datetime(a.starts_at).isoformat(),

@@ -87,18 +87,15 @@ def move_queued_jobs(
 
 
 def _has_allocation(session: Session, project_id: int, sites: list[SiteId]) -> bool:
-    return (
-        session.execute(
-            select(AllocationRow.id)
-            .where(
-                AllocationRow.project_id == project_id,
-                AllocationRow.status == "open",
-                AllocationRow.site_id.in_(sites) | AllocationRow.site_id.is_(None),
-            )
-            .limit(1)
-        ).first()
-        is not None
-    )
+    pools = session.execute(
+        select(AllocationRow.site_id, AllocationRow.pool_sites).where(
+            AllocationRow.project_id == project_id,
+            AllocationRow.status == "open",
+            AllocationRow.site_id.in_(sites) | AllocationRow.site_id.is_(None),
+        )
+    ).all()
+    # a site allocation there, or a pool usable at any of them (unrestricted, or listing one)
+    return any(site is not None or only is None or set(only) & set(sites) for site, only in pools)
 
 
 def cancel_stale_copies(

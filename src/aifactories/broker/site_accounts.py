@@ -7,11 +7,12 @@ talks to ``sacctmgr``). Rules of the desired state at one site:
   (created under ``root`` if missing). Accounts outside that subtree are never written; a
   project whose account name is already taken outside it is reported, not managed.
 - **Accounts.** Each project holding an open allocation usable at the site (its ``site_id``
-  is the site, or ``None`` for a pool usable everywhere; status ``open`` and ``starts_at <=
-  now < ends_at``, as the ledger admits jobs) is a Slurm account named by its code in lower
-  case (Slurm lowercases account names). A code Slurm cannot carry safely (anything but
-  ``a-z 0-9 _ . -`` after lowercasing, a leading ``.``/``-``, over 64 characters, ``root``
-  or ``aifactories``, or two codes equal once lowercased) is reported and skipped.
+  is the site, or ``None`` for a pool usable everywhere or at the sites of its
+  ``pool_sites``; status ``open`` and ``starts_at <= now < ends_at``, as the ledger admits
+  jobs) is a Slurm account named by its code in lower case (Slurm lowercases account
+  names). A code Slurm cannot carry safely (anything but ``a-z 0-9 _ . -`` after
+  lowercasing, a leading ``.``/``-``, over 64 characters, ``root`` or ``aifactories``, or two
+  codes equal once lowercased) is reported and skipped.
 - **Associations.** Each project member (username, lowercased likewise) is an association
   (user, account), and so is the site's submitting service user: the broker submits the
   project's jobs as that user with ``--account=<code>``. Nothing else: users on the parent
@@ -65,17 +66,19 @@ Memory = Mapping[str, Mapping[str, object]]
 
 @dataclass(frozen=True, slots=True)
 class LedgerAllocation:
-    site_id: str | None  # None: a pool allocation, usable at every site
+    site_id: str | None  # None: a pool allocation, usable at every site (or at pool_sites)
     granted_gpu_seconds: int
     used_gpu_seconds: int
     status: str
     starts_at: float
     ends_at: float
+    pool_sites: frozenset[str] | None = None  # a pool's sites; None: every site
 
     def usable_at(self, site_id: str, now: float) -> bool:
         return (
             self.status == "open"
             and self.site_id in (site_id, None)
+            and (self.site_id is not None or self.pool_sites is None or site_id in self.pool_sites)
             and self.starts_at <= now < self.ends_at
         )
 

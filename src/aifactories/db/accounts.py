@@ -137,6 +137,7 @@ _ALLOCATION_COLUMNS = (
     "starts_at",
     "ends_at",
     "status",
+    "pool_sites",
 )
 
 
@@ -184,6 +185,9 @@ def project_and_allocations(
             starts_at=r["a_starts_at"],
             ends_at=r["a_ends_at"],
             status=AllocationStatus(r["a_status"]),
+            pool_sites=None
+            if r["a_pool_sites"] is None
+            else frozenset(map(SiteId, r["a_pool_sites"])),
         )
         for r in rows
         if r["a_id"] is not None

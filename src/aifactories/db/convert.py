@@ -91,4 +91,5 @@ def allocation(row: AllocationRow) -> Allocation:
         starts_at=row.starts_at,
         ends_at=row.ends_at,
         status=AllocationStatus(row.status),
+        pool_sites=None if row.pool_sites is None else frozenset(map(SiteId, row.pool_sites)),
     )

@@ -207,6 +207,9 @@ def charge_usage(
             query = query.where(AllocationRow.id != exclude_allocation_id)
         remaining = piece.gpu_seconds
         for allocation in session.execute(query).scalars():
+            pool_sites = allocation.pool_sites
+            if site_id is not None and pool_sites is not None and site_id not in pool_sites:
+                continue  # a pool restricted to other sites
             room = (
                 allocation.granted_gpu_seconds
                 - allocation.reserved_gpu_seconds

@@ -106,7 +106,7 @@ class AllocationRow(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     site_id: Mapped[str | None] = mapped_column(String(64))
     # a pool allocation (site_id None) usable only at these sites; None: at any site
-    pool_sites: Mapped[list[str] | None] = mapped_column(JSON)
+    pool_sites: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     granted_gpu_seconds: Mapped[int] = mapped_column(BigInteger)
     reserved_gpu_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
     used_gpu_seconds: Mapped[int] = mapped_column(BigInteger, default=0)

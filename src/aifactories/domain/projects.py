@@ -48,7 +48,9 @@ class Project:
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
-    """GPU-seconds granted to a project for a period, at one site or (``site_id`` None) any site.
+    """GPU-seconds granted to a project for a period, at one site or (``site_id`` None) a pool:
+    at any site, or only at ``pool_sites`` when those are given (the sites its proposal
+    allows: hardware and residency).
 
     Invariant kept by the ledger: ``reserved + used + left == granted`` and ``left >= 0``.
     """
@@ -62,14 +64,21 @@ class Allocation:
     starts_at: float
     ends_at: float
     status: AllocationStatus
+    pool_sites: frozenset[SiteId] | None = None  # a pool's sites; None: every site
 
     @property
     def left_gpu_seconds(self) -> int:
         return self.granted_gpu_seconds - self.reserved_gpu_seconds - self.used_gpu_seconds
 
+    def covers(self, site_id: SiteId) -> bool:
+        """Whether the allocation may pay at ``site_id`` (its period and status aside)."""
+        if self.site_id is not None:
+            return self.site_id == site_id
+        return self.pool_sites is None or site_id in self.pool_sites
+
     def usable_at(self, site_id: SiteId, now: float) -> bool:
         return (
             self.status is AllocationStatus.OPEN
             and self.starts_at <= now < self.ends_at
-            and (self.site_id is None or self.site_id == site_id)
+            and self.covers(site_id)
         )

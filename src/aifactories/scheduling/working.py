@@ -212,7 +212,8 @@ class Budgets:
     """Allocation remainders for one cycle, and which allocation pays for what.
 
     At a site, a project's site-specific allocations are tried before its pool ones
-    (``site_id`` None), each group by lowest id: the first with enough left pays.
+    (``site_id`` None; a pool with ``pool_sites`` only at those), each group by lowest id:
+    the first with enough left pays.
     """
 
     def __init__(
@@ -244,8 +245,11 @@ class Budgets:
             pool = tuple(a.id for a in mine if a.site_id is None)
             # Most projects only hold pool allocations: every site then shares one tuple.
             orders = self.known_orders[project] = dict.fromkeys(self._sites, pool)
+            if any(a.pool_sites is not None for a in mine):
+                for site in orders:
+                    orders[site] = tuple(a.id for a in mine if a.site_id is None and a.covers(site))
             for site in {a.site_id for a in mine if a.site_id is not None and a.site_id in orders}:
-                orders[site] = tuple(a.id for a in mine if a.site_id == site) + pool
+                orders[site] = tuple(a.id for a in mine if a.site_id == site) + orders[site]
         return orders
 
     def covers(self, project: ProjectId) -> frozenset[SiteId] | None:

@@ -125,7 +125,7 @@ def close_row(
         else f"{who} closed it: {reason}"
     )
     lines = [
-        f"Allocation {row.id} of project {project.code} ({site_text(row.site_id)}) "
+        f"Allocation {row.id} of project {project.code} ({site_text(row.site_id, row.pool_sites)}) "
         f"is closed: {what}.",
         f"It takes no new jobs. Used {hours_text(row.used_gpu_seconds)} of "
         f"{hours_text(row.granted_gpu_seconds)} GPU-hours.",

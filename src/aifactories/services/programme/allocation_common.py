@@ -33,7 +33,7 @@ class AllocationView:
     id: int
     project_id: int
     project_code: str
-    site_id: str | None  # None: a pool, usable at any site
+    site_id: str | None  # None: a pool, usable at any site or at pool_sites
     status: str
     starts_at: float
     ends_at: float
@@ -41,6 +41,7 @@ class AllocationView:
     reserved_gpu_seconds: int
     used_gpu_seconds: int
     alerts: tuple[int, ...] = ()  # thresholds already alerted
+    pool_sites: tuple[str, ...] | None = None  # a pool's sites; None: any site
 
     @property
     def left_gpu_seconds(self) -> int:
@@ -66,6 +67,7 @@ class AllocationView:
             reserved_gpu_seconds=row.reserved_gpu_seconds,
             used_gpu_seconds=row.used_gpu_seconds,
             alerts=tuple(sorted(alerts)),
+            pool_sites=None if row.pool_sites is None else tuple(row.pool_sites),
         )
 
 
@@ -77,8 +79,10 @@ def hours_text(gpu_seconds: int) -> str:
     return f"{gpu_hours(gpu_seconds):,.2f}"
 
 
-def site_text(site_id: str | None) -> str:
-    return site_id or "any site"
+def site_text(site_id: str | None, pool_sites: Iterable[str] | None = None) -> str:
+    if site_id is not None:
+        return site_id
+    return "any site" if pool_sites is None else f"any of {', '.join(pool_sites)}"
 
 
 def required_text(value: str, name: str, hint: str) -> str:

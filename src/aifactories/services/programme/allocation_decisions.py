@@ -130,7 +130,8 @@ def decide_request(
             subject=f"[aifactories] {project.code}: your {request.kind} request {verdict}",
             body=(
                 f"Your request {request.id} to {what} (allocation {row.id}, "
-                f"{site_text(row.site_id)}) was {verdict} by {principal.username}: {reason}"
+                f"{site_text(row.site_id, row.pool_sites)}) was {verdict} by "
+                f"{principal.username}: {reason}"
             ),
             payload={
                 "request_id": request.id,

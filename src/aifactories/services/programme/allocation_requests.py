@@ -280,7 +280,8 @@ def _request_change(
             subject=f"[aifactories] {project.code} asks: {kind} of allocation {row.id}",
             body=(
                 f"{principal.username} (PI of {project.code}) asks to {what} "
-                f"(allocation {row.id}, {site_text(row.site_id)}).\nWhy: {justification}\n"
+                f"(allocation {row.id}, {site_text(row.site_id, row.pool_sites)}).\n"
+                f"Why: {justification}\n"
                 f"Decide with: aif allocations approve {request.id} --reason '...' "
                 f"(or refuse)"
             ),
@@ -346,7 +347,9 @@ def _check_transfer(
             .order_by(AllocationRow.id)
         )
     ]
-    open_others = ", ".join(f"{a.id} ({site_text(a.site_id)})" for a in others if a.status == OPEN)
+    open_others = ", ".join(
+        f"{a.id} ({site_text(a.site_id, a.pool_sites)})" for a in others if a.status == OPEN
+    )
     limit = f"an open allocation of {project.code}: {open_others or 'none'}"
     if body.to_allocation is None:
         raise InvalidInput("to_allocation", "say which allocation receives the GPU-hours", limit)

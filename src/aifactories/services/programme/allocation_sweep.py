@@ -115,7 +115,8 @@ def _send_alerts(session: Session, now: float) -> list[AlertSent]:
             else f"It ends on {iso_utc(row.ends_at)}."
         )
         body = (
-            f"Allocation {row.id} of project {code} ({site_text(row.site_id)}) has used "
+            f"Allocation {row.id} of project {code} ({site_text(row.site_id, row.pool_sites)}) "
+            f"has used "
             f"{view.used_percent:.1f} % of its {hours_text(row.granted_gpu_seconds)} GPU-hours: "
             f"{hours_text(row.used_gpu_seconds)} used, "
             f"{hours_text(row.reserved_gpu_seconds)} reserved by queued and running jobs, "

@@ -61,8 +61,9 @@ def _held_by_allocations(
     ctx: ServiceContext, session: Session, starts: list[float]
 ) -> dict[str, list[float]]:
     """GPU-hours per partition per month that open allocations still hold: what is left of
-    each, spread evenly over its remaining months, over its site's partitions (or every
-    partition, for a pool allocation) in proportion to their GPUs."""
+    each, spread evenly over its remaining months, over its site's partitions (or, for a pool
+    allocation, those of its sites, every partition if it names none) in proportion to their
+    GPUs."""
     partitions = [p for s in ctx.catalogue.operational_sites for p in s.partitions]
     total_gpus = sum(p.total_gpus for p in partitions) or 1
     held = {str(p.id): [0.0] * len(starts) for p in partitions}
@@ -81,7 +82,11 @@ def _held_by_allocations(
         ]
         if not months or left_h <= 0 or alloc.starts_at >= horizon_end:
             continue
-        targets = [p for p in partitions if alloc.site_id in (None, p.site_id)]
+        if alloc.site_id is not None:
+            targets = [p for p in partitions if p.site_id == alloc.site_id]
+        else:
+            only = alloc.pool_sites
+            targets = [p for p in partitions if only is None or p.site_id in only]
         gpus = sum(p.total_gpus for p in targets) or total_gpus
         for part in targets:
             for m in months:

@@ -21,10 +21,20 @@ from aifactories.services.notifications.notify import notify_user
 
 @dataclass(frozen=True, slots=True)
 class AwardedAllocation:
-    site_id: str | None  # None: the pool (any site)
+    site_id: str | None  # None: the pool
     gpu_seconds: int
     starts_at: float
     ends_at: float
+    # a pool award's sites (those its proposal allows); None: any site
+    pool_sites: tuple[str, ...] | None = None
+
+    @property
+    def where(self) -> str:
+        if self.site_id is not None:
+            return self.site_id
+        if self.pool_sites is None:
+            return "any site"
+        return f"any of {', '.join(self.pool_sites)}"
 
 
 def project_code(session: Session, proposal: ProposalRow) -> str:
@@ -77,6 +87,7 @@ def award_proposal(
             AllocationRow(
                 project_id=project.id,
                 site_id=alloc.site_id,
+                pool_sites=None if alloc.pool_sites is None else list(alloc.pool_sites),
                 granted_gpu_seconds=alloc.gpu_seconds,
                 reserved_gpu_seconds=0,
                 used_gpu_seconds=0,
@@ -92,7 +103,7 @@ def award_proposal(
     proposal.updated_at = now
     session.flush()
     hours = sum(a.gpu_seconds for a in allocations) / 3600
-    where = ", ".join(a.site_id or "any site" for a in allocations)
+    where = "; ".join(a.where for a in allocations)
     record(
         session,
         at=now,
@@ -105,6 +116,7 @@ def award_proposal(
             "allocations": [
                 {
                     "site_id": a.site_id,
+                    "pool_sites": a.pool_sites,
                     "gpu_hours": a.gpu_seconds / 3600,
                     "starts_at": a.starts_at,
                     "ends_at": a.ends_at,

@@ -1,14 +1,17 @@
 """First come, first served awards (Playground, Fast Lane, Education): the request is granted
-whole at one site, drawn from the call's budget line for that site or from its pool."""
+whole, from the call's budget line of one candidate site (an allocation at that site) or else
+from its pool (an allocation usable at every site the proposal allows: its hardware and
+residency, see ``programme.eligibility.candidate_sites``)."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from aifactories.catalogue.loader import Catalogue
 from aifactories.db.programme_models import CallRow, ProposalRow
 from aifactories.domain.errors import Conflict
 from aifactories.domain.units import SECONDS_PER_HOUR
-from aifactories.programme.eligibility import CheckResult
+from aifactories.programme.eligibility import CheckResult, matching_partitions
 from aifactories.programme.periods import add_months
 from aifactories.services.core.context import Principal, ServiceContext
 from aifactories.services.programme.awarding import AwardedAllocation, award_proposal
@@ -19,28 +22,42 @@ def _needed(row: ProposalRow) -> int:
     return round(row.requested_gpu_hours * SECONDS_PER_HOUR)
 
 
-def pick_site(session: Session, call: CallRow, row: ProposalRow, sites: list[str]) -> str | None:
-    """The first candidate site (preferred ones first) whose budget line, or the pool, still
-    holds the whole request."""
+def allowed_sites(catalogue: Catalogue, row: ProposalRow) -> tuple[str, ...]:
+    """The operational sites the proposal can run at (hardware and residency), sorted: where
+    an award from the pool may be used, and nowhere else."""
+    found = matching_partitions(
+        catalogue,
+        gpu_model=row.gpu_model,
+        min_gpu_memory_gb=row.min_gpu_memory_gb,
+        largest_job_gpus=row.largest_job_gpus,
+        residency=tuple(row.residency),
+    )
+    return tuple(sorted({site.id for site, _ in found}))
+
+
+def pick_line(session: Session, call: CallRow, row: ProposalRow, sites: list[str]) -> str | None:
+    """The budget line that holds the whole request: the first candidate site's own line
+    (preferred sites first), else the pool (``POOL``); None if neither does."""
     left = budget_left_gpu_seconds(session, call)
     need = _needed(row)
     for site in sites:
         if left.get(site, -1) >= need:
             return site
     if left.get(POOL, -1) >= need and sites:
-        return sites[0]
+        return POOL
     return None
 
 
 def budget_check(
     session: Session, call: CallRow, row: ProposalRow, sites: list[str]
 ) -> CheckResult:
-    site = pick_site(session, call, row, sites)
-    if site is not None:
+    line = pick_line(session, call, row, sites)
+    if line is not None:
+        where = f"the pool, usable at {', '.join(sorted(sites))}" if line == POOL else line
         return CheckResult(
             "call_budget",
             True,
-            f"{row.requested_gpu_hours:,.0f} GPU-hours fit the budget at {site}",
+            f"{row.requested_gpu_hours:,.0f} GPU-hours fit the budget at {where}",
         )
     left = budget_left_gpu_seconds(session, call)
     lines = ", ".join(f"{k}: {v / 3600:,.0f} h" for k, v in sorted(left.items()))
@@ -62,10 +79,12 @@ def award_first_come(
     actor: Principal | None,
     reason: str,
 ) -> None:
-    """Grant the whole request at the first site that can take it (the caller holds the
-    call's row lock, so two awards cannot both draw the last of a budget line)."""
-    site = pick_site(session, call, row, sites)
-    if site is None:
+    """Grant the whole request from the first budget line that can take it (the caller holds
+    the call's row lock, so two awards cannot both draw the last of a line). ``sites`` are the
+    sites whose own lines may fund it (for a technical check, the checking operator's); an
+    award from the pool is usable at every site the proposal allows."""
+    line = pick_line(session, call, row, sites)
+    if line is None:
         raise Conflict(
             f"the call {call.code} has no budget left for {row.requested_gpu_hours:,.0f} "
             f"GPU-hours at {', '.join(sites) or 'any site'}"
@@ -73,12 +92,10 @@ def award_first_come(
     now = ctx.clock.now()
     start = max(now, row.starts_at or now)
     end = call.course_ends_at if call.course_ends_at else add_months(start, row.period_months)
-    award_proposal(
-        session,
-        ctx,
-        row,
-        call,
-        [AwardedAllocation(site, _needed(row), start, end)],
-        actor=actor,
-        reason=reason,
-    )
+    if line == POOL:
+        # every site the proposal allows, not only the candidates the caller narrowed to
+        pool_sites = allowed_sites(ctx.catalogue, row) or tuple(sorted(sites))
+        award = AwardedAllocation(None, _needed(row), start, end, pool_sites)
+    else:
+        award = AwardedAllocation(line, _needed(row), start, end)
+    award_proposal(session, ctx, row, call, [award], actor=actor, reason=reason)

@@ -110,6 +110,7 @@ def read_ledger(ctx: ServiceContext) -> list[LedgerProject]:
                     row.status,
                     row.starts_at,
                     row.ends_at,
+                    None if row.pool_sites is None else frozenset(row.pool_sites),
                 )
             )
         ids = list(allocations)
