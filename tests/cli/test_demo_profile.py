@@ -20,12 +20,13 @@ SERVER = "http://127.0.0.1:8000"
     [
         (None, SERVER, Action.WRITE),
         (Found(SERVER, "t", marked=True, kind="demo"), SERVER, Action.KEEP),
-        (Found(SERVER, "t", marked=False, kind="demo"), SERVER, Action.KEEP),  # older demo
+        (Found(SERVER, "t", marked=None, kind="demo"), SERVER, Action.KEEP),  # older demo
+        (Found(SERVER, "t", marked=False, kind="demo"), SERVER, Action.LEAVE),  # aif login
         (Found(SERVER, "t", marked=True, kind="demo"), "http://127.0.0.1:9000", Action.REPLACE),
         (Found(SERVER, "t", marked=True, kind="dead"), SERVER, Action.REPLACE),  # wiped data
         (Found(SERVER, "t", marked=False, kind="dead"), SERVER, Action.LEAVE),
         (Found(SERVER, "t", marked=False, kind="other"), SERVER, Action.LEAVE),  # aif login
-        (Found(None, None, marked=False, kind="dead"), SERVER, Action.LEAVE),  # unreadable
+        (Found(None, None, marked=None, kind="dead"), SERVER, Action.LEAVE),  # unreadable
     ],
 )
 def test_decide(found: Found | None, server: str, action: Action) -> None:
@@ -85,3 +86,11 @@ def test_demo_load_never_touches_the_users_profile(tmp_path: Path) -> None:
     out = _aif(tmp_path, "data", "demo", "load")
     assert "left as it is" in out
     assert _profile(tmp_path)["token"] == "a-token-of-another-platform"
+
+    # a demo user's token saved with 'aif login' (the README shows how) is the user's choice
+    tokens = (tmp_path / "data" / "demo-tokens.txt").read_text().split()
+    carol = {"server": "http://127.0.0.1:9000", "token": tokens[tokens.index("carol") + 1]}
+    path.write_text(json.dumps(carol))
+    out = _aif(tmp_path, "data", "demo", "load")
+    assert "is yours (aif login): left as it is" in out
+    assert _profile(tmp_path) == carol

@@ -69,6 +69,6 @@ def test_details_are_key_value_lines(helsinki: None) -> None:
         "granted GPU-hours: 1,000.00 h",
         "industrial: yes",
         "site: -",
-        "weights: science 0.6, industry 0.4",
+        "weights: science: 0.6; industry: 0.4",
     ]
     assert "{" not in text and "[" not in text

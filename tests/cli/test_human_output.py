@@ -134,3 +134,26 @@ def test_projects_and_tokens(h: Harness, url: str, paris: None) -> None:
     assert "GPU-hours used" in out
     out = aif(h, url, "alice", "tokens", "list")
     assert "CET" in out
+
+
+def test_programme_commands(h: Harness, url: str, paris: None) -> None:
+    aif(
+        h, url, "oscar", "calls", "open", "--code", "pg-1", "--title", "Playground", "--mode",
+        "playground", "--closes", "2027-12-31", "--budget", "pool=20000",
+        "--rule", "max_gpu_hours=1000",
+    )  # fmt: skip
+    out = aif(h, url, "carol", "calls", "show", "pg-1")
+    assert "pool: 20,000 h" in out and "month" in out
+    assert "pool: 20,000 h" in aif(h, url, "carol", "calls", "list")
+    aif(
+        h, url, "carol", "proposals", "draft", "pg-1", "--title", "Knee MRI", "--domain",
+        "health", "--industrial", "--abstract", "A first segmentation model.", "--gpu-hours",
+        "400", "--months", "1", "--site", "lumi-aif", "--site", "it4lia",
+    )  # fmt: skip
+    out = aif(h, url, "carol", "proposals", "submit", "1")
+    assert "over 1 month" in out and "preferred lumi-aif, it4lia" in out
+    assert re.search(r"largest job \d+ GPUs?\b", out), out
+    out = aif(h, url, "carol", "proposals", "list")
+    assert "400 h" in out
+    out = aif(h, url, "oscar", "audit", "list")
+    assert "proposal" in out and "CET" in out

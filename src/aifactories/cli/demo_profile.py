@@ -2,8 +2,10 @@
 and no longer works here (another server, or a token this database does not know); never over
 a profile the user made with ``aif login``. Says what it did.
 
-A profile the demo wrote is recognised by its token (labelled "demo" in this database) or,
-when the database was wiped since, by a marker file next to it holding the token's hash.
+A profile the demo wrote is recognised by a marker file next to it holding its token's hash
+(so that it is still known after the database was wiped); a profile from before the marker, by
+its token, labelled "demo" in this database. A demo user's token saved with ``aif login``
+(the marker no longer matches) is the user's.
 """
 
 from __future__ import annotations
@@ -34,14 +36,14 @@ class Found:
 
     server: str | None
     token: str | None
-    marked: bool  # the marker says the demo wrote this token
+    marked: bool | None  # the marker matches its token; None: there is no marker
     kind: str  # services.demo.TokenKind of its token in this database
 
 
 def decide(found: Found | None, server: str) -> Action:
     if found is None:
         return Action.WRITE
-    demo_made = found.kind == "demo" or found.marked
+    demo_made = found.marked is True or (found.marked is None and found.kind == "demo")
     if not demo_made:
         return Action.LEAVE
     if found.kind == "demo" and found.server == server:
@@ -69,11 +71,9 @@ def _read(path: Path, platform: Platform) -> Found | None:
     token = data.get("token") if isinstance(data, dict) else None
     server = data.get("server") if isinstance(data, dict) else None
     marker = _marker(path)
-    marked = (
-        isinstance(token, str)
-        and marker.exists()
-        and marker.read_text("utf-8").strip() == _digest(token)
-    )
+    marked = None
+    if marker.exists():
+        marked = isinstance(token, str) and marker.read_text("utf-8").strip() == _digest(token)
     kind = token_kind(platform.ctx, token) if isinstance(token, str) else "dead"
     return Found(server=server, token=token, marked=marked, kind=kind)
 

@@ -94,7 +94,9 @@ def value_text(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict):
-        return ", ".join(f"{k} {value_text(str(k), v)}" for k, v in value.items()) or "-"
+        return (
+            "; ".join(f"{label(str(k))}: {value_text(str(k), v)}" for k, v in value.items()) or "-"
+        )
     if isinstance(value, list | tuple):
         return ", ".join(value_text(key, v) for v in value) or "-"
     if isinstance(value, int | float):
@@ -131,7 +133,16 @@ def label(key: str) -> str:
 
 
 def details_text(details: dict[str, Any] | None) -> str:
-    """An audit entry's details as lines of "key: value", sorted by key."""
+    """An audit entry's details as lines of "key: value", sorted by key; a list of records
+    (the checks of a proposal, the allocations of an award) one record a line."""
     if not details:
         return ""
-    return "\n".join(f"{label(k)}: {value_text(k, details[k])}" for k in sorted(details))
+    lines = []
+    for key in sorted(details):
+        value = details[key]
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{label(key)}:")
+            lines += [f"  - {value_text(key, item)}" for item in value]
+        else:
+            lines.append(f"{label(key)}: {value_text(key, value)}")
+    return "\n".join(lines)

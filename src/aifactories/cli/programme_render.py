@@ -135,8 +135,9 @@ def proposal_details(p: dict[str, Any]) -> Table:
         ),
         (
             "hardware",
-            f"{p['gpu_model'] or 'any GPU'}, at least {p['min_gpu_memory_gb']} GB per GPU, "
-            f"largest job {plural(p['largest_job_gpus'], 'GPU')}",
+            f"{p['gpu_model'] or 'any GPU'}, "
+            + (f"at least {p['min_gpu_memory_gb']} GB per GPU, " if p["min_gpu_memory_gb"] else "")
+            + f"largest job {plural(p['largest_job_gpus'], 'GPU')}",
         ),
         (
             "sites",
@@ -156,5 +157,5 @@ def proposal_details(p: dict[str, Any]) -> Table:
         table.add_row(field, value)
     for check in p["checks"]:
         mark = "[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]"
-        table.add_row(f"check {check['name']}", f"{mark} {check['message']}")
+        table.add_row(f"check {check['name'].replace('_', ' ')}", f"{mark} {check['message']}")
     return table
