@@ -137,13 +137,15 @@ def _throttled(session: Session, holds: Holds) -> None:
     }
     if not limits:
         return
-    active: dict[int, int] = dict(
-        session.execute(
+    # a comprehension, not dict(result): a Result has keys() and is taken for a mapping
+    active = {
+        array_job_id: count
+        for array_job_id, count in session.execute(
             select(_JOBS.c.array_job_id, func.count())
             .where(_JOBS.c.array_job_id.in_(list(limits)), _JOBS.c.state.in_(ACTIVE_STATES))
             .group_by(_JOBS.c.array_job_id)
-        ).tuples()
-    )
+        )
+    }
     room = {array: limit - active.get(array, 0) for array, limit in limits.items()}
     for task in tasks:
         limit = limits.get(task.array_job_id)

@@ -40,7 +40,7 @@ def _job_ids(conn: Connection, principal: Principal, text: str) -> list[int]:
         query = query.where(_JOBS.c.array_job_id == ref.job_id, _JOBS.c.array_task_id == ref.task)
     rows = [
         (job_id, project_id)
-        for job_id, project_id in conn.execute(query).tuples()
+        for job_id, project_id in conn.execute(query)
         if principal.is_operator or principal.role_in(project_id) is not None
     ]
     if not rows:
