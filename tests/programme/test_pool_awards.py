@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from aifactories.broker.failover import _has_allocation
 from aifactories.broker.site_accounts import LedgerAllocation, LedgerProject, desired_site
 from aifactories.db.jobs import charge_usage
 from aifactories.db.models import AllocationRow, JobRow, ProjectRow
@@ -24,7 +25,9 @@ from aifactories.domain.ids import AllocationId, ProjectId, SiteId
 from aifactories.domain.projects import Allocation, AllocationStatus
 from aifactories.executors.mock import MockExecutor
 from aifactories.ledger.usage_split import UsagePiece
+from aifactories.programme.periods import month_starts
 from aifactories.scheduling.working import Budgets
+from aifactories.services.programme.award_runs import _held_by_allocations
 from tests.api.harness import Harness, make_harness
 from tests.api.programme_helpers import draft, open_call, submit
 
@@ -138,6 +141,25 @@ def test_usage_outside_the_broker_is_charged_to_a_pool_only_at_its_sites(h: Harn
     for site, wanted in (("lumi-aif", True), ("bsc-aif", False)):
         accounts = desired_site([ledger], site, 1.0, "svc", now).accounts
         assert (code in accounts) is wanted, site
+
+
+def test_capacity_planning_and_failover_see_a_pool_only_at_its_sites(h: Harness) -> None:
+    starts = month_starts(h.clock.now(), 2)
+    with h.platform.ctx.sessions() as s:
+        before = _held_by_allocations(h.platform.ctx, s, starts)
+    open_call(h, "pg", "playground", budget_gpu_hours={"pool": 5000})
+    body = {"requested_gpu_hours": 500, "residency": ["FI", "IT"]}
+    code = submit(h, "alice", draft(h, "alice", "pg", **body)["id"])["project"]
+    project_id = _allocation(h, code).project_id
+    with h.platform.ctx.sessions() as s:
+        after = _held_by_allocations(h.platform.ctx, s, starts)
+        # the next award run counts the award as held only where it can be used
+        grew = {p for p in after if sum(after[p]) > sum(before[p]) + 1e-6}
+        assert grew == {"it4lia/booster", "lumi-aif/lumi-g"}
+        assert sum(sum(after[p]) - sum(before[p]) for p in grew) == pytest.approx(500)
+        # a job is moved away from a site that is down only to where its project may pay
+        assert _has_allocation(s, project_id, [SiteId("lumi-aif")])
+        assert not _has_allocation(s, project_id, [SiteId("bsc-aif"), SiteId("jaif")])
 
 
 def test_a_site_line_still_funds_an_award_at_that_site(h: Harness) -> None:
