@@ -5,6 +5,7 @@ their throttle, dependencies, and nothing dropped silently."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,29 @@ def test_the_budget_error_names_what_is_left_where_the_job_could_run(mp: MockPla
             mp, user="dario", project="po-twin", gpus=128, time_limit="2-00:00:00", command=["x"]
         )
     assert "5,000.00 GPU-hours left" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "after"), [("--no-requeue", "failed"), ("--requeue", "pending")]
+)
+def test_a_job_its_site_requeues_is_requeued_unless_it_said_no_requeue(
+    mp: MockPlatform, option: str, after: str
+) -> None:
+    job = _submit(
+        mp, project="kalevala-mri", gpus=1, time_limit="10:00", command=["x"], options=[option]
+    )
+    mp.platform.broker.run_once()
+    row = _job(mp, str(job.id))
+    assert row.site_id is not None and row.site_job_id is not None
+    site = mp.executors[SiteId(row.site_id)]
+    assert isinstance(site, MockExecutor)
+    mock_job = site.jobs[row.site_job_id]  # the site's node failed: it put the job back
+    mock_job.status = replace(mock_job.status, state=JobState.PENDING, reason="node failure")
+    mp.platform.broker.run_once()
+    again = _job(mp, str(job.id))
+    assert again.state in (
+        {after} if after == "failed" else {"pending", "placed", "submitted", "running"}
+    )
+    assert (again.requeues == 0) == (option == "--no-requeue")
+    if after == "failed":
+        assert again.reason is not None and "--no-requeue" in again.reason

@@ -54,6 +54,7 @@ class JobOut(BaseModel):
     ref: str  # as Slurm shows it: 123, or 123_4 for task 4 of array 123
     array_job_id: int | None = None
     array_task_id: int | None = None
+    array_task_count: int | None = None  # how many tasks the job's array has
     options: dict[str, Any] = {}  # the Slurm options the job asked for (partitions, tasks, ...)
     dependency: str | None = None  # afterok:12:13 as given, resolved to job ids
     warnings: list[str] = []  # what the submission accepted but does not act on
@@ -106,12 +107,18 @@ class JobOut(BaseModel):
             else str(row.id),
             array_job_id=row.array_job_id,
             array_task_id=row.array_task_id,
+            array_task_count=_array_task_count(row.slurm),
             options=dict(row.slurm or {}),
             dependency=_dependency_text(row.dependency),
             warnings=list(row.warnings or []),
             output_path=row.output_path,
             error_path=row.error_path,
         )
+
+
+def _array_task_count(slurm: dict[str, Any] | None) -> int | None:
+    array = ((slurm or {}).get("batch") or {}).get("array")
+    return int(array[2]) if isinstance(array, list) and len(array) > 2 else None
 
 
 def _dependency_text(dependency: dict[str, Any] | None) -> str | None:

@@ -166,6 +166,18 @@ def _apply_status(session: Session, row: JobRow, status: SiteJobStatus, now: flo
         requeue_job(session, row, now, status.reason or "requeued by the site")
 
 
+        if ((row.slurm or {}).get("batch") or {}).get("requeue") is False:
+            # --no-requeue: the job said it must not run twice (it may not be restartable)
+            finish_job(
+                session,
+                row,
+                JobState.FAILED,
+                now,
+                elapsed_s=status.elapsed_s,
+                reason=f"{status.reason or 'the site requeued it'}; not requeued (--no-requeue)",
+                allocated_gpus=status.allocated_gpus,
+            )
+            return
 def reconcile(
     session_factory: sessionmaker[Session],
     read_factory: sessionmaker[Session],
