@@ -72,3 +72,26 @@ def test_details_are_key_value_lines(helsinki: None) -> None:
         "weights: science: 0.6; industry: 0.4",
     ]
     assert "{" not in text and "[" not in text
+
+
+def test_a_wide_table_is_split_never_cropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from aifactories.cli import render
+
+    out = io.StringIO()
+    monkeypatch.setattr(render, "console", Console(file=out, width=80, no_color=True))
+    columns = [("policy", "left")] + [(f"measure number {i}", "right") for i in range(10)]
+    rows = [
+        ["slurm_multifactor", *(f"{1000 + i:,.2f} h" for i in range(10))],
+        ["gavel_las_agnostic", *(f"{2000 + i:,.2f} MWh" for i in range(10))],
+    ]
+    render.print_split("Policies", columns, rows)
+    text = out.getvalue()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    for row in rows:
+        for cell in row:
+            assert cell in text  # whole: not cut, not wrapped
+    assert "(1/" in text  # it was split

@@ -163,7 +163,8 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
 
 
 def _asked(job: dict[str, Any]) -> str:
-    text = f"{plural(job['gpus'], 'GPU')} of {job['gpu_model']}"
+    model = job["gpu_model"]
+    text = plural(job["gpus"], "GPU") + (" of any model" if model == "any" else f" of {model}")
     if job["nodes"]:
         text += f" on {plural(job['nodes'], 'node')}"
     if job["min_gpu_memory_gb"]:
@@ -177,9 +178,11 @@ def _job_time(job: dict[str, Any], wall: float | None) -> str | None:
     site = job["elapsed_s"]
     if site is None or wall is None or wall < 1 or site < 1.5 * wall:
         return None
+    factor = site / wall  # measured, so only about: round it to two figures
+    shown = f"{float(f'{factor:.2g}'):g}"
     return (
-        f"{duration(site)} at the site, whose emulated clock runs about {site / wall:.0f} times "
-        "faster than the wall clock: the charge counts that time"
+        f"{duration(site)} at the site, whose emulated clock runs about {shown} times faster "
+        "than the wall clock: the charge counts that time"
     )
 
 
