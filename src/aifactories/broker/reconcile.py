@@ -135,6 +135,9 @@ def requeue_job(session: Session, row: JobRow, now: float, reason: str) -> None:
 def _apply_status(session: Session, row: JobRow, status: SiteJobStatus, now: float) -> None:
     if row.site_job_id is None:
         row.site_job_id = status.site_job_id
+    # kept on the job: its output stays readable after the site forgets it (job_output.py)
+    row.output_path = status.output_path or row.output_path
+    row.error_path = status.error_path or row.error_path
     if status.state is JobState.SUBMITTED:
         if row.state == JobState.PLACED.value:
             row.state = JobState.SUBMITTED.value
@@ -224,6 +227,17 @@ def _news(state: str, reason: str | None, status: SiteJobStatus | None) -> bool:
     return status.state.value != state
 
 
+def _new_paths(known: list[str | None], status: SiteJobStatus | None) -> bool:
+    """Whether the site reports an output or error path the job does not have yet."""
+    if status is None:
+        return False
+    output, error = known
+    return bool(
+        (status.output_path and status.output_path != output)
+        or (status.error_path and status.error_path != error)
+    )
+
+
 def _reconcile_site(
     session_factory: sessionmaker[Session],
     read_factory: sessionmaker[Session],
@@ -242,11 +256,13 @@ def _reconcile_site(
                 JobRow.site_job_id,
                 JobRow.cancel_requested,
                 JobRow.reason,
+                JobRow.output_path,
+                JobRow.error_path,
             ).where(JobRow.id.in_(job_ids), JobRow.state.in_(ACTIVE_STATES))
         ).all()
     adopted: dict[int, SiteJobStatus | None] = {}
     site_ids: dict[int, str] = {}
-    for job_id, state, site_job_id, cancel_requested, _reason in seen:
+    for job_id, state, site_job_id, cancel_requested, _reason, *_paths in seen:
         if state == JobState.PLACED.value and site_job_id is None:
             # An orphan of a crash between submit and commit: find it by its tag.
             adopted[job_id] = found = executor.find_by_tag(job_tag(job_id, instance))
@@ -270,8 +286,10 @@ def _reconcile_site(
     # thousands of jobs running unchanged must not hold SQLite's write lock.
     changed = [
         job_id
-        for job_id, state, site_job_id, _cancel, reason in seen
-        if job_id in adopted or _news(state, reason, statuses.get(site_ids.get(job_id, "")))
+        for job_id, state, site_job_id, _cancel, reason, *paths in seen
+        if job_id in adopted
+        or _news(state, reason, statuses.get(site_ids.get(job_id, "")))
+        or _new_paths(paths, statuses.get(site_ids.get(job_id, "")))
     ]
     if not changed:
         return
