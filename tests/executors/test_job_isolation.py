@@ -378,7 +378,9 @@ def test_the_demo_attack_through_the_platform_gets_nothing(open_folder: Path) ->
                 break
             time.sleep(0.1)
         assert job["state"] == "completed", job
-        outputs = [p.read_text(errors="replace") for p in data.glob("sites/*/jobs/*/output.log")]
+        # the job's output is in its folder (Slurm's slurm-<id>.out), as it is on a cluster
+        files = data.glob("sites/*/jobs/*/work/slurm-*.out")
+        outputs = [p.read_text(errors="replace") for p in files]
         output = next(text for text in outputs if "AIF_JOB_NAME=" in text and "alive" in text)
     finally:
         server.stop()

@@ -16,10 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aifactories.executors import srun as srun_module
 from aifactories.executors.isolation import JobIsolation, prepare_scratch_dir, sandbox_base_args
 
 MINIMAL_PATH = "/usr/local/bin:/usr/bin:/bin"
-SHIM_DIR = "/run/aif-bin"  # inside a sandbox only: 'python' where the system has python3 only
+# Inside a sandbox only: srun, and 'python' where the system has python3 only. First on the
+# PATH, so that the job's srun is ours even where the machine has Slurm's.
+SHIM_DIR = "/run/aif-bin"
+SRUN = Path(srun_module.__file__)
 # The system as a job sees it, read-only. Directories that are symlinks (merged /usr) stay
 # symlinks.
 _SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -81,8 +85,12 @@ def confine(
     wanted_workdir: str | None,
     owner: Owner | None,
     user: str,
+    tools: Path | None = None,
 ) -> Launch:
-    """The launch of ``command`` for this isolation (see the module docstring)."""
+    """The launch of ``command`` for this isolation (see the module docstring). ``tools`` is
+    the site's folder for srun (default: ``bin`` in the job's directory; user mode uses the
+    scratch folder's, which its job users can reach)."""
+    tools = tools or job_dir / "bin"
     notes: list[str] = []
     cwd = work
     if wanted_workdir:
@@ -97,17 +105,42 @@ def confine(
     env.update(job_env)
     if isolation.mode == "sandbox":
         shim = _needs_python_shim()
-        env["PATH"] = MINIMAL_PATH + (f":{SHIM_DIR}" if shim else "")
-        argv = _sandbox_argv(isolation, work, cwd, command, owner, shim)
-        error = _missing_program(command, env["PATH"], cwd, (work, cwd), shim)
+        install_srun(tools)
+        env["PATH"] = f"{SHIM_DIR}:{MINIMAL_PATH}"
+        argv = _sandbox_argv(isolation, work, cwd, command, owner, shim, tools)
+        error = _missing_program(command, MINIMAL_PATH, cwd, (work, cwd), shim)
         return Launch(argv, str(job_dir), env, None, notes, error)
     if isolation.mode == "user":
         assert isolation.scratch_dir is not None
-        env["PATH"] = f"{MINIMAL_PATH}:{isolation.scratch_dir / 'bin'}"
+        env["PATH"] = f"{install_srun(isolation.scratch_dir / 'bin')}:{MINIMAL_PATH}"
         return Launch(list(command), str(cwd), env, owner, notes)
     # none: the operator chose no isolation; still no platform secrets in the environment
-    env["PATH"] = f"{MINIMAL_PATH}:{Path(sys.executable).parent}"
+    env["PATH"] = f"{install_srun(tools)}:{MINIMAL_PATH}:{Path(sys.executable).parent}"
     return Launch(list(command), str(cwd), env, None, notes)
+
+
+def install_srun(folder: Path) -> Path:
+    """``srun`` (a two-line sh wrapper) and ``srun.py`` in ``folder``, for the jobs: the
+    system's python3 runs it (inside a sandbox it is the only Python there is)."""
+    folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+    python = shutil.which("python3", path=MINIMAL_PATH) or sys.executable
+    wrapper = f'#!/bin/sh\nexec {python} -S "${{0%/*}}/srun.py" "$@"\n'
+    _replace_if_changed(folder / "srun.py", SRUN.read_bytes(), 0o644)
+    _replace_if_changed(folder / "srun", wrapper.encode(), 0o755)
+    return folder
+
+
+def _replace_if_changed(path: Path, content: bytes, mode: int) -> None:
+    # Sites share a folder (user mode's scratch): replace atomically, and only on a change.
+    try:
+        if path.read_bytes() == content and stat.S_IMODE(path.stat().st_mode) == mode:
+            return
+    except OSError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(content)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
 
 
 def workdir_refusal(isolation: JobIsolation, wanted: str, owner: Owner | None) -> str | None:
@@ -176,6 +209,7 @@ def _sandbox_argv(
     command: Sequence[str],
     owner: Owner | None,
     shim: bool,
+    tools: Path,
 ) -> list[str]:
     assert isolation.bwrap is not None
     args = [isolation.bwrap]
@@ -200,10 +234,13 @@ def _sandbox_argv(
             if cwd in hidden.parents and hidden.is_file():
                 # an empty file of ours over it (/dev/null would be refused: nodev mounts)
                 args += ["--ro-bind", str(_empty_file(work.parent)), str(hidden)]
+    args += ["--perms", "0755", "--dir", SHIM_DIR]
+    for name in ("srun", "srun.py"):
+        args += ["--ro-bind", str(tools / name), f"{SHIM_DIR}/{name}"]
     if shim:
         python3 = shutil.which("python3", path=MINIMAL_PATH)
         assert python3 is not None
-        args += ["--perms", "0755", "--dir", SHIM_DIR, "--symlink", python3, f"{SHIM_DIR}/python"]
+        args += ["--symlink", python3, f"{SHIM_DIR}/python"]
     args += ["--chdir", str(cwd), "--"]
     if owner is not None:
         assert isolation.setpriv is not None
@@ -233,7 +270,7 @@ def _missing_program(
     """Why the sandbox cannot start ``command[0]``, checked on the host (bwrap itself would
     only exit with 1): the runner then reports 'cannot start' as it does without a sandbox."""
     program = command[0] if command else ""
-    if shim and program == "python":
+    if (shim and program == "python") or program == "srun":
         return None
     if "/" not in program:
         found = shutil.which(program, path=path)

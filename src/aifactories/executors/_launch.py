@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from aifactories.executors import _slurmlike
 from aifactories.executors import runner as runner_module
 from aifactories.executors._confine import Owner, confine, make_work_folder
 from aifactories.executors._sitestate import JobRecord, SiteFiles
@@ -37,9 +38,8 @@ def write_request(
     job's confinement is decided here, once (a relaunch after a crash reuses it)."""
     job_dir = files.job_dir(job.id)
     node_gpus = job.grants[0].gpus if job.grants else ()
-    nodes = [f"{job.partition}-{grant.node:04d}" for grant in job.grants]
-    # Slurm's SLURM_* variables under our own prefix: a program that sees SLURM_JOB_ID
-    # would believe it can call srun.
+    nodes = _slurmlike.node_names(job)
+    # Our own variables, and Slurm's: to the job the site looks like Slurm, srun included.
     env = {
         "AIF_JOB_ID": job.id,
         "AIF_JOB_NAME": job.name,
@@ -54,7 +54,7 @@ def write_request(
         "AIF_GPUS_PER_NODE": str(len(node_gpus)),
         "AIF_TIME_LIMIT_S": str(job.time_limit_s),
         "AIF_TIME_FACTOR": repr(job.time_factor),
-        "CUDA_VISIBLE_DEVICES": ",".join(str(gpu) for gpu in node_gpus),
+        **_slurmlike.slurm_environment(job, site_id),
     }
     request: dict[str, object] = {
         "job_id": job.id,
@@ -64,6 +64,7 @@ def write_request(
         "sleep_s": None if job.runtime_s is None else job.runtime_s / job.time_factor,
         "limit_s": job.time_limit_s / job.time_factor,
         "kill_grace_s": kill_grace_s,
+        "signal": _slurmlike.job_signal(job),
     }
     if job.command:  # a sleep job starts no process: nothing to confine
         request.update(_confined(files, job, env, isolation, f"{site_id}-{job.id}"))
@@ -76,6 +77,7 @@ def _confined(
     job_dir = files.job_dir(job.id)
     owner = job_owner(files, job, isolation)
     work = make_work_folder(isolation, job_dir, label, owner)
+    env["SLURM_SUBMIT_DIR"] = job.workdir or str(work)  # where the member submitted from
     launch = confine(
         isolation,
         job_dir=job_dir,
@@ -85,6 +87,7 @@ def _confined(
         wanted_workdir=job.workdir,
         owner=owner,
         user=job.user,
+        tools=files.root / "bin",
     )
     return {
         "command": launch.argv,
@@ -96,6 +99,12 @@ def _confined(
         "exec_error": launch.exec_error,
         # bwrap reports a command killed by signal N as exit code 128 + N
         "sandboxed": isolation.mode == "sandbox",
+        "script": job.command == _batch_command(job_dir),
+        # opened by the runner as the job's user (in a sandbox too, where setpriv drops later)
+        "streams": {
+            **_slurmlike.stream_paths(job, work),
+            "owner": None if owner is None else list(owner),
+        },
     }
 
 
@@ -113,14 +122,18 @@ def _script_in_work(
 ) -> tuple[str, ...]:
     """A batch script is kept in the job's directory, out of the job's reach: the job gets
     a copy in its own folder."""
-    script = job_dir / "script.sh"
-    if command != ("/bin/sh", str(script)):
+    if command != _batch_command(job_dir):
         return command
     copy = work / "job-script.sh"
-    shutil.copyfile(script, copy)
+    shutil.copyfile(job_dir / "script.sh", copy)
     if owner is not None:
         os.chown(copy, *owner)
     return ("/bin/sh", str(copy))
+
+
+def _batch_command(job_dir: Path) -> tuple[str, ...]:
+    """How the site runs a batch script (see EmulatedExecutor.submit)."""
+    return ("/bin/sh", str(job_dir / "script.sh"))
 
 
 def spawn(python: str, files: SiteFiles, jobs: Sequence[JobRecord]) -> dict[str, OSError]:

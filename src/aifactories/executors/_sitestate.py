@@ -7,8 +7,10 @@ Layout of a site's ``state_dir``::
                       replaced; finished jobs leave it, so its size follows the live load
     runs.log          one line per job start, appended by the runners
     tags/<tag>        the site job id last submitted with that tag (written before any start)
-    jobs/<id>/        a job's files: the runner protocol (see runner.py), output.log, work/,
-                      and status.json once the job is final
+    jobs/<id>/        a job's files: the runner protocol (see runner.py), output.log (the
+                      runner's notes when the job's own files cannot be opened), work/ (the
+                      job's folder, with its output files), and status.json once it is final
+    bin/              srun for the jobs (see _confine.py)
 
 Node assignments live in the job records (their ``grants``); the node pools are rebuilt from
 them, so nothing stores a per-node list.
@@ -62,6 +64,20 @@ class JobRecord:
     time_factor: float = 1.0
     runner_pid: int | None = None
     runner_start: int | None = None
+    # What the job looks like to itself, as Slurm would show it (see _slurmlike.py): the
+    # platform's job id (SLURM_JOB_ID), its tasks, memory and batch options
+    # (BatchOptions.as_dict()). Records written before these existed get the defaults.
+    job_id: str = ""
+    gpu_model: str = ""
+    ntasks: int = 1
+    ntasks_per_node: int | None = None
+    cpus_per_task: int | None = None
+    mem_per_node_mb: int | None = None
+    mem_per_gpu_mb: int | None = None
+    batch: dict[str, Any] = field(default_factory=dict)
+    # where the runner opened the job's standard output and error (streams.json)
+    output_path: str | None = None
+    error_path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

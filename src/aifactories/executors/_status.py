@@ -43,6 +43,8 @@ def live_status(job: JobRecord, gpus_per_node: int, ahead: int, now: float) -> S
         started_at=started,
         elapsed_s=elapsed,
         allocated_gpus=held_gpus(job.grants),
+        output_path=job.output_path,
+        error_path=job.error_path,
     )
 
 
@@ -79,4 +81,6 @@ def final_status(
         exit_code=exit_code,
         reason=reason,
         allocated_gpus=held_gpus(job.grants) if started is not None else 0,
+        output_path=job.output_path,
+        error_path=job.error_path,
     )

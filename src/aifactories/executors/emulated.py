@@ -31,7 +31,7 @@ from aifactories.domain.errors import (
 from aifactories.domain.jobs import JobState
 from aifactories.domain.logthrottle import clip
 from aifactories.domain.sites import Partition, Site
-from aifactories.executors import _launch
+from aifactories.executors import _launch, _slurmlike
 from aifactories.executors._output import read_emulated_output
 from aifactories.executors._sitestate import JobRecord, SiteFiles, SiteState
 from aifactories.executors._status import OUTCOMES, final_status, live_status, queue_positions
@@ -132,6 +132,7 @@ class EmulatedExecutor:
                 workdir=spec.workdir,
                 runtime_s=spec.runtime_s,
                 time_factor=self.time_factor,
+                **_slurmlike.record_fields(request, partition),
             )
             self._schedule(session)
         return site_job_id
@@ -154,6 +155,8 @@ class EmulatedExecutor:
                     continue  # not an id this site ever gave out
                 job = session.state.jobs.get(site_job_id)
                 if job is not None:
+                    if _slurmlike.load_stream_paths(job, self._files.job_dir(job.id)):
+                        session.state.dirty = True
                     gpn = self._partitions[job.partition].gpus_per_node
                     result[site_job_id] = live_status(job, gpn, ahead.get(job.id, 0), now)
                     continue
@@ -186,12 +189,13 @@ class EmulatedExecutor:
     ) -> OutputChunk | None:
         """No site lock: the file is read through its own descriptor (see _output.py)."""
         with self._guard():
+            job_dir = self._files.job_dir(site_job_id)
             return read_emulated_output(
-                self._files.job_dir(site_job_id),
+                job_dir,
                 stream,
                 offset,
                 limit,
-                known_path,
+                known_path or _slurmlike.reported_stream_path(job_dir, stream),
                 protected=self.isolation.protected,
                 hidden_files=self.isolation.hidden_files,
             )
@@ -210,8 +214,11 @@ class EmulatedExecutor:
         return self._files.job_dir(site_job_id)
 
     def output_path(self, site_job_id: str) -> Path:
-        """The file that receives the job's stdout and stderr (exists once it started)."""
-        return self._files.job_dir(site_job_id) / "output.log"
+        """The file that receives the job's standard output (by default its error too): the
+        one the runner opened (``slurm-<job id>.out`` in its folder unless the job named
+        another), else the runner's own notes (``output.log``)."""
+        job_dir = self._files.job_dir(site_job_id)
+        return Path(_slurmlike.reported_stream_path(job_dir, "output") or job_dir / "output.log")
 
     @property
     def runs_log(self) -> Path:
@@ -386,6 +393,7 @@ class EmulatedExecutor:
     ) -> None:
         """Record the job's final status, then free its nodes and forget it (that order:
         a crash in between leaves a live job to close again, never a lost status)."""
+        _slurmlike.load_stream_paths(job, self._files.job_dir(job.id))
         status = final_status(job, state, exit_code, reason, real_elapsed_s, self._clock.now())
         self._files.write_final(status)
         if job.phase != "queued":

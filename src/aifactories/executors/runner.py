@@ -11,8 +11,14 @@ Files in ``JOB_DIR`` (the protocol between executor and runner)::
     runner.json   {"pid", "start"}: the process supervising the job (written by the launcher)
     cancel        the executor's request to stop, for a runner that has not started the job yet
     child.json    {"pid"}: the command's process group
-    output.log    stdout and stderr of the command
+    streams.json  {"output", "error"}: the job's own files, once the runner opened them
+    output.log    the runner's notes when the job's own files could not be opened
     end.json      the outcome, written atomically, last
+
+The job's standard output and error go to the files its batch options name (Slurm's
+``slurm-<job id>.out`` by default), in its own folder, opened with the job user's rights
+(see :mod:`~aifactories.executors._jobproc`); the runner's own notes go to its standard
+error, as slurmstepd's do.
 
 The runner reads time in one place, :func:`_now` (monotonic seconds): it is its own process,
 outside the platform's injected clock, and only measures durations.
@@ -29,6 +35,13 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
+
+try:  # imported by the platform, as part of the package ...
+    from aifactories.executors import _jobproc
+except ImportError:  # ... or run as a script (python -S runner.py): its folder is on sys.path
+    import _jobproc  # type: ignore[import-not-found,no-redef]
+
+Streams = _jobproc.Streams
 
 EXIT_LAUNCHED = 0
 EXIT_ALREADY_CLAIMED = 3
@@ -157,34 +170,86 @@ def supervise(job_dir: Path, runs_log: Path, request: dict[str, Any]) -> None:
     limit_s = float(request["limit_s"])
     deadline = started + limit_s
     command: list[str] = list(request["command"])
-    proc: subprocess.Popen[bytes] | None = None
-    sleep_until: float | None = None
-    sandboxed = bool(request.get("sandboxed"))
-    with open(request["output"], "ab") as out:
+    grace_s = float(request["kill_grace_s"])
+    with open(request["output"], "ab") as log:
         if not command:
             sleep_s = request.get("sleep_s")
+            sleep_until = None
             if sleep_s is not None and float(sleep_s) <= limit_s:
                 sleep_until = started + float(sleep_s)
-        else:
-            for note in request.get("notes") or ():
-                out.write(f"{note}\n".encode())
-                out.flush()
-            started_proc = _start(command, request, out)
-            if isinstance(started_proc, tuple):
-                status, why = started_proc
-                out.write(f"aifactories runner: {why}\n".encode())
-                _write_end(job_dir, "failed", status, why, _now() - started)
-                return
-            proc = started_proc
-            child = {"pid": proc.pid, "start": process_start(proc.pid)}
-            atomic_write_json(job_dir / "child.json", child)
-        grace_s = float(request["kill_grace_s"])
-        outcome, code, reason = _wait(proc, sleep_until, deadline, grace_s, sandboxed)
+            outcome, code, reason = _wait(None, request, sleep_until, deadline, grace_s)
+            _write_end(job_dir, outcome, code, reason, _now() - started)
+            return
+        streams, failure = _open_streams(job_dir, request, log)
+        if streams is None:
+            _write_end(job_dir, "failed", None, failure, _now() - started)
+            return
+        try:
+            _run(job_dir, command, request, streams, started, deadline, grace_s)
+        finally:
+            streams.close()
+
+
+def _run(
+    job_dir: Path,
+    command: list[str],
+    request: dict[str, Any],
+    streams: Streams,
+    started: float,
+    deadline: float,
+    grace_s: float,
+) -> None:
+    for note in request.get("notes") or ():
+        streams.note(note)
+    started_proc = _start(command, request, streams)
+    if isinstance(started_proc, tuple):
+        status, why = started_proc
+        streams.note(f"aifactories runner: {why}")
+        _write_end(job_dir, "failed", status, why, _now() - started)
+        return
+    proc = started_proc
+    atomic_write_json(job_dir / "child.json", {"pid": proc.pid, "start": process_start(proc.pid)})
+    outcome, code, reason = _wait(proc, request, None, deadline, grace_s)
+    label = (request.get("streams") or {}).get("label") or f"JOB {request['job_id']}"
+    if outcome == "timeout":
+        streams.note(f"aifactories: error: *** {label} CANCELLED DUE TO TIME LIMIT ***")
+    elif outcome == "cancelled":
+        streams.note(f"aifactories: error: *** {label} CANCELLED ***")
     _write_end(job_dir, outcome, code, reason, _now() - started)
 
 
+def _open_streams(
+    job_dir: Path, request: dict[str, Any], log: BinaryIO
+) -> tuple[Streams | None, str | None]:
+    """The job's own output files, or None and why (the job fails); the reason is also in
+    ``log``, the platform's own file, and in whichever of the job's files did open."""
+    spec = request.get("streams")
+    if spec is None:  # a request from before output files: everything into the log
+        fd = os.dup(log.fileno())
+        return Streams(fd, fd, {}), None
+    try:
+        streams, failure = _jobproc.open_streams(spec, spec.get("owner"))
+    except OSError as exc:  # the job's own folder is gone
+        streams, failure = Streams(None, None, {}), f"cannot open the job's files: {exc}"
+    opened = {
+        stream: path
+        for stream, path in streams.paths.items()
+        if (streams.output if stream == "output" else streams.error) is not None
+    }
+    if opened:
+        atomic_write_json(job_dir / "streams.json", opened)
+    if failure is None:
+        return streams, None
+    for note in request.get("notes") or ():
+        log.write(f"{note}\n".encode())
+    log.write(f"aifactories: error: {failure}\n".encode())
+    log.flush()
+    streams.close()
+    return None, failure
+
+
 def _start(
-    command: list[str], request: dict[str, Any], out: BinaryIO
+    command: list[str], request: dict[str, Any], streams: Streams
 ) -> subprocess.Popen[bytes] | tuple[int, str]:
     """Start the job's command exactly as the request says (its environment only, never the
     runner's), or (exit status, why) if it cannot start."""
@@ -201,8 +266,8 @@ def _start(
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=streams.output,
+                stderr=streams.error,
                 start_new_session=True,
                 preexec_fn=_unblock_signals,
             )
@@ -213,8 +278,8 @@ def _start(
             command,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            stdout=streams.output,
+            stderr=streams.error,
             start_new_session=True,
             user=uid,
             group=gid,
@@ -235,7 +300,7 @@ def _enter_as_job(cwd: str, home: str) -> None:
     try:
         os.chdir(cwd)
     except OSError as exc:
-        os.write(1, f"aifactories runner: cannot enter {cwd}: {exc.strerror}\n".encode())
+        os.write(2, f"aifactories runner: cannot enter {cwd}: {exc.strerror}\n".encode())
         os.chdir(home)
 
 
@@ -245,16 +310,20 @@ def _unblock_signals() -> None:
 
 def _wait(
     proc: subprocess.Popen[bytes] | None,
+    request: dict[str, Any],
     sleep_until: float | None,
     deadline: float,
     grace_s: float,
-    sandboxed: bool = False,
 ) -> tuple[str, int | None, str | None]:
+    sandboxed = bool(request.get("sandboxed"))
+    wanted = request.get("signal") if proc is not None else None
+    # --signal: that long before the time limit (never before the start)
+    signal_at = None if wanted is None else deadline - float(wanted["before_s"])
     while True:
         if proc is not None:
             code = proc.poll()
             if code is not None:
-                _kill_group(proc.pid, signal.SIGKILL)  # strays, as Slurm's cgroup would
+                _end_strays(proc.pid)
                 return _exit_outcome(code, sandboxed)
         now = _now()
         if sleep_until is not None and now >= sleep_until:
@@ -263,10 +332,26 @@ def _wait(
             _stop(proc, grace_s)
             return "timeout", None, "time limit reached"
         wake = deadline if sleep_until is None else min(deadline, sleep_until)
+        if proc is not None and wanted is not None and signal_at is not None:
+            if now >= signal_at:
+                script = bool(request.get("script"))
+                if _jobproc.send_job_signal(proc.pid, wanted, sandboxed, script):
+                    signal_at = None
+                else:  # the sandbox is still starting: look again soon
+                    signal_at = now + 0.05
+            if signal_at is not None:
+                wake = min(wake, signal_at)
         info = signal.sigtimedwait(_WAIT_SIGNALS, max(0.0, wake - now))
         if info is not None and info.si_signo in _STOP_SIGNALS:
             _stop(proc, grace_s)
             return "cancelled", None, "cancelled"
+
+
+def _end_strays(pgid: int) -> None:
+    """Whatever the job left running (its group, and steps' tasks in groups of their own)
+    ends with it, as Slurm's cgroup would end it."""
+    _kill_group(pgid, signal.SIGKILL)
+    _jobproc.signal_session(pgid, signal.SIGKILL)
 
 
 def _exit_outcome(code: int, sandboxed: bool = False) -> tuple[str, int | None, str | None]:
@@ -287,17 +372,19 @@ def _stop(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
     """SIGTERM the command's group, then SIGKILL after the grace period (Slurm's KillWait)."""
     if proc is None:
         return
+    # The batch shell's group: srun passes the signal on to its tasks (once, not twice).
     _kill_group(proc.pid, signal.SIGTERM)
     until = _now() + grace_s
-    while proc.poll() is None and _now() < until:
-        signal.sigtimedwait({signal.SIGCHLD}, max(0.0, until - _now()))
-    _kill_group(proc.pid, signal.SIGKILL)
+    # the grace is for every process of the job, not only the batch shell (steps' tasks are
+    # not the runner's children: no SIGCHLD for them, so look every 50 ms)
+    while _now() < until and (proc.poll() is None or _jobproc.session_members(proc.pid)):
+        signal.sigtimedwait({signal.SIGCHLD}, min(0.05, max(0.0, until - _now())))
+    _end_strays(proc.pid)
     proc.wait()
 
 
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+    _jobproc.kill_group(pgid, sig)
 
 
 def _write_end(
