@@ -1,0 +1,166 @@
+"""How long each ``aif`` command takes to start, against a target of 300 ms.
+
+Runs every command as a new process, as a user's shell does, --repeat times after one
+warm-up run (hyperfine's method: the minimum shows the cost itself, the median what a user
+sees on a machine doing other things), and prints both next to the target. The help of every
+command and command group is measured, and ``aif --version``; with a platform (started here:
+``aif up --demo`` on SQLite with mock sites, on loopback), also real ``aif jobs``,
+``aif balance``, ``aif sites`` and ``aif whoami``. Exits 1 if a median misses the target.
+
+    python bench/bench_cli_start.py [--repeat 10] [--no-platform]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform as host
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from _support import free_port
+
+TARGET_MS = 300.0
+AIF = str(Path(sys.executable).with_name("aif"))
+PYTHON = sys.executable
+
+
+def _cli_table() -> list[tuple[str, bool]]:
+    # Read here, in this process: the table is what 'aif --help' lists.
+    from aifactories.cli.main import COMMANDS
+
+    return [(entry.name, entry.group) for entry in COMMANDS]
+
+
+def _time(argv: Sequence[str], env: dict[str, str], repeat: int) -> tuple[float, float, str]:
+    """(min ms, median ms, error or "") of ``argv`` run ``repeat`` times after a warm-up."""
+    samples = []
+    error = ""
+    for attempt in range(repeat + 1):
+        started = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        elapsed = (time.perf_counter() - started) * 1000
+        if done.returncode != 0:
+            error = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1][:60]
+        if attempt:  # the first run warms the page cache and the .pyc files
+            samples.append(elapsed)
+    return min(samples), statistics.median(samples), error
+
+
+def _start_platform(home: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """``aif up --demo`` on loopback; the environment a demo user's CLI runs with."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORIES_")}
+    env.update(
+        {
+            "AIFACTORIES_DATA_DIR": str(home / "data"),
+            "AIFACTORIES_DATABASE_URL": f"sqlite:///{home / 'aif.db'}",
+            "AIFACTORIES_PORT": str(port),
+            "AIFACTORIES_EXECUTOR": "mock",
+            "XDG_CONFIG_HOME": str(home / "config"),
+        }
+    )
+    server = subprocess.Popen(
+        [AIF, "up", "--demo"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        server.terminate()
+        raise SystemExit("aif up --demo did not answer in 60 s")
+    tokens = dict(
+        line.split(maxsplit=1)
+        for line in (home / "data" / "demo-tokens.txt").read_text().splitlines()
+    )
+    cli_env = env | {
+        "AIFACTORIES_SERVER": url,
+        "AIFACTORIES_TOKEN": tokens["alice"].strip(),
+        "AIFACTORIES_PROJECT": "aurora-vision",
+    }
+    return server, cli_env
+
+
+def _machine() -> str:
+    cpu = host.processor() or host.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [ln for ln in cpuinfo.read_text().splitlines() if ln.startswith("model name")]
+        if names:
+            cpu = names[0].split(":", 1)[1].strip()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs, load {load:.2f}; Python {host.python_version()}, "
+        f"{host.system()} {host.release()}"
+    )
+
+
+def _row(label: str, figures: tuple[float, float, str], target: float | None) -> bool:
+    low, median, error = figures
+    ok = not error and (target is None or median <= target)
+    verdict = "" if target is None else ("PASS" if ok else "FAIL")
+    shown = f"target <= {target:.0f} ms" if target is not None else "(reference)"
+    print(
+        f"  {label:<30} min {low:6.0f} ms  median {median:6.0f} ms  {shown:<18} {verdict}"
+        + (f"  error: {error}" if error else "")
+    )
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=10, help="timed runs per command")
+    parser.add_argument(
+        "--no-platform", action="store_true", help="skip the commands that need a server"
+    )
+    args = parser.parse_args()
+    env = os.environ | {"NO_COLOR": "1", "COLUMNS": "120"}
+    print(f"{_machine()}; {args.repeat} runs per command after a warm-up")
+
+    print("what the CLI is built on costs this much by itself:")
+    for label, code in (
+        ("python (nothing imported)", "pass"),
+        ("import typer", "import typer"),
+        ("import typer.rich_utils (help)", "import typer.rich_utils"),
+        ("import httpx", "import httpx"),
+    ):
+        _row(label, _time([PYTHON, "-c", code], env, args.repeat), None)
+
+    print("aif commands:")
+    commands: list[list[str]] = [["--version"], ["--help"]]
+    commands += [[name, "--help"] for name, _group in _cli_table()]
+    ok = True
+    for argv in commands:
+        ok &= _row("aif " + " ".join(argv), _time([AIF, *argv], env, args.repeat), TARGET_MS)
+
+    if not args.no_platform:
+        home = Path(tempfile.mkdtemp(prefix="aif-bench-cli-"))
+        server, cli_env = _start_platform(home)
+        try:
+            print("aif commands against a platform (aif up --demo, mock sites, loopback):")
+            for argv in (["jobs"], ["balance"], ["sites"], ["whoami"]):
+                figures = _time([AIF, *argv], cli_env | {"NO_COLOR": "1"}, args.repeat)
+                ok &= _row("aif " + " ".join(argv), figures, TARGET_MS)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            shutil.rmtree(home, ignore_errors=True)
+    print("PASS" if ok else "FAIL: a command missed its target or failed")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""``aif login`` and ``aif whoami``: the token the CLI acts with.
+
+The token never has to be on the command line, where it would stay in the shell's history and
+be visible to every user of the machine in ``ps``: ``aif login`` reads it from standard input
+when that is a pipe (``echo $TOKEN | aif login``), from ``--token-file``, or from a hidden
+prompt on a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aifactories.cli import render
+from aifactories.cli.client import Client
+from aifactories.cli.config import DEFAULT_SERVER, Profile, save_profile
+from aifactories.cli.remote import JsonOpt, call, client, fail, warn
+
+app = typer.Typer(add_completion=False)
+
+TOKEN_ON_COMMAND_LINE = (
+    "--token puts the token in your shell's history and shows it in 'ps' to every user of "
+    "this machine; pipe it instead (echo $TOKEN | aif login ...) or use --token-file FILE"
+)
+
+
+def _read_token(token_file: Path | None) -> str:
+    if token_file is not None:
+        try:
+            text = token_file.read_text("utf-8")
+        except OSError as exc:
+            fail(f"cannot read the token file {token_file}: {exc.strerror or exc}", 2)
+    elif not sys.stdin.isatty():
+        text = sys.stdin.readline()  # the first line: 'echo $TOKEN |' or '< file'
+    else:
+        text = typer.prompt("API token", hide_input=True)
+    token = text.strip()
+    if not token:
+        where = f"the file {token_file}" if token_file else "standard input"
+        fail(f"no token in {where}; make one with 'aif tokens create' or in the portal", 2)
+    return token
+
+
+@app.command()
+def login(
+    server: Annotated[str, typer.Option(help="API URL")] = DEFAULT_SERVER,
+    project: Annotated[str | None, typer.Option(help="default project")] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="read the token from this file (else standard input or a prompt)"),
+    ] = None,
+    # Kept, with a warning, so that existing scripts go on working while they are moved to
+    # standard input; hidden from --help so that nobody starts using it.
+    token: Annotated[str | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Check a token against the server and save it in your profile.
+
+    The token is read from standard input when it is a pipe (echo $TOKEN | aif login),
+    from --token-file, or from a hidden prompt.
+    """
+    if token is not None:
+        warn(TOKEN_ON_COMMAND_LINE)
+        if token_file is not None:
+            fail("give the token once: --token-file or --token, not both", 2)
+    else:
+        token = _read_token(token_file)
+    me = call(Client(Profile(server=server, token=token)).get, "/me")
+    path = save_profile(Profile(server=server, token=token, project=project))
+    render.console.print(
+        f"logged in as [bold]{me['username']}[/bold] at {server}; profile saved to {path}"
+    )
+
+
+@app.command()
+def whoami(as_json: JsonOpt = False) -> None:
+    """Who the saved token belongs to, and its projects."""
+    me = call(client().get, "/me")
+    if as_json:
+        render.print_json(me)
+        return
+    render.console.print(render.whoami_line(me), highlight=False)
