@@ -407,9 +407,11 @@ def test_scripts_and_defaults() -> None:
     user = batch_job(
         _request(JobSpec(1, 10, script="#!/bin/sh\necho hi\n"), shape), output_dir="/t"
     )
-    assert user.script == "#!/bin/sh\necho hi\n" and user.time_limit_min == 1
+    # a shell script sees the name it was given as SLURM_JOB_NAME (slurm/batch.py)
+    assert user.script == "#!/bin/sh\nexport SLURM_JOB_NAME=job\necho hi\n"
+    assert user.time_limit_min == 1
     bare = batch_job(_request(JobSpec(1, 60, script="echo hi\n"), shape), output_dir="/t")
-    assert bare.script == "#!/bin/bash\necho hi\n"
+    assert bare.script == "#!/bin/bash\nexport SLURM_JOB_NAME=job\necho hi\n"
     nothing = batch_job(_request(JobSpec(1, 60, workdir="/home/a"), shape), output_dir="/t")
     assert nothing.script == "#!/bin/bash\ntrue\n" and nothing.workdir == "/home/a"
 

@@ -35,7 +35,13 @@ from aifactories.domain.errors import (
 )
 from aifactories.domain.jobs import JobState
 from aifactories.domain.sites import Site
-from aifactories.executors.base import PartitionCapacity, SiteJobStatus, SubmitRequest
+from aifactories.executors.base import (
+    OutputChunk,
+    OutputStream,
+    PartitionCapacity,
+    SiteJobStatus,
+    SubmitRequest,
+)
 from aifactories.executors.slurm.batch import batch_job, sbatch_args
 from aifactories.executors.slurm.jobrecord import (
     HOPELESS_PREFIX,
@@ -43,6 +49,7 @@ from aifactories.executors.slurm.jobrecord import (
     status_from_record,
     tag_of,
 )
+from aifactories.executors.slurm.output import path_of, read_local, read_over_ssh
 from aifactories.executors.slurm.sacct import AccountingRecord, read_accounting
 from aifactories.executors.slurm.states import is_hopeless_pending, node_takes_work
 
@@ -305,6 +312,31 @@ class SlurmCliExecutor:
         if not found:
             return None
         return max(found, key=lambda r: (not r.state.final, _id_key(r.site_job_id))).to_status()
+
+    def read_output(
+        self,
+        site_job_id: str,
+        stream: OutputStream,
+        offset: int,
+        limit: int,
+        known_path: str | None = None,
+    ) -> OutputChunk | None:
+        """Read on this host, or on ``ssh_host``, where the commands run (see :mod:`.output`).
+        Every job this back-end submits runs as the user who ran sbatch: the owner to check
+        when the controller, which says the job's UserId, has already forgotten the job."""
+        owner: int | None = None
+        path = known_path
+        if path is None:
+            record = self._squeue([site_job_id]).get(site_job_id)
+            if record is None:
+                return None
+            path = path_of(record, stream)
+            owner = int(record["user_id"]) if isinstance(record.get("user_id"), int) else None
+            if path is None:
+                return None
+        if self.ssh_host is not None:
+            return read_over_ssh(self.ssh_host, path, owner, offset, limit, self.command_timeout_s)
+        return read_local(path, os.geteuid() if owner is None else owner, offset, limit)
 
     def close(self) -> None:
         """Nothing to release: every call is its own process."""

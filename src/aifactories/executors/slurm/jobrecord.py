@@ -5,7 +5,9 @@ Fields used: ``job_id``, ``job_state``, ``state_reason``, ``exit_code`` (the *ra
 status*: exit 3 is 768, SIGTERM is 15), ``start_time``/``end_time`` (epoch s; 0 when unset;
 for a pending job ``start_time`` is only the scheduler's estimate and ``end_time`` of a
 running job is its expected end), ``comment``, ``name``, ``node_count``, ``gres_detail``,
-``tres_alloc_str``, ``tres_per_node`` and ``tres_per_job``.
+``tres_alloc_str``, ``tres_per_node`` and ``tres_per_job``; for the output paths of a job
+that started, ``standard_output``, ``standard_error``, ``current_working_directory``,
+``user_name``, ``batch_host`` and the array ids (:mod:`.output`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from aifactories.domain.errors import ProtocolError
 from aifactories.domain.jobs import JobState
 from aifactories.executors.base import TAG_PREFIX, SiteJobStatus
+from aifactories.executors.slurm.output import stdio_paths
 from aifactories.executors.slurm.states import is_hopeless_pending, map_state, reason_code
 
 # What the common pending reasons mean, for the person watching the queue.
@@ -172,6 +175,7 @@ def status_from_record(record: Mapping[str, Any], now: float) -> SiteJobStatus:
     tag = tag_of(record) or ""
     if state is JobState.SUBMITTED:
         return SiteJobStatus(job_id, tag, state, reason=_pending_reason(reason))
+    output_path, error_path = stdio_paths(record)
     if state is JobState.RUNNING:
         began = float(start) if start > 0 else now
         return SiteJobStatus(
@@ -181,6 +185,8 @@ def status_from_record(record: Mapping[str, Any], now: float) -> SiteJobStatus:
             started_at=began,
             elapsed_s=max(0.0, now - began),
             allocated_gpus=allocated_gpus(record),
+            output_path=output_path,
+            error_path=error_path,
         )
     gpus = allocated_gpus(record) if started else 0
     ended = float(end) if end > 0 else now
@@ -202,4 +208,6 @@ def status_from_record(record: Mapping[str, Any], now: float) -> SiteJobStatus:
         exit_code=decode_exit(_raw_exit(record.get("exit_code"))) if started else None,
         reason=None if reason_code(reason) in _NO_REASON else reason,
         allocated_gpus=gpus,
+        output_path=output_path if started else None,
+        error_path=error_path if started else None,
     )

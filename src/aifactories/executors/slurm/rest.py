@@ -24,6 +24,7 @@ The same behaviour as :mod:`.cli` (read it first), over HTTP:
 
 from __future__ import annotations
 
+import pwd
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -38,7 +39,14 @@ from aifactories.domain.errors import (
 )
 from aifactories.domain.jobs import JobState
 from aifactories.domain.sites import Site
-from aifactories.executors.base import PartitionCapacity, SiteJobStatus, SubmitRequest
+from aifactories.executors._output import OutputRefused
+from aifactories.executors.base import (
+    OutputChunk,
+    OutputStream,
+    PartitionCapacity,
+    SiteJobStatus,
+    SubmitRequest,
+)
 from aifactories.executors.slurm.batch import batch_job
 from aifactories.executors.slurm.cli import CommandFailed, SlurmCliExecutor
 from aifactories.executors.slurm.jobrecord import (
@@ -47,6 +55,7 @@ from aifactories.executors.slurm.jobrecord import (
     status_from_record,
     tag_of,
 )
+from aifactories.executors.slurm.output import path_of, read_local
 from aifactories.executors.slurm.rest_api import ALREADY_DONE, INVALID_JOB_ID, rest_api
 from aifactories.executors.slurm.sacct import AccountingRecord, read_accounting
 from aifactories.executors.slurm.states import is_hopeless_pending, node_takes_work
@@ -180,6 +189,12 @@ class SlurmRestExecutor:
     def submit(self, request: SubmitRequest) -> str:
         self._check_partitions()
         job = batch_job(request, output_dir=self.output_dir, qos=self.qos)
+        cannot = self.api.unsupported(job)
+        if cannot is not None:
+            raise SubmissionRejected(
+                f"site {self.site_id} cannot run job {request.job_id} as asked: {cannot}",
+                reason=cannot,
+            )
         status, payload = self._request("POST", self.api.submit_path(), self.api.submit_body(job))
         site_job_id = self.api.submitted_id(payload)
         errors = self.api.errors(payload)
@@ -251,6 +266,38 @@ class SlurmRestExecutor:
         if not found:
             return None
         return max(found, key=lambda r: (not r.state.final, int(r.site_job_id))).to_status()
+
+    def read_output(
+        self,
+        site_job_id: str,
+        stream: OutputStream,
+        offset: int,
+        limit: int,
+        known_path: str | None = None,
+    ) -> OutputChunk | None:
+        """Read where the site's file system is mounted on this host (see :mod:`.output`);
+        a path not there reads as no file yet. Jobs run as ``user``: its uid is the owner
+        to check, from the job record while slurmctld has it, else from this host's users."""
+        path = known_path
+        owner: int | None = None
+        if path is None:
+            record = self._jobs().get(site_job_id)
+            if record is None:
+                return None
+            path = path_of(record, stream)
+            owner = int(record["user_id"]) if isinstance(record.get("user_id"), int) else None
+            if path is None:
+                return None
+        if owner is None:
+            try:
+                owner = pwd.getpwnam(self.user).pw_uid
+            except KeyError:
+                raise OutputRefused(
+                    f"site {self.site_id}: cannot tell who owns {path!r}: the site's user "
+                    f"{self.user} is unknown on this host and Slurm no longer knows job "
+                    f"{site_job_id}"
+                ) from None
+        return read_local(path, owner, offset, limit)
 
     def close(self) -> None:
         self._http.close()

@@ -52,7 +52,10 @@ class RestApi:
 
     def submit_body(self, job: BatchJob) -> dict[str, Any]:
         """The submit request. GPUs go in ``gres`` per node (v0.0.38 rejects
-        ``tres_per_node``); ``environment`` is an object and must hold PATH."""
+        ``tres_per_node``); ``environment`` is an object and must hold PATH. slurmrestd reads
+        no ``#SBATCH`` line and, unlike sbatch, puts none of the options in the job's
+        environment: the variables sbatch would set are set here."""
+        environment = dict(job.environment)
         properties: dict[str, Any] = {
             "name": job.name,
             "comment": job.comment,
@@ -64,17 +67,47 @@ class RestApi:
             "time_limit": job.time_limit_min,
             "current_working_directory": job.workdir,
             "standard_output": job.output,
-            "standard_error": job.output,
-            "environment": dict(job.environment),
+            "standard_error": job.error or job.output,
+            "environment": environment,
         }
         if job.gres:
             properties["gres"] = job.gres
         if job.exclusive:
             # 22.05 parses this like sbatch's --exclusive: the spec's "true" is refused.
             properties["exclusive"] = "exclusive"
+        if job.ntasks is not None:
+            properties["tasks"] = job.ntasks
+        if job.ntasks_per_node is not None:
+            properties["tasks_per_node"] = job.ntasks_per_node
+            environment["SLURM_NTASKS_PER_NODE"] = str(job.ntasks_per_node)
+        if job.cpus_per_task != 1:
+            properties["cpus_per_task"] = job.cpus_per_task
+            environment["SLURM_CPUS_PER_TASK"] = str(job.cpus_per_task)
+        if job.mem_per_node_mb is not None:
+            properties["memory_per_node"] = job.mem_per_node_mb
+            environment["SLURM_MEM_PER_NODE"] = str(job.mem_per_node_mb)
+        if job.mem_per_gpu_mb is not None:
+            properties["memory_per_gpu"] = job.mem_per_gpu_mb
+            environment["SLURM_MEM_PER_GPU"] = str(job.mem_per_gpu_mb)
+        if job.signal is not None:
+            properties["signal"] = f"{job.signal.name}@{job.signal.seconds_before}"
+        if job.requeue is not None:
+            # 22.05 takes "requeue": false as --requeue: the opposite is its own key.
+            properties["requeue" if job.requeue else "no_requeue"] = True
         if job.qos:
             properties["qos"] = job.qos
         return {"script": job.script, "job": properties}
+
+    def unsupported(self, job: BatchJob) -> str | None:
+        """Why this API cannot send ``job`` as asked, or None."""
+        if job.signal is not None and job.signal.batch_only:
+            # 22.05's parser refuses the "B:" prefix ("Invalid SIGNAL specification"), and
+            # without it the signal reaches the job's steps, not its batch shell.
+            return (
+                f"--signal={job.signal.as_option()}: slurmrestd {self.version} cannot signal "
+                "the batch shell alone (B:); without B: the signal goes to the job's steps"
+            )
+        return None
 
     def submitted_id(self, reply: Mapping[str, Any]) -> str | None:
         value = reply.get("job_id")
