@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -37,6 +38,8 @@ MODES = [
     pytest.param("user", marks=pytest.mark.skipif(not ROOT, reason="needs root")),
 ]
 ANY_MODE = "sandbox" if SANDBOX else "user" if ROOT else "none"
+# srun must be on the PATH in every mode, "none" (no isolation, the operator's choice) too
+SRUN_MODES = [*MODES, pytest.param("none")]
 
 GPU = Partition(SITE_ID, "gpu", "H100", 80, nodes=2, gpus_per_node=4)
 AMD = Partition(SITE_ID, "lumi-g", "MI250X", 128, nodes=2, gpus_per_node=4)
@@ -213,7 +216,7 @@ def test_slurms_notations() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", SRUN_MODES)
 def test_srun_starts_the_tasks(make_site: MakeSite, mode: str) -> None:
     site = make_site(mode)
     script = "\n".join(
@@ -423,3 +426,33 @@ def test_exit_codes_and_states_follow_slurm(make_site: MakeSite) -> None:
     site.cancel(running)
     status = finished(site, running)
     assert status.state is JobState.CANCELLED
+
+
+@pytest.mark.slow
+def test_a_cancel_reaches_the_steps_tasks_through_srun(make_site: MakeSite) -> None:
+    site = make_site(ANY_MODE)
+    script = (
+        'srun -n 2 sh -c \'trap "echo task $SLURM_PROCID got TERM; exit 0" TERM; '
+        "echo task $SLURM_PROCID started; while :; do sleep 0.05; done'\n"
+    )
+    job = submit(site, script, shape=Shape(1, 1, exclusive=False))
+    status = wait_for(site, [job], lambda s: s.output_path is not None)[job]
+    output = Path(status.output_path or "")
+    _wait_for_text(output, ("task 0 started", "task 1 started"))
+    site.cancel(job)
+    assert finished(site, job).state is JobState.CANCELLED
+    # the runner stops the job after the site has recorded the cancel: wait for its note
+    text = _wait_for_text(output, ("CANCELLED ***",))
+    assert "task 0 got TERM" in text and "task 1 got TERM" in text
+    assert text.count("got TERM") == 2  # once each: srun passed it on, nobody twice
+
+
+def _wait_for_text(path: Path, wanted: tuple[str, ...]) -> str:
+    deadline = time.monotonic() + 20
+    while True:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        if all(w in text for w in wanted):
+            return text
+        if time.monotonic() > deadline:
+            pytest.fail(f"{wanted} never appeared in {path}: {text!r}")
+        time.sleep(0.02)
