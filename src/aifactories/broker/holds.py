@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from aifactories.broker import job_mail
 from aifactories.db.jobs import ACTIVE_STATES
 from aifactories.db.models import JobRow, table_of
 from aifactories.domain.jobs import FINAL_STATES, JobState
@@ -167,4 +168,5 @@ def apply_holds(sessions: sessionmaker[Session], now: float) -> Holds:
                 .where(_JOBS.c.id == job_id, _JOBS.c.state == JobState.PENDING.value)
                 .values(state=JobState.CANCELLED.value, ended_at=now, reason=reason)
             )
+            job_mail.dependency_never_met(session, job_id, now)
     return holds

@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from aifactories.broker import events
+from aifactories.broker import events, job_mail
 from aifactories.db.jobs import ACTIVE_STATES, charge_usage, settle
 from aifactories.db.models import AllocationRow, JobRow
 from aifactories.domain.errors import ExecutorError
@@ -48,6 +48,7 @@ def finish_job(
     reservation. ``allocated_gpus`` is the site's own count (Slurm's gres/gpu); without it
     the placement's shape counts. The charge is split by month and at the allocation's end."""
     check_transition(row.id, JobState(row.state), state)
+    before = row.state
     charged = 0
     end = ended_at if ended_at is not None else now
     if row.allocation_id is not None and row.reserved_gpu_seconds:
@@ -74,6 +75,7 @@ def finish_job(
     row.reason = reason
     row.ended_at = end
     events.finished(row, state.value, charged, reason)
+    job_mail.ended(session, row, before, now)
 
 
 def _usage_pieces(
@@ -149,6 +151,7 @@ def _apply_status(session: Session, row: JobRow, status: SiteJobStatus, now: flo
             row.state = JobState.RUNNING.value
             row.started_at = status.started_at or now
             row.reason = None
+            job_mail.began(session, row, now)
         return
     if status.state.final:
         if row.started_at is None and status.started_at is not None:
@@ -166,9 +169,6 @@ def _apply_status(session: Session, row: JobRow, status: SiteJobStatus, now: flo
         )
         return
     if status.state is JobState.PENDING:  # the site requeued it (node failure, preemption)
-        requeue_job(session, row, now, status.reason or "requeued by the site")
-
-
         if ((row.slurm or {}).get("batch") or {}).get("requeue") is False:
             # --no-requeue: the job said it must not run twice (it may not be restartable)
             finish_job(
@@ -181,6 +181,10 @@ def _apply_status(session: Session, row: JobRow, status: SiteJobStatus, now: flo
                 allocated_gpus=status.allocated_gpus,
             )
             return
+        job_mail.requeued(session, row, now, status.reason or "requeued by the site")
+        requeue_job(session, row, now, status.reason or "requeued by the site")
+
+
 def reconcile(
     session_factory: sessionmaker[Session],
     read_factory: sessionmaker[Session],
