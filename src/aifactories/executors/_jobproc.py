@@ -236,3 +236,19 @@ def send_job_signal(pid: int, wanted: dict[str, Any], sandboxed: bool, script: b
     else:
         signal_session(pid, signum)
     return True
+
+
+def exit_outcome(code: int, sandboxed: bool = False) -> tuple[str, int | None, str | None]:
+    """The job's end as Slurm reports it: exit 0 completed, else failed with the code; killed
+    by signal N: failed with 128 + N (a cancel or the time limit is the runner's to say)."""
+    if sandboxed and code > 128 and code - 128 in signal.valid_signals():
+        code = 128 - code  # bwrap's way of saying "killed by signal code - 128"
+    if code == 0:
+        return "completed", 0, None
+    if code > 0:
+        return "failed", code, f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = str(-code)
+    return "failed", 128 - code, f"killed by signal {name}"

@@ -324,7 +324,7 @@ def _wait(
             code = proc.poll()
             if code is not None:
                 _end_strays(proc.pid)
-                return _exit_outcome(code, sandboxed)
+                return _jobproc.exit_outcome(code, sandboxed)
         now = _now()
         if sleep_until is not None and now >= sleep_until:
             return "completed", 0, None
@@ -352,20 +352,6 @@ def _end_strays(pgid: int) -> None:
     ends with it, as Slurm's cgroup would end it."""
     _kill_group(pgid, signal.SIGKILL)
     _jobproc.signal_session(pgid, signal.SIGKILL)
-
-
-def _exit_outcome(code: int, sandboxed: bool = False) -> tuple[str, int | None, str | None]:
-    if sandboxed and code > 128 and code - 128 in signal.valid_signals():
-        code = 128 - code  # bwrap's way of saying "killed by signal code - 128"
-    if code == 0:
-        return "completed", 0, None
-    if code > 0:
-        return "failed", code, f"exit code {code}"
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = str(-code)
-    return "failed", 128 - code, f"killed by signal {name}"
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, grace_s: float) -> None:
