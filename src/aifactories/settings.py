@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     lease_renew_interval_s: Annotated[float, Field(gt=0, le=1200)] = 2.0
     # admission limits
     max_time_limit_s: Annotated[int, Field(gt=0)] = 7 * 86400
+    # a job's output is served (and kept by emulated sites) this long after it ended
+    # (docs/job-output.md); then GET /jobs/{id}/output answers 410
+    job_output_retention_s: Annotated[float, Field(gt=0)] = 30 * 86400
     # API limits (docs/api-access.md). Request bodies: a job script is the largest there is
     # (up to 500,000 characters), and JSON escapes may grow it to about four times that.
     max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 2 << 20

@@ -67,6 +67,10 @@ GET /jobs                                     401  2xx+ 2xx- 2xx- 2xx- 2xx+ 2xx+
 # ?project=aurora-vision
 GET /jobs ?project                            401  2xx+ 404  404  404  2xx+ 2xx+ 404  404  404
 GET /jobs/{}                                  401  2xx  404  404  404  2xx  2xx  404  404  404
+# only the job's project reads what it printed; the operator sees the job, not its output
+# (alice's job is pending: 200 with no bytes yet)
+GET /jobs/{}/output                           401  403  404  404  404  2xx  2xx  404  404  404
+GET /jobs/{}/error                            401  403  404  404  404  2xx  2xx  404  404  404
 # a member cancels their own jobs only; the PI any of the project
 DELETE /jobs/{}                               401  2xx  404  404  404  2xx  403  404  404  404
 # bob's own job: he may cancel it, and so may the PI

@@ -92,6 +92,8 @@ PROBES: dict[str, Probe] = {
         "GET", "/jobs", params={"project": "{project}"}, finds=_has("id", "job")
     ),
     "GET /jobs/{}": Probe("GET", "/jobs/{job}"),
+    "GET /jobs/{}/output": Probe("GET", "/jobs/{job}/output"),
+    "GET /jobs/{}/error": Probe("GET", "/jobs/{job}/error"),
     "DELETE /jobs/{}": Probe("DELETE", "/jobs/{job}"),
     "DELETE /jobs/{} ?member's": Probe("DELETE", "/jobs/{member_job}"),
     "GET /projects/{}/balance": Probe("GET", "/projects/{project}/balance"),

@@ -17,6 +17,7 @@ from aifactories.api import (
     awards,
     calls,
     errors,
+    job_output,
     limits,
     metrics,
     projects,
@@ -162,7 +163,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     def balance(context: Ctx, who: Me, project: PathRef) -> BalanceOut:
         return BalanceOut.of(project_balance(context, who, project))
 
-    for module in (calls, proposals, reviews, awards, projects, allocations, audit, tokens):
+    routers = (calls, proposals, reviews, awards, projects, allocations, audit, tokens, job_output)
+    for module in routers:
         app.include_router(module.router, responses=_ERRORS)
     app.include_router(probes.router)  # /livez, /readyz: no token (docs/observability.md)
     app.include_router(metrics.router)
