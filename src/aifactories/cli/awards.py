@@ -16,6 +16,13 @@ from aifactories.cli.remote import JsonOpt, call, client, fail
 awards_app = typer.Typer(help="Awards after a cut-off (programme operators).", no_args_is_help=True)
 
 
+def _month(epoch_s: float) -> str:
+    """A calendar month of the plan (they start at midnight UTC): ``2027-03``."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m")
+
+
 def _print_run(run: dict[str, Any]) -> None:
     from aifactories.programme.award_report import comparison_header
 
@@ -40,7 +47,7 @@ def _print_run(run: dict[str, Any]) -> None:
             hours(outcome["requested"], 0),
             hours(outcome["awarded"], 0),
             ", ".join(sites) or "-",
-            f"{day(months[0])[:7]} to {day(months[-1])[:7]}" if months else "-",
+            f"{_month(months[0])} to {_month(months[-1])}" if months else "-",
             f"{outcome['reason']}: {outcome['explanation']}" if outcome["reason"] else "",
         )
     render.console.print(table)

@@ -157,5 +157,5 @@ def proposal_details(p: dict[str, Any]) -> Table:
         table.add_row(field, value)
     for check in p["checks"]:
         mark = "[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]"
-        table.add_row(f"check {check['name'].replace('_', ' ')}", f"{mark} {check['message']}")
+        table.add_row(f"check {check['name']}", f"{mark} {check['message']}")
     return table

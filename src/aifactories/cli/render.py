@@ -111,9 +111,12 @@ def sites_table(sites: list[dict[str, Any]], show_planned: bool) -> Table:
 
 
 def _seconds(iso: str | None) -> float | None:
-    from datetime import datetime
+    from datetime import UTC, datetime
 
-    return datetime.fromisoformat(iso).timestamp() if iso else None
+    if not iso:
+        return None
+    moment = datetime.fromisoformat(iso)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()  # API: UTC
 
 
 def wall_elapsed(job: dict[str, Any], now: float | None = None) -> float | None:
