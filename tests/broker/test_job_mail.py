@@ -279,3 +279,15 @@ def test_durations_and_subjects_read_like_sentences() -> None:
     )
     body = ended_mail(done, "END").body
     assert "lumi-aif, partition lumi-g" in body and "run time 01:00:00" in body
+
+
+def test_a_pending_job_its_owner_cancels_is_mailed_once_as_ended(mp: MockPlatform) -> None:
+    from aifactories.services.jobs.job_queries import cancel_job
+
+    job = _submit(mp, "--mail-type=END")
+    cancel_job(mp.platform.ctx, authenticate(mp.platform.ctx, mp.tokens["carol"]), str(job.id))
+    mails = _mails(mp)
+    assert len(mails) == 1 and mails[0].recipient == CAROL
+    assert "cancelled" in mails[0].subject
+    cancel_job(mp.platform.ctx, authenticate(mp.platform.ctx, mp.tokens["carol"]), str(job.id))
+    assert len(_mails(mp)) == 1  # cancelling an ended job again sends nothing

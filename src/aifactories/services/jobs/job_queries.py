@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from aifactories.broker import job_mail
 from aifactories.db.accounts import project_by_ref
 from aifactories.db.models import JobRow
 from aifactories.domain.errors import InvalidInput, NotFound
@@ -145,19 +146,23 @@ def cancel_job(ctx: ServiceContext, principal: Principal, ref: str | int) -> Job
         for row in rows:
             require_can_cancel(principal, row.project_id, row.user_id, row.id)
         for row in rows:
-            _cancel_one(ctx, principal, row)
+            if _cancel_one(ctx, principal, row):
+                # ended here, not by the broker: --mail-type=END is sent from here
+                job_mail.ended(session, row, JobState.PENDING.value, ctx.clock.now())
         return next(r for r in rows if r.id == named.id)
 
 
-def _cancel_one(ctx: ServiceContext, principal: Principal, row: JobRow) -> None:
+def _cancel_one(ctx: ServiceContext, principal: Principal, row: JobRow) -> bool:
+    """Cancel one job; True if it ended here (it was pending)."""
     state = JobState(row.state)
     if state.final:
-        return  # cancelling a finished job changes nothing, like scancel
+        return False  # cancelling a finished job changes nothing, like scancel
     if state is JobState.PENDING:
         check_transition(row.id, state, JobState.CANCELLED)
         row.state = JobState.CANCELLED.value
         row.ended_at = ctx.clock.now()
         row.reason = f"cancelled by {principal.username}"
-    else:
-        row.cancel_requested = True
-        row.reason = f"cancel requested by {principal.username}"
+        return True
+    row.cancel_requested = True
+    row.reason = f"cancel requested by {principal.username}"
+    return False
