@@ -79,7 +79,7 @@ def test_demo_load_never_touches_the_users_profile(tmp_path: Path) -> None:
     path = tmp_path / "config" / "profile.json"
     path.write_text(json.dumps(mine))  # as 'aif login' writes it
     out = _aif(tmp_path, "data", "demo", "load")
-    assert "is yours (aif login): left as it is" in out
+    assert "(made with aif login) is left as it is" in out
     assert _profile(tmp_path) == mine
 
     path.write_text(json.dumps({"server": SERVER, "token": "a-token-of-another-platform"}))
@@ -92,5 +92,5 @@ def test_demo_load_never_touches_the_users_profile(tmp_path: Path) -> None:
     carol = {"server": "http://127.0.0.1:9000", "token": tokens[tokens.index("carol") + 1]}
     path.write_text(json.dumps(carol))
     out = _aif(tmp_path, "data", "demo", "load")
-    assert "is yours (aif login): left as it is" in out
+    assert "(made with aif login) is left as it is" in out
     assert _profile(tmp_path) == carol

@@ -95,6 +95,6 @@ def write_demo_profile(
     if action is Action.KEEP:
         return f"the CLI profile {path} already logs {who} in here: left as it is"
     return (
-        f"your CLI profile {path} is yours (aif login): left as it is; to act as a demo "
+        f"your CLI profile {path} (made with aif login) is left as it is; to act as a demo "
         f"user, take their token from {tokens_file}"
     )
