@@ -456,3 +456,24 @@ def _wait_for_text(path: Path, wanted: tuple[str, ...]) -> str:
         if time.monotonic() > deadline:
             pytest.fail(f"{wanted} never appeared in {path}: {text!r}")
         time.sleep(0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_the_scripts_interpreter_and_a_login_shell_keep_srun(
+    make_site: MakeSite, mode: str
+) -> None:
+    """``#!/bin/bash -l`` (usual on LUMI): bash runs the script, not sh, and the login
+    shell's /etc/profile, which resets PATH, still leaves the site's srun first."""
+    site = make_site(mode)
+    script = (
+        "#!/bin/bash -l\n"
+        "ranks=(); [[ $- == *i* ]] || shopt -q login_shell && echo login shell\n"
+        'ranks+=("$(srun -n 2 sh -c \'echo $SLURM_PROCID\' | sort | tr "\\n" " ")")\n'
+        'echo "ranks ${ranks[0]}"\n'
+    )
+    job = submit(site, script, shape=Shape(1, 1, exclusive=False))
+    status = finished(site, job)
+    output = text(status.output_path)
+    assert status.state is JobState.COMPLETED, (status, output)
+    assert "login shell" in output and "ranks 0 1 " in output

@@ -107,16 +107,36 @@ def confine(
         shim = _needs_python_shim()
         install_srun(tools)
         env["PATH"] = f"{SHIM_DIR}:{MINIMAL_PATH}"
+        _login_profile(work, SHIM_DIR, owner)
         argv = _sandbox_argv(isolation, work, cwd, command, owner, shim, tools)
         error = _missing_program(command, MINIMAL_PATH, cwd, (work, cwd), shim)
         return Launch(argv, str(job_dir), env, None, notes, error)
     if isolation.mode == "user":
         assert isolation.scratch_dir is not None
-        env["PATH"] = f"{install_srun(isolation.scratch_dir / 'bin')}:{MINIMAL_PATH}"
+        srun_dir = install_srun(isolation.scratch_dir / "bin")
+        env["PATH"] = f"{srun_dir}:{MINIMAL_PATH}"
+        _login_profile(work, str(srun_dir), owner)
         return Launch(list(command), str(cwd), env, owner, notes)
     # none: the operator chose no isolation; still no platform secrets in the environment
     env["PATH"] = f"{install_srun(tools)}:{MINIMAL_PATH}:{Path(sys.executable).parent}"
+    _login_profile(work, str(tools), owner)
     return Launch(list(command), str(cwd), env, None, notes)
+
+
+def _login_profile(work: Path, srun_dir: str, owner: Owner | None) -> None:
+    """A ``.profile`` in the job's own folder (its HOME) that puts srun first again: a login
+    shell (``#!/bin/bash -l``, usual on LUMI) resets PATH in /etc/profile, and would then
+    find the machine's own srun, or none."""
+    profile = work / ".profile"
+    if profile.exists() or profile.is_symlink():
+        return
+    profile.write_text(
+        "# written by the emulated site: its srun first, as on a cluster\n"
+        f'PATH="{srun_dir}:$PATH"; export PATH\n',
+        encoding="utf-8",
+    )
+    if owner is not None:
+        os.chown(profile, *owner)
 
 
 def install_srun(folder: Path) -> Path:

@@ -78,11 +78,12 @@ def _confined(
     owner = job_owner(files, job, isolation)
     work = make_work_folder(isolation, job_dir, label, owner)
     env["SLURM_SUBMIT_DIR"] = job.workdir or str(work)  # where the member submitted from
+    command = _script_in_work(job_dir, work, job.command, owner)
     launch = confine(
         isolation,
         job_dir=job_dir,
         work=work,
-        command=_script_in_work(job_dir, work, job.command, owner),
+        command=command,
         job_env=env,
         wanted_workdir=job.workdir,
         owner=owner,
@@ -91,7 +92,7 @@ def _confined(
     )
     return {
         "command": launch.argv,
-        "program": job.command[0],
+        "program": command[0],
         "cwd": launch.cwd,
         "env": launch.env,
         "owner": None if launch.owner is None else list(launch.owner),
@@ -121,14 +122,27 @@ def _script_in_work(
     job_dir: Path, work: Path, command: tuple[str, ...], owner: Owner | None
 ) -> tuple[str, ...]:
     """A batch script is kept in the job's directory, out of the job's reach: the job gets
-    a copy in its own folder."""
+    a copy in its own folder, run by the interpreter its ``#!`` line names (as sbatch's
+    is: ``#!/bin/bash -l`` is bash, a login shell), else by ``/bin/sh``."""
     if command != _batch_command(job_dir):
         return command
     copy = work / "job-script.sh"
     shutil.copyfile(job_dir / "script.sh", copy)
     if owner is not None:
         os.chown(copy, *owner)
-    return ("/bin/sh", str(copy))
+    return (*_interpreter(copy), str(copy))
+
+
+def _interpreter(script: Path) -> tuple[str, ...]:
+    # The kernel's rule: the path, then the rest of the line as one argument (if any).
+    with open(script, "rb") as handle:
+        first = handle.readline(256).decode(errors="replace").strip()
+    if not first.startswith("#!"):
+        return ("/bin/sh",)
+    path, _, argument = first[2:].strip().partition(" ")
+    if not path:
+        return ("/bin/sh",)
+    return (path, argument.strip()) if argument.strip() else (path,)
 
 
 def _batch_command(job_dir: Path) -> tuple[str, ...]:
