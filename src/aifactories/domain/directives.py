@@ -70,6 +70,7 @@ DIRECTIVES: tuple[Directive, ...] = (
     Directive("--signal", None, "honoured", True, "[B:]SIGNAL[@SECONDS] before the time limit"),
     # platform options (#AIF lines, and the same on the command line)
     Directive("--countries", None, "honoured", True, "data residency: DE,FI (#AIF)"),
+    Directive("--gpu-model", None, "honoured", True, "GPU model, or any (#AIF)"),
     Directive("--min-gpu-memory", None, "honoured", True, "GB per GPU at least (#AIF)"),
     Directive("--runtime", None, "honoured", True, "emulated sites: how long it runs (#AIF)"),
     # hints: Slurm's own hints or site matters; accepted with a warning

@@ -236,6 +236,8 @@ def _apply_value(name: str, value: str, where: str, out: Directives) -> None:
             out.mail_user = _pattern(value, where, name)
         case "--signal":
             out.signal = parse_signal(value, field_name=f"{_field(where)} --signal")
+        case "--gpu-model":
+            out.gpu_model = _pattern(value, where, name)
         case "--countries":
             out.countries = [c.strip().upper() for c in value.split(",") if c.strip()]
         case "--min-gpu-memory":
