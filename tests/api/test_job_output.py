@@ -74,6 +74,8 @@ def test_members_read_the_output_with_ranges_and_tail(harness: Harness) -> None:
     ignored = alice.get(f"/jobs/{job_id}/output", headers={"Range": "lines=1-2"})
     assert ignored.status_code == 200 and len(ignored.content) == 24
 
+    shared = alice.get(f"/jobs/{job_id}/error")  # no --error: it goes with the output
+    assert shared.status_code == 404 and "no separate standard error" in shared.json()["message"]
     assert alice.get(f"/jobs/{job_id}/output?tail=2").content == b"epoch 2\nepoch 3\n"
     assert alice.get(f"/jobs/{job_id}/output?tail=0").content == b""
     assert alice.get(f"/jobs/{job_id}/output?tail=99").content.startswith(b"epoch 1")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from aifactories.domain.clock import SystemClock
+from aifactories.domain.clock import ManualClock, SystemClock
 from aifactories.domain.jobs import JobState
 from aifactories.executors._output import (
     JobFolders,
@@ -27,6 +27,8 @@ from aifactories.executors._output import (
     job_folders,
     read_output_file,
 )
+from aifactories.executors._output_sweep import sweep
+from aifactories.executors._sitestate import SiteFiles
 from aifactories.executors.emulated import EmulatedExecutor
 from aifactories.executors.isolation import probe_bwrap, resolve_isolation
 
@@ -274,3 +276,61 @@ def test_a_running_jobs_output_is_read_as_it_grows(make_site: MakeSite) -> None:
     wait_for(site, [job])
     rest = site.read_output(job, "output", len(seen), 1 << 20)
     assert rest is not None and rest.data.endswith(b"second\n") and rest.offset == len(seen)
+
+
+# ---------------------------------------------------------------------- the retention
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_jobs_past_the_retention_lose_their_folders_and_nothing_else(
+    open_folder: Path, mode: str
+) -> None:
+    data = open_folder / "data"
+    data.mkdir(mode=0o700)
+    keep = open_folder / "keep"  # a folder of someone else, which a job links to
+    keep.mkdir()
+    (keep / "precious.txt").write_text("stays")
+    isolation = resolve_isolation(
+        mode,
+        protected=(data,),
+        users_file=data / "sites" / "job-users.json",
+        scratch_dir=open_folder / "scratch",
+    )
+    clock = ManualClock(1_000_000.0)
+    site = EmulatedExecutor(
+        SITE, data / "sites" / SITE.id, clock, FAST, kill_grace_s=0.5, isolation=isolation,
+        output_retention_s=2 * 86400,
+    )  # fmt: skip
+    script = f'echo hi; ln -s "{keep}" "$HOME/link"; ln -s "{keep}/precious.txt" "$HOME/f"'
+    old = [site.submit(request(i, one(1), command=("sh", "-c", script))) for i in (1, 2, 3)]
+    wait_for(site, old)
+    homes = {j: job_folders(site.job_dir(j)).work for j in old}
+    assert all(home is not None and home[1].is_dir() for home in homes.values())
+
+    clock.advance(86400)  # one day: kept
+    recent = site.submit(request(4, one(1), command=("sh", "-c", "echo recent")))
+    wait_for(site, [recent])
+    assert all(site.job_dir(j).is_dir() for j in old)
+
+    clock.advance(1.5 * 86400)  # the first three ended 2.5 days ago, the fourth 1.5 days
+    site.capacity()  # any call: the sweep is due (more than an hour since the last)
+    for job in old:
+        home = homes[job]
+        assert home is not None
+        assert not site.job_dir(job).exists() and not home[1].exists()
+        assert site.poll([job]) == {}  # the site forgot it
+    assert site.job_dir(recent).is_dir()
+    assert site.read_output(recent, "output", 0, 100) is not None
+    assert (keep / "precious.txt").read_text() == "stays"  # no link was followed
+
+
+def test_the_newest_job_directory_stays_so_no_id_is_given_out_twice(tmp_path: Path) -> None:
+    files = SiteFiles(tmp_path / "site")
+    files.create()
+    for job in ("1", "2"):
+        files.job_dir(job).mkdir()
+        (files.job_dir(job) / "status.json").write_text(f'{{"ended_at": 0, "tag": "aif-{job}"}}')
+    (files.jobs / "9-not-a-job").mkdir()
+    assert sweep(files, resolve_isolation("none"), now=1e9, retention_s=1.0) == ["1"]
+    assert files.job_dir("2").is_dir() and (files.jobs / "9-not-a-job").is_dir()

@@ -102,9 +102,9 @@ def _output_route(stream: OutputStream) -> Callable[..., Awaitable[Response]]:
             "X-Output-Size": str(first.size),
             "Accept-Ranges": "bytes",
         }
-        if not first.exists and not follow:
-            if first.final:
-                return _error(404, "no_output", service.no_output_message(first), headers)
+        if first.with_output or (not first.exists and first.final):
+            return _error(404, "no_output", service.no_output_message(first), headers)
+        if not first.exists and not follow:  # not yet: nothing so far
             return Response(b"", media_type=MEDIA_TYPE, headers=headers)
         start, end, status = 0, first.size, 200
         if tail is not None:

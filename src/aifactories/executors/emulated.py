@@ -33,6 +33,7 @@ from aifactories.domain.logthrottle import clip
 from aifactories.domain.sites import Partition, Site
 from aifactories.executors import _launch, _slurmlike
 from aifactories.executors._output import read_emulated_output
+from aifactories.executors._output_sweep import DEFAULT_RETENTION_S, OutputSweep
 from aifactories.executors._sitestate import JobRecord, SiteFiles, SiteState
 from aifactories.executors._status import OUTCOMES, final_status, live_status, queue_positions
 from aifactories.executors.base import (
@@ -79,6 +80,7 @@ class EmulatedExecutor:
         kill_grace_s: float = 5.0,
         python: str = sys.executable,
         isolation: JobIsolation | None = None,
+        output_retention_s: float = DEFAULT_RETENTION_S,
     ) -> None:
         if not time_factor > 0:
             raise InvalidInput("time_factor", f"must be positive, not {time_factor}")
@@ -94,6 +96,8 @@ class EmulatedExecutor:
         self._python = python
         self._partitions: dict[str, Partition] = {p.name: p for p in site.partitions}
         self._files = SiteFiles(root)
+        # ended jobs' folders (and output) go after the retention (_output_sweep.py)
+        self._sweep = OutputSweep(self._files, self.isolation, output_retention_s)
         with self._guard():
             self._files.create()
             root.chmod(0o700)  # the site's books and every job's files: the platform's only
@@ -279,6 +283,7 @@ class EmulatedExecutor:
             session = _Session(state, self._pools(state))
             self._reconcile(session)
             self._schedule(session)
+            self._sweep.maybe(self._clock.now())
             yield session
             if state.dirty:
                 self._files.save(state)

@@ -12,6 +12,7 @@ from typing import Any
 from aifactories.domain.clock import Clock, SystemClock
 from aifactories.domain.errors import InvalidInput
 from aifactories.domain.sites import Site
+from aifactories.executors._output_sweep import DEFAULT_RETENTION_S
 from aifactories.executors.base import Executor
 from aifactories.executors.emulated import EmulatedExecutor
 from aifactories.executors.isolation import JobIsolation
@@ -31,6 +32,7 @@ def _emulated(
     kill_grace_s: float = 5.0,
     python: str = sys.executable,
     isolation: JobIsolation | None = None,
+    output_retention_s: float = DEFAULT_RETENTION_S,
 ) -> Executor:
     return EmulatedExecutor(
         site,
@@ -40,6 +42,7 @@ def _emulated(
         kill_grace_s=kill_grace_s,
         python=python,
         isolation=isolation,
+        output_retention_s=output_retention_s,
     )
 
 

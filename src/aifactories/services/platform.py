@@ -107,6 +107,7 @@ class Platform:
                     options["state_dir"] = self.settings.sites_state_dir / site.id
                     options["time_factor"] = self.settings.emulated_time_factor
                     options["isolation"] = self.job_isolation()
+                    options["output_retention_s"] = self.settings.job_output_retention_s
                 self._executors[site.id] = make_executor(kind, site, **options)
         return self._executors
 
@@ -134,6 +135,7 @@ class Platform:
         options: dict[str, object] = dict(site.executor.as_dict())
         if site.executor.kind == "emulated":
             options.setdefault("isolation", self.job_isolation())
+            options.setdefault("output_retention_s", self.settings.job_output_retention_s)
         try:
             return make_executor(site.executor.kind, site, **options)
         except AifError as exc:

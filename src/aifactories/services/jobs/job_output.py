@@ -13,7 +13,7 @@ API's 410); emulated sites delete the files then (executors/_output_sweep.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aifactories.db.models import JobRow
 from aifactories.domain.errors import InvalidInput, NotFound, PermissionDenied, SiteUnavailable
@@ -46,6 +46,9 @@ class OutputView:
     size: int
     exists: bool
     path: str | None
+    # standard error asked for, but it goes into the output's file (no --error): there
+    # will never be a file of its own
+    with_output: bool = False
 
     @property
     def final(self) -> bool:
@@ -94,7 +97,9 @@ def read_job_output(
         )
     chunk = executor.read_output(row.site_job_id, stream, offset, limit, known_path=path)
     if chunk is None:
-        return nothing
+        # the site reported the output's file and none of the error's: they are one
+        shared = stream == "error" and row.output_path is not None and row.error_path is None
+        return replace(nothing, with_output=shared)
     return OutputView(row.id, stream, state, chunk.data, offset, chunk.size, True, chunk.path)
 
 
@@ -118,15 +123,15 @@ def _span(seconds: float) -> str:
 def no_output_message(view: OutputView) -> str:
     """Why there is nothing to show, for a person."""
     what = "standard output" if view.stream == "output" else "standard error"
+    if view.with_output:
+        return (
+            f"job {view.job_id} has no separate standard error: without --error it goes to "
+            "its output (read that: without --error, or GET .../output)"
+        )
     if view.state in (JobState.PENDING, JobState.PLACED, JobState.SUBMITTED):
         return f"job {view.job_id} is {view.state.value}: it has no {what} yet"
     if not view.final:
         return f"job {view.job_id} is {view.state.value} and has written no {what} yet"
-    if view.stream == "error":
-        return (
-            f"job {view.job_id} has no separate standard error: without --error it goes "
-            "to the output file (read it without --error)"
-        )
     return f"job {view.job_id} ended ({view.state.value}) without a {what} file at its site"
 
 
