@@ -8,6 +8,10 @@ command and command group is measured, and ``aif --version``; with a platform (s
 ``aif balance``, ``aif sites`` and ``aif whoami``. Exits 1 if a median misses the target.
 
     python bench/bench_cli_start.py [--repeat 10] [--no-platform]
+
+--source DIR measures the CLI of another tree's ``src`` instead (an earlier commit, taken
+with ``git archive COMMIT src | tar -x -C DIR``), run as ``python -c`` the way the ``aif``
+script runs it: the figures before a change, next to those after.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform as host
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,6 +36,8 @@ from _support import free_port
 TARGET_MS = 300.0
 AIF = str(Path(sys.executable).with_name("aif"))
 PYTHON = sys.executable
+# what the 'aif' console script does, for --source
+_RUN = "import sys; sys.argv[0] = 'aif'; from aifactories.cli.main import run; sys.exit(run())"
 
 
 def _cli_table() -> list[tuple[str, bool]]:
@@ -40,11 +47,19 @@ def _cli_table() -> list[tuple[str, bool]]:
     return [(entry.name, entry.group) for entry in COMMANDS]
 
 
-def _time(argv: Sequence[str], env: dict[str, str], repeat: int) -> tuple[float, float, str]:
-    """(min ms, median ms, error or "") of ``argv`` run ``repeat`` times after a warm-up."""
-    samples = []
+def _cpu_s() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _time(argv: Sequence[str], env: dict[str, str], repeat: int) -> tuple[float, float, float, str]:
+    """(min ms, median ms, median CPU ms, error or "") of ``argv`` run ``repeat`` times after a
+    warm-up. The CPU time (user + system) of the process hardly depends on what else the
+    machine runs; the wall time does."""
+    samples, cpu = [], []
     error = ""
     for attempt in range(repeat + 1):
+        cpu_before = _cpu_s()
         started = time.perf_counter()
         done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         elapsed = (time.perf_counter() - started) * 1000
@@ -52,7 +67,8 @@ def _time(argv: Sequence[str], env: dict[str, str], repeat: int) -> tuple[float,
             error = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1][:60]
         if attempt:  # the first run warms the page cache and the .pyc files
             samples.append(elapsed)
-    return min(samples), statistics.median(samples), error
+            cpu.append((_cpu_s() - cpu_before) * 1000)
+    return min(samples), statistics.median(samples), statistics.median(cpu), error
 
 
 def _start_platform(home: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
@@ -108,14 +124,14 @@ def _machine() -> str:
     )
 
 
-def _row(label: str, figures: tuple[float, float, str], target: float | None) -> bool:
-    low, median, error = figures
+def _row(label: str, figures: tuple[float, float, float, str], target: float | None) -> bool:
+    low, median, cpu, error = figures
     ok = not error and (target is None or median <= target)
     verdict = "" if target is None else ("PASS" if ok else "FAIL")
     shown = f"target <= {target:.0f} ms" if target is not None else "(reference)"
     print(
-        f"  {label:<30} min {low:6.0f} ms  median {median:6.0f} ms  {shown:<18} {verdict}"
-        + (f"  error: {error}" if error else "")
+        f"  {label:<30} min {low:5.0f} ms  median {median:5.0f} ms  (CPU {cpu:4.0f} ms)  "
+        f"{shown:<18} {verdict}" + (f"  error: {error}" if error else "")
     )
     return ok
 
@@ -126,8 +142,14 @@ def main() -> None:
     parser.add_argument(
         "--no-platform", action="store_true", help="skip the commands that need a server"
     )
+    parser.add_argument("--source", type=Path, help="the src folder of another tree to measure")
     args = parser.parse_args()
     env = os.environ | {"NO_COLOR": "1", "COLUMNS": "120"}
+    aif = [AIF]
+    if args.source is not None:
+        aif = [PYTHON, "-c", _RUN]
+        env["PYTHONPATH"] = str(args.source.resolve())
+        print(f"measuring the CLI in {args.source}")
     print(f"{_machine()}; {args.repeat} runs per command after a warm-up")
 
     print("what the CLI is built on costs this much by itself:")
@@ -135,6 +157,7 @@ def main() -> None:
         ("python (nothing imported)", "pass"),
         ("import typer", "import typer"),
         ("import typer.rich_utils (help)", "import typer.rich_utils"),
+        ("import typer._adapters (values)", "import typer._adapters"),  # pydantic
         ("import httpx", "import httpx"),
     ):
         _row(label, _time([PYTHON, "-c", code], env, args.repeat), None)
@@ -144,15 +167,16 @@ def main() -> None:
     commands += [[name, "--help"] for name, _group in _cli_table()]
     ok = True
     for argv in commands:
-        ok &= _row("aif " + " ".join(argv), _time([AIF, *argv], env, args.repeat), TARGET_MS)
+        ok &= _row("aif " + " ".join(argv), _time([*aif, *argv], env, args.repeat), TARGET_MS)
 
     if not args.no_platform:
         home = Path(tempfile.mkdtemp(prefix="aif-bench-cli-"))
         server, cli_env = _start_platform(home)
         try:
             print("aif commands against a platform (aif up --demo, mock sites, loopback):")
+            extra = {k: env[k] for k in ("NO_COLOR", "COLUMNS", "PYTHONPATH") if k in env}
             for argv in (["jobs"], ["balance"], ["sites"], ["whoami"]):
-                figures = _time([AIF, *argv], cli_env | {"NO_COLOR": "1"}, args.repeat)
+                figures = _time([*aif, *argv], cli_env | extra, args.repeat)
                 ok &= _row("aif " + " ".join(argv), figures, TARGET_MS)
         finally:
             server.terminate()

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 import typer.main
-from typer._click import Command, Context  # Typer's own copy of Click (typer >= 0.29)
+from typer._click import Command, Context, Parameter  # Typer's own Click (typer >= 0.29)
 from typer._click.exceptions import UsageError
 from typer.core import DEFAULT_MARKUP_MODE, TyperCommand, TyperGroup
 from typer.models import CommandInfo
@@ -34,6 +34,9 @@ class Lazy:
     help: str  # the one-line help that ``aif --help`` shows; a test keeps it equal to the real one
     group: bool = False
     panel: str | None = None  # the heading it is listed under in ``aif --help``
+
+
+_FLAGS = frozenset({"help", "install_completion", "show_completion"})
 
 
 class _Listed(TyperCommand):
@@ -100,6 +103,17 @@ class LazyGroup(TyperGroup):
                 add_help_option=False,
                 rich_help_panel=entry.panel,
             )
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        params = super().get_params(ctx)
+        for param in params:
+            # Typer's --help, --install-completion and --show-completion default to None,
+            # which Typer coerces through pydantic (a twentieth of a second to import) on
+            # every command that goes through this group; False means the same to their
+            # callbacks and is taken as it is.
+            if param.name in _FLAGS and param.default is None:
+                param.default = False
+        return params
 
     def load_command(self, name: str) -> Command:
         """The real command of ``name``, importing its module the first time."""
