@@ -108,6 +108,8 @@ def test_a_pool_award_is_not_usable_where_the_proposal_does_not_allow(h: Harness
     code = awarded["project"]
     alloc = _allocation(h, code)
     assert alloc.site_id is None and sorted(alloc.pool_sites or ()) == ["it4lia", "lumi-aif"]
+    balance = h.client("alice").get(f"/projects/{code}/balance").json()
+    assert [a["pool_sites"] for a in balance["allocations"]] == [["it4lia", "lumi-aif"]]
     # H100 exists only at bsc-aif (Spain), outside the proposal's residency: no budget there
     refused = _submit(h, "alice", code, gpu_model="H100")
     assert refused.status_code == 409, refused.text

@@ -173,6 +173,7 @@ class SiteOut(BaseModel):
 class AllocationBalanceOut(BaseModel):
     allocation_id: int
     site_id: str | None
+    pool_sites: list[str] | None = None  # a pool usable only at these sites; None: any
     status: str
     starts_at: str
     ends_at: str
@@ -206,6 +207,7 @@ class BalanceOut(BaseModel):
                 AllocationBalanceOut(
                     allocation_id=a.allocation_id,
                     site_id=a.site_id,
+                    pool_sites=a.pool_sites,
                     status=a.status,
                     starts_at=to_datetime(a.starts_at).isoformat(),
                     ends_at=to_datetime(a.ends_at).isoformat(),

@@ -242,7 +242,8 @@ def balance_table(balance: dict[str, Any]) -> Table:
     for a in balance["allocations"]:
         t.add_row(
             str(a["allocation_id"]),
-            a["site_id"] or "any site",
+            a["site_id"]
+            or ("any of " + ", ".join(a["pool_sites"]) if a.get("pool_sites") else "any site"),
             a["status"],
             local_day(a["ends_at"]),
             hours(a["granted_gpu_hours"]),

@@ -13,7 +13,8 @@ from aifactories.services.core.context import Principal, ServiceContext
 @dataclass(frozen=True)
 class AllocationBalance:
     allocation_id: int
-    site_id: str | None  # None: usable at any site (a pool)
+    site_id: str | None  # None: a pool, usable at any site of pool_sites
+    pool_sites: list[str] | None  # None: any site
     status: str
     starts_at: float
     ends_at: float
@@ -53,6 +54,7 @@ def project_balance(ctx: ServiceContext, principal: Principal, project_ref: str)
                 AllocationBalance(
                     allocation_id=r.id,
                     site_id=r.site_id,
+                    pool_sites=None if r.pool_sites is None else sorted(r.pool_sites),
                     status=r.status,
                     starts_at=r.starts_at,
                     ends_at=r.ends_at,
