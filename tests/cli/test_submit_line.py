@@ -38,6 +38,11 @@ def test_an_options_value_is_the_next_word_whatever_it_looks_like() -> None:
     assert parse("--job-name -x -- true").options == ("--job-name=-x",)
 
 
+def test_the_platforms_own_options_too() -> None:
+    got = parse("--gpu-model any --countries=DE,FI --min-gpu-memory 80 -- true")
+    assert got.options == ("--gpu-model=any", "--countries=DE,FI", "--min-gpu-memory=80")
+
+
 def test_the_clis_own_options_are_not_passed_on() -> None:
     got = parse("--wait --json -A p1 --mem=0 job.sh")
     assert (got.wait, got.as_json, got.account) == (True, True, "p1")
@@ -81,7 +86,7 @@ def test_every_directive_of_the_table_is_understood() -> None:
     ("line", "message"),
     [
         ("--nodse=2 job.sh", "unknown option --nodse (did you mean --nodes?)"),
-        ("--gpu-model any -- true", "--gpus=MODEL:N"),
+        ("--gpu-modle any -- true", "(did you mean --gpu-model?)"),
         ("--frobnicate job.sh", "unknown option --frobnicate; 'aif submit --help' lists"),
         ("-Z 3 job.sh", "unknown option -Z"),
         ("--nodes", "--nodes needs a value"),

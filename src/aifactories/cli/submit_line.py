@@ -22,10 +22,6 @@ from aifactories.domain.directives import BY_NAME, DIRECTIVES
 
 HELP = frozenset({"--help", "-h"})
 ACCOUNT = frozenset({"-A", "--account", "--project"})
-# Options of earlier versions of aif submit that sbatch spells otherwise: say how.
-_RENAMED = {
-    "--gpu-model": "give the model with the count: --gpus=MODEL:N, or --gres=gpu:MODEL:N per node",
-}
 
 
 class SubmitLineError(ValueError):
@@ -44,11 +40,8 @@ class SubmitLine:
 
 
 def _unknown(name: str) -> SubmitLineError:
-    if name in _RENAMED:
-        hint = f": {_RENAMED[name]}"
-    else:
-        close = difflib.get_close_matches(name, [d.long for d in DIRECTIVES], n=1, cutoff=0.75)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+    close = difflib.get_close_matches(name, [d.long for d in DIRECTIVES], n=1, cutoff=0.75)
+    hint = f" (did you mean {close[0]}?)" if close else ""
     return SubmitLineError(
         f"unknown option {name}{hint}; 'aif submit --help' lists the sbatch options "
         "the platform knows"
