@@ -127,16 +127,21 @@ def _login_profile(work: Path, srun_dir: str, owner: Owner | None) -> None:
     """A ``.profile`` in the job's own folder (its HOME) that puts srun first again: a login
     shell (``#!/bin/bash -l``, usual on LUMI) resets PATH in /etc/profile, and would then
     find the machine's own srun, or none."""
-    profile = work / ".profile"
-    if profile.exists() or profile.is_symlink():
-        return
-    profile.write_text(
+    content = (
         "# written by the emulated site: its srun first, as on a cluster\n"
-        f'PATH="{srun_dir}:$PATH"; export PATH\n',
-        encoding="utf-8",
+        f'PATH="{srun_dir}:$PATH"; export PATH\n'
     )
-    if owner is not None:
-        os.chown(profile, *owner)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:  # never over a file (or through a link) already there
+        fd = os.open(work / ".profile", flags, 0o644)
+    except FileExistsError:
+        return
+    try:
+        os.write(fd, content.encode())
+        if owner is not None:
+            os.fchown(fd, *owner)
+    finally:
+        os.close(fd)
 
 
 def install_srun(folder: Path) -> Path:

@@ -148,7 +148,7 @@ def stream_paths(job: JobRecord, work: Path) -> dict[str, Any]:
 def _inside(path: str, work: Path, root: Path) -> Path | None:
     """``path`` as a real path strictly inside ``root`` (the real ``work``), or None.
     Lexical: the runner then opens it without following any link."""
-    if not path or path.endswith("/"):
+    if not path or path.endswith("/") or "\0" in path:
         return None
     given = Path(os.path.normpath(path if os.path.isabs(path) else root / path))
     for folder in (root, Path(os.path.normpath(work))):
