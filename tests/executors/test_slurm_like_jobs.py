@@ -22,7 +22,7 @@ from aifactories.domain.clock import SystemClock
 from aifactories.domain.ids import JobId
 from aifactories.domain.jobs import JobSpec, JobState, Shape
 from aifactories.domain.sites import Partition, Site, SiteStatus
-from aifactories.executors import _jobproc
+from aifactories.executors import _jobproc, srun
 from aifactories.executors.base import SiteJobStatus, SubmitRequest, job_tag
 from aifactories.executors.emulated import EmulatedExecutor
 from aifactories.executors.isolation import probe_bwrap, resolve_isolation
@@ -477,3 +477,39 @@ def test_the_scripts_interpreter_and_a_login_shell_keep_srun(
     output = text(status.output_path)
     assert status.state is JobState.COMPLETED, (status, output)
     assert "login shell" in output and "ranks 0 1 " in output
+
+
+@pytest.mark.parametrize(
+    ("argv", "tasks", "nodes"),
+    [
+        (["-n4", "true"], 4, 2),
+        (["--ntasks=3", "--nodes", "1", "true"], 3, 1),
+        (["-N", "2", "--ntasks-per-node", "3", "-c", "2", "true"], 6, 2),
+        (["-N1", "true"], 1, 1),
+        (["--gpus-per-task=1", "--gpu-bind", "closest", "-l", "-u", "--", "-n", "x"], 2, 2),
+        (["true"], 2, 2),  # the job's SLURM_NTASKS
+    ],
+)
+def test_srun_reads_slurms_options(argv: list[str], tasks: int, nodes: int) -> None:
+    env = {"SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "2", "AIF_NODELIST": "g-0000,g-0001"}
+    step = srun.parse(argv)
+    assert srun.layout_of(step, env) == (tasks, nodes)
+    envs = srun.task_environments(step, env)
+    assert [e["SLURM_PROCID"] for e in envs] == [str(k) for k in range(tasks)]
+    assert {e["SLURM_STEP_NUM_TASKS"] for e in envs} == {str(tasks)}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--frobnicate", "true"], "not supported on an emulated site"),
+        (["-n", "0", "true"], "positive whole number"),
+        (["-N", "3", "true"], "asks for 3 nodes but the job has 2"),
+        (["-n", "2"], "no command to run"),
+        (["-n"], "needs a value"),
+    ],
+)
+def test_srun_says_what_is_wrong(argv: list[str], message: str) -> None:
+    env = {"SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "2"}
+    with pytest.raises(srun.Usage, match=message):
+        srun.layout_of(srun.parse(argv), env)
