@@ -95,3 +95,12 @@ def test_malformed_scripts_name_the_line(script: str, message: str) -> None:
     with pytest.raises((MalformedScript, InvalidInput)) as error:
         parse_script(script)
     assert message in error.value.message
+
+
+def test_memory_per_node_and_per_gpu_are_mutually_exclusive_as_in_sbatch() -> None:
+    from aifactories.services.jobs.job_script import parse_directives
+
+    with pytest.raises(MalformedScript) as refused:
+        parse_directives("#!/bin/sh\n#SBATCH --mem=64G\n", ["--mem-per-gpu=16G"])
+    assert refused.value.field == "mem" and "mutually" not in refused.value.message
+    assert parse_directives(None, ["--mem=64G"]).mem_mb == 65536

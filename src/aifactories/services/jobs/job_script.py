@@ -303,4 +303,9 @@ def parse_directives(script: str | None, options: Sequence[str] = ()) -> Directi
     out = parse_script(script) if script is not None else Directives()
     if options:
         _read_words(list(options), "command line", out)
+    if out.mem_mb is not None and out.mem_per_gpu_mb is not None:
+        # as sbatch: "--mem, --mem-per-cpu, and --mem-per-gpu are mutually exclusive"
+        raise MalformedScript(
+            "mem", "--mem and --mem-per-gpu cannot both be given; keep one (as with sbatch)"
+        )
     return out
