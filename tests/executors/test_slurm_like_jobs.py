@@ -26,6 +26,7 @@ from aifactories.executors import _jobproc, srun
 from aifactories.executors.base import SiteJobStatus, SubmitRequest, job_tag
 from aifactories.executors.emulated import EmulatedExecutor
 from aifactories.executors.isolation import probe_bwrap, resolve_isolation
+from aifactories.executors.scontrol import expand_hostlist
 from aifactories.executors.srun import compress_hostlist, task_layout, tasks_per_node_text
 
 from .conftest import FAST, SITE_ID, wait_for
@@ -210,6 +211,8 @@ def test_slurms_notations() -> None:
     assert compress_hostlist(["n-01", "n-02", "n-03", "n-07", "x"]) == "n-[01-03,07],x"
     assert task_layout(5, 2) == [3, 2] and task_layout(4, 3) == [2, 1, 1]
     assert tasks_per_node_text(task_layout(5, 3)) == "2(x2),1"
+    assert expand_hostlist("n-[01-03,07],x") == ["n-01", "n-02", "n-03", "n-07", "x"]
+    assert expand_hostlist(compress_hostlist(["a-9", "a-10"])) == ["a-9", "a-10"]
 
 
 # --------------------------------------------------------------------------------- srun
@@ -253,6 +256,23 @@ def test_srun_starts_the_tasks(make_site: MakeSite, mode: str) -> None:
     assert "srun exited 2" in output
     assert "srun: error: gpu-0001: task 2: Exited with exit code 2" in output
     assert "killed srun exited 137" in output  # 128 + SIGKILL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", SRUN_MODES)
+def test_scontrol_show_hostnames(make_site: MakeSite, mode: str) -> None:
+    """The MASTER_ADDR line of multi-node training scripts; anything else is refused."""
+    site = make_site(mode)
+    script = (
+        'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
+        'echo "master $MASTER_ADDR"; scontrol show hostnames | tr "\\n" " "; echo\n'
+        "scontrol show job $SLURM_JOB_ID || echo refused\n"
+    )
+    status = finished(site, submit(site, script))
+    output = text(status.output_path)
+    assert status.state is JobState.COMPLETED, (status, output)
+    assert "master gpu-0000" in output and "gpu-0000 gpu-0001 \n" in output
+    assert "answers 'scontrol show hostnames [LIST]' only" in output and "refused" in output
 
 
 @pytest.mark.slow

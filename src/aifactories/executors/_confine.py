@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aifactories.executors import scontrol as scontrol_module
 from aifactories.executors import srun as srun_module
 from aifactories.executors.isolation import JobIsolation, prepare_scratch_dir, sandbox_base_args
 
@@ -23,7 +24,8 @@ MINIMAL_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Inside a sandbox only: srun, and 'python' where the system has python3 only. First on the
 # PATH, so that the job's srun is ours even where the machine has Slurm's.
 SHIM_DIR = "/run/aif-bin"
-SRUN = Path(srun_module.__file__)
+# Slurm's commands a batch script uses, the site's own (stdlib scripts run by python3 -S)
+TOOLS = {"srun": Path(srun_module.__file__), "scontrol": Path(scontrol_module.__file__)}
 # The system as a job sees it, read-only. Directories that are symlinks (merged /usr) stay
 # symlinks.
 _SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -145,13 +147,14 @@ def _login_profile(work: Path, srun_dir: str, owner: Owner | None) -> None:
 
 
 def install_srun(folder: Path) -> Path:
-    """``srun`` (a two-line sh wrapper) and ``srun.py`` in ``folder``, for the jobs: the
-    system's python3 runs it (inside a sandbox it is the only Python there is)."""
+    """``srun`` and ``scontrol`` (two-line sh wrappers) and their ``.py`` in ``folder``, for
+    the jobs: the system's python3 runs them (inside a sandbox it is the only Python)."""
     folder.mkdir(mode=0o755, parents=True, exist_ok=True)
     python = shutil.which("python3", path=MINIMAL_PATH) or sys.executable
-    wrapper = f'#!/bin/sh\nexec {python} -S "${{0%/*}}/srun.py" "$@"\n'
-    _replace_if_changed(folder / "srun.py", SRUN.read_bytes(), 0o644)
-    _replace_if_changed(folder / "srun", wrapper.encode(), 0o755)
+    for name, source in TOOLS.items():
+        wrapper = f'#!/bin/sh\nexec {python} -S "${{0%/*}}/{name}.py" "$@"\n'
+        _replace_if_changed(folder / f"{name}.py", source.read_bytes(), 0o644)
+        _replace_if_changed(folder / name, wrapper.encode(), 0o755)
     return folder
 
 
@@ -260,8 +263,9 @@ def _sandbox_argv(
                 # an empty file of ours over it (/dev/null would be refused: nodev mounts)
                 args += ["--ro-bind", str(_empty_file(work.parent)), str(hidden)]
     args += ["--perms", "0755", "--dir", SHIM_DIR]
-    for name in ("srun", "srun.py"):
-        args += ["--ro-bind", str(tools / name), f"{SHIM_DIR}/{name}"]
+    for name in TOOLS:
+        for file in (name, f"{name}.py"):
+            args += ["--ro-bind", str(tools / file), f"{SHIM_DIR}/{file}"]
     if shim:
         python3 = shutil.which("python3", path=MINIMAL_PATH)
         assert python3 is not None
@@ -295,7 +299,7 @@ def _missing_program(
     """Why the sandbox cannot start ``command[0]``, checked on the host (bwrap itself would
     only exit with 1): the runner then reports 'cannot start' as it does without a sandbox."""
     program = command[0] if command else ""
-    if (shim and program == "python") or program == "srun":
+    if (shim and program == "python") or program in TOOLS:
         return None
     if "/" not in program:
         found = shutil.which(program, path=path)
