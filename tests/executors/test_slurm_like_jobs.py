@@ -267,12 +267,15 @@ def test_scontrol_show_hostnames(make_site: MakeSite, mode: str) -> None:
         'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)\n'
         'echo "master $MASTER_ADDR"; scontrol show hostnames | tr "\\n" " "; echo\n'
         "scontrol show job $SLURM_JOB_ID || echo refused\n"
+        'getent hosts "$MASTER_ADDR" || echo unresolved; echo "on $(uname -n)"\n'
     )
     status = finished(site, submit(site, script))
     output = text(status.output_path)
     assert status.state is JobState.COMPLETED, (status, output)
     assert "master gpu-0000" in output and "gpu-0000 gpu-0001 \n" in output
     assert "answers 'scontrol show hostnames [LIST]' only" in output and "refused" in output
+    if mode == "sandbox":  # the nodes are this machine, under their names
+        assert "127.0.0.1       gpu-0000 gpu-0001" in output and "on gpu-0000" in output
 
 
 @pytest.mark.slow

@@ -110,7 +110,8 @@ def confine(
         install_srun(tools)
         env["PATH"] = f"{SHIM_DIR}:{MINIMAL_PATH}"
         _login_profile(work, SHIM_DIR, owner)
-        argv = _sandbox_argv(isolation, work, cwd, command, owner, shim, tools)
+        nodes = [name for name in job_env.get("AIF_NODELIST", "").split(",") if name]
+        argv = _sandbox_argv(isolation, work, cwd, command, owner, shim, tools, nodes)
         error = _missing_program(command, MINIMAL_PATH, cwd, (work, cwd), shim)
         return Launch(argv, str(job_dir), env, None, notes, error)
     if isolation.mode == "user":
@@ -238,6 +239,7 @@ def _sandbox_argv(
     owner: Owner | None,
     shim: bool,
     tools: Path,
+    nodes: Sequence[str] = (),
 ) -> list[str]:
     assert isolation.bwrap is not None
     args = [isolation.bwrap]
@@ -249,7 +251,14 @@ def _sandbox_argv(
             args += ["--ro-bind", str(path), str(path)]
     args += ["--perms", "0755", "--dir", "/etc"]  # else bwrap makes it 0700: a job user's dead end
     for entry in _ETC:
-        args += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]
+        if not (nodes and entry == "hosts"):
+            args += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]
+    if nodes:
+        # The job's nodes are this machine, under the names Slurm gives them: the batch
+        # script runs on the first (its hostname), and every node name resolves here, so
+        # MASTER_ADDR=$(scontrol show hostnames ... | head -n 1) works.
+        args += ["--ro-bind", str(_hosts_file(work.parent, nodes)), "/etc/hosts"]
+        args += ["--hostname", nodes[0]]
     # A new /proc shows the sandbox's processes only: no /proc/<platform pid>/environ.
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     args += sandbox_base_args(root=isolation.drop_privileges)
@@ -277,6 +286,17 @@ def _sandbox_argv(
         args += [isolation.setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
         args += ["--inh-caps=-all", "--"]
     return args + list(command)
+
+
+def _hosts_file(folder: Path, nodes: Sequence[str]) -> Path:
+    try:
+        system = Path("/etc/hosts").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        system = "127.0.0.1\tlocalhost\n"
+    hosts = folder / "hosts"
+    hosts.write_text(f"{system.rstrip()}\n127.0.0.1\t{' '.join(nodes)}\n", encoding="utf-8")
+    hosts.chmod(0o644)
+    return hosts
 
 
 def _empty_file(folder: Path) -> Path:
