@@ -66,7 +66,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 
 def _executors(request: Request) -> Mapping[SiteId, Executor]:
     plat: Platform = request.app.state.platform
-    with _executors_lock:  # built on first use in an API worker without a broker
+    with _executors_lock:  # two first requests must not build them twice
         return plat.executors()
 
 
@@ -85,13 +85,10 @@ def _output_route(stream: OutputStream) -> Callable[..., Awaitable[Response]]:
         tail: Tail = None,
         range_: RangeHeader = None,
     ) -> Response:
+        # a thread: an API worker without the broker builds the back-ends on first use
+        executors = await run_in_threadpool(_executors, request)
         reader = partial(
-            service.read_job_output,
-            context,
-            who,
-            job_ref,
-            stream,
-            executors=_executors(request),
+            service.read_job_output, context, who, job_ref, stream, executors=executors
         )
         try:
             first = await run_in_threadpool(reader, 0, 0)
