@@ -101,3 +101,18 @@ def test_ctrl_c_ends_quietly(served: Server) -> None:
             follower.kill()
         headers = {"Authorization": f"Bearer {served.token('alice')}"}
         httpx.delete(f"{served.url}/jobs/{job}", headers=headers, timeout=30)
+
+
+def test_a_job_that_has_not_started_says_so(served: Server) -> None:
+    first = _submit(served, command=["sh", "-c", "sleep 120"])
+    waiting = _submit(
+        served, script=f"#!/bin/sh\n#SBATCH --dependency=afterok:{first}\necho later\n"
+    )
+    try:
+        shown = _logs(served, waiting)
+        assert shown.returncode == 0 and shown.stdout == b""
+        assert f"job {waiting} is pending: it has no output yet".encode() in shown.stderr
+    finally:
+        headers = {"Authorization": f"Bearer {served.token('alice')}"}
+        for job in (waiting, first):
+            httpx.delete(f"{served.url}/jobs/{job}", headers=headers, timeout=30)
