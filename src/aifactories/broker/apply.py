@@ -47,6 +47,7 @@ from aifactories.domain.errors import (
     ConfigurationError,
     ExecutorError,
     InvalidInput,
+    ProtocolError,
     SiteUnavailable,
     SubmissionRejected,
 )
@@ -90,16 +91,50 @@ class _SiteBatch:
     site_down: bool = False
 
 
+def _submit_together(
+    executor: Executor,
+    requests: Sequence[SubmitRequest],
+    batch: _SiteBatch,
+    throttle: LogThrottle,
+) -> Sequence[str | Exception] | None:
+    """The outcomes of a back-end that takes a chunk at once (``submit_many``: the emulated
+    site launches the chunk's runners together), or None to submit one by one. A site that
+    fails the whole call may have taken any of the chunk: all are left for reconcile, which
+    adopts what carries our tag and requeues the rest."""
+    submit_many = getattr(executor, "submit_many", None)
+    if submit_many is None or len(requests) < 2:
+        return None
+    try:
+        outcomes: Sequence[str | Exception] = submit_many(requests)
+    except (SiteUnavailable, ConfigurationError, ProtocolError) as exc:
+        throttle.warning(
+            (executor.site_id, "unavailable"),
+            "site %s failed on submit; its other jobs wait for the next cycle: %s",
+            executor.site_id,
+            clip(exc.message),
+        )
+        batch.unknown.extend(r.job_id for r in requests)
+        batch.site_down = not isinstance(exc, ProtocolError)
+        return None
+    return outcomes
+
+
 def _submit_batch(
     executor: Executor, requests: Sequence[SubmitRequest], throttle: LogThrottle
 ) -> _SiteBatch:
     """Hand one chunk to its site, in order; runs on the site's worker thread (no database)."""
     site = executor.site_id
     batch = _SiteBatch(site)
+    outcomes = _submit_together(executor, requests, batch, throttle)
+    if batch.unknown:  # the whole chunk failed at once
+        return batch
     for index, request in enumerate(requests):
         job_id = request.job_id
         try:
-            batch.accepted.append((job_id, executor.submit(request)))
+            outcome = outcomes[index] if outcomes is not None else executor.submit(request)
+            if isinstance(outcome, Exception):
+                raise outcome
+            batch.accepted.append((job_id, outcome))
         except SubmissionRejected as exc:
             # logged with the job's end (broker/events.py), like every failure
             batch.failed.append((job_id, f"rejected by {site}: {clip(exc.reason, MAX_REASON)}"))

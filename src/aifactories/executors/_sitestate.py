@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,7 +80,15 @@ class JobRecord:
     error_path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # By hand, not dataclasses.asdict: the books of a busy site (a job array's thousand
+        # tasks) are written at every submit, and asdict's deep copies cost most of it.
+        data = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        shape = self.shape
+        data["shape"] = {
+            "nodes": shape.nodes,
+            "gpus_per_node": shape.gpus_per_node,
+            "exclusive": shape.exclusive,
+        }
         data["grants"] = [[g.node, list(g.gpus)] for g in self.grants]
         data["command"] = list(self.command)
         return data
@@ -94,6 +102,9 @@ class JobRecord:
         if fields["phase"] not in _PHASES:
             raise ValueError(f"unknown phase {fields['phase']!r}")
         return cls(**fields)
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(JobRecord))
 
 
 @dataclass(slots=True)

@@ -107,38 +107,56 @@ class EmulatedExecutor:
     # -- the contract ----------------------------------------------------------------------
 
     def submit(self, request: SubmitRequest) -> str:
+        (outcome,) = self.submit_many([request])
+        if isinstance(outcome, ExecutorError):
+            raise outcome
+        return outcome
+
+    def submit_many(self, requests: Sequence[SubmitRequest]) -> list[str | ExecutorError]:
+        """Submit several jobs under one lock: one look at the books, one save, and their
+        runners launched together (a job array's tasks arrive so). Each request's outcome in
+        order: the site's job id, or the error that refused that job alone."""
+        outcomes: list[str | ExecutorError] = []
+        with self._session() as session:
+            for request in requests:
+                try:
+                    outcomes.append(self._record(session, request))
+                except SubmissionRejected as exc:
+                    outcomes.append(exc)
+            self._schedule(session)
+        return outcomes
+
+    def _record(self, session: _Session, request: SubmitRequest) -> str:
         partition = self._check(request)
         spec = request.spec
         command = spec.command
-        with self._session() as session:
-            site_job_id = session.state.new_id()
-            job_dir = self._files.job_dir(site_job_id)
-            job_dir.mkdir(exist_ok=True)  # may exist if a submit crashed before saving
-            if not command and spec.script is not None:
-                # A batch script runs as sbatch's would: its #SBATCH lines are comments.
-                script = job_dir / "script.sh"
-                script.write_text(spec.script, encoding="utf-8")
-                command = ("/bin/sh", str(script))
-            # The tag is on disk before the job can start, so a broker that crashed between
-            # this submit and its own commit can adopt the job with find_by_tag.
-            self._files.write_tag(request.tag, site_job_id)
-            session.state.jobs[site_job_id] = JobRecord(
-                id=site_job_id,
-                tag=request.tag,
-                partition=partition.name,
-                shape=request.shape,
-                time_limit_s=spec.time_limit_s,
-                submitted_at=self._clock.now(),
-                name=spec.name,
-                account=request.account,
-                user=request.user,
-                command=tuple(command),
-                workdir=spec.workdir,
-                runtime_s=spec.runtime_s,
-                time_factor=self.time_factor,
-                **_slurmlike.record_fields(request, partition),
-            )
-            self._schedule(session)
+        site_job_id = session.state.new_id()
+        job_dir = self._files.job_dir(site_job_id)
+        job_dir.mkdir(exist_ok=True)  # may exist if a submit crashed before saving
+        if not command and spec.script is not None:
+            # A batch script runs as sbatch's would: its #SBATCH lines are comments.
+            script = job_dir / "script.sh"
+            script.write_text(spec.script, encoding="utf-8")
+            command = ("/bin/sh", str(script))
+        # The tag is on disk before the job can start, so a broker that crashed between
+        # this submit and its own commit can adopt the job with find_by_tag.
+        self._files.write_tag(request.tag, site_job_id)
+        session.state.jobs[site_job_id] = JobRecord(
+            id=site_job_id,
+            tag=request.tag,
+            partition=partition.name,
+            shape=request.shape,
+            time_limit_s=spec.time_limit_s,
+            submitted_at=self._clock.now(),
+            name=spec.name,
+            account=request.account,
+            user=request.user,
+            command=tuple(command),
+            workdir=spec.workdir,
+            runtime_s=spec.runtime_s,
+            time_factor=self.time_factor,
+            **_slurmlike.record_fields(request, partition),
+        )
         return site_job_id
 
     def cancel(self, site_job_id: str) -> None:
