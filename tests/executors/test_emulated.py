@@ -59,9 +59,14 @@ def test_workdir_is_used_when_it_exists(make_executor: MakeExecutor) -> None:
     # A folder the job's unprivileged user may enter (pytest's tmp_path is 0700).
     with tempfile.TemporaryDirectory() as workdir:
         Path(workdir).chmod(0o755)
-        job = executor.submit(request(1, one(1), command=("pwd",), workdir=workdir))
+        (Path(workdir) / "input.txt").write_text("from the workdir\n")
+        (Path(workdir) / "input.txt").chmod(0o644)
+        command = ("sh", "-c", "pwd; cat input.txt; echo $SLURM_SUBMIT_DIR")
+        job = executor.submit(request(1, one(1), command=command, workdir=workdir))
         wait_for(executor, [job])
-        assert executor.output_path(job).read_text().strip() == workdir
+        # it starts in its own folder, which links to the workdir's files
+        expected = [str(executor.job_dir(job) / "work"), "from the workdir", workdir]
+        assert executor.output_path(job).read_text().splitlines() == expected
 
 
 def test_batch_script_runs_when_there_is_no_command(make_executor: MakeExecutor) -> None:

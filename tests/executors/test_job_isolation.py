@@ -436,15 +436,36 @@ def test_a_scratch_folder_made_by_someone_else_is_refused(open_folder: Path) -> 
 def test_a_setting_file_in_a_usable_workdir_is_hidden(
     make_site: MakeSite, planted: Planted, open_folder: Path
 ) -> None:
-    """A workdir may hold a setting file (the catalogue): the job starts there and sees the
-    folder, but the file is empty."""
+    """A workdir may hold a setting file (the catalogue): the job sees the folder's files
+    through the links in its own folder, but that file is empty."""
     shared = open_folder / "shared"
     shared.mkdir(mode=0o755)
     (shared / "catalogue.yaml").write_text(f"secret: {planted.values['token']}\n")
     (shared / "data.txt").write_text("the member's data\n")
     site = make_site("sandbox")
-    job = site.submit(request(1, one(1), command=("sh", "-c", "pwd; cat *"), workdir=str(shared)))
+    command = ("sh", "-c", "pwd; cat catalogue.yaml data.txt")
+    job = site.submit(request(1, one(1), command=command, workdir=str(shared)))
     state = wait_for(site, [job])[job].state
     output = site.output_path(job).read_text()
     assert state is JobState.COMPLETED, output
-    assert output == f"{shared}\nthe member's data\n"
+    assert output == f"{_work_folders(site, job)[0]}\nthe member's data\n"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ROOT, reason="needs root: the job's user is then not the platform's")
+@pytest.mark.parametrize("mode", MODES)
+def test_a_workdir_the_job_may_not_list_is_not_staged(
+    make_site: MakeSite, open_folder: Path, mode: str
+) -> None:
+    """The platform lists the submission folder to link its entries: a folder the job's
+    user may enter but not read (0711) would give away its names, so it is not used."""
+    private = open_folder / "private"
+    private.mkdir(mode=0o711)
+    (private / "secret-name.txt").write_text("x\n")
+    site = make_site(mode)
+    job = site.submit(request(1, one(1), command=("sh", "-c", "ls"), workdir=str(private)))
+    state = wait_for(site, [job])[job].state
+    output = site.output_path(job).read_text()
+    assert state is JobState.COMPLETED, output
+    assert f"workdir {str(private)!r} not used (the job's user may not read it)" in output
+    assert "secret-name" not in output

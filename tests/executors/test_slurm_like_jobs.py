@@ -7,6 +7,7 @@ root); the request is built directly, as the broker builds it from a parsed scri
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -14,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +24,7 @@ from aifactories.domain.clock import SystemClock
 from aifactories.domain.ids import JobId
 from aifactories.domain.jobs import JobSpec, JobState, Shape
 from aifactories.domain.sites import Partition, Site, SiteStatus
-from aifactories.executors import _jobproc, srun
+from aifactories.executors import _jobproc, _staging, srun
 from aifactories.executors.base import SiteJobStatus, SubmitRequest, job_tag
 from aifactories.executors.emulated import EmulatedExecutor
 from aifactories.executors.isolation import probe_bwrap, resolve_isolation
@@ -329,6 +331,100 @@ def test_output_and_error_go_where_slurm_puts_them(make_site: MakeSite, mode: st
     status = finished(site, nested)
     assert status.state is JobState.FAILED
     assert "no such folder" in (status.reason or "")
+
+
+def _submission_folder(folder: Path) -> dict[str, bytes]:
+    """A member's folder as a Slurm script finds it; its files, to check it is untouched."""
+    folder.mkdir(mode=0o755)
+    files = {
+        "train.py": b"print('trained on', open('data.txt').read().strip())\n",
+        "data.txt": b"the member's data\n",
+        f"slurm-{PLATFORM_ID}.out": b"an old run's output\n",  # the job's output name
+        "logs/old.err": b"an old run's error\n",  # a folder --error writes into
+        ".bash_profile": b"echo the submitter's profile\n",  # would shadow srun's .profile
+        ".hidden": b"a dot file\n",
+    }
+    for name, content in files.items():
+        (folder / name).parent.mkdir(mode=0o755, exist_ok=True)
+        (folder / name).write_bytes(content)
+    return files
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_a_script_works_in_its_submission_folder_without_writing_into_it(
+    make_site: MakeSite, open_folder: Path, mode: str
+) -> None:
+    """A script written for Slurm reads its inputs and writes beside them (mkdir, a new
+    file): it starts in its own folder, with a link per entry of the submission folder, so
+    what it writes stays its own and the submission folder is left as it was."""
+    site = make_site(mode)
+    submitted_from = open_folder / "project"
+    files = _submission_folder(submitted_from)
+    script = (
+        "#!/bin/bash -l\n"
+        "python3 train.py\n"
+        "mkdir checkpoints && echo step > checkpoints/c.ckpt && echo wrote\n"
+        "echo 'wrapper' > wrapper.sh && echo made a file\n"
+        "(echo more >> data.txt) 2>/dev/null || echo data.txt is read-only\n"
+        'echo "in $PWD submitted from $SLURM_SUBMIT_DIR srun $(command -v srun)"\n'
+        "test -e .hidden || echo no dot files\n"
+        "echo to stderr >&2\n"
+    )
+    options = BatchOptions(error="logs/%j.err")
+    job = submit(site, script, workdir=str(submitted_from), batch=options)
+    status = finished(site, job)
+    output = text(status.output_path)
+    assert status.state is JobState.COMPLETED, (status, output)
+    work = Path(json_file(site.job_dir(job) / "request.json")["env"]["HOME"])
+    lines = output.splitlines()
+    assert lines[:4] == [
+        "trained on the member's data",
+        "wrote",
+        "made a file",
+        "data.txt is read-only",
+    ]
+    assert lines[4].startswith(f"in {work} submitted from {submitted_from} srun ")
+    assert "/usr/bin/srun" not in lines[4] and "no dot files" in lines
+    assert "the submitter's profile" not in output  # the job's login shell read our .profile
+    # its output files are its own, in its own folder, never the links' targets
+    assert Path(status.output_path or "") == work / f"slurm-{PLATFORM_ID}.out"
+    assert Path(status.error_path or "") == work / "logs" / f"{PLATFORM_ID}.err"
+    assert text(status.error_path) == "to stderr\n"
+    assert (work / "checkpoints" / "c.ckpt").read_text() == "step\n"
+    assert not (work / f"slurm-{PLATFORM_ID}.out").is_symlink()
+    # the platform linked the other entries and says which (dot names and outputs: none)
+    staged = json_file(site.job_dir(job) / "staged.json")
+    assert sorted(staged["links"]) == ["data.txt", "train.py"]
+    assert all((work / name).is_symlink() for name in staged["links"])
+    # the submission folder is as it was
+    now = {str(p.relative_to(submitted_from)) for p in submitted_from.rglob("*") if p.is_file()}
+    assert now == set(files)
+    assert all((submitted_from / name).read_bytes() == data for name, data in files.items())
+
+
+@pytest.mark.slow
+def test_a_folder_with_too_many_entries_is_linked_in_part(
+    make_site: MakeSite, open_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_staging, "MAX_LINKS", 3)
+    site = make_site(ANY_MODE)
+    submitted_from = open_folder / "many"
+    submitted_from.mkdir(mode=0o755)
+    for number in range(5):
+        (submitted_from / f"part{number}").write_text(f"{number}\n")
+    job = submit(site, "ls | grep -c part\n", workdir=str(submitted_from))
+    status = finished(site, job)
+    assert status.state is JobState.COMPLETED, status
+    lines = text(status.output_path).splitlines()
+    assert "only 3 entries of the submission folder" in lines[0]
+    assert lines[1] == "3"
+
+
+def json_file(path: Path) -> dict[str, Any]:
+    value = json.loads(path.read_text())
+    assert isinstance(value, dict)
+    return value
 
 
 @pytest.mark.slow

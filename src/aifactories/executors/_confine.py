@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aifactories.executors import scontrol as scontrol_module
 from aifactories.executors import srun as srun_module
+from aifactories.executors._staging import stage_submission
 from aifactories.executors.isolation import JobIsolation, prepare_scratch_dir, sandbox_base_args
 
 MINIMAL_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -88,18 +89,25 @@ def confine(
     owner: Owner | None,
     user: str,
     tools: Path | None = None,
+    outputs: Mapping[str, bool] | None = None,
 ) -> Launch:
     """The launch of ``command`` for this isolation (see the module docstring). ``tools`` is
     the site's folder for srun (default: ``bin`` in the job's directory; user mode uses the
-    scratch folder's, which its job users can reach)."""
+    scratch folder's, which its job users can reach). The job always starts in ``work``,
+    its own writable folder, staged with links to a usable ``wanted_workdir``'s entries
+    (see :mod:`~aifactories.executors._staging`; ``outputs`` as there)."""
     tools = tools or job_dir / "bin"
     notes: list[str] = []
-    cwd = work
+    source: Path | None = None  # the submission folder, shown read-only
     if wanted_workdir:
         refusal = workdir_refusal(isolation, wanted_workdir, owner)
         if refusal is None:
-            cwd = Path(os.path.realpath(wanted_workdir))
-        else:
+            source = Path(os.path.realpath(wanted_workdir))
+            try:
+                notes += stage_submission(source, work, job_dir, owner, outputs or {})
+            except OSError as exc:  # listed as the platform: a folder it may not read
+                source, refusal = None, f"unusable: {exc.strerror or exc}"
+        if refusal is not None:
             why = f"workdir {wanted_workdir!r} not used ({refusal})"
             notes.append(f"aifactories: {why}; the job starts in its own folder {work}")
     name = user or "job"
@@ -111,19 +119,20 @@ def confine(
         env["PATH"] = f"{SHIM_DIR}:{MINIMAL_PATH}"
         _login_profile(work, SHIM_DIR, owner)
         nodes = [name for name in job_env.get("AIF_NODELIST", "").split(",") if name]
-        argv = _sandbox_argv(isolation, work, cwd, command, owner, shim, tools, nodes)
-        error = _missing_program(command, MINIMAL_PATH, cwd, (work, cwd), shim)
+        argv = _sandbox_argv(isolation, work, source, command, owner, shim, tools, nodes)
+        shown = (work,) if source is None else (work, source)
+        error = _missing_program(command, MINIMAL_PATH, work, shown, shim)
         return Launch(argv, str(job_dir), env, None, notes, error)
     if isolation.mode == "user":
         assert isolation.scratch_dir is not None
         srun_dir = install_srun(isolation.scratch_dir / "bin")
         env["PATH"] = f"{srun_dir}:{MINIMAL_PATH}"
         _login_profile(work, str(srun_dir), owner)
-        return Launch(list(command), str(cwd), env, owner, notes)
+        return Launch(list(command), str(work), env, owner, notes)
     # none: the operator chose no isolation; still no platform secrets in the environment
     env["PATH"] = f"{install_srun(tools)}:{MINIMAL_PATH}:{Path(sys.executable).parent}"
     _login_profile(work, str(tools), owner)
-    return Launch(list(command), str(cwd), env, None, notes)
+    return Launch(list(command), str(work), env, None, notes)
 
 
 def _login_profile(work: Path, srun_dir: str, owner: Owner | None) -> None:
@@ -194,6 +203,8 @@ def workdir_refusal(isolation: JobIsolation, wanted: str, owner: Owner | None) -
             return "it is inside a hidden folder of the platform user's home"
         if owner is not None and not _enterable(real, owner):
             return "the job's user may not enter it"
+        if owner is not None and not _may_list(real, owner):
+            return "the job's user may not read it"
     except OSError as exc:
         return f"unusable: {exc.strerror or exc}"
     return None
@@ -215,6 +226,16 @@ def _enterable(path: Path, owner: Owner) -> bool:
     return True
 
 
+def _may_list(path: Path, owner: Owner) -> bool:
+    """Whether ``owner`` may list ``path`` (mode bits): the platform lists it for the job."""
+    info = os.stat(path)
+    if info.st_uid == owner[0]:
+        return bool(info.st_mode & stat.S_IRUSR)
+    if info.st_gid == owner[1]:
+        return bool(info.st_mode & stat.S_IRGRP)
+    return bool(info.st_mode & stat.S_IROTH)
+
+
 def _needs_python_shim() -> bool:
     # Debian installs python3 only; `python train.py` must work in a job as it does in the
     # demo's instructions.
@@ -234,7 +255,7 @@ def _python_shim(folder: Path) -> None:
 def _sandbox_argv(
     isolation: JobIsolation,
     work: Path,
-    cwd: Path,
+    source: Path | None,
     command: Sequence[str],
     owner: Owner | None,
     shim: bool,
@@ -265,10 +286,11 @@ def _sandbox_argv(
     if owner is not None:
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # for setpriv only
     args += [*_mount_point(work), "--bind", str(work), str(work)]
-    if cwd != work:
-        args += [*_mount_point(cwd), "--ro-bind", str(cwd), str(cwd)]
+    if source is not None and source != work:
+        # the submission folder, which the links in the job's folder point into
+        args += [*_mount_point(source), "--ro-bind", str(source), str(source)]
         for hidden in isolation.hidden_files:
-            if cwd in hidden.parents and hidden.is_file():
+            if source in hidden.parents and hidden.is_file():
                 # an empty file of ours over it (/dev/null would be refused: nodev mounts)
                 args += ["--ro-bind", str(_empty_file(work.parent)), str(hidden)]
     args += ["--perms", "0755", "--dir", SHIM_DIR]
@@ -279,7 +301,7 @@ def _sandbox_argv(
         python3 = shutil.which("python3", path=MINIMAL_PATH)
         assert python3 is not None
         args += ["--symlink", python3, f"{SHIM_DIR}/python"]
-    args += ["--chdir", str(cwd), "--"]
+    args += ["--chdir", str(work), "--"]
     if owner is not None:
         assert isolation.setpriv is not None
         uid, gid = owner

@@ -79,6 +79,7 @@ def _confined(
     work = make_work_folder(isolation, job_dir, label, owner)
     env["SLURM_SUBMIT_DIR"] = job.workdir or str(work)  # where the member submitted from
     command = _script_in_work(job_dir, work, job.command, owner)
+    streams = _slurmlike.stream_paths(job, work)
     launch = confine(
         isolation,
         job_dir=job_dir,
@@ -89,6 +90,7 @@ def _confined(
         owner=owner,
         user=job.user,
         tools=files.root / "bin",
+        outputs=_slurmlike.output_entries(streams),  # no staged link where output goes
     )
     return {
         "command": launch.argv,
@@ -103,7 +105,7 @@ def _confined(
         "script": job.command == _batch_command(job_dir),
         # opened by the runner as the job's user (in a sandbox too, where setpriv drops later)
         "streams": {
-            **_slurmlike.stream_paths(job, work),
+            **streams,
             "owner": None if owner is None else list(owner),
         },
     }

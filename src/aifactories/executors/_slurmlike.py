@@ -3,8 +3,8 @@ where its standard output and error go (``--output``/``--error``) and when it ge
 ``--signal``. The runner carries these out (see :mod:`~aifactories.executors.runner`); the
 steps' tasks get theirs from ``srun`` (see :mod:`~aifactories.executors.srun`).
 
-Output files: relative paths start in the job's own folder (its ``$HOME``), not in the
-working folder it starts in, because that folder is shown to the job read-only (a job never
+Output files: relative paths start in the job's own folder (its ``$HOME``), the folder it
+starts in, staged with links to its submission folder, which it sees read-only (a job never
 writes into the checkout the platform may run from). A path outside the job's own folder
 fails the job, as a path Slurm cannot open does, with the reason in its output: it is the
 only folder that both the job may write and the platform may read back.
@@ -143,6 +143,20 @@ def stream_paths(job: JobRecord, work: Path) -> dict[str, Any]:
     node = nodes[0] if nodes else job.partition
     paths["label"] = f"JOB {slurm_job_id(job)} ON {node}"
     return paths
+
+
+def output_entries(paths: dict[str, Any]) -> dict[str, bool]:
+    """The first name of each output path in the job's folder (see ``stream_paths``), and
+    whether the file lies below it, in a folder: where the submission folder is staged,
+    these names get no link (the runner follows none)."""
+    entries: dict[str, bool] = {}
+    root = Path(paths["root"])
+    for stream in ("output", "error"):
+        place = Path(paths[stream])
+        if root in place.parents:
+            parts = place.relative_to(root).parts
+            entries[parts[0]] = entries.get(parts[0], False) or len(parts) > 1
+    return entries
 
 
 def _inside(path: str, work: Path, root: Path) -> Path | None:
