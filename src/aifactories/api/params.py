@@ -5,6 +5,7 @@ SQLite and overflowed."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import Path, Query
@@ -24,10 +25,21 @@ def _ref(value: str | None) -> str | None:
 # an object's id in the path: /jobs/{job_id}, /proposals/{proposal_id}, ...
 PathId = Annotated[int, Path(ge=1, le=ID_MAX)]
 # a job as Slurm names it: 123, or 123_4 for a task of array 123
+
+
+def check_job_ref(value: str) -> str:
+    if not _JOB_REF.fullmatch(value):
+        raise ValueError(f"{value[:40]!r} is not a job id: write 123, or 123_4 for an array task")
+    return value
+
+
+_JOB_REF = re.compile(r"[0-9]{1,10}(_[0-9]{1,7})?")
 PathJobRef = Annotated[
     str,
+    AfterValidator(check_job_ref),
     Path(
-        pattern=r"^[0-9]{1,10}(_[0-9]{1,7})?$",
+        min_length=1,
+        max_length=18,
         description="a job id (123) or an array task (123_4)",
         examples=["123", "123_4"],
     ),
