@@ -82,7 +82,9 @@ class ScriptPlatform:
 
     def submit_script(self, script: str, workdir: Path) -> int:
         text = (SCRIPTS / script).read_text()
-        request = JobRequest(script=text, workdir=str(workdir))
+        # as `aif submit FILE` sends it: alice's profile names her own project, which the
+        # script's --account must win over
+        request = JobRequest(script=text, workdir=str(workdir), default_project="aurora-vision")
         return int(submit_job(self.sp.platform.ctx, self.alice, request).id)
 
     def run(self, job_id: int) -> JobRow:
