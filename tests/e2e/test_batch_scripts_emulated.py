@@ -63,9 +63,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         f"sqlite:///{home / 'aif.db'}",
         extra_env={"AIFACTORIES_CATALOGUE": str(home / "catalogue.yaml")},
     )
-    # The demo's users first; the projects are added while the platform is stopped (a
-    # second writer on its SQLite file while it runs is not what an operator does), then
-    # it starts again on the same database.
+    # The demo's users first; the projects are added while the platform is stopped, as an
+    # operator changes the database offline, then it starts again on the same database.
     srv.start("--demo", "--time-factor", "1")  # the scripts' time limits, really
     srv.stop()
     _add_projects(srv)
