@@ -151,7 +151,7 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
         style = STATE_STYLE.get(job["state"], "")
         charged = job["charged_gpu_hours"] or job["reserved_gpu_hours"]
         t.add_row(
-            str(job["id"]),
+            str(job.get("ref") or job["id"]),
             job["project"],
             job["name"],
             f"[{style}]{job['state']}[/{style}]" if style else job["state"],
@@ -189,10 +189,57 @@ def _job_time(job: dict[str, Any], wall: float | None) -> str | None:
     )
 
 
+def _resources(options: dict[str, Any]) -> str | None:
+    """The Slurm resource options a job asked for, in words."""
+    words = []
+    if options.get("partitions"):
+        words.append("partition " + " or ".join(options["partitions"]))
+    if options.get("ntasks"):
+        words.append(plural(options["ntasks"], "task"))
+    if options.get("ntasks_per_node"):
+        words.append(plural(options["ntasks_per_node"], "task") + " per node")
+    if options.get("cpus_per_task"):
+        words.append(plural(options["cpus_per_task"], "core") + " per task")
+    if options.get("mem_per_node_mb") is not None:
+        mem = options["mem_per_node_mb"]
+        words.append("all of each node's memory" if mem == 0 else f"{mem:,} MB per node")
+    if options.get("mem_per_gpu_mb"):
+        words.append(f"{options['mem_per_gpu_mb']:,} MB per GPU")
+    if options.get("exclusive"):
+        words.append("whole nodes")
+    return ", ".join(words) or None
+
+
+def _batch_rows(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """Array, dependency, resources, output files and warnings, when the job has them."""
+    options: dict[str, Any] = job.get("options") or {}
+    rows: list[tuple[str, str]] = []
+    if job.get("array_job_id") is not None:
+        count = job.get("array_task_count")
+        of = f" of {plural(count, 'task')}" if count else ""
+        rows.append(("array", f"task {job['array_task_id']}{of} of array {job['array_job_id']}"))
+    if job.get("dependency"):
+        rows.append(("dependency", job["dependency"]))
+    resources = _resources(options)
+    if resources:
+        rows.append(("resources", resources))
+    batch: dict[str, Any] = options.get("batch") or {}
+    output = job.get("output_path") or batch.get("output")
+    if output:
+        rows.append(("output", output))
+    error = job.get("error_path") or batch.get("error")
+    if error:
+        rows.append(("error", error))
+    for number, warning in enumerate(job.get("warnings") or [], start=1):
+        rows.append(("warning" if number == 1 else "", warning))
+    return rows
+
+
 def job_details(job: dict[str, Any]) -> Table:
     """One job, every time on one clock (the wall clock, in the local zone, said in the
     title); the site's own count shown apart when an emulated site runs faster."""
-    t = table(f"Job {job['id']} (times on the wall clock, in {zone()})", show_header=False)
+    ref = job.get("ref") or job["id"]
+    t = table(f"Job {ref} (times on the wall clock, in {zone()})", show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value")
     wall = wall_elapsed(job)
@@ -223,6 +270,7 @@ def job_details(job: dict[str, Any]) -> Table:
         ("charged", hours(job["charged_gpu_hours"]) + " (GPU-hours)"),
         ("requeued", plural(job["requeues"], "time")),
         ("command", command),
+        *_batch_rows(job),
     ]
     for key, value in rows:
         t.add_row(key, value)
