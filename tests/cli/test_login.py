@@ -4,7 +4,11 @@ line, and warns when it is given there anyway."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aifactories.cli.main import app
-from tests.cli.fake_api import FakeApi, fake_api, run_aif
+from tests.cli.fake_api import AIF, FakeApi, fake_api, run_aif
 
 SECRET = "aif_carols_secret"
 ME = {"username": "carol", "is_operator": False, "projects": {"kalevala-mri": "pi"}}
@@ -106,3 +110,44 @@ def test_a_wrong_token_saves_nothing(api: FakeApi, tmp_path: Path) -> None:
     )
     assert result.exit_code == 4 and "bad token" in result.stderr
     assert not (tmp_path / "profile.json").exists()
+
+
+@pytest.mark.slow
+def test_on_a_terminal_the_token_is_asked_for_and_not_echoed(api: FakeApi, tmp_path: Path) -> None:
+    env = _env(api, tmp_path)
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: aif on a terminal, as a user types it
+        try:
+            os.execve(AIF, ["aif", "login", "--server", api.url], env)
+        finally:
+            os._exit(127)  # never back into the test runner
+    shown = b""
+    deadline = time.monotonic() + 20
+    typed = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([terminal], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        try:
+            chunk = os.read(terminal, 1024)
+        except OSError:  # the child ended and closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+        # Click writes "API token:", then getpass turns echo off and writes " ": type then
+        if b"API token: " in shown and not typed:
+            os.write(terminal, SECRET.encode() + b"\n")
+            typed = True
+    done, status = os.waitpid(pid, os.WNOHANG)
+    while done == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        done, status = os.waitpid(pid, os.WNOHANG)
+    if done == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise AssertionError(f"aif login did not end; it showed {shown!r}")
+    assert os.waitstatus_to_exitcode(status) == 0, shown
+    assert typed and b"logged in as" in shown
+    assert SECRET.encode() not in shown  # a hidden prompt: what is typed is not echoed
+    assert _saved(tmp_path)["token"] == SECRET

@@ -70,7 +70,8 @@ def login(
     me = call(Client(Profile(server=server, token=token)).get, "/me")
     path = save_profile(Profile(server=server, token=token, project=project))
     render.console.print(
-        f"logged in as [bold]{me['username']}[/bold] at {server}; profile saved to {path}"
+        f"logged in as [bold]{me['username']}[/bold] at {server}; profile saved to {path}",
+        highlight=False,
     )
 
 
