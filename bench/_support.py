@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 
 from sqlalchemy import create_engine, text
@@ -29,3 +30,18 @@ def new_postgres_database(prefix: str) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+
+def wait_healthy(url: str, server: subprocess.Popen[bytes], seconds: float, hint: str = "") -> None:
+    """Wait until the platform at ``url`` answers /health; stop it and exit if it never does."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.terminate()
+    raise SystemExit(f"aif up --demo did not answer in {seconds:g} s{hint}")

@@ -25,21 +25,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from _support import free_port, new_postgres_database
+from _support import free_port, new_postgres_database, wait_healthy
 
 TARGET_S = 5.0
 AIF = str(Path(sys.executable).with_name("aif"))
-
-
-def _wait_healthy(base: str) -> None:
-    for _ in range(600):
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the platform did not start")
 
 
 def _until_placed(url: str, array_job_id: int, tasks: int, limit_s: float) -> tuple[float, int]:
@@ -84,7 +73,7 @@ def run(database: str, executor: str, tasks: int, cycle_s: float) -> bool:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_healthy(base)
+        wait_healthy(base, server, 60)
         token = next(
             line.split()[1]
             for line in (home / "demo-tokens.txt").read_text().splitlines()

@@ -29,9 +29,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
-
-from _support import free_port
+from _support import free_port, wait_healthy
 
 TARGET_MS = 300.0
 AIF = str(Path(sys.executable).with_name("aif"))
@@ -88,16 +86,7 @@ def _start_platform(home: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]
         [AIF, "up", "--demo"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        server.terminate()
-        raise SystemExit("aif up --demo did not answer in 60 s")
+    wait_healthy(url, server, 60)
     tokens = dict(
         line.split(maxsplit=1)
         for line in (home / "data" / "demo-tokens.txt").read_text().splitlines()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from _support import free_port
+from _support import free_port, wait_healthy
 
 TARGET_S = 1.0
 AIF = str(Path(sys.executable).with_name("aif"))
@@ -56,16 +56,7 @@ def _start_platform(home: Path) -> tuple[subprocess.Popen[bytes], str, str, dict
     log = open(home / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     server = subprocess.Popen([AIF, "up", "--demo"], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        server.terminate()
-        raise SystemExit(f"aif up --demo did not answer: see {home / 'server.log'}")
+    wait_healthy(url, server, 90, f": see {home / 'server.log'}")
     tokens = dict(
         line.split(maxsplit=1)
         for line in (home / "data" / "demo-tokens.txt").read_text().splitlines()
