@@ -152,15 +152,22 @@ def _batch_command(job_dir: Path) -> tuple[str, ...]:
     return ("/bin/sh", str(job_dir / "script.sh"))
 
 
+# Jobs per launcher: one interpreter start for a chunk (a job array's tasks), a fork per
+# job; a few launchers side by side keep both cores busy.
+_JOBS_PER_LAUNCHER = 16
+
+
 def spawn(python: str, files: SiteFiles, jobs: Sequence[JobRecord]) -> dict[str, OSError]:
-    """Run the jobs' launchers and wait for them: each claims its job, forks the runner and
-    exits, so the platform keeps no child process. Safe to repeat: only one launcher can
+    """Run the jobs' launchers and wait for them: each claims its jobs, forks their runners
+    and exits, so the platform keeps no child process. Safe to repeat: only one launcher can
     ever claim a job. Returns the jobs whose launcher could not even be started."""
     failed: dict[str, OSError] = {}
     launchers: list[subprocess.Popen[bytes]] = []
-    for job in jobs:
+    for first in range(0, len(jobs), _JOBS_PER_LAUNCHER):
+        chunk = jobs[first : first + _JOBS_PER_LAUNCHER]
         # -S: the runner uses the standard library only, so skip site-packages (faster).
-        args = [python, "-S", str(RUNNER_SCRIPT), str(files.job_dir(job.id)), str(files.runs_log)]
+        args = [python, "-S", str(RUNNER_SCRIPT), "--many", str(files.runs_log)]
+        args += [str(files.job_dir(job.id)) for job in chunk]
         try:
             launchers.append(
                 subprocess.Popen(
@@ -171,11 +178,11 @@ def spawn(python: str, files: SiteFiles, jobs: Sequence[JobRecord]) -> dict[str,
                     start_new_session=True,  # out of the platform's process group and tty
                     close_fds=True,
                     env=_RUNNER_ENV,
-                    cwd=files.job_dir(job.id),  # never hold the platform's directory
+                    cwd=files.job_dir(chunk[0].id),  # never hold the platform's directory
                 )
             )
         except OSError as exc:
-            failed[job.id] = exc
+            failed.update((job.id, exc) for job in chunk)
     # Started together, waited together. A blocking wait (the launcher only claims, forks
     # and exits): Popen.wait(timeout) would poll with sleeps of up to 50 ms per job.
     for launcher in launchers:

@@ -1,8 +1,9 @@
 """The runner: one detached process per job of the emulated site (stdlib only).
 
-The emulated executor launches ``python runner.py JOB_DIR RUNS_LOG`` in a new session and
-waits for it; that launcher claims the job, forks the real runner and exits, so the platform
-process never keeps children (nor zombies) and the job survives the platform's death.
+The emulated executor launches ``python runner.py --many RUNS_LOG JOB_DIR...`` (or
+``runner.py JOB_DIR RUNS_LOG`` for one job) in a new session and waits for it; that launcher
+claims each job, forks its real runner and exits, so the platform process never keeps
+children (nor zombies) and the job survives the platform's death.
 
 Files in ``JOB_DIR`` (the protocol between executor and runner)::
 
@@ -62,7 +63,9 @@ def atomic_write_json(path: Path, data: object) -> None:
     """Write ``data`` as JSON so that readers see the old file or the new one, never a part."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, separators=(",", ":"))
+        # dumps, not dump: json.dump encodes in pure Python, dumps in C (a busy emulated
+        # site's books are rewritten at every call)
+        handle.write(json.dumps(data, separators=(",", ":")))
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -128,6 +131,20 @@ def _claim(job_dir: Path) -> bool:
 
 
 def launch(job_dir: Path, runs_log: Path) -> int:
+    return _launch_one(job_dir, runs_log)
+
+
+def launch_many(runs_log: Path, job_dirs: list[Path]) -> int:
+    """One launcher for a chunk of jobs (a job array's tasks arrive so): one interpreter
+    start for all of them, a fork per job. Each job is claimed, forked and recorded as
+    :func:`launch` does for one; a job another launcher claimed is left to it."""
+    worst = EXIT_LAUNCHED
+    for job_dir in job_dirs:
+        worst = max(worst, _launch_one(job_dir, runs_log))
+    return worst
+
+
+def _launch_one(job_dir: Path, runs_log: Path) -> int:
     if not _claim(job_dir):
         return EXIT_ALREADY_CLAIMED
     request = read_json(job_dir / "request.json")
@@ -136,11 +153,13 @@ def launch(job_dir: Path, runs_log: Path) -> int:
         return EXIT_BAD_REQUEST
     # Block the signals before forking so the runner never dies of a SIGTERM it cannot yet
     # handle; it waits for them with sigtimedwait instead of handlers (no races).
-    signal.pthread_sigmask(signal.SIG_BLOCK, _WAIT_SIGNALS)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAIT_SIGNALS)
     pid = os.fork()
     if pid:
         atomic_write_json(job_dir / "runner.json", {"pid": pid, "start": process_start(pid)})
-        os._exit(EXIT_LAUNCHED)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # the launcher goes on
+        return EXIT_LAUNCHED
+    os.chdir(job_dir)  # never hold the launcher's (the site's) folder
     os.setsid()  # own process group: cancel signals it without touching anyone else
     try:
         supervise(job_dir, runs_log, request)
@@ -386,8 +405,11 @@ def _write_end(
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) >= 4 and argv[1] == "--many":
+        return launch_many(Path(argv[2]), [Path(a) for a in argv[3:]])
     if len(argv) != 3:
-        print("usage: runner.py JOB_DIR RUNS_LOG", file=sys.stderr)
+        usage = "usage: runner.py JOB_DIR RUNS_LOG | runner.py --many RUNS_LOG JOB_DIR..."
+        print(usage, file=sys.stderr)
         return 2
     return launch(Path(argv[1]), Path(argv[2]))
 
