@@ -16,7 +16,9 @@ _WAITING = ("pending", "placed", "submitted")
 
 
 def logs(
-    job_id: Annotated[str, typer.Argument(metavar="JOB", help="the job's id, or an array task: 123_4")],
+    job_id: Annotated[
+        str, typer.Argument(metavar="JOB", help="the job's id, or an array task: 123_4")
+    ],
     error: Annotated[
         bool, typer.Option("--error", help="standard error instead of standard output")
     ] = False,
