@@ -16,6 +16,7 @@ from aifactories.api import (
     audit,
     awards,
     calls,
+    docs_ui,
     errors,
     job_output,
     limits,
@@ -67,8 +68,11 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         version=__version__,
         description="One federation of Europe's AI factories: sites, jobs, balances.",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by docs_ui (no CDN)
+        redoc_url=None,
     )
     errors.install(app)
+    docs_ui.install(app)
     limits.install(app, settings)  # the body limit (413) and rate limits (429)
     app.state.metrics = metrics.make_metrics(lambda: getattr(app.state, "platform", None))
     if platform is not None:
