@@ -57,6 +57,9 @@ GET /health                                   2xx  2xx  2xx  2xx  2xx  2xx  2xx 
 GET /livez                                    2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 GET /readyz                                   2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 GET /metrics                                  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+# the portal's public pages (web/pages.py): the federation and the open calls, for anyone
+GET /                                         2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
+GET /portal/calls                             2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 GET /me                                       401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 GET /sites                                    401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 # the operator sees the project but is no member: 403 (the others cannot see it: 404)

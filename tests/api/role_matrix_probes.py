@@ -70,6 +70,8 @@ class Probe:
 PROBES: dict[str, Probe] = {
     "GET /health": Probe("GET", "/health"),
     "GET /livez": Probe("GET", "/livez"),
+    "GET /": Probe("GET", "/"),
+    "GET /portal/calls": Probe("GET", "/portal/calls"),
     "GET /readyz": Probe("GET", "/readyz"),
     "GET /metrics": Probe("GET", "/metrics"),
     "GET /me": Probe("GET", "/me"),

@@ -1,0 +1,42 @@
+"""Jinja2 for the portal's pages, and the filters every page uses for units and times.
+
+Times are rendered as ``<time datetime=ISO>`` with the UTC text; ``portal.js`` rewrites them
+in the reader's own time zone (the server does not know it), so a page without JavaScript
+still shows a correct, labelled time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+
+def plural(count: int | float, word: str) -> str:
+    shown = f"{count:,}" if isinstance(count, int) else f"{count:,.2f}"
+    return f"{shown} {word}" + ("" if count == 1 else "s")
+
+
+def hours(value: float) -> str:
+    return f"{value:,.2f} h"
+
+
+def when(epoch: float | None) -> Markup:
+    if epoch is None:
+        return Markup("-")
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
+    return Markup('<time datetime="{}">{}</time>').format(
+        moment.isoformat(), moment.strftime("%Y-%m-%d %H:%M UTC")
+    )
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("aifactories.web", "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(plural=plural, hours=hours, when=when)
+    return env
