@@ -40,7 +40,7 @@ def test_the_federation_page_lists_every_site_without_signing_in(h: Harness) -> 
 def test_open_calls_show_modes_limits_and_labelled_deadlines(h: Harness) -> None:
     open_call(h, "pg", "playground", budget_gpu_hours={"pool": 5000})
     html = _client(h).get("/portal/calls").text
-    assert "Playground" in html and "5,000.00 h" in html
+    assert "Playground" in html and "5,000 GPU-hours" in html
     assert re.search(r'<time datetime="[^"]+">\d{4}-\d\d-\d\d \d\d:\d\d UTC</time>', html)
     assert _client(h).get("/").text.count("open call") >= 1
 

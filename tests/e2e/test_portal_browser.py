@@ -47,9 +47,7 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 PAGES = {"/": "h1", "/portal/calls": "h1", "/docs": ".opblock"}
 DAY = 86400.0
-# A known defect, reported: the portal declares no icon, so Chromium asks for /favicon.ico and
-# logs its 404 as a console error. Tolerated here (and only this); the strict xfail below fails
-# once the portal has an icon, to have this removed.
+# Where a browser looks for an icon when a page declares none (the portal declares its own).
 MISSING_ICON = "/favicon.ico"
 
 
@@ -130,13 +128,12 @@ def visit(context: BrowserContext, server: Server, path: str) -> Visit:
     """Open ``path`` and wait until the page is complete (for /docs: the operations drawn)."""
     page = context.new_page()
     seen = Visit(page)
-    icon = server.url + MISSING_ICON
     page.on("request", lambda request: seen.requests.append(request.url))
     page.on(
         "console",
         lambda message: (
             seen.console_errors.append(f"{message.text} at {message.location}")
-            if message.type == "error" and message.location.get("url") != icon
+            if message.type == "error"
             else None
         ),
     )
@@ -149,7 +146,7 @@ def visit(context: BrowserContext, server: Server, path: str) -> Visit:
         "response",
         lambda response: (
             seen.failed_requests.append(f"{response.url}: HTTP {response.status}")
-            if response.status >= 400 and response.url != icon
+            if response.status >= 400
             else None
         ),
     )
@@ -176,11 +173,6 @@ def test_every_page_loads_cleanly_from_the_platform_alone(
     assert len(seen.requests) > 1  # the page and its own assets at least
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the portal declares no icon and serves no /favicon.ico, so Chromium "
-    "logs a 404 console error on / and /portal/calls; once fixed, drop this mark and MISSING_ICON",
-)
 @pytest.mark.parametrize("path", ["/", "/portal/calls"])
 def test_the_browser_finds_the_portals_icon(
     desktop: BrowserContext, server: Server, path: str
@@ -233,11 +225,6 @@ def test_the_skip_link_is_the_first_stop_and_leads_to_the_content(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: <main> has no tabindex=-1, so following the skip link leaves focus on "
-    "<body> (the next Tab does go into main); once fixed, drop this mark",
-)
 def test_the_skip_link_moves_focus_to_main(desktop: BrowserContext, server: Server) -> None:
     page = visit(desktop, server, "/").page
     page.keyboard.press("Tab")

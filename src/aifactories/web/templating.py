@@ -22,6 +22,11 @@ def hours(value: float) -> str:
     return f"{value:,.2f} h"
 
 
+def gpu_hours(value: float) -> str:
+    """GPU-hours as a person reads them: whole hours without decimals (50,000), else two."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
 def when(epoch: float | None) -> Markup:
     if epoch is None:
         return Markup("-")
@@ -38,5 +43,5 @@ def make_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(plural=plural, hours=hours, when=when)
+    env.filters.update(plural=plural, hours=hours, gpu_hours=gpu_hours, when=when)
     return env

@@ -13,6 +13,20 @@ from aifactories.programme.states import CallStatus
 from aifactories.services.core.context import ServiceContext
 from aifactories.services.programme.calls import next_cutoff, rules_of
 
+# How people name them (the values are the programme's codes)
+_REVIEW = {
+    "none": "automated checks, accepted at submission",
+    "technical": "a site's technical check",
+    "peer": "peer review, awarded after each cut-off",
+}
+_KINDS = {
+    "sme": "SMEs",
+    "startup": "start-ups",
+    "industry": "industry",
+    "academia": "universities and research",
+    "public": "public bodies",
+}
+
 
 @dataclass(frozen=True)
 class PublicCall:
@@ -44,13 +58,13 @@ def open_calls(ctx: ServiceContext) -> list[PublicCall]:
                 code=row.code,
                 title=row.title,
                 mode=rules.title,
-                review=rules.review.value.replace("_", " "),
+                review=_REVIEW.get(rules.review.value, rules.review.value.replace("_", " ")),
                 min_gpu_hours=rules.min_gpu_hours,
                 max_gpu_hours=rules.max_gpu_hours,
                 durations_months=rules.durations_months,
                 max_sites=rules.max_sites,
                 organisation_kinds=tuple(
-                    k.value.replace("_", " ") for k in rules.organisation_kinds
+                    _KINDS.get(k.value, k.value.replace("_", " ")) for k in rules.organisation_kinds
                 ),
                 opens_at=row.opens_at,
                 closes_at=row.closes_at,
