@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -45,3 +46,22 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], seconds: float, hint
             time.sleep(0.1)
     server.terminate()
     raise SystemExit(f"aif up --demo did not answer in {seconds:g} s{hint}")
+
+
+def demo_env(
+    data_dir: Path, database_url: str, port: int, config: Path, **settings: str
+) -> dict[str, str]:
+    """The environment of a benchmark's ``aif up --demo``: this shell's, without its own
+    AIFACTORIES_* settings, plus the data folder, database, port, CLI profile folder and any
+    further settings (``EXECUTOR="mock"`` for AIFACTORIES_EXECUTOR)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORIES_")}
+    env.update(
+        {
+            "AIFACTORIES_DATA_DIR": str(data_dir),
+            "AIFACTORIES_DATABASE_URL": database_url,
+            "AIFACTORIES_PORT": str(port),
+            "XDG_CONFIG_HOME": str(config),
+        }
+    )
+    env.update({f"AIFACTORIES_{name}": value for name, value in settings.items()})
+    return env

@@ -15,7 +15,6 @@ last placement and the target side by side.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from _support import free_port, new_postgres_database, wait_healthy
+from _support import demo_env, free_port, new_postgres_database, wait_healthy
 
 TARGET_S = 5.0
 AIF = str(Path(sys.executable).with_name("aif"))
@@ -57,16 +56,8 @@ def run(database: str, executor: str, tasks: int, cycle_s: float) -> bool:
         else new_postgres_database("aif_bench_array")
     )
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORIES_")}
-    env.update(
-        {
-            "AIFACTORIES_DATA_DIR": str(home),
-            "AIFACTORIES_DATABASE_URL": url,
-            "AIFACTORIES_PORT": str(port),
-            "AIFACTORIES_EXECUTOR": executor,
-            "AIFACTORIES_BROKER_INTERVAL_S": str(cycle_s),
-            "XDG_CONFIG_HOME": str(home / "config"),
-        }
+    env = demo_env(
+        home, url, port, home / "config", EXECUTOR=executor, BROKER_INTERVAL_S=str(cycle_s)
     )
     server = subprocess.Popen(
         [AIF, "up", "--demo"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

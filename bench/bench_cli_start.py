@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from _support import free_port, wait_healthy
+from _support import demo_env, free_port, wait_healthy
 
 TARGET_MS = 300.0
 AIF = str(Path(sys.executable).with_name("aif"))
@@ -72,15 +72,8 @@ def _time(argv: Sequence[str], env: dict[str, str], repeat: int) -> tuple[float,
 def _start_platform(home: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     """``aif up --demo`` on loopback; the environment a demo user's CLI runs with."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORIES_")}
-    env.update(
-        {
-            "AIFACTORIES_DATA_DIR": str(home / "data"),
-            "AIFACTORIES_DATABASE_URL": f"sqlite:///{home / 'aif.db'}",
-            "AIFACTORIES_PORT": str(port),
-            "AIFACTORIES_EXECUTOR": "mock",
-            "XDG_CONFIG_HOME": str(home / "config"),
-        }
+    env = demo_env(
+        home / "data", f"sqlite:///{home / 'aif.db'}", port, home / "config", EXECUTOR="mock"
     )
     server = subprocess.Popen(
         [AIF, "up", "--demo"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from _support import free_port, wait_healthy
+from _support import demo_env, free_port, wait_healthy
 
 TARGET_S = 1.0
 AIF = str(Path(sys.executable).with_name("aif"))
@@ -44,15 +44,7 @@ JOB = (
 
 def _start_platform(home: Path) -> tuple[subprocess.Popen[bytes], str, str, dict[str, str]]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORIES_")}
-    env.update(
-        {
-            "AIFACTORIES_DATA_DIR": str(home / "data"),
-            "AIFACTORIES_DATABASE_URL": f"sqlite:///{home / 'aif.db'}",
-            "AIFACTORIES_PORT": str(port),
-            "XDG_CONFIG_HOME": str(home / "config"),
-        }
-    )
+    env = demo_env(home / "data", f"sqlite:///{home / 'aif.db'}", port, home / "config")
     log = open(home / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     server = subprocess.Popen([AIF, "up", "--demo"], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"

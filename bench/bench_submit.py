@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from _support import free_port, new_postgres_database
+from _support import demo_env, free_port, new_postgres_database
 
 TARGET_RATE = 500.0
 TARGET_P99_MS = 100.0
@@ -142,16 +142,13 @@ def run(database: str, count: int, concurrency: int, max_seconds: float, workers
         else new_postgres_database("aif_bench")
     )
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORIES_")}
-    env.update(
-        {
-            "AIFACTORIES_DATA_DIR": str(home),
-            "AIFACTORIES_DATABASE_URL": url,
-            "AIFACTORIES_PORT": str(port),
-            "AIFACTORIES_EXECUTOR": "mock",
-            "AIFACTORIES_RUN_BROKER": os.environ.get("BENCH_RUN_BROKER", "true"),
-            "XDG_CONFIG_HOME": str(home / "config"),
-        }
+    env = demo_env(
+        home,
+        url,
+        port,
+        home / "config",
+        EXECUTOR="mock",
+        RUN_BROKER=os.environ.get("BENCH_RUN_BROKER", "true"),
     )
     server = subprocess.Popen(
         [AIF, "up", "--demo", "--workers", str(workers)],

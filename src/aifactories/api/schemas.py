@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from aifactories.db.models import JobRow
 from aifactories.domain.clock import to_datetime
+from aifactories.domain.jobs import job_ref
 from aifactories.domain.units import gpu_hours
 from aifactories.services.jobs.balances import ProjectBalance
 from aifactories.services.jobs.sites import SiteView
@@ -102,9 +103,7 @@ class JobOut(BaseModel):
             charged_gpu_seconds=row.charged_gpu_seconds,
             requeues=row.requeues,
             cancel_requested=row.cancel_requested,
-            ref=f"{row.array_job_id}_{row.array_task_id}"
-            if row.array_job_id is not None and row.array_task_id is not None
-            else str(row.id),
+            ref=job_ref(row.id, row.array_job_id, row.array_task_id),
             array_job_id=row.array_job_id,
             array_task_id=row.array_task_id,
             array_task_count=_array_task_count(row.slurm),

@@ -36,7 +36,7 @@ from aifactories.db.models import JobRow
 from aifactories.db.outbox import queue_email, user_email
 from aifactories.domain.batch import BatchOptions, MailType, batch_options_from_dict
 from aifactories.domain.clock import to_datetime
-from aifactories.domain.jobs import FINAL_STATES, JobState
+from aifactories.domain.jobs import FINAL_STATES, JobState, job_ref
 from aifactories.domain.units import format_duration, gpu_hours
 
 _FAILING = frozenset({JobState.FAILED.value, JobState.TIMEOUT.value})
@@ -242,13 +242,8 @@ def _options(row: JobRow) -> BatchOptions | None:
 
 
 def _facts(row: JobRow) -> JobFacts:
-    label = (
-        f"{row.array_job_id}_{row.array_task_id}"
-        if row.array_job_id is not None and row.array_task_id is not None
-        else str(row.id)
-    )
     return JobFacts(
-        label=label,
+        label=job_ref(row.id, row.array_job_id, row.array_task_id),
         name=row.name,
         project=row.project.code,
         state=row.state,

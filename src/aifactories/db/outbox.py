@@ -19,21 +19,23 @@ def user_email(session: Session, user_id: int) -> str | None:
     return session.scalar(select(UserRow.email).where(UserRow.id == user_id))
 
 
-def queue_email(
+def queue(
     session: Session,
     *,
     at: float,
     user_id: int,
+    channel: str,
     recipient: str,
     event: str,
     subject: str,
     body: str,
     payload: dict[str, Any] | None = None,
 ) -> NotificationRow:
-    """Add one pending e-mail to the caller's transaction. ``user_id`` is whose it is (they
-    read it in ``GET /notifications``) even when ``recipient`` is another address."""
+    """Add one pending notification (``channel`` "email" or "webhook") to the caller's
+    transaction. ``user_id`` is whose it is (they read it in ``GET /notifications``) even
+    when ``recipient`` is another address."""
     row = NotificationRow(
-        channel="email",
+        channel=channel,
         user_id=user_id,
         recipient=recipient,
         event=event,
@@ -47,3 +49,28 @@ def queue_email(
     )
     session.add(row)
     return row
+
+
+def queue_email(
+    session: Session,
+    *,
+    at: float,
+    user_id: int,
+    recipient: str,
+    event: str,
+    subject: str,
+    body: str,
+    payload: dict[str, Any] | None = None,
+) -> NotificationRow:
+    """:func:`queue` on the e-mail channel."""
+    return queue(
+        session,
+        at=at,
+        user_id=user_id,
+        channel="email",
+        recipient=recipient,
+        event=event,
+        subject=subject,
+        body=body,
+        payload=payload,
+    )

@@ -83,6 +83,13 @@ _ALLOWED: dict[JobState, frozenset[JobState]] = {
 }
 
 
+def job_ref(job_id: int, array_job_id: int | None, array_task_id: int | None) -> str:
+    """A job as Slurm names it: ``123``, or ``ARRAYID_TASK`` for a task of a job array."""
+    if array_job_id is not None and array_task_id is not None:
+        return f"{array_job_id}_{array_task_id}"
+    return str(job_id)
+
+
 def check_transition(job_id: int, current: JobState, target: JobState) -> None:
     """Raise :class:`InvalidTransition` unless ``current -> target`` is allowed."""
     if target not in _ALLOWED.get(current, frozenset()):

@@ -44,13 +44,6 @@ def parse_job_ref(text: str) -> JobRef:
     return JobRef(int(match.group(1)), None if task is None else int(task))
 
 
-def job_label(row: JobRow) -> str:
-    """How Slurm shows the job: ``123`` or, for an array task, ``ARRAYID_TASK``."""
-    if row.array_job_id is not None and row.array_task_id is not None:
-        return f"{row.array_job_id}_{row.array_task_id}"
-    return str(row.id)
-
-
 def _visible(principal: Principal, row: JobRow | None) -> bool:
     return row is not None and (
         principal.role_in(row.project_id) is not None or principal.is_operator

@@ -182,22 +182,20 @@ def _task_spec(spec: JobSpec, array: ArraySpec, array_job_id: int, task_id: int)
 
 def _insert(
     conn: Connection, values: dict[str, object], spec: JobSpec, array: ArraySpec | None
-) -> int:
+) -> dict[str, object]:
     """Write the job, or every task of its array; the first task's id is the array's id
-    (Slurm's ArrayJobId), so "123" names the array and "123_4" one task."""
+    (Slurm's ArrayJobId), so "123" names the array and "123_4" one task. Returns the
+    columns of the job written (of the array's first task)."""
     first_id: int = conn.execute(_INSERT_JOB, values).scalar_one()
     if array is None:
-        return first_id
+        return values | {"id": first_id}
     first_task, *other_tasks = array.task_ids
-    conn.execute(
-        update(_JOBS)
-        .where(_JOBS.c.id == first_id)
-        .values(
-            array_job_id=first_id,
-            array_task_id=first_task,
-            slurm=_task_slurm(spec, array, first_id, first_task),
-        )
-    )
+    first = {
+        "array_job_id": first_id,
+        "array_task_id": first_task,
+        "slurm": _task_slurm(spec, array, first_id, first_task),
+    }
+    conn.execute(update(_JOBS).where(_JOBS.c.id == first_id).values(**first))
     if other_tasks:
         conn.execute(
             insert(_JOBS),
@@ -211,7 +209,7 @@ def _insert(
                 for task_id in other_tasks
             ],
         )
-    return first_id
+    return values | first | {"id": first_id}
 
 
 def submit_job(
@@ -240,15 +238,16 @@ def _submit_job(
             "project", "say which project the job runs under (--account CODE or -A CODE)"
         )
 
-    def write(conn: Connection, project: ProjectRow) -> int:
+    def write(conn: Connection, project: ProjectRow) -> JobRow:
         dependency = resolve_dependencies(conn, principal, checked.dependency, spec.name)
         values = _row_values(ctx, principal, spec, project, checked, dependency)
-        job_id = _insert(conn, values, spec, checked.array)
-        idempotency.record(conn, once, job_id, ctx.clock.now())
-        return job_id
+        # the job as written, built here rather than read back: submission is the hot path
+        row = JobRow(**_insert(conn, values, spec, checked.array))
+        idempotency.record(conn, once, row.id, ctx.clock.now())
+        row.project = project  # detached: lets front-ends name the project without a query
+        return row
 
-    job_id = _in_transaction(ctx, principal, spec, project_ref, write)
-    return get_job(ctx, principal, str(job_id))
+    return _in_transaction(ctx, principal, spec, project_ref, write)
 
 
 def _in_transaction(
@@ -256,8 +255,8 @@ def _in_transaction(
     principal: Principal,
     spec: JobSpec,
     project_ref: str,
-    write: Callable[[Connection, ProjectRow], int],
-) -> int:
+    write: Callable[[Connection, ProjectRow], JobRow],
+) -> JobRow:
     if ctx.read_engine is ctx.write_engine:
         # A database server: the checks and the insert share one connection and transaction
         # (fewer round trips; the conditional reservation at placement stays the atomic one).

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from aifactories.db import outbox
 from aifactories.db.models import UserRow
 from aifactories.db.programme_models import NotificationRow
 
@@ -25,37 +26,20 @@ def notify_user(
     user = session.get(UserRow, user_id)
     if user is None:
         return []
-    data = {"event": event, "subject": subject, **(payload or {})}
-    rows = [
-        NotificationRow(
-            channel="email",
+    targets = [("email", user.email)]
+    if user.webhook_url:
+        targets.append(("webhook", user.webhook_url))
+    return [
+        outbox.queue(
+            session,
+            at=at,
             user_id=user.id,
-            recipient=user.email,
+            channel=channel,
+            recipient=recipient,
             event=event,
             subject=subject,
             body=body,
-            payload=data,
-            status="pending",
-            attempts=0,
-            created_at=at,
-            next_attempt_at=at,
+            payload=payload,
         )
+        for channel, recipient in targets
     ]
-    if user.webhook_url:
-        rows.append(
-            NotificationRow(
-                channel="webhook",
-                user_id=user.id,
-                recipient=user.webhook_url,
-                event=event,
-                subject=subject,
-                body=body,
-                payload=data,
-                status="pending",
-                attempts=0,
-                created_at=at,
-                next_attempt_at=at,
-            )
-        )
-    session.add_all(rows)
-    return rows
