@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.oidc_provider import oidc_provider  # noqa: F401 - a fixture: the real OpenID provider
+
 PG_ENV = "AIFACTORIES_TEST_PG_URL"
 
 
