@@ -90,6 +90,21 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None
     notify_interval_s: Annotated[float, Field(gt=0)] = 2.0
     notify_max_attempts: Annotated[int, Field(ge=1)] = 8
+    # the portal (web/, docs/portal.md): its signed session cookie, and the institutional login
+    session_secret: str | None = None  # default: a random key kept in data_dir/portal-session.key
+    session_lifetime_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
+    # a user with a valid API token may sign in to the portal with it (the demo's users do)
+    portal_token_login: bool = True
+    # the portal's address as browsers reach it (redirect URIs); default: the request's own
+    public_url: str | None = None
+    # OpenID Connect (authorization code with PKCE; device grant for 'aif login')
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_provider_name: str = "your institution"  # shown on the login button
+    oidc_scopes: str = "openid profile email"
+    # the ID token claim naming the user's organisation, if the provider sends one
+    oidc_organisation_claim: str | None = None
     # observability (docs/observability.md)
     log_format: Literal["text", "json"] = "text"
     access_log: bool = True  # one line per API request (logger aifactories.access)

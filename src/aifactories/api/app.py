@@ -41,6 +41,7 @@ from aifactories.services.logging_setup import configure_logging
 from aifactories.services.platform import Platform
 from aifactories.settings import Settings
 from aifactories.web import pages as web_pages
+from aifactories.web.routers import web_routers
 
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     errors.install(app)
     docs_ui.install(app)
     app.mount(web_pages.STATIC_URL, web_pages.static_files(), name="portal")
-    app.include_router(web_pages.router)  # the portal's pages (web/): HTML, not in the schema
+    for portal in web_routers():  # the portal's pages (web/): HTML, not in the schema
+        app.include_router(portal)
     limits.install(app, settings)  # the body limit (413) and rate limits (429)
     app.state.metrics = metrics.make_metrics(lambda: getattr(app.state, "platform", None))
     if platform is not None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aifactories.api.validation import validation_response
 from aifactories.domain import errors as e
+from aifactories.web.errors import is_portal_request, portal_error
 
 STATUS: list[tuple[type[e.AifError], int]] = [
     (e.InvalidInput, 422),
@@ -29,13 +30,26 @@ _HTTP_MESSAGES = {
 }
 
 
+def _in_words(problems: object) -> str:
+    """A form's invalid fields, named, for a page (the API answers them as JSON)."""
+    parts = []
+    for problem in problems if isinstance(problems, list | tuple) else []:
+        where = ".".join(
+            str(p) for p in problem.get("loc", ()) if p not in ("body", "query", "path")
+        )
+        parts.append(f"{where or 'request'}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is not valid"
+
+
 def status_of(exc: e.AifError) -> int:
     return next((status for cls, status in STATUS if isinstance(exc, cls)), 500)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.AifError)
-    async def _aif_error(_request: Request, exc: e.AifError) -> JSONResponse:
+    async def _aif_error(request: Request, exc: e.AifError) -> Response:
+        if is_portal_request(request):
+            return portal_error(request, status_of(exc), exc.message)
         body: dict[str, object] = {"error": exc.code, "message": exc.message}
         if isinstance(exc, e.InvalidInput):
             body["field"] = exc.field
@@ -47,13 +61,18 @@ def install(app: FastAPI) -> None:
         return JSONResponse(body, status_code=status_of(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if is_portal_request(request):
+            return portal_error(request, 422, _in_words(exc.errors()))
         return validation_response(exc.errors())
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         # FastAPI's own answers (no such path, method not allowed) in the one error body
         code, message = _HTTP_MESSAGES.get(exc.status_code, ("http_error", str(exc.detail)))
+        if is_portal_request(request):
+            text = "no such page" if exc.status_code == 404 else message.format(r=request)
+            return portal_error(request, exc.status_code, text)
         body = {"error": code, "message": message.format(r=request), "field": None, "limit": None}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 

@@ -27,3 +27,33 @@ class IdempotencyKeyRow(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class UserIdentityRow(Base):
+    """A user's account at an OpenID provider: the provider's ``sub`` is unique per issuer
+    only, so the pair is the key (a user may have several, one per provider)."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_user_identities_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[float] = mapped_column(Float)
+    last_login_at: Mapped[float] = mapped_column(Float)
+
+
+class WebSessionRow(Base):
+    """A portal session: the browser holds a signed cookie with the secret, the database its
+    SHA-256 (as for API tokens), so that logging out or an expiry ends it everywhere."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    via: Mapped[str] = mapped_column(String(20))  # how the user signed in: oidc, token
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    ended_at: Mapped[float | None] = mapped_column(Float)

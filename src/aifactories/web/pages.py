@@ -16,11 +16,11 @@ from fastapi.staticfiles import StaticFiles
 from aifactories.services.core.context import ServiceContext
 from aifactories.services.jobs.sites import SiteView, list_sites
 from aifactories.services.programme.public import open_calls
-from aifactories.web.templating import make_environment
+from aifactories.web.render import STATIC_URL, render
+from aifactories.web.session import MaybeSignedIn
 
-STATIC_URL = "/static/portal"
+__all__ = ["STATIC_URL", "router", "static_files"]
 router = APIRouter(include_in_schema=False)
-_templates = make_environment()
 
 
 def static_files() -> StaticFiles:
@@ -54,21 +54,16 @@ def _totals(views: list[SiteView]) -> _Totals:
     )
 
 
-def _page(name: str, **values: object) -> HTMLResponse:
-    html = _templates.get_template(name).render(static=STATIC_URL, **values)
-    return HTMLResponse(html)
-
-
 @router.get("/", response_class=HTMLResponse)
-def federation(request: Request) -> HTMLResponse:
+def federation(request: Request, _principal: MaybeSignedIn) -> HTMLResponse:
     """The federation at a glance: sites, GPUs, free GPUs now, open calls."""
     ctx = _ctx(request)
     views = list_sites(ctx)
     calls = open_calls(ctx)
-    return _page("federation.html", sites=views, totals=_totals(views), calls=calls)
+    return render(request, "federation.html", sites=views, totals=_totals(views), calls=calls)
 
 
 @router.get("/portal/calls", response_class=HTMLResponse)
-def calls_page(request: Request) -> HTMLResponse:
+def calls_page(request: Request, _principal: MaybeSignedIn) -> HTMLResponse:
     """The open calls: access mode, deadline, what one proposal may ask for."""
-    return _page("calls.html", calls=open_calls(_ctx(request)))
+    return render(request, "calls.html", calls=open_calls(_ctx(request)))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from aifactories.db.accounts import hash_token, mark_token_used, memberships_of, token_and_user
+from aifactories.db.models import UserRow
 from aifactories.db.programme_models import ReviewerRow, SiteOperatorRow
 from aifactories.domain.clock import stopwatch, to_datetime
 from aifactories.domain.errors import AuthenticationRequired, NotFound, PermissionDenied
@@ -88,25 +90,31 @@ def _load_principal(ctx: ServiceContext, token: str) -> tuple[Principal, float |
             raise AuthenticationRequired(
                 f"this API token ({row.label!r}) expired on {_date(row.expires_at)}; " + _NEW_TOKEN
             )
-        roles = {ProjectId(p): Role(r) for p, r in memberships_of(session, user.id).items()}
-        reviewer = session.get(ReviewerRow, user.id)
-        sites = session.scalars(
-            select(SiteOperatorRow.site_id).where(SiteOperatorRow.user_id == user.id)
-        ).all()
-        principal = Principal(
-            UserId(user.id),
-            user.username,
-            user.is_operator,
-            roles,
-            organisation_id=user.organisation_id,
-            is_reviewer=reviewer is not None and reviewer.active,
-            operated_sites=frozenset(sites),
-        )
+        principal = principal_of_user(session, user)
         token_id, last_used_at, expires_at = row.id, row.last_used_at, row.expires_at
     if last_used_at is None or last_used_at < now - LAST_USED_EVERY_S:
         with ctx.write_engine.begin() as conn:
             mark_token_used(conn, token_id, now, now - LAST_USED_EVERY_S)
     return principal, expires_at
+
+
+def principal_of_user(session: Session, user: UserRow) -> Principal:
+    """Who ``user`` is to the platform now: project roles, reviewer, operated sites. The same
+    for a token and a portal session, so that the portal shows what the API would."""
+    roles = {ProjectId(p): Role(r) for p, r in memberships_of(session, user.id).items()}
+    reviewer = session.get(ReviewerRow, user.id)
+    sites = session.scalars(
+        select(SiteOperatorRow.site_id).where(SiteOperatorRow.user_id == user.id)
+    ).all()
+    return Principal(
+        UserId(user.id),
+        user.username,
+        user.is_operator,
+        roles,
+        organisation_id=user.organisation_id,
+        is_reviewer=reviewer is not None and reviewer.active,
+        operated_sites=frozenset(sites),
+    )
 
 
 def _date(epoch: float) -> str:
