@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from aifactories.web import login, pages
+from aifactories.web.programme import programme_routers
 
 
 def web_routers() -> list[APIRouter]:
-    return [pages.router, login.router]
+    return [pages.router, login.router, *programme_routers()]

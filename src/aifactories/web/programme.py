@@ -1,0 +1,11 @@
+"""The programme operator's pages, one router per area, for web/routers.py to include."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from aifactories.web import programme_calls
+
+
+def programme_routers() -> list[APIRouter]:
+    return [programme_calls.router]
