@@ -20,7 +20,7 @@ from aifactories.domain.organisations import Domain
 from aifactories.services.programme import calls as call_service
 from aifactories.services.programme import review_assignments, review_decisions, review_pool
 from aifactories.web.programme_common import comment, form_text, operator, reason
-from aifactories.web.render import redirect, render
+from aifactories.web.render import Tone, redirect, render
 from aifactories.web.session import CsrfChecked, SignedIn
 
 router = APIRouter(include_in_schema=False)
@@ -128,7 +128,7 @@ async def assign(request: Request, principal: SignedIn, code: str) -> Response:
         )
     except AifError as refused:
         return redirect(request, _back(code, raw), refused.message, "error")
-    tone = "error" if plan["shortfalls"] else "done"
+    tone: Tone = "error" if plan["shortfalls"] else "done"
     return redirect(request, _back(code, raw), _assigned_words(plan), tone)
 
 
