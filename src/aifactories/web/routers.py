@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from aifactories.web import login, pages
+from aifactories.web import applicant, login, pages
 from aifactories.web.programme import programme_routers
 
 
 def web_routers() -> list[APIRouter]:
-    return [pages.router, login.router, *programme_routers()]
+    return [pages.router, login.router, *programme_routers(), applicant.router]
