@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from aifactories.web import applicant, login, pages
+from aifactories.web import applicant, job_output, job_submit, jobs, login, pages
 from aifactories.web.programme import programme_routers
 
 
 def web_routers() -> list[APIRouter]:
-    return [pages.router, login.router, *programme_routers(), applicant.router]
+    return [
+        pages.router,
+        login.router,
+        *programme_routers(),
+        applicant.router,
+        jobs.router,
+        job_output.router,
+        job_submit.router,
+    ]
