@@ -126,6 +126,21 @@ class OidcProvider:
             assert "Sign-in Success" in done, done
             return done
 
+    def deny_device(self, verification_uri_complete: str) -> str:
+        """Open the device verification page and press Abort on its confirmation; returns
+        the provider's last page (its text)."""
+        with httpx.Client(timeout=10) as browser:
+            page = self._follow(browser, browser.get(verification_uri_complete))
+            for _ in range(3):  # the code's own form (sent by script in a browser), then confirm
+                form = forms_of(page.text).forms[0]
+                if "confirm" in form.fields:
+                    form.fields["abort"] = "yes"
+                    url = urljoin(str(page.url), form.action)
+                    return browser.request(form.method, url, data=form.fields).text
+                url = urljoin(str(page.url), form.action)
+                page = self._follow(browser, browser.request(form.method, url, data=form.fields))
+            raise AssertionError(f"no confirmation form on the provider's page:\n{page.text}")
+
     def _follow(self, browser: httpx.Client, response: httpx.Response) -> httpx.Response:
         while response.is_redirect:
             response = browser.get(urljoin(str(response.url), response.headers["location"]))

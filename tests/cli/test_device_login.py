@@ -1,0 +1,161 @@
+"""``aif login`` by the OAuth 2.0 device grant, through the platform, against a real OpenID
+provider (tests/oidc): the platform starts the sign-in at the provider, the person approves
+it on the provider's pages (driven here with httpx), and the platform answers once with a
+personal API token of the user the provider signed in."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from aifactories.api import device_login
+from aifactories.api.app import create_app
+from tests.api.harness import Harness, make_harness
+from tests.api.served import served
+from tests.cli.fake_api import AIF
+from tests.oidc_provider import OidcProvider
+
+pytestmark = pytest.mark.slow  # the provider is a Node.js process (one per test session)
+
+
+@pytest.fixture
+def h(tmp_path: Path, database_url: str, oidc_provider: OidcProvider) -> Iterator[Harness]:
+    harness = make_harness(
+        tmp_path,
+        database_url,
+        **{
+            k.removeprefix("AIFACTORIES_").lower(): v
+            for k, v in oidc_provider.settings_env().items()
+        },
+    )
+    # ID tokens carry the provider's real times; the platform checks them against its clock
+    harness.clock.advance(max(0.0, time.time() - harness.clock.now()))
+    yield harness
+    harness.platform.stop()
+
+
+def app_of(h: Harness) -> FastAPI:
+    app = create_app(h.platform.settings, platform=h.platform)
+    if not any(getattr(route, "path", "") == "/auth/device" for route in app.routes):
+        app.include_router(device_login.router)  # until api/app.py includes it
+    return app
+
+
+def unique(login: str) -> str:
+    return f"{login}{time.monotonic_ns() % 10**9}"
+
+
+def start(api: TestClient) -> dict[str, Any]:
+    answer = api.post("/auth/device")
+    assert answer.status_code == 200, answer.text
+    started: dict[str, Any] = answer.json()
+    return started
+
+
+def test_the_api_gives_a_working_token_once_the_person_approved(
+    h: Harness, oidc_provider: OidcProvider
+) -> None:
+    api = TestClient(app_of(h))
+    login = unique("dora")
+    oidc_provider.set_account(login, organisation="Kalevala Health Imaging")
+    started = start(api)
+    assert re.fullmatch(r"[A-Z]{4}-[A-Z]{4}", started["user_code"])
+    assert started["verification_uri"] == f"{oidc_provider.issuer}/device"
+    assert started["interval"] >= 1 and started["expires_in"] > 60
+    body = {"device_code": started["device_code"], "label": "aif login on laptop"}
+    pending = api.post("/auth/device/token", json=body)
+    assert pending.status_code == 428 and pending.json()["error"] == "authorization_pending"
+    assert "enter the code" in pending.json()["message"]
+
+    oidc_provider.approve_device(started["verification_uri_complete"], login)
+    made = api.post("/auth/device/token", json=body)
+    assert made.status_code == 201, made.text
+    out = made.json()
+    assert (out["username"], out["label"], out["new_user"]) == (login, "aif login on laptop", True)
+    assert out["needs_organisation"] is False
+    me = api.get("/me", headers={"Authorization": f"Bearer {out['token']}"})
+    assert me.status_code == 200 and me.json()["username"] == login
+    tokens = api.get("/tokens", headers={"Authorization": f"Bearer {out['token']}"}).json()
+    assert [t["label"] for t in tokens] == ["aif login on laptop"]
+    # once only: the provider's grant is used up
+    again = api.post("/auth/device/token", json=body)
+    assert again.status_code == 410 and "run 'aif login' again" in again.json()["message"]
+
+
+def test_a_refused_sign_in_gives_no_token(h: Harness, oidc_provider: OidcProvider) -> None:
+    api = TestClient(app_of(h))
+    started = start(api)
+    oidc_provider.deny_device(started["verification_uri_complete"])
+    refused = api.post("/auth/device/token", json={"device_code": started["device_code"]})
+    assert refused.status_code == 403 and refused.json()["error"] == "access_denied"
+
+
+def test_a_device_code_not_from_this_platform_is_refused(
+    h: Harness, oidc_provider: OidcProvider
+) -> None:
+    api = TestClient(app_of(h))
+    forged = api.post("/auth/device/token", json={"device_code": "made-up"})
+    assert forged.status_code == 410 and "not one this platform gave" in forged.json()["message"]
+
+
+def test_without_a_provider_the_answer_says_to_use_a_token(tmp_path: Path) -> None:
+    plain = make_harness(tmp_path, f"sqlite:///{tmp_path / 'plain.db'}")
+    try:
+        answer = TestClient(app_of(plain)).post("/auth/device")
+        assert answer.status_code == 404
+        assert "personal API token" in answer.json()["message"]
+    finally:
+        plain.platform.stop()
+
+
+def test_aif_login_signs_in_through_the_provider_and_saves_the_token(
+    h: Harness, oidc_provider: OidcProvider, tmp_path: Path
+) -> None:
+    login = unique("cleo")
+    env = {
+        "AIFACTORIES_CONFIG": str(tmp_path / "profile.json"),
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+        "PATH": "/usr/bin:/bin",
+    }
+    with served(app_of(h)) as url:
+        aif = subprocess.Popen(
+            [AIF, "login", "--device", "--server", url],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert aif.stderr is not None
+            shown = ""
+            while "directly" not in shown:
+                line = aif.stderr.readline()
+                assert line, f"aif login ended early: {shown}"
+                shown += line
+            link = re.search(r"\(or open (\S+) directly\)", shown)
+            assert link, shown
+            oidc_provider.approve_device(link.group(1), login)
+            out, err = aif.communicate(timeout=60)
+        finally:
+            if aif.poll() is None:
+                aif.kill()
+                aif.wait()
+        assert aif.returncode == 0, shown + err
+        assert f"logged in as {login}" in out
+        saved = json.loads((tmp_path / "profile.json").read_text())
+        assert saved["server"] == url and saved["token"].startswith("aif_")
+        assert saved["token"] not in out + err + shown
+        me = httpx.get(f"{url}/me", headers={"Authorization": f"Bearer {saved['token']}"})
+        assert me.json()["username"] == login
