@@ -17,15 +17,17 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from aifactories.api import device_login
 from aifactories.api.app import create_app
+from aifactories.cli.main import app as aif_app
 from tests.api.harness import Harness, make_harness
 from tests.api.served import served
-from tests.cli.fake_api import AIF
+from tests.cli.fake_api import AIF, fake_api
 from tests.oidc_provider import OidcProvider
 
-pytestmark = pytest.mark.slow  # the provider is a Node.js process (one per test session)
+# the tests with the provider (a Node.js process, one per test session) are marked slow
 
 
 @pytest.fixture
@@ -62,6 +64,7 @@ def start(api: TestClient) -> dict[str, Any]:
     return started
 
 
+@pytest.mark.slow
 def test_the_api_gives_a_working_token_once_the_person_approved(
     h: Harness, oidc_provider: OidcProvider
 ) -> None:
@@ -92,6 +95,7 @@ def test_the_api_gives_a_working_token_once_the_person_approved(
     assert again.status_code == 410 and "run 'aif login' again" in again.json()["message"]
 
 
+@pytest.mark.slow
 def test_a_refused_sign_in_gives_no_token(h: Harness, oidc_provider: OidcProvider) -> None:
     api = TestClient(app_of(h))
     started = start(api)
@@ -100,6 +104,7 @@ def test_a_refused_sign_in_gives_no_token(h: Harness, oidc_provider: OidcProvide
     assert refused.status_code == 403 and refused.json()["error"] == "access_denied"
 
 
+@pytest.mark.slow
 def test_a_device_code_not_from_this_platform_is_refused(
     h: Harness, oidc_provider: OidcProvider
 ) -> None:
@@ -118,6 +123,7 @@ def test_without_a_provider_the_answer_says_to_use_a_token(tmp_path: Path) -> No
         plain.platform.stop()
 
 
+@pytest.mark.slow
 def test_aif_login_signs_in_through_the_provider_and_saves_the_token(
     h: Harness, oidc_provider: OidcProvider, tmp_path: Path
 ) -> None:
@@ -159,3 +165,29 @@ def test_aif_login_signs_in_through_the_provider_and_saves_the_token(
         assert saved["token"] not in out + err + shown
         me = httpx.get(f"{url}/me", headers={"Authorization": f"Bearer {saved['token']}"})
         assert me.json()["username"] == login
+
+
+def test_aif_login_device_without_a_provider_says_how_to_get_a_token(tmp_path: Path) -> None:
+    with fake_api() as api:  # answers 404 to /auth/device, as a platform without a provider
+        result = CliRunner().invoke(
+            aif_app,
+            ["login", "--device", "--server", api.url],
+            env={"AIFACTORIES_CONFIG": str(tmp_path / "profile.json"), "COLUMNS": "200"},
+        )
+    assert result.exit_code == 2
+    assert "offers no sign-in through an institution" in result.stderr
+    assert "--token-file" in result.stderr and not (tmp_path / "profile.json").exists()
+
+
+def test_token_file_dash_reads_standard_input(tmp_path: Path) -> None:
+    with fake_api() as api:
+        api.answer("GET", "/me", {"username": "carol", "is_operator": False, "projects": {}})
+        result = CliRunner().invoke(
+            aif_app,
+            ["login", "--server", api.url, "--token-file", "-"],
+            input="aif_from_stdin\n",
+            env={"AIFACTORIES_CONFIG": str(tmp_path / "profile.json"), "COLUMNS": "200"},
+        )
+        assert result.exit_code == 0, result.output
+        assert api.requests[-1].headers["Authorization"] == "Bearer aif_from_stdin"
+    assert json.loads((tmp_path / "profile.json").read_text())["token"] == "aif_from_stdin"
