@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from aifactories.web import applicant, job_output, job_submit, jobs, login, pages
+from aifactories.web import applicant, job_output, job_submit, jobs, login, pages, projects
 from aifactories.web.programme import programme_routers
 
 
@@ -14,6 +14,7 @@ def web_routers() -> list[APIRouter]:
         login.router,
         *programme_routers(),
         applicant.router,
+        projects.router,
         jobs.router,
         job_output.router,
         job_submit.router,
