@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from aifactories.web import applicant, job_output, job_submit, jobs, login, pages, projects
+from aifactories.web import (
+    applicant,
+    figures,
+    job_output,
+    job_submit,
+    jobs,
+    login,
+    pages,
+    projects,
+    reviewer,
+    site_operator,
+)
 from aifactories.web.programme import programme_routers
 
 
@@ -13,9 +24,12 @@ def web_routers() -> list[APIRouter]:
         pages.router,
         login.router,
         *programme_routers(),
+        reviewer.router,
         applicant.router,
         projects.router,
         jobs.router,
         job_output.router,
         job_submit.router,
+        site_operator.router,
+        figures.router,
     ]
