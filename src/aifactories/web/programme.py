@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from aifactories.web import programme_awards, programme_calls, programme_review
+from aifactories.web import (
+    programme_allocations,
+    programme_audit,
+    programme_awards,
+    programme_calls,
+    programme_review,
+)
 
 
 def programme_routers() -> list[APIRouter]:
-    return [programme_calls.router, programme_review.router, programme_awards.router]
+    return [
+        programme_calls.router,
+        programme_review.router,
+        programme_awards.router,
+        programme_allocations.router,
+        programme_audit.router,
+    ]
