@@ -62,6 +62,7 @@ def test_a_technical_check_passes_with_a_reason_and_errors_are_named(h: Harness)
         data={"csrf": csrf(sam), "reason": "Fits our A100 nodes.", "site_id": "it4lia"},
     )
     assert page.status_code == 422 and 'id="outcome-error"' in page.text
+    assert "choose one: pass, ask for a revision, or fail" in page.text
     assert "Fits our A100 nodes." in page.text  # kept
     done = sam.post(
         f"/portal/site/checks/{proposal}",

@@ -121,7 +121,7 @@ def _scores_from(
         try:
             scores[criterion["name"]] = float(text)
         except ValueError:
-            errors[f"score-{criterion['name']}"] = f"{text!r} is not a number: type {SCALE}"
+            errors[f"score-{criterion['name']}"] = f"“{text}” is not a number: type {SCALE}"
     return scores, errors
 
 

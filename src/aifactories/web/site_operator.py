@@ -189,10 +189,13 @@ async def check_proposal(request: Request, principal: SignedIn, proposal_id: int
             technical_check, ctx, principal, proposal_id, outcome, reason, site
         )
     except InvalidInput as wrong:
+        said = field_message(wrong)
+        if wrong.field == "outcome":  # the API's words name its values, not the buttons
+            said = "choose one: pass, ask for a revision, or fail"
         return _overview(
             request,
             principal,
-            errors={wrong.field: field_message(wrong)},
+            errors={wrong.field: said},
             values={"outcome": outcome, "reason": reason, "site_id": site or ""},
             failed=proposal_id,
             status_code=422,
