@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.api.harness import Harness
-from tests.api.programme_helpers import DAY, open_call
+from tests.api.programme_helpers import DAY, draft, open_call, submit
 from tests.web.harness import browser, csrf, portal
 
 PAGES = (
@@ -17,6 +17,7 @@ PAGES = (
     "/portal/programme/calls",
     "/portal/programme/calls/new",
     "/portal/programme/calls/fl",
+    "/portal/programme/proposals",
 )
 
 
@@ -33,6 +34,23 @@ def test_the_overview_shows_what_waits_with_links(h: Harness) -> None:
     assert 'href="/portal/programme/calls/fl"' in page.text and "Fast Lane spring" in page.text
     assert "0 allocation requests" in page.text and "No award run yet" in page.text
     assert 'aria-current="page"' in page.text
+
+
+def test_proposals_waiting_are_counted_and_listed_by_stage(h: Harness) -> None:
+    open_call(h, "fl", "fast_lane")
+    proposal = draft(h, "alice", "fl", title="Robots that pick")
+    assert submit(h, "alice", proposal["id"])["status"] == "technical_check"
+    draft(h, "carol", "fl", title="A draft nobody sees")
+    oscar = portal(h, "oscar")
+    overview = oscar.get("/portal/programme").text
+    assert '<a href="/portal/programme/proposals?status=technical_check">1 proposal</a>' in overview
+    page = oscar.get("/portal/programme/proposals", params={"status": "technical_check"}).text
+    assert f"{proposal['id']}: Robots that pick" in page and "a site's technical check" in page
+    assert "A draft nobody sees" not in page
+    assert "No proposal here." in oscar.get("/portal/programme/proposals").text  # under review
+    other = oscar.get("/portal/programme/proposals", params={"status": "technical_check",
+                                                              "call": "nope"})  # fmt: skip
+    assert other.status_code == 404
 
 
 def test_opening_a_call_from_the_form_opens_it_as_the_api_would(h: Harness) -> None:

@@ -9,6 +9,7 @@ from aifactories.web import (
     programme_audit,
     programme_awards,
     programme_calls,
+    programme_proposals,
     programme_review,
 )
 
@@ -17,6 +18,7 @@ def programme_routers() -> list[APIRouter]:
     return [
         programme_calls.router,
         programme_review.router,
+        programme_proposals.router,
         programme_awards.router,
         programme_allocations.router,
         programme_audit.router,
