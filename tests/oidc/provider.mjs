@@ -119,7 +119,16 @@ let handle;
 const server = createServer((req, res) => handle(req, res));
 server.listen(Number(args.port), '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
-  handle = new Provider(issuer, configuration).callback();
+  const provider = new Provider(issuer, configuration);
+  // The package's development pages import a web font from Google: the tests (and CI) are
+  // offline, and a browser test must see no request to any other host. Drop that import.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (typeof ctx.body === 'string' && ctx.body.includes('fonts.googleapis.com')) {
+      ctx.body = ctx.body.replace(/@import url\(https:\/\/fonts\.googleapis\.com[^)]*\);?/g, '');
+    }
+  });
+  handle = provider.callback();
   console.log(`listening ${issuer}`);
 });
 

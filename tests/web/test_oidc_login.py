@@ -211,3 +211,18 @@ def test_without_a_provider_the_oidc_link_says_to_use_a_token(tmp_path: Path) ->
         assert answer.status_code == 404 and "personal API token" in answer.text
     finally:
         plain.platform.stop()
+
+
+def test_signing_in_as_someone_else_ends_the_earlier_session(
+    h: Harness, oidc_provider: OidcProvider
+) -> None:
+    first, second = unique("ada"), unique("bea")
+    for login in (first, second):
+        oidc_provider.set_account(login, organisation="Aurora Robotics")
+    client, _ = sign_in(h, oidc_provider, first)
+    earlier = client.cookies["aif_session"]
+    assert client.get(oidc_provider.sign_in(start(client), second)).status_code == 303
+    assert second in client.get("/portal/account").text
+    kept = browser(h)
+    kept.cookies.set("aif_session", earlier)
+    assert kept.get("/portal/account").status_code == 303

@@ -171,6 +171,7 @@ async def finish_device_login(request: Request, context: Ctx, body: DeviceTokenI
     settings = context.settings
     try:
         polled = await oidc_client.poll_device(settings, context.clock, str(device_code))
+        meta = await oidc_client.metadata(settings)  # read by the poll: from the cache
     except SignInFailed as failure:
         return _refused(failure)
     if polled.claims is None:
@@ -184,7 +185,6 @@ async def finish_device_login(request: Request, context: Ctx, body: DeviceTokenI
         return _refused(
             waiting, interval=int(interval) + (5 if polled.status == "slow_down" else 0)
         )
-    meta = await oidc_client.metadata(settings)
     identity = IdentityClaims.of(meta.issuer, polled.claims, settings.oidc_organisation_claim)
     user = await run_in_threadpool(user_for_identity, context, identity)
     made = await run_in_threadpool(

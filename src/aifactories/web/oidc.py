@@ -33,10 +33,17 @@ from aifactories.services.core.identities import (
 )
 from aifactories.services.core.input_types import ID_MAX
 from aifactories.services.core.oidc_client import SignInFailed
-from aifactories.services.core.web_sessions import VIA_OIDC
+from aifactories.services.core.web_sessions import VIA_OIDC, end_session
 from aifactories.web.login import safe_next
 from aifactories.web.render import redirect, render
-from aifactories.web.session import CsrfChecked, SignedIn, context, sign_in, signer
+from aifactories.web.session import (
+    CsrfChecked,
+    SignedIn,
+    context,
+    session_secret,
+    sign_in,
+    signer,
+)
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("aifactories.web.oidc")
@@ -54,6 +61,7 @@ _STATUS = {
     "login_required": 403,
     "consent_required": 403,
     "interaction_required": 403,
+    "invalid_id_token": 502,
 }
 
 
@@ -194,6 +202,9 @@ async def callback(
         target = safe_next(next_url)
     greeting = f"Welcome, {user.username}." if user.created else "You are signed in."
     response = redirect(request, target, greeting)
+    earlier = session_secret(request)
+    if earlier:  # signed in already (perhaps as someone else): that session ends here
+        await run_in_threadpool(end_session, ctx, earlier)
     await run_in_threadpool(sign_in, request, response, user.user_id, VIA_OIDC)
     response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH)
     return response
