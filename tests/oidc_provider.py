@@ -212,10 +212,10 @@ def running_provider(directory: Path, redirect_uris: list[str]) -> Iterator[Oidc
     secret = secrets.token_urlsafe(24)
     accounts = directory / "oidc-accounts.json"
     log_path = directory / "oidc-provider.log"
-    command = [node, str(PROVIDER_DIR / "provider.mjs"), "--client-id", CLIENT_ID]
-    command += ["--client-secret", secret, "--accounts", str(accounts)]
-    for uri in redirect_uris:
-        command += ["--redirect-uri", uri]
+    # --name=value: a value may start with "-" (a random secret does, now and then)
+    command = [node, str(PROVIDER_DIR / "provider.mjs"), f"--client-id={CLIENT_ID}"]
+    command += [f"--client-secret={secret}", f"--accounts={accounts}"]
+    command += [f"--redirect-uri={uri}" for uri in redirect_uris]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=log, cwd=PROVIDER_DIR, text=True

@@ -226,3 +226,12 @@ def test_signing_in_as_someone_else_ends_the_earlier_session(
     kept = browser(h)
     kept.cookies.set("aif_session", earlier)
     assert kept.get("/portal/account").status_code == 303
+
+
+def test_an_expired_id_token_is_refused(h: Harness, oidc_provider: OidcProvider) -> None:
+    client = browser(h)
+    back = oidc_provider.sign_in(start(client), unique("tim"))
+    h.clock.advance(2 * 3600)  # the provider's ID tokens live an hour
+    answer = client.get(back)
+    assert answer.status_code == 502 and "ID token is not valid" in answer.text
+    assert client.get("/portal/account").status_code == 303
