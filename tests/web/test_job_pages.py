@@ -61,7 +61,8 @@ def test_a_script_with_sbatch_lines_becomes_a_job_and_its_page_says_so(h: Harnes
     assert '<option value="aurora-vision"' in form.text and "kalevala-mri" not in form.text
     assert 'for="script"' in form.text and 'enctype="multipart/form-data"' in form.text
 
-    ref = _submit(alice, script=SCRIPT)
+    # a browser sends a text area's lines with CRLF: the job gets the script's own lines
+    ref = _submit(alice, script=SCRIPT.replace("\n", "\r\n"))
     job = _api_job(h, ref)
     assert job["name"] == "train-vision" and job["gpus"] == 2 and job["time_limit_s"] == 1800
     assert job["project"] == "aurora-vision"
@@ -70,11 +71,11 @@ def test_a_script_with_sbatch_lines_becomes_a_job_and_its_page_says_so(h: Harnes
     assert page.status_code == 200
     text = page.text
     assert f"Submitted job {ref}" in text  # the flash after the redirect
-    assert "2 GPUs" in text and "0.50 h" in text and "waiting to be placed" in text
+    assert "2 GPUs" in text and "for at most 30 min" in text and "waiting to be placed" in text
     assert 'aria-live="polite"' in text
     assert "--qos=high accepted but not acted on" in text  # the warning stays on the job
     assert "<code>--output</code></dt><dd>train-%j.log" in text  # an option honoured
-    assert "#SBATCH --gpus=2" in text  # the script, escaped as text
+    assert "#SBATCH --gpus=2\n#SBATCH" in text and "\r" not in text  # the script, as text
     assert f'action="/portal/jobs/{ref}/cancel"' in text
     assert "jobs.js" in text and "<script>" not in text  # no inline script (CSP)
 

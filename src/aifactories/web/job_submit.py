@@ -142,17 +142,23 @@ def submit(
     given = dict(project=project, script=script, command=command, name=name, gpus=gpus)
     given |= dict(nodes=nodes, time=time, partition=partition, gpu_model=gpu_model)
     given |= dict(array=array, options=options)
-    form.values = {k: v.strip() if k != "script" else v for k, v in given.items()}
+    form.values = {k: v.strip() for k, v in given.items() if k != "script"}
+    # browsers send a text area's lines with CRLF: bash would read "done\r"
+    form.values["script"] = _unix(script)
     if script_file is not None and script_file.filename:
         data = script_file.file.read(MAX_UPLOAD + 1)
         if len(data) > MAX_UPLOAD:
             form.errors["script"] = f"the file is larger than {MAX_UPLOAD:,} bytes"
         else:
             try:
-                form.values["script"] = data.decode("utf-8")  # kept in the text area
+                form.values["script"] = _unix(data.decode("utf-8"))  # kept in the text area
             except UnicodeDecodeError:
                 form.errors["script"] = "the file is not UTF-8 text: upload a batch script"
     return _submit(request, principal, form)
+
+
+def _unix(text: str) -> str:
+    return text.replace("\r\n", "\n")
 
 
 def _submit(request: Request, principal: Principal, form: SubmitForm) -> Response:

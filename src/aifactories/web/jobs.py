@@ -57,6 +57,23 @@ STATE_WORDS: dict[str, str] = {
 }
 
 
+def duration(seconds: float | None) -> str:
+    """A time limit or a run time as a person reads it: 45 s, 5 min, 1 h 30 min, 2 days 4 h."""
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    days, rest = divmod(whole, 86400)
+    hours_, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} day{'s' if days != 1 else ''}" + (f" {hours_} h" if hours_ else "")
+    if hours_:
+        return f"{hours_} h" + (f" {minutes} min" if minutes else "")
+    return f"{minutes} min"
+
+
 def _states(state: str) -> list[str]:
     if state == ACTIVE:
         return [s.value for s in JobState if s not in FINAL_STATES]
@@ -160,7 +177,13 @@ def job_page(request: Request, principal: SignedIn, ref: Ref) -> HTMLResponse:
             if panel is not None:
                 panels.append(panel)
     return render(
-        request, "jobs/job.html", page="jobs", job=detail, words=STATE_WORDS, panels=panels
+        request,
+        "jobs/job.html",
+        page="jobs",
+        job=detail,
+        words=STATE_WORDS,
+        panels=panels,
+        duration=duration,
     )
 
 
@@ -168,7 +191,7 @@ def job_page(request: Request, principal: SignedIn, ref: Ref) -> HTMLResponse:
 def job_summary(request: Request, principal: SignedIn, ref: Ref) -> HTMLResponse:
     """The job's state, placement and times alone, for jobs.js to refresh them."""
     detail = job_detail(context(request), principal, ref)
-    return render(request, "jobs/summary.html", job=detail, words=STATE_WORDS)
+    return render(request, "jobs/summary.html", job=detail, words=STATE_WORDS, duration=duration)
 
 
 @router.post("/portal/jobs/{ref}/cancel", dependencies=[CsrfChecked])

@@ -76,8 +76,10 @@ function followLog(pre, box) {
         ended = answer.headers.get("X-Job-Final") === "1" && bytes.length === 0;
         if (bytes.length) {
           offset += bytes.length;
-          const note = pre.closest("section").querySelector(".note");
-          if (note) note.remove(); // "no output yet" is no longer true
+          const section = pre.closest("section");
+          section.querySelector(".note")?.remove(); // "no output yet" is no longer true
+          const download = section.querySelector("a.download");
+          if (download) download.hidden = false;
           const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
           pre.append(document.createTextNode(decoder.decode(bytes, { stream: true })));
           if (atEnd) pre.scrollTop = pre.scrollHeight;
@@ -101,8 +103,11 @@ function followLog(pre, box) {
 
 keepFresh("job-rows", LIST_EVERY_MS, (n) => n.dataset.live === "1", "jobs-live",
   (n) => n.dataset.summary);
-keepFresh("job-summary", JOB_EVERY_MS, (n) => n.dataset.final !== "1", "job-live",
-  (n) => n.dataset.state);
+keepFresh("job-summary", JOB_EVERY_MS, (n) => n.dataset.final !== "1", "job-live", (n) => {
+  // an ended job cannot be cancelled any more: the button goes
+  if (n.dataset.final === "1") document.getElementById("job-cancel")?.remove();
+  return n.dataset.state;
+});
 
 document.querySelectorAll("input[data-follow]").forEach((box) => {
   const pre = document.getElementById(box.dataset.follow);
