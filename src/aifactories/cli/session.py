@@ -30,9 +30,13 @@ TOKEN_ON_COMMAND_LINE = (
 
 
 def _read_token(token_file: Path | None) -> str:
-    if token_file == Path("-"):
+    if token_file == Path("-"):  # standard input; on a terminal, the hidden prompt
         token_file = None
-        text = sys.stdin.readline()
+        text = (
+            typer.prompt("API token", hide_input=True)
+            if sys.stdin.isatty()
+            else sys.stdin.readline()
+        )
     elif token_file is not None:
         try:
             text = token_file.read_text("utf-8")
@@ -55,7 +59,9 @@ def login(
     project: Annotated[str | None, typer.Option(help="default project")] = None,
     token_file: Annotated[
         Path | None,
-        typer.Option(help="read the token from this file ('-': standard input)"),
+        typer.Option(
+            help="read the token from this file ('-': standard input, hidden on a terminal)"
+        ),
     ] = None,
     device: Annotated[
         bool,
