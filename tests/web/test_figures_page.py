@@ -38,7 +38,7 @@ def test_anyone_reads_the_figures_and_they_follow_the_awards(h: Harness) -> None
         "1", "1", "1", "500", "500", "0"
     )  # fmt: skip
     # Aurora Robotics is a start-up: its demo project's 20,000 GPU-hours and the new 500
-    assert _cell(page.text, "table-kind", "Start-ups")[1:5] == ["1", "1", "500", "20,500"]
+    assert _cell(page.text, "table-kind", "Start-ups")[:4] == ["1", "1", "500", "20,500"]
     # the chart carries the same numbers, and says where the table is
     assert "<svg" in page.text and "the numbers are in the table below" in page.text
     assert re.search(r'class="bar granted"', page.text)

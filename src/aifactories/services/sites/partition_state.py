@@ -83,14 +83,14 @@ def _operated_partition(ctx: ServiceContext, principal: Principal, partition_id:
 def set_partition_down(
     ctx: ServiceContext, principal: Principal, partition_id: str, down: bool, reason: str
 ) -> PartitionDown | None:
-    """Mark ``partition_id`` down (with a reason users and the broker can read) or up again.
+    """Mark ``partition_id`` down for maintenance or up again, with a reason for the audit log.
     Returns the new state: None when the partition is up."""
     partition = _operated_partition(ctx, principal, partition_id)
     why = reason.strip()
     if not why:
         raise InvalidInput(
             "reason",
-            "is required: say why (the federation's users read it)"
+            "is required: say why (it goes into the audit log)"
             if down
             else "is required: say what was done (it goes into the audit log)",
         )
