@@ -8,6 +8,7 @@ from aifactories.web import (
     programme_allocations,
     programme_audit,
     programme_awards,
+    programme_call_edit,
     programme_calls,
     programme_proposals,
     programme_review,
@@ -17,6 +18,7 @@ from aifactories.web import (
 def programme_routers() -> list[APIRouter]:
     return [
         programme_calls.router,
+        programme_call_edit.router,
         programme_review.router,
         programme_proposals.router,
         programme_awards.router,

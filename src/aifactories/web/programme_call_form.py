@@ -88,6 +88,23 @@ def _criteria(raw: str, errors: FieldErrors) -> list[dict[str, Any]] | None:
     return criteria
 
 
+def call_budget(
+    values: Mapping[str, Any], budget_keys: list[str]
+) -> tuple[dict[str, float], FieldErrors]:
+    """The budget lines typed (site id or pool -> GPU-hours; empty inputs left out)."""
+    errors: FieldErrors = {}
+    budget: dict[str, float] = {}
+    for key in budget_keys:
+        raw = str(values.get(f"budget_gpu_hours.{key}", ""))
+        if raw:
+            hours = _number(raw, "float", f"budget_gpu_hours.{key}", errors)
+            if hours is not None:
+                budget[key] = float(hours)
+    if not budget and not errors:
+        errors["budget_gpu_hours"] = f"give GPU-hours for at least one site or for {POOL!r}"
+    return budget, errors
+
+
 def values_of(form: Mapping[str, Any], kinds: list[str]) -> dict[str, Any]:
     """What the operator typed, kept to show the form again (checkboxes as a list)."""
     values: dict[str, Any] = {
@@ -113,16 +130,8 @@ def call_body(
         if values.get(name):
             body[name] = values[name]
     body["cutoffs"] = [c.strip() for c in str(values.get("cutoffs", "")).splitlines() if c.strip()]
-    budget: dict[str, float] = {}
-    for key in budget_keys:
-        raw = str(values.get(f"budget_gpu_hours.{key}", ""))
-        if raw:
-            hours = _number(raw, "float", f"budget_gpu_hours.{key}", errors)
-            if hours is not None:
-                budget[key] = float(hours)
-    if not budget and not any(k.startswith("budget_gpu_hours.") for k in errors):
-        errors["budget_gpu_hours"] = f"give GPU-hours for at least one site or for {POOL!r}"
-    body["budget_gpu_hours"] = budget
+    body["budget_gpu_hours"], budget_errors = call_budget(values, budget_keys)
+    errors.update(budget_errors)
     rules: dict[str, Any] = {}
     for rule in RULES:
         raw = str(values.get(f"rules.{rule.name}", ""))
