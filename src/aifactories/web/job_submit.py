@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from aifactories.domain.errors import AifError, InvalidInput
 from aifactories.services.core.context import Principal
+from aifactories.services.jobs.job_pages import project_choices
 from aifactories.services.jobs.job_spec import JobRequest
 from aifactories.services.jobs.jobs import submit_job
-from aifactories.services.programme.projects import list_projects
 from aifactories.web.render import redirect, render
 from aifactories.web.session import CsrfChecked, SignedIn, context
 
@@ -73,7 +73,7 @@ def _message(exc: InvalidInput) -> str:
 
 def _page(request: Request, principal: Principal, form: SubmitForm, status: int = 200) -> Response:
     ctx = context(request)
-    projects = [p for p in list_projects(ctx, principal) if principal.role_in(int(p["id"]))]
+    projects = [p for p in project_choices(ctx, principal) if p.member]
     partitions = sorted({p.name for p in ctx.catalogue.operational_partitions})
     return render(
         request,

@@ -19,9 +19,13 @@ from fastapi.responses import HTMLResponse, Response
 from aifactories.domain.errors import Conflict, PermissionDenied
 from aifactories.domain.jobs import FINAL_STATES, JobState
 from aifactories.services.core.context import Principal
-from aifactories.services.jobs.job_pages import JobsPage, job_detail, jobs_page
+from aifactories.services.jobs.job_pages import (
+    JobsPage,
+    job_detail,
+    jobs_page,
+    project_choices,
+)
 from aifactories.services.jobs.job_queries import cancel_job
-from aifactories.services.programme.projects import list_projects
 from aifactories.web.job_output import STREAMS, output_panel
 from aifactories.web.render import redirect, render
 from aifactories.web.session import CsrfChecked, SignedIn, context
@@ -125,7 +129,7 @@ def _list(
         project=project,
         state=state,
         state_choices=STATE_CHOICES,
-        projects=list_projects(ctx, principal),
+        projects=project_choices(ctx, principal),
         base=base,
         page_link=lambda n: base + "?" + urlencode({**query, "page": n}),
     )
