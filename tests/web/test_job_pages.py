@@ -290,3 +290,22 @@ def test_an_array_lists_its_tasks_and_offers_to_cancel_them_all(h: Harness) -> N
     alice.post(f"/portal/jobs/{ref}/cancel", data={"csrf": csrf(alice)})
     states = {t["state"] for t in h.client("alice").get("/jobs").json()}
     assert states == {"cancelled"}
+
+
+def test_a_separate_error_log_has_its_own_panel_and_one_without_none(h: Harness) -> None:
+    alice = portal(h, "alice")
+    ref = _submit(alice, command="train", gpus="1", time="60", options="--error=err-%j.log")
+    h.cycle(rounds=2)
+    job = _api_job(h, ref)
+    site = h.executors[SiteId(str(job["site_id"]))]
+    assert isinstance(site, MockExecutor)
+    waiting = alice.get(f"/portal/jobs/{ref}").text
+    assert 'id="h-error"' in waiting and "has written no standard error yet" in waiting
+    site.write_output(str(job["site_job_id"]), b"warning: lr too high\n", stream="error")
+    h.cycle()
+    assert "warning: lr too high" in alice.get(f"/portal/jobs/{ref}").text
+    follow = alice.get(f"/portal/jobs/{ref}/output?stream=error&offset=9")
+    assert follow.content == b"lr too high\n"
+
+    plain = _submit(alice, command="other", gpus="1", time="60")
+    assert 'id="h-error"' not in alice.get(f"/portal/jobs/{plain}").text

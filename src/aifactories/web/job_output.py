@@ -76,7 +76,7 @@ def output_panel(
     request: Request, principal: Principal, ref: str, stream: Stream
 ) -> OutputPanel | None:
     """The log's tail for the job's page; None for a standard error that goes with the
-    output (no --error: there is no second log to show)."""
+    output (the site reports no file of its own for it)."""
     read = _reader(request, principal, ref, stream)
     try:
         first = read(0, 0)
@@ -85,8 +85,6 @@ def output_panel(
     if first.with_output:
         return None
     if not first.exists:
-        if stream == "error" and not first.final:
-            return None  # no file of its own yet: shown once the site reports one
         note = service.no_output_message(first)
         return OutputPanel(stream, None, 0, 0, False, note, first.final)
     start = service.tail_start(lambda o, n: read(o, n).data, first.size, TAIL_LINES)

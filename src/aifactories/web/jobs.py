@@ -176,7 +176,8 @@ def job_page(request: Request, principal: SignedIn, ref: Ref) -> HTMLResponse:
     detail = job_detail(context(request), principal, ref)
     panels = []
     if detail.may_read_output:
-        for stream in STREAMS:
+        # without --error, standard error goes into the output's file: one log to show
+        for stream in STREAMS if detail.separate_error else STREAMS[:1]:
             panel = output_panel(request, principal, ref, stream)
             if panel is not None:
                 panels.append(panel)
