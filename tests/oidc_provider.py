@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -39,6 +40,7 @@ TEST_REDIRECT_URI = "http://testserver/portal/login/callback"
 START_TIMEOUT_S = 30.0
 # any password is accepted by the provider's development login form
 PASSWORD = "any password"
+MIN_NODE = (20, 18)
 
 
 @dataclass
@@ -174,16 +176,29 @@ class OidcProvider:
 
 
 def node_or_skip() -> str:
+    """Node.js, recent enough for oidc-provider 9 (URL.parse, crypto.hash: 20.18 or later);
+    without it the test is skipped, and fails in CI."""
     node = shutil.which("node")
-    npm = shutil.which("npm")
-    if node is None or npm is None:
+    message = None
+    if node is None or shutil.which("npm") is None:
         message = (
             "Node.js is not installed, so the test OpenID provider (tests/oidc) cannot run; "
             "scripts/check installs it as root, or: apt-get install nodejs npm"
         )
+    else:
+        found = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+        version = tuple(int(n) for n in re.findall(r"\d+", found.stdout)[:2])
+        if version < MIN_NODE:
+            message = (
+                f"the test OpenID provider needs Node.js {MIN_NODE[0]}.{MIN_NODE[1]} or later "
+                f"(oidc-provider 9); this is {found.stdout.strip()} (Debian 12's is 18: use "
+                "Debian 13's nodejs, or a newer Node.js)"
+            )
+    if message is not None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    assert node is not None
     return node
 
 
