@@ -23,6 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from aifactories.api.deps import Ctx
 from aifactories.api.limits import Buckets, TooManyRequests, rate_limits
+from aifactories.api.schemas import ErrorBody
 from aifactories.domain.clock import to_datetime
 from aifactories.services.core import oidc_client
 from aifactories.services.core.identities import IdentityClaims, user_for_identity
@@ -53,6 +54,10 @@ _STATUS = {
     "device_grant_unsupported": 501,
     "provider_unreachable": 503,
 }
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody} for status in statuses}
 
 
 class DeviceStartOut(BaseModel):
@@ -120,7 +125,7 @@ def _refused(failure: SignInFailed, **extra: Any) -> JSONResponse:
 @router.post(
     "/auth/device",
     response_model=DeviceStartOut,
-    responses={404: {}, 429: {}, 501: {}, 502: {}, 503: {}},
+    responses=_errors(404, 429, 501, 502, 503),
 )
 async def start_device_login(request: Request, context: Ctx) -> Any:
     """Start a device sign-in at the OpenID provider: show the person ``user_code`` and
@@ -147,7 +152,7 @@ async def start_device_login(request: Request, context: Ctx) -> Any:
     "/auth/device/token",
     response_model=DeviceTokenOut,
     status_code=201,
-    responses={400: {}, 403: {}, 404: {}, 410: {}, 428: {}, 429: {}, 502: {}, 503: {}},
+    responses=_errors(403, 404, 410, 428, 429, 502, 503),
 )
 async def finish_device_login(request: Request, context: Ctx, body: DeviceTokenIn) -> Any:
     """Ask once whether the person approved the sign-in: 428 (authorization_pending) until
