@@ -256,6 +256,8 @@ def test_the_output_is_shown_followed_and_downloaded(h: Harness) -> None:
     more = bob.get(f"/portal/jobs/{ref}/output?stream=output&offset={offset}")
     assert more.status_code == 200 and more.content == b"epoch 2\n"
     assert more.headers["x-job-state"] == "running" and more.headers["x-job-final"] == "0"
+    assert more.headers["content-type"] == "text/plain; charset=utf-8"
+    assert more.headers["x-content-type-options"] == "nosniff"
 
     site.finish(site_job_id, elapsed_s=60)
     h.cycle()

@@ -126,6 +126,7 @@ def follow_output(
         "X-Job-Final": "1" if view.final else "0",
         "X-Output-Size": str(view.size),
         "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",  # a job's bytes are never read as HTML
     }
     return Response(view.data, media_type=MEDIA_TYPE, headers=headers)
 
