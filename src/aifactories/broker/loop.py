@@ -26,11 +26,13 @@ from aifactories.db.jobs import (
     record_reasons,
     upsert_partition_status,
 )
+from aifactories.db.maintenance import down_partition_ids
 from aifactories.db.models import AllocationRow, PartitionStatusRow, ProjectRow
 from aifactories.domain.clock import Clock, stopwatch
 from aifactories.domain.errors import ExecutorError
 from aifactories.domain.ids import JobId, ProjectId, SiteId
 from aifactories.domain.logthrottle import LogThrottle, clip
+from aifactories.domain.sites import Partition
 from aifactories.executors.base import Executor
 from aifactories.scheduling import run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
@@ -135,7 +137,14 @@ class Broker:
         report.unreachable_sites = silent | reconcile(
             self._sessions, self._reads, self._executors, now, silent, self.instance
         )
-        free_nodes = self._capacities(report.unreachable_sites)
+        with self._reads() as session:
+            down = down_partition_ids(session)
+        # a partition down for maintenance offers nothing: no new job is placed there
+        free_nodes = {
+            pid: free
+            for pid, free in self._capacities(report.unreachable_sites).items()
+            if pid not in down
+        }
         self._retry_at = {
             site: self._retry_at[site] if site in resting else now + self._retry_interval_s
             for site in report.unreachable_sites
@@ -188,7 +197,7 @@ class Broker:
             self._retry_at.setdefault(site_id, now + self._retry_interval_s)
         up = available - outcome.failed_sites
         held = tuple(Wait(JobId(j), reason) for j, reason in holds.waiting.items())
-        self._record(result.waits + held, free_nodes, up, report.unreachable_sites, now)
+        self._record(result.waits + held, free_nodes, up, report.unreachable_sites, down, now)
         report.duration_s = stopwatch() - started
         self._report_sites(report.unreachable_sites)
         events.cycle(report.duration_s)
@@ -242,6 +251,7 @@ class Broker:
         free_nodes: Mapping[str, tuple[int, ...]],
         available: frozenset[SiteId],
         unreachable: set[SiteId],
+        down: frozenset[str],
         now: float,
     ) -> None:
         """Write wait reasons (only those that changed) and what each partition has free."""
@@ -261,13 +271,7 @@ class Broker:
                         free_gpus=sum(k * n for k, n in enumerate(histogram)) if histogram else 0,
                         free_nodes_by_free_gpus=list(histogram or ()),
                         available=up,
-                        reason=None
-                        if up
-                        else (
-                            "site unreachable"
-                            if partition.site_id in unreachable
-                            else "no executor configured"
-                        ),
+                        reason=None if up else _why_unavailable(partition, unreachable, down),
                         updated_at=now,
                     )
                 )
@@ -291,3 +295,11 @@ class Broker:
     def close(self) -> None:
         for executor in self._executors.values():
             executor.close()
+
+
+def _why_unavailable(partition: Partition, unreachable: set[SiteId], down: frozenset[str]) -> str:
+    if partition.id in down:
+        return "down for maintenance"
+    if partition.site_id in unreachable:
+        return "site unreachable"
+    return "no executor configured"

@@ -5,9 +5,9 @@ No table holds this yet: the state is a ``platform_meta`` entry per partition th
 its audit entry in one transaction, so the log and the state never disagree. A partition
 that is up has no entry. Only an operator of the partition's site changes or reads it here.
 
-The broker's placement does not read it yet (broker/loop.py is outside this module's reach):
-``down_partitions`` is the read it needs, to drop those partitions from the cycle's free
-capacity (see the portal's report on issue 13).
+The broker reads the same entries at every cycle (db/maintenance.py): a partition that is
+down reports no free capacity, so nothing new is placed there, and its status says why; jobs
+already queued or running there are left alone (the site's own maintenance drains them).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aifactories.db.maintenance import KEY_PREFIX
 from aifactories.db.models import PlatformMetaRow
 from aifactories.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from aifactories.domain.sites import Partition
 from aifactories.services.core.context import Principal, ServiceContext
 from aifactories.services.notifications.audit import record
 
-KEY_PREFIX = "partition-down:"
 MAX_REASON = 500
 
 
