@@ -43,6 +43,7 @@ def navigation(principal: Principal | None) -> list[NavItem]:
     items = [
         NavItem("federation", "Federation", "/"),
         NavItem("calls", "Open calls", "/portal/calls"),
+        NavItem("figures", "Figures", "/portal/figures"),
     ]
     if principal is None:
         return items
