@@ -388,7 +388,24 @@ def report(demo: dict[tuple[str, str], Timing], seeded: Measured) -> bool:
     for path, answers in sorted(seeded.unread.items()):
         codes = ", ".join(f"HTTP {c}" for c in sorted(answers))
         print(f"| `{path}` | - | not read by any role ({codes}) | | | | |")
+    slowest(demo, seeded.timings)
     return ok
+
+
+def slowest(demo: dict[tuple[str, str], Timing], seeded: dict[tuple[str, str], Timing]) -> None:
+    """Per page, the p95 of its slowest role at each size: the short table for the docs."""
+    print("\n| page | p95 demo (slowest role) | p95 seeded (slowest role) | |\n|---|---|---|---|")
+    for path in sorted({p for p, _ in demo} | {p for p, _ in seeded}):
+        cells, passed = [], True
+        for timings, target in ((demo, TARGET_DEMO_MS), (seeded, TARGET_SEEDED_MS)):
+            mine = [(t.p(0.95), role) for (p, role), t in timings.items() if p == path]
+            if not mine:
+                cells.append("-")
+                continue
+            worst, role = max(mine)
+            cells.append(f"{worst:.0f} ms ({role})")
+            passed = passed and worst < target
+        print(f"| `{path}` | {cells[0]} | {cells[1]} | {'PASS' if passed else 'FAIL'} |")
 
 
 def main() -> None:
