@@ -6,7 +6,10 @@ personal API token of the user the provider signed in."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import select
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,18 +33,31 @@ from tests.oidc_provider import OidcProvider
 # the tests with the provider (a Node.js process, one per test session) are marked slow
 
 
-@pytest.fixture
-def h(tmp_path: Path, database_url: str, oidc_provider: OidcProvider) -> Iterator[Harness]:
+def harness_with(tmp_path: Path, database_url: str, provider: OidcProvider) -> Harness:
     harness = make_harness(
         tmp_path,
         database_url,
-        **{
-            k.removeprefix("AIFACTORIES_").lower(): v
-            for k, v in oidc_provider.settings_env().items()
-        },
+        oidc_issuer=provider.issuer,
+        oidc_client_id=provider.client_id,
+        oidc_client_secret=provider.client_secret,
+        oidc_organisation_claim="organisation",
     )
     # ID tokens carry the provider's real times; the platform checks them against its clock
     harness.clock.advance(max(0.0, time.time() - harness.clock.now()))
+    return harness
+
+
+@pytest.fixture
+def h(tmp_path: Path, database_url: str, oidc_provider: OidcProvider) -> Iterator[Harness]:
+    harness = harness_with(tmp_path, database_url, oidc_provider)
+    yield harness
+    harness.platform.stop()
+
+
+@pytest.fixture
+def on_sqlite(tmp_path: Path, oidc_provider: OidcProvider) -> Iterator[Harness]:
+    """For the CLI as a process: what it does does not depend on the database."""
+    harness = harness_with(tmp_path, f"sqlite:///{tmp_path / 'aif.db'}", oidc_provider)
     yield harness
     harness.platform.stop()
 
@@ -125,7 +141,7 @@ def test_without_a_provider_the_answer_says_to_use_a_token(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_aif_login_signs_in_through_the_provider_and_saves_the_token(
-    h: Harness, oidc_provider: OidcProvider, tmp_path: Path
+    on_sqlite: Harness, oidc_provider: OidcProvider, tmp_path: Path
 ) -> None:
     login = unique("cleo")
     env = {
@@ -134,7 +150,7 @@ def test_aif_login_signs_in_through_the_provider_and_saves_the_token(
         "COLUMNS": "200",
         "PATH": "/usr/bin:/bin",
     }
-    with served(app_of(h)) as url:
+    with served(app_of(on_sqlite)) as url:
         aif = subprocess.Popen(
             [AIF, "login", "--device", "--server", url],
             env=env,
@@ -191,3 +207,46 @@ def test_token_file_dash_reads_standard_input(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         assert api.requests[-1].headers["Authorization"] == "Bearer aif_from_stdin"
     assert json.loads((tmp_path / "profile.json").read_text())["token"] == "aif_from_stdin"
+
+
+@pytest.mark.slow
+def test_on_a_terminal_aif_login_offers_the_sign_in_page_by_itself(
+    on_sqlite: Harness, oidc_provider: OidcProvider, tmp_path: Path
+) -> None:
+    login = unique("tove")
+    env = {
+        "AIFACTORIES_CONFIG": str(tmp_path / "profile.json"),
+        "COLUMNS": "200",
+        "TERM": "xterm",
+        "PATH": "/usr/bin:/bin",
+    }
+    with served(app_of(on_sqlite)) as url:
+        pid, terminal = pty.fork()
+        if pid == 0:  # the child: aif on a terminal, as a user types it, with no option
+            try:
+                os.execve(AIF, ["aif", "login", "--server", url], env)
+            finally:
+                os._exit(127)  # never back into the test runner
+        shown = b""
+        approved = False
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([terminal], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # the child ended and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            link = re.search(rb"\(or open (\S+) directly\)", shown)
+            if link and not approved and b"Waiting for you to approve" in shown:
+                oidc_provider.approve_device(link.group(1).decode(), login)
+                approved = True
+        _, status = os.waitpid(pid, 0)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace"))  # styles
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert approved and f"logged in as {login}" in text and "API token:" not in text
+    assert json.loads((tmp_path / "profile.json").read_text())["server"] == url
