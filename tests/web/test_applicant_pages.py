@@ -10,8 +10,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from aifactories.services.programme.applicant_proposals import PAGE
 from tests.api.harness import Harness
-from tests.api.programme_helpers import DAY, open_call
+from tests.api.programme_helpers import DAY, draft, open_call
 from tests.web.harness import browser, csrf, portal
 
 REVIEWERS = ("rita", "ravi", "rosa", "rune", "radka")
@@ -93,6 +94,9 @@ def test_an_open_call_offers_apply_and_a_form_with_its_limits(h: Harness) -> Non
     assert 'aria-describedby="requested_gpu_hours-hint"' in text
     assert '<option value="6">6 months</option>' in text  # the call's only period
     assert '<option value="manufacturing">Manufacturing</option>' in text
+    # its one script (focus on the error summary) is the platform's own
+    assert '<script src="/static/portal/applicant.js" defer>' in text
+    assert alice.get("/static/portal/applicant.js").status_code == 200
     # a call that is not open has no form; a stranger is sent to sign in
     assert alice.get("/portal/calls/nope/apply").status_code == 404
     assert browser(h).get("/portal/calls/sci/apply").status_code == 303
@@ -338,3 +342,18 @@ def test_a_proposal_id_out_of_range_is_a_page_not_a_crash(h: Harness) -> None:
         answer = alice.get(path)
         assert answer.status_code in (404, 422), path
         assert answer.headers["content-type"].startswith("text/html")
+
+
+def test_my_proposals_come_a_page_at_a_time_newest_first(h: Harness) -> None:
+    open_call(h, "fl", "fast_lane")
+    ids = [draft(h, "alice", "fl", period_months=2)["id"] for _ in range(PAGE + 2)]
+    alice = portal(h, "alice")
+    first = alice.get("/portal/proposals").text
+    listed = [int(i) for i in re.findall(r'<a href="/portal/proposals/(\d+)">', first)]
+    assert listed == sorted(ids, reverse=True)[:PAGE]
+    older = re.search(r'href="/portal/proposals\?before=(\d+)">Older proposals', first)
+    assert older and int(older.group(1)) == listed[-1]
+    second = alice.get(f"/portal/proposals?before={older.group(1)}").text
+    rest = [int(i) for i in re.findall(r'<a href="/portal/proposals/(\d+)">', second)]
+    assert rest == sorted(ids, reverse=True)[PAGE:] and "Older proposals" not in second
+    assert portal(h, "bob").get("/portal/proposals").text.count("<tr>") == 0  # none of his

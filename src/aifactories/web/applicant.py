@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
@@ -24,6 +24,7 @@ from aifactories.services.core.context import Principal, ServiceContext
 from aifactories.services.core.input_types import ID_MAX
 from aifactories.services.notifications.notify_delivery import list_notifications
 from aifactories.services.programme import proposals as proposal_service
+from aifactories.services.programme.applicant_proposals import PAGE, my_proposals
 from aifactories.services.programme.public import PublicCall, open_calls
 from aifactories.services.programme.reviews import proposal_reviews
 from aifactories.web import applicant_views as views
@@ -69,14 +70,22 @@ def _mine(proposal: dict[str, Any], principal: Principal) -> dict[str, Any]:
 
 
 @router.get("/portal/proposals", response_class=HTMLResponse)
-def proposals_page(request: Request, principal: SignedIn) -> HTMLResponse:
-    """The caller's proposals (as PI or team member), newest first."""
-    listed = proposal_service.list_proposals(context(request), principal, limit=1000)
-    mine = [
-        p for p in listed if p["pi"] == principal.username or principal.username in p["members"]
-    ]
+def proposals_page(
+    request: Request,
+    principal: SignedIn,
+    before: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
+) -> HTMLResponse:
+    """The caller's proposals (as PI or team member), newest first, a page at a time."""
+    found = my_proposals(context(request), principal, limit=PAGE + 1, before=before)
+    shown = found[:PAGE]
     return render(
-        request, "applicant/proposals.html", page="proposals", proposals=mine, **_helpers()
+        request,
+        "applicant/proposals.html",
+        page="proposals",
+        proposals=shown,
+        older=shown[-1]["id"] if len(found) > PAGE else None,
+        first_page=before is None,
+        **_helpers(),
     )
 
 
