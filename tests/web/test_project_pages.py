@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from aifactories.db.models import AllocationRow, LedgerEntryRow, ProjectRow
 from aifactories.executors.mock import MockExecutor
 from aifactories.services.programme.project_views import UsageDay, UsageSeries
+from aifactories.web import projects
 from aifactories.web.project_chart import nice_ceiling, usage_chart
 from aifactories.web.templating import gpu_hours
 from tests.api.harness import Harness
@@ -96,6 +98,33 @@ def test_an_operator_sees_every_project_as_the_api_lists_them(h: Harness) -> Non
         assert f'href="/portal/projects/{code}"' in page
     assert "every project of the programme" in _text(page).lower()
     assert "you are the PI" not in page  # oscar is no member
+
+
+def test_an_operator_pages_through_and_searches_every_project(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(projects, "PAGE_SIZE", 2)
+    oscar = portal(h, "oscar")
+    codes = sorted(p["code"] for p in h.client("oscar").get("/projects").json())
+    seen = []
+    for number in (1, 2, 3):
+        page = oscar.get("/portal/projects", params={"page": number}).text
+        seen += re.findall(r'<h2 id="project-\d+"><a href="/portal/projects/([^"]+)"', page)
+        assert f"Page {number} of 3" in page
+    assert seen == codes  # each project once, in code order
+    first = oscar.get("/portal/projects").text
+    assert "Projects 1 to 2 of 5." in first and 'href="/portal/projects?page=2"' in first
+    assert 'rel="prev"' not in first
+    past = oscar.get("/portal/projects", params={"page": 9}).text
+    assert "Page 9 is past the last page (3)" in past
+    found = oscar.get("/portal/projects", params={"q": "MRI"}).text
+    assert re.findall(r'<h2 id="project-\d+"><a href="/portal/projects/([^"]+)"', found) == [
+        "kalevala-mri"
+    ]
+    assert "whose code or title holds &ldquo;MRI&rdquo;" in found
+    assert "No project's code or title" in oscar.get("/portal/projects?q=%25_").text
+    # a member's search stays within their own projects
+    assert "kalevala-mri" not in portal(h, "alice").get("/portal/projects?q=kalevala").text
 
 
 def test_a_reserved_job_shows_in_the_gauge_until_it_is_charged(h: Harness) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import AfterValidator, ValidationError
 
@@ -30,6 +30,7 @@ from aifactories.services.programme.allocation_common import site_text
 from aifactories.services.programme.allocations import list_allocations
 from aifactories.services.programme.member_cap_changes import set_member_cap
 from aifactories.services.programme.project_views import (
+    PAGE_SIZE,
     project_summaries,
     project_summary,
     usage_over_time,
@@ -58,10 +59,31 @@ class FormError:
 
 
 @router.get("/portal/projects", response_class=HTMLResponse)
-def projects_page(request: Request, principal: SignedIn) -> HTMLResponse:
-    """The caller's projects (an operator: every project), each with its balance."""
-    projects = project_summaries(context(request), principal)
-    return render(request, "projects/list.html", page="projects", projects=projects)
+def projects_page(
+    request: Request,
+    principal: SignedIn,
+    q: Annotated[str, Query(max_length=100)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> HTMLResponse:
+    """The caller's projects (an operator: every project), each with its balance; a page at
+    a time, and those whose code or title holds ``q``."""
+    listed = project_summaries(
+        context(request),
+        principal,
+        search=q.strip() or None,
+        offset=(page - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE,
+    )
+    return render(
+        request,
+        "projects/list.html",
+        page="projects",
+        listed=listed,
+        projects=listed.projects,
+        q=q.strip(),
+        number=page,
+        pages=max(1, -(-listed.total // PAGE_SIZE)),
+    )
 
 
 @router.get("/portal/projects/{code}", response_class=HTMLResponse)

@@ -19,12 +19,14 @@ from aifactories.db.accounts import project_by_ref
 from aifactories.db.models import AllocationRow, LedgerEntryRow, OrganisationRow, ProjectRow
 from aifactories.db.programme_models import CallRow, ProposalRow
 from aifactories.domain.errors import NotFound
+from aifactories.programme.states import ProposalStatus
 from aifactories.services.core.auth import require_project_access
 from aifactories.services.core.context import Principal, ServiceContext
 from aifactories.services.programme.allocation_common import OPEN
 from aifactories.services.programme.calls import rules_of
 
 DAY_S = 86400
+PAGE_SIZE = 50  # projects per page: an operator sees every project
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,47 @@ class UsageSeries:
         return self.days[-1].total_gpu_seconds if self.days else 0
 
 
-def project_summaries(ctx: ServiceContext, principal: Principal) -> list[ProjectSummary]:
-    """The caller's projects (every project for a programme operator), by code."""
+@dataclass(frozen=True)
+class ProjectList:
+    """One page of the caller's projects, and how many there are in all."""
+
+    projects: list[ProjectSummary]
+    total: int
+    offset: int
+    limit: int
+
+
+def project_summaries(
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    search: str | None = None,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> ProjectList:
+    """The caller's projects (every project for a programme operator), by code, a page at a
+    time; ``search``: those whose code or title holds it (any case)."""
+    visible = select(ProjectRow.id)
+    if not principal.is_operator:
+        visible = visible.where(ProjectRow.id.in_([int(p) for p in principal.roles]))
+    if search:
+        needle = search.strip().lower()
+        visible = visible.where(
+            func.lower(ProjectRow.code).contains(needle, autoescape=True)
+            | func.lower(ProjectRow.title).contains(needle, autoescape=True)
+        )
     with ctx.reads() as session:
-        query = select(ProjectRow).order_by(ProjectRow.code)
-        if not principal.is_operator:
-            query = query.where(ProjectRow.id.in_([int(p) for p in principal.roles]))
-        return _summaries(session, principal, list(session.scalars(query)))
+        total = int(session.scalar(select(func.count()).select_from(visible.subquery())) or 0)
+        rows = list(
+            session.scalars(
+                select(ProjectRow)
+                .where(ProjectRow.id.in_(visible.scalar_subquery()))
+                .order_by(ProjectRow.code)
+                .offset(max(0, offset))
+                .limit(max(1, limit))
+            )
+        )
+        return ProjectList(_summaries(session, principal, rows), total, max(0, offset), limit)
 
 
 def project_summary(ctx: ServiceContext, principal: Principal, ref: str) -> ProjectSummary:
@@ -213,21 +249,27 @@ def _balances(session: Session, ids: list[int]) -> dict[int, _Balance]:
 
 
 def _calls(session: Session, ids: list[int]) -> dict[int, tuple[str, str]]:
-    """Project id -> (call code, access mode title) of the proposal it was awarded from."""
-    rows = session.execute(
-        select(ProposalRow.project_id, CallRow)
-        .join(CallRow, CallRow.id == ProposalRow.call_id)
-        .where(ProposalRow.project_id.in_(ids))
+    """Project id -> (call code, access mode title) of the proposal it was awarded from.
+    Awarded proposals only (their status is indexed and final; proposals.project_id is not
+    indexed), and the calls apart: joined, SQLite's planner made it ten times slower."""
+    pairs = session.execute(
+        select(ProposalRow.project_id, func.min(ProposalRow.call_id))
+        .where(ProposalRow.status == ProposalStatus.AWARDED.value, ProposalRow.project_id.in_(ids))
+        .group_by(ProposalRow.project_id)
     ).all()
-    titles: dict[int, str] = {}
-    out: dict[int, tuple[str, str]] = {}
-    for project_id, call in rows:
-        if project_id is None:  # the query asks for awarded proposals only; for mypy
-            continue
-        if call.id not in titles:
-            titles[call.id] = rules_of(call).title
-        out[int(project_id)] = (call.code, titles[call.id])
-    return out
+    if not pairs:
+        return {}
+    calls = {
+        call.id: (call.code, rules_of(call).title)
+        for call in session.scalars(
+            select(CallRow).where(CallRow.id.in_({call_id for _, call_id in pairs}))
+        )
+    }
+    return {
+        int(project_id): calls[call_id]
+        for project_id, call_id in pairs
+        if project_id is not None and call_id in calls
+    }
 
 
 def _organisations(session: Session, ids: Iterable[int]) -> dict[int, str]:
