@@ -49,6 +49,11 @@ function keepFresh(id, every, isLive, regionId, message) {
   const tick = async () => {
     const node = document.getElementById(id);
     if (!node || !isLive(node)) return;
+    if (node.contains(document.activeElement)) {
+      // replacing it would take the keyboard focus away from a link in it: later
+      setTimeout(tick, every);
+      return;
+    }
     let fresh = null;
     try {
       fresh = await refresh(node);
