@@ -17,9 +17,8 @@ from pydantic import ValidationError
 from aifactories.domain.errors import AifError
 from aifactories.programme.modes import ReviewKind, rules_from_json
 from aifactories.services.core.context import Principal, ServiceContext
-from aifactories.services.programme import allocation_requests, award_runs
+from aifactories.services.programme import allocation_requests, award_runs, programme_overview
 from aifactories.services.programme import calls as call_service
-from aifactories.services.programme.proposals import list_proposals
 from aifactories.web.programme_call_form import (
     MODES,
     ORGANISATION_KINDS,
@@ -38,7 +37,6 @@ WAITING = (
     ("under_review", "are under peer review"),
     ("accepted", "are accepted and wait for an award run"),
 )
-COUNT_LIMIT = 1000  # the overview counts up to this many per status, then says "or more"
 
 
 @dataclass(frozen=True)
@@ -46,28 +44,15 @@ class Waiting:
     status: str
     words: str
     count: int
-    more: bool
-
-
-def _latest_run(
-    ctx: ServiceContext, principal: Principal, calls: list[Any]
-) -> dict[str, Any] | None:
-    runs = [r for c in calls for r in award_runs.list_runs(ctx, principal, c.code)]
-    return max(runs, key=lambda r: (r["created_at"], r["id"])) if runs else None
 
 
 def _overview(ctx: ServiceContext, principal: Principal) -> dict[str, Any]:
-    every_call = call_service.list_calls(ctx, principal, include_closed=True)
-    waiting = []
-    for status, words in WAITING:
-        found = list_proposals(ctx, principal, status=status, limit=COUNT_LIMIT)
-        waiting.append(Waiting(status, words, len(found), len(found) >= COUNT_LIMIT))
+    counts = programme_overview.proposal_counts(ctx, principal)
     return {
-        "open_calls": [c for c in every_call if c.status == "open"],
-        "waiting": waiting,
+        "open_calls": call_service.list_calls(ctx, principal, include_closed=False),
+        "waiting": [Waiting(status, words, counts.get(status, 0)) for status, words in WAITING],
         "requests": allocation_requests.list_requests(ctx, principal, status="pending"),
-        "last_run": _latest_run(ctx, principal, every_call),
-        "now": ctx.clock.now(),
+        "last_run": programme_overview.latest_run(ctx, principal),
     }
 
 

@@ -15,7 +15,7 @@ from aifactories.web.render import render
 from aifactories.web.session import SignedIn
 
 router = APIRouter(include_in_schema=False)
-LIMIT = 500  # a page; the API's list goes to 10,000
+LIMIT = 100  # a page (each proposal is a full view); the API's list goes to 10,000
 STATUSES = tuple(s.value for s in ProposalStatus if s is not ProposalStatus.DRAFT)
 
 
