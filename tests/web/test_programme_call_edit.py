@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from tests.api.harness import Harness
 from tests.api.programme_helpers import DAY, open_call
+from tests.api.test_award_runs import reviewed_round
 from tests.api.test_reviews import peer_proposal
 from tests.web.harness import csrf, portal
 
@@ -22,9 +23,9 @@ def _error(page: str, field: str) -> str:
     return found.group(1)
 
 
-def _form(h: Harness, **values: str) -> dict[str, str]:
+def _form(h: Harness, call: str = "sci", **values: str) -> dict[str, str]:
     """The edit form as the page fills it, with ``values`` typed over it."""
-    page = portal(h, "oscar").get("/portal/programme/calls/sci/edit").text
+    page = portal(h, "oscar").get(f"/portal/programme/calls/{call}/edit").text
     data = {
         name: value
         for name, value in re.findall(r'name="([a-z_.]+)" value="([^"]*)"', page)
@@ -124,3 +125,21 @@ def test_a_closed_call_is_not_edited_and_only_operators_edit(h: Harness) -> None
     )
     assert answer.status_code == 422 and "a closed call cannot be edited" in answer.text
     assert h.client("oscar").get("/calls/sci").json()["title"] == "ai_for_science call sci"
+
+
+def test_a_budget_line_stays_above_what_was_awarded_from_it(h: Harness) -> None:
+    reviewed_round(h, budget_hours=150_000)
+    oscar_api = h.client("oscar")
+    run = oscar_api.post("/calls/ls/award-runs", json={}).json()
+    assert oscar_api.post(f"/award-runs/{run['id']}/apply", json={"reason": "panel"}).is_success
+    oscar = portal(h, "oscar")
+    data = _form(h, "ls", reason="less money", **{"budget_gpu_hours.pool": "100000"})
+    answer = oscar.post("/portal/programme/calls/ls/edit", data={"csrf": csrf(oscar), **data})
+    assert answer.status_code == 422
+    assert "awarded already" in _error(answer.text, "budget_gpu_hours-pool")
+    assert oscar_api.get("/calls/ls").json()["budget_gpu_hours"] == {"pool": 150_000.0}
+    data = _form(h, "ls", reason="more money", **{"budget_gpu_hours.pool": "200000"})
+    answer = oscar.post("/portal/programme/calls/ls/edit", data={"csrf": csrf(oscar), **data})
+    assert answer.status_code == 303
+    left = oscar_api.get("/calls/ls").json()["budget_left_gpu_hours"]["pool"]
+    assert abs(left - 50_000) < 2
