@@ -309,6 +309,23 @@ def test_the_pi_adds_a_member_sets_their_cap_and_removes_them(h: Harness) -> Non
     assert "dario" not in _members(h, "aurora-vision")
     assert portal(h, "dario").get("/portal/projects/aurora-vision").status_code == 404
 
+    # a second PI, then alice leaves: back to her list, where the project is no more
+    answer = _post(
+        alice, "/portal/projects/aurora-vision/members", {"username": "elena", "role": "pi"}
+    )
+    assert answer.status_code == 303
+    assert (
+        "elena is now a PI of aurora-vision." in alice.get("/portal/projects/aurora-vision").text
+    )
+    answer = _post(
+        alice, "/portal/projects/aurora-vision/members/alice/remove", {"reason": "moved"}
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/portal/projects"
+    assert "aurora-vision" not in _text(alice.get("/portal/projects").text).replace(
+        "alice is no longer a member of aurora-vision.", ""
+    )
+    assert alice.get("/portal/projects/aurora-vision").status_code == 404
+
 
 def test_refused_changes_are_named_next_to_their_form_with_what_was_typed(h: Harness) -> None:
     alice = portal(h, "alice")

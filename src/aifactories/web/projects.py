@@ -113,7 +113,7 @@ def add_member(
     return redirect(
         request,
         f"/portal/projects/{project}#members",
-        f"{name} is now {'the PI' if body.role is Role.PI else 'a member'} of {project}.",
+        f"{name} is now {'a PI' if body.role is Role.PI else 'a member'} of {project}.",
     )
 
 
@@ -143,8 +143,12 @@ def remove_member(
     except (InvalidInput, Conflict) as refused:
         typed = {"reason": reason}
         return _refused(request, principal, code, f"remove:{username}", refused, typed)
+    # a PI who removed themselves (another PI stays) may no longer see the project
+    gone = username == principal.username and not principal.is_operator
     return redirect(
-        request, f"/portal/projects/{code}#members", f"{username} is no longer a member of {code}."
+        request,
+        "/portal/projects" if gone else f"/portal/projects/{code}#members",
+        f"{username} is no longer a member of {code}.",
     )
 
 
