@@ -111,7 +111,7 @@ def test_bad_values_come_back_next_to_their_fields_with_what_was_written(h: Harn
     assert answer.status_code == 422
     page = answer.text
     assert "field-error" in page and 'role="alert"' in page  # the summary is announced
-    assert "at least 3 characters" in field_error(page, "title")
+    assert field_error(page, "title") == "should have at least 3 characters"
     assert field_error(page, "abstract") == "is required"
     assert "'lots' is not a number" in field_error(page, "requested_gpu_hours")
     assert "greater than or equal to 1" in field_error(page, "largest_job_gpus")
@@ -223,6 +223,8 @@ def test_a_playground_proposal_is_awarded_and_leads_to_its_project(h: Harness) -
     project = h.client("carol").get(f"/proposals/{pid}").json()["project"]
     assert project and f'href="/portal/projects/{project}"' in page
     assert "The call&#39;s budget" in page  # the first-come check, in words
+    hosts = re.search(r"<dt>Sites that can host it</dt><dd>([^<]+)</dd>", page)
+    assert hosts and "AI Factory" in hosts.group(1) and "-aif" not in hosts.group(1)  # names
     listing = carol.get("/portal/proposals").text
     assert "awarded" in listing and "500 GPU-hours" in listing and "<time datetime=" in listing
     notes = carol.get("/portal/notifications")
@@ -357,3 +359,13 @@ def test_my_proposals_come_a_page_at_a_time_newest_first(h: Harness) -> None:
     rest = [int(i) for i in re.findall(r'<a href="/portal/proposals/(\d+)">', second)]
     assert rest == sorted(ids, reverse=True)[PAGE:] and "Older proposals" not in second
     assert portal(h, "bob").get("/portal/proposals").text.count("<tr>") == 0  # none of his
+
+
+def test_a_user_of_no_organisation_is_told_before_and_after_filling_the_form(h: Harness) -> None:
+    open_call(h, "fl", "fast_lane")
+    sam = portal(h, "sam")
+    page = sam.get("/portal/calls/fl/apply").text
+    assert "Your account belongs to no organisation" in page
+    answer = apply(sam, "fl", period_months="2")
+    assert answer.status_code == 422 and "proposals are made on behalf of one" in answer.text
+    assert 'value="Vision models for warehouse robots"' in answer.text  # nothing lost

@@ -257,6 +257,7 @@ def proposal_page(request: Request, principal: SignedIn, proposal_id: ProposalId
         actions=views.actions_for(proposal, principal.username),
         next_step=views.STATUS_NEXT.get(proposal["status"], ""),
         call=_open_call(ctx, proposal["call"]),
+        site_names={site.id: site.name for site in ctx.catalogue.sites},
         **_helpers(),
     )
 

@@ -205,6 +205,12 @@ def read_form(form: FormData) -> tuple[ProposalFields | None, ProposalForm]:
 def in_words(error: Any) -> str:
     """pydantic's message for one error, as a sentence for the applicant."""
     message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    # pydantic names the type ("String should have at least 3 characters"); the field's
+    # label already says what it is
+    for subject in ("String ", "Input ", "Value ", "List ", "Float ", "Integer "):
+        if message.startswith(subject + "should"):
+            message = message.removeprefix(subject)
+            break
     return message[:1].lower() + message[1:]
 
 
