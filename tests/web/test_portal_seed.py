@@ -5,6 +5,7 @@ read its rows as they read real ones."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -16,7 +17,7 @@ from aifactories.db.programme_models import (
     TechnicalCheckRow,
 )
 from aifactories.services.volume_seed import seed_volume
-from tests.api.harness import Harness
+from tests.api.harness import Harness, make_harness
 
 
 def _seed(h: Harness) -> None:
@@ -97,3 +98,22 @@ def test_the_services_read_the_seeded_rows(h: Harness) -> None:
     assert rita.status_code == 200 and rita.json()
     jobs = alice.get("/jobs", params={"project": "aurora-vision"})
     assert jobs.status_code == 200 and jobs.json()
+
+
+def test_the_same_seed_writes_the_same_rows(h: Harness, tmp_path: Path) -> None:
+    other = make_harness(tmp_path / "other", f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        rows = []
+        for harness in (h, other):
+            seed_volume(harness.platform.ctx, jobs=50, proposals=30, seed=3)
+            with harness.platform.ctx.reads() as session:
+                jobs = session.execute(
+                    select(JobRow.name, JobRow.state, JobRow.gpus, JobRow.charged_gpu_seconds)
+                ).all()
+                proposals = session.execute(
+                    select(ProposalRow.title, ProposalRow.status, ProposalRow.score)
+                ).all()
+                rows.append((sorted(jobs), sorted(proposals, key=str)))
+        assert rows[0] == rows[1]
+    finally:
+        other.platform.stop()
