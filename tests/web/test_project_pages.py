@@ -314,9 +314,7 @@ def test_the_pi_adds_a_member_sets_their_cap_and_removes_them(h: Harness) -> Non
         alice, "/portal/projects/aurora-vision/members", {"username": "elena", "role": "pi"}
     )
     assert answer.status_code == 303
-    assert (
-        "elena is now a PI of aurora-vision." in alice.get("/portal/projects/aurora-vision").text
-    )
+    assert "elena is now a PI of aurora-vision." in alice.get("/portal/projects/aurora-vision").text
     answer = _post(
         alice, "/portal/projects/aurora-vision/members/alice/remove", {"reason": "moved"}
     )
@@ -427,6 +425,28 @@ def test_a_project_from_a_call_shows_its_access_mode(h: Harness) -> None:
     page = _text(portal(h, "fabien").get(f"/portal/projects/{code}").text)
     assert "Access mode Playground (call pg" in page
     assert "No GPU-hours charged yet" in page
+
+
+def test_every_field_has_a_label_and_every_table_a_caption(h: Harness) -> None:
+    _run_job(h, "carol", "kalevala-mri", gpus=1, ran_s=600)
+    for user, path in (
+        ("carol", "/portal/projects/kalevala-mri"),
+        ("oscar", "/portal/projects/kalevala-mri"),
+        ("carol", "/portal/projects"),
+    ):
+        html = portal(h, user).get(path).text
+        labels = set(re.findall(r'<label for="([^"]+)"', html))
+        fields = re.findall(r"<(?:input|select|textarea)\b([^>]*)>", html)
+        named = [f for f in fields if 'type="hidden"' not in f]
+        assert named or path == "/portal/projects"
+        for attributes in named:
+            found = re.search(r'id="([^"]+)"', attributes)
+            assert found and found.group(1) in labels, (path, attributes)
+        ids = re.findall(r'\bid="([^"]+)"', html)
+        assert len(ids) == len(set(ids)), f"an id used twice on {path}"
+        tables = html.count("<table")
+        assert html.count("<caption>") == tables
+        assert html.count('<th scope="col"') >= tables
 
 
 def test_the_chart_reads_in_round_gpu_hours_and_whole_days() -> None:
