@@ -162,6 +162,11 @@ GET /tokens ?user                             401  2xx+ 403  403  403  2xx+ 403 
 POST /tokens                                  401  2xx  403  403  403  2xx  403  403  403  403
 POST /tokens ?own                             401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 DELETE /tokens/{}                             401  2xx  404  404  404  2xx  404  404  404  404
+# aif login's device grant (api/device_login.py): no token needed; the world has no OpenID
+# provider, so it says so to everyone (tests/cli/test_device_login.py runs it with one); a
+# device code the platform did not hand out is gone (410) for everyone
+POST /auth/device                             404  404  404  404  404  404  404  404  404  404
+POST /auth/device/token                       410  410  410  410  410  410  410  410  410  410
 """
 
 

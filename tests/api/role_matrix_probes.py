@@ -72,6 +72,10 @@ PROBES: dict[str, Probe] = {
     "GET /livez": Probe("GET", "/livez"),
     "GET /": Probe("GET", "/"),
     "GET /portal/calls": Probe("GET", "/portal/calls"),
+    "POST /auth/device": Probe("POST", "/auth/device"),
+    "POST /auth/device/token": Probe(
+        "POST", "/auth/device/token", json={"device_code": "not-a-code-of-this-platform"}
+    ),
     "GET /readyz": Probe("GET", "/readyz"),
     "GET /metrics": Probe("GET", "/metrics"),
     "GET /me": Probe("GET", "/me"),

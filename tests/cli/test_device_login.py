@@ -22,7 +22,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from aifactories.api import device_login
 from aifactories.api.app import create_app
 from aifactories.cli.main import app as aif_app
 from tests.api.harness import Harness, make_harness
@@ -63,10 +62,7 @@ def on_sqlite(tmp_path: Path, oidc_provider: OidcProvider) -> Iterator[Harness]:
 
 
 def app_of(h: Harness) -> FastAPI:
-    app = create_app(h.platform.settings, platform=h.platform)
-    if not any(getattr(route, "path", "") == "/auth/device" for route in app.routes):
-        app.include_router(device_login.router)  # until api/app.py includes it
-    return app
+    return create_app(h.platform.settings, platform=h.platform)
 
 
 def unique(login: str) -> str:

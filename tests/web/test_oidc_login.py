@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 
 from aifactories.api.app import create_app
 from aifactories.services.core.identities import list_organisations
-from aifactories.web import oidc
 from tests.api.harness import Harness, make_harness
 from tests.oidc_provider import OidcProvider
 from tests.web.harness import csrf
@@ -42,8 +41,6 @@ def h(tmp_path: Path, database_url: str, oidc_provider: OidcProvider) -> Iterato
 
 def browser(h: Harness) -> TestClient:
     app = create_app(h.platform.settings, platform=h.platform)
-    if not any(getattr(route, "path", "") == oidc.CALLBACK for route in app.routes):
-        app.include_router(oidc.router)  # until web/routers.py lists it
     return TestClient(app, follow_redirects=False)
 
 

@@ -16,6 +16,7 @@ from aifactories.api import (
     audit,
     awards,
     calls,
+    device_login,
     docs_ui,
     errors,
     job_output,
@@ -172,7 +173,18 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     def balance(context: Ctx, who: Me, project: PathRef) -> BalanceOut:
         return BalanceOut.of(project_balance(context, who, project))
 
-    routers = (calls, proposals, reviews, awards, projects, allocations, audit, tokens, job_output)
+    routers = (
+        calls,
+        proposals,
+        reviews,
+        awards,
+        projects,
+        allocations,
+        audit,
+        tokens,
+        job_output,
+        device_login,
+    )
     for module in routers:
         app.include_router(module.router, responses=_ERRORS)
     app.include_router(probes.router)  # /livez, /readyz: no token (docs/observability.md)

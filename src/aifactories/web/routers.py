@@ -11,6 +11,7 @@ from aifactories.web import (
     job_submit,
     jobs,
     login,
+    oidc,
     pages,
     projects,
     reviewer,
@@ -23,6 +24,7 @@ def web_routers() -> list[APIRouter]:
     return [
         pages.router,
         login.router,
+        oidc.router,
         *programme_routers(),
         reviewer.router,
         applicant.router,
