@@ -223,6 +223,7 @@ def test_a_playground_proposal_is_awarded_and_leads_to_its_project(h: Harness) -
     project = h.client("carol").get(f"/proposals/{pid}").json()["project"]
     assert project and f'href="/portal/projects/{project}"' in page
     assert "The call&#39;s budget" in page  # the first-come check, in words
+    assert "Reviews" not in page  # a Playground call has no reviewers
     hosts = re.search(r"<dt>Sites that can host it</dt><dd>([^<]+)</dd>", page)
     assert hosts and "AI Factory" in hosts.group(1) and "-aif" not in hosts.group(1)  # names
     listing = carol.get("/portal/proposals").text

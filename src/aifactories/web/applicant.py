@@ -258,6 +258,7 @@ def proposal_page(request: Request, principal: SignedIn, proposal_id: ProposalId
         next_step=views.STATUS_NEXT.get(proposal["status"], ""),
         call=_open_call(ctx, proposal["call"]),
         site_names={site.id: site.name for site in ctx.catalogue.sites},
+        peer_reviewed=views.peer_reviewed(proposal["mode"]),
         **_helpers(),
     )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aifactories.domain.organisations import Domain
-from aifactories.programme.modes import AccessMode, mode_defaults
+from aifactories.programme.modes import AccessMode, ReviewKind, mode_defaults
 from aifactories.programme.states import EDITABLE, ProposalStatus
 from aifactories.services.notifications.notify_delivery import NotificationView
 
@@ -85,6 +85,14 @@ def mode_words(mode: str) -> str:
         return mode_defaults(AccessMode(mode)).title
     except ValueError:
         return mode.replace("_", " ")
+
+
+def peer_reviewed(mode: str) -> bool:
+    """Whether the calls of this access mode have reviewers (else no Reviews section)."""
+    try:
+        return mode_defaults(AccessMode(mode)).review is ReviewKind.PEER
+    except ValueError:
+        return False
 
 
 def check_words(name: str) -> str:
