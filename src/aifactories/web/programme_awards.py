@@ -80,6 +80,9 @@ async def start_run(request: Request, principal: SignedIn, code: str) -> Respons
     raw_cutoff = form_text(form, "cutoff_at")
     try:
         cutoff = float(raw_cutoff) if raw_cutoff else None
+    except ValueError:
+        return redirect(request, back, "cutoff_at: choose a cut-off from the list", "error")
+    try:
         weights = _weights(form) or None
         method = form_text(form, "method") or "optimiser"
         run = await run_in_threadpool(
@@ -87,8 +90,6 @@ async def start_run(request: Request, principal: SignedIn, code: str) -> Respons
                 ctx, principal, code, cutoff_at=cutoff, method=method, weights=weights
             )
         )
-    except ValueError:
-        return redirect(request, back, "cutoff_at: choose a cut-off from the list", "error")
     except AifError as refused:
         return redirect(request, back, refused.message, "error")
     return redirect(
