@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.e2e.server import Server
-from tests.e2e.test_portal_browser import CHROMIUM, CHROMIUM_ARGS, HELSINKI_ZONE, TIMEZONE
+from tests.e2e.test_portal_browser import CHROMIUM_ARGS, HELSINKI_ZONE, TIMEZONE
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +35,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"Debian's Chromium is not installed ({CHROMIUM})")
+def browser(chromium: Path) -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
         )
         yield launched
         launched.close()

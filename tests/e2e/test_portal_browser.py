@@ -26,7 +26,6 @@ from tests.e2e.server import Server
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 # Root needs --no-sandbox. The machine (and CI) may have no internet: without the
 # background-networking flags Chromium keeps calling Google's services and its refused
 # connections show up many at a time. Playwright's launch() gives every browser a fresh
@@ -59,19 +58,6 @@ class Visit:
     requests: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        message = (
-            f"Debian's Chromium is not installed ({CHROMIUM}); scripts/check installs it as "
-            "root, or: apt-get install --no-install-recommends chromium"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
