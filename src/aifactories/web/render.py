@@ -51,6 +51,7 @@ def navigation(principal: Principal | None) -> list[NavItem]:
         NavItem("proposals", "My proposals", "/portal/proposals"),
         NavItem("projects", "Projects", "/portal/projects"),
         NavItem("jobs", "Jobs", "/portal/jobs"),
+        NavItem("notifications", "Notifications", "/portal/notifications"),
     ]
     if principal.is_reviewer:
         items.append(NavItem("reviews", "Reviews", "/portal/reviews"))
