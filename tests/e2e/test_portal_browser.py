@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 
 from aifactories.catalogue.loader import load_default_catalogue
 from tests.e2e.server import Server
@@ -42,8 +42,8 @@ CHROMIUM_ARGS = [
 # Not UTC, so that a time left as the server wrote it is told apart from a rewritten one.
 TIMEZONE = "Europe/Helsinki"
 HELSINKI_ZONE = re.compile(r"\b(EET|EEST|GMT\+[23])\b")
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 PAGES = {"/": "h1", "/portal/calls": "h1", "/docs": ".opblock"}
 DAY = 86400.0
 # Where a browser looks for an icon when a page declares none (the portal declares its own).
