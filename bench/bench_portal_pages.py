@@ -189,7 +189,7 @@ def ids(platform: Platform) -> Known:
         ]
         peer = select(CallRow.id).where(CallRow.mode.in_(("large_scale", "ai_for_science")))
         # a peer-reviewed awarded one first: it has the most to show (reviews, scores, the
-        # project); then a draft (the edit page) and one under review (withdraw)
+        # project); then editable ones (the edit page) and one under review (withdraw)
         mine = select(ProposalRow.id).where(ProposalRow.pi_user_id == user["alice"])
         own = [
             s.scalar(
@@ -199,8 +199,9 @@ def ids(platform: Platform) -> Known:
             ),
             *(
                 s.scalar(mine.where(ProposalRow.status == status).order_by(ProposalRow.id.desc()))
-                for status in ("draft", "under_review", "technical_check")
+                for status in ("draft", "checks_failed", "revision", "under_review")
             ),
+            s.scalar(mine.order_by(ProposalRow.id.desc())),  # any of hers
         ]
         review, reviewed = s.execute(
             select(ReviewRow.id, ReviewRow.proposal_id)
