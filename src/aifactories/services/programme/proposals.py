@@ -4,19 +4,18 @@ operator's technical check, or peer review until the cut-off)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aifactories.db.models import OrganisationRow, UserRow
-from aifactories.db.programme_models import CallRow, ProposalRow, ReviewRow, SiteOperatorRow
+from aifactories.db.models import UserRow
+from aifactories.db.programme_models import CallRow, ProposalRow, SiteOperatorRow
 from aifactories.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from aifactories.domain.organisations import CRITICAL_DOMAINS, Domain, OrganisationKind
+from aifactories.domain.organisations import CRITICAL_DOMAINS, Domain
 from aifactories.programme.eligibility import (
     CheckResult,
-    ProposalFacts,
     automated_checks,
     candidate_sites,
 )
@@ -38,8 +37,19 @@ from aifactories.services.notifications.notify import notify_user
 from aifactories.services.programme.calls import accepts_submissions, call_by_ref, iso, next_cutoff
 from aifactories.services.programme.fcfs import award_first_come, budget_check
 
+# reading proposals lives in proposal_views; its callers have imported it from here
+from aifactories.services.programme.proposal_views import (
+    DECIDED_FOR_APPLICANT as DECIDED_FOR_APPLICANT,
+)
+from aifactories.services.programme.proposal_views import candidates_of as candidates_of
+from aifactories.services.programme.proposal_views import facts as proposal_facts
+from aifactories.services.programme.proposal_views import get_proposal as get_proposal
+from aifactories.services.programme.proposal_views import list_proposals as list_proposals
+from aifactories.services.programme.proposal_views import may_see as may_see
+from aifactories.services.programme.proposal_views import proposal_view as proposal_view
+from aifactories.services.programme.proposal_views import visible_proposal as visible_proposal
+
 S = ProposalStatus
-DECIDED_FOR_APPLICANT = frozenset({S.ACCEPTED, S.AWARDED, S.REJECTED})
 
 
 class ProposalFields(BaseModel):
@@ -236,23 +246,6 @@ def update_draft(
         return row
 
 
-def _facts(session: Session, row: ProposalRow) -> ProposalFacts:
-    org = session.get(OrganisationRow, row.organisation_id)
-    assert org is not None
-    return ProposalFacts(
-        organisation_kind=OrganisationKind(org.kind),
-        organisation_country=org.country,
-        requested_gpu_hours=row.requested_gpu_hours,
-        period_months=row.period_months,
-        gpu_model=row.gpu_model,
-        min_gpu_memory_gb=row.min_gpu_memory_gb,
-        largest_job_gpus=row.largest_job_gpus,
-        preferred_sites=tuple(row.preferred_sites),
-        residency=tuple(row.residency),
-        members=len(row.members) + 1,
-    )
-
-
 def submit(ctx: ServiceContext, principal: Principal, proposal_id: int) -> ProposalRow:
     """Run the automated checks and move the proposal on. In one transaction: a Playground
     proposal that passes is awarded here, so its project can take jobs at once."""
@@ -267,7 +260,7 @@ def submit(ctx: ServiceContext, principal: Principal, proposal_id: int) -> Propo
         if why_not:
             raise Conflict(f"{why_not}: the proposal stays a draft")
         rules = rules_from_json(call.rules)
-        facts = _facts(session, row)
+        facts = proposal_facts(session, row)
         checks = automated_checks(rules, facts, ctx.catalogue)
         sites = candidate_sites(ctx.catalogue, facts)
         if rules.review is not ReviewKind.PEER and all(c.passed for c in checks):
@@ -396,141 +389,3 @@ def withdraw(
         session.flush()
         session.expunge(row)
         return row
-
-
-def may_see(session: Session, principal: Principal, row: ProposalRow, sites: list[str]) -> bool:
-    """Nobody but its applicant sees a draft. After submission: the applicant and the team,
-    programme operators, operators of a site that could host it, and its assigned reviewers
-    (never one of its own organisation: they are not assigned)."""
-    if row.pi_user_id == principal.user_id:
-        return True
-    if row.status == S.DRAFT.value:
-        return False
-    if principal.is_operator or principal.username in row.members:
-        return True
-    if principal.operated_sites & set(sites):
-        return True
-    assigned = session.scalar(
-        select(ReviewRow.id).where(
-            ReviewRow.proposal_id == row.id,
-            ReviewRow.reviewer_id == principal.user_id,
-            ReviewRow.status != "declined",  # a reviewer who declined has no more business here
-        )
-    )
-    return assigned is not None and principal.organisation_id != row.organisation_id
-
-
-def visible_proposal(
-    session: Session, ctx: ServiceContext, principal: Principal, proposal_id: int
-) -> ProposalRow:
-    row = session.get(ProposalRow, proposal_id)
-    if row is None or not may_see(session, principal, row, candidates_of(ctx, session, row)):
-        raise NotFound(f"proposal {proposal_id} does not exist or you may not see it")
-    return row
-
-
-def candidates_of(ctx: ServiceContext, session: Session, row: ProposalRow) -> list[str]:
-    return candidate_sites(ctx.catalogue, _facts(session, row))
-
-
-def get_proposal(ctx: ServiceContext, principal: Principal, proposal_id: int) -> dict[str, Any]:
-    with ctx.reads() as session:
-        row = visible_proposal(session, ctx, principal, proposal_id)
-        return proposal_view(session, ctx, principal, row)
-
-
-def proposal_view(
-    session: Session, ctx: ServiceContext, principal: Principal, row: ProposalRow
-) -> dict[str, Any]:
-    """What the caller may read of a proposal: scores and rank only to programme operators,
-    and to the applicant once decided."""
-    call = session.get(CallRow, row.call_id)
-    org = session.get(OrganisationRow, row.organisation_id)
-    pi = session.get(UserRow, row.pi_user_id)
-    assert call is not None and org is not None and pi is not None
-    decided = S(row.status) in DECIDED_FOR_APPLICANT
-    show_scores = principal.is_operator or (decided and row.pi_user_id == principal.user_id)
-    return {
-        "id": row.id,
-        "call": call.code,
-        "mode": call.mode,
-        "status": row.status,
-        "title": row.title,
-        "abstract": row.abstract,
-        "organisation": org.name,
-        "organisation_kind": org.kind,
-        "country": org.country,
-        "pi": pi.username,
-        "domain": row.domain,
-        "critical_domain": row.critical_domain,
-        "industrial": row.industrial,
-        "requested_gpu_hours": row.requested_gpu_hours,
-        "gpu_model": row.gpu_model,
-        "min_gpu_memory_gb": row.min_gpu_memory_gb,
-        "largest_job_gpus": row.largest_job_gpus,
-        "preferred_sites": row.preferred_sites,
-        "residency": row.residency,
-        "period_months": row.period_months,
-        "starts_at": row.starts_at,
-        "members": row.members,
-        "checks": row.checks,
-        "candidate_sites": candidates_of(ctx, session, row),
-        "cutoff_at": row.cutoff_at,
-        "score": row.score if show_scores else None,
-        "rank": row.rank if show_scores else None,
-        "decision_reason": row.decision_reason
-        if decided or row.status in (S.WITHDRAWN.value, S.REVISION_REQUESTED.value)
-        else None,
-        "project": _project_code(session, row.project_id),
-        "created_at": row.created_at,
-        "submitted_at": row.submitted_at,
-        "decided_at": row.decided_at,
-        "version": row.version,
-    }
-
-
-def _project_code(session: Session, project_id: int | None) -> str | None:
-    if project_id is None:
-        return None
-    from aifactories.db.models import ProjectRow
-
-    project = session.get(ProjectRow, project_id)
-    return project.code if project else None
-
-
-def list_proposals(
-    ctx: ServiceContext,
-    principal: Principal,
-    *,
-    call: str | None = None,
-    status: str | None = None,
-    limit: int = 200,
-) -> list[dict[str, Any]]:
-    """The proposals the caller may see: their own, their teams', and for operators every
-    submitted one (site operators: those their sites could host)."""
-    with ctx.reads() as session:
-        query = select(ProposalRow).order_by(ProposalRow.id.desc())
-        if call is not None:
-            query = query.where(ProposalRow.call_id == call_by_ref(session, call).id)
-        if status is not None:
-            try:
-                query = query.where(ProposalRow.status == S(status).value)
-            except ValueError:
-                raise InvalidInput(
-                    "status",
-                    f"unknown status {status!r}; use one of {', '.join(s.value for s in S)}",
-                ) from None
-        if not (principal.is_operator or principal.operated_sites or principal.is_reviewer):
-            query = query.where(
-                or_(
-                    ProposalRow.pi_user_id == principal.user_id,
-                    ProposalRow.status != S.DRAFT.value,
-                )
-            )
-        out: list[dict[str, Any]] = []
-        for row in session.scalars(query):
-            if len(out) >= limit:
-                break
-            if may_see(session, principal, row, candidates_of(ctx, session, row)):
-                out.append(proposal_view(session, ctx, principal, row))
-        return out

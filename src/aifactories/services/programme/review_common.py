@@ -108,6 +108,20 @@ def username_of(session: Session, user_id: int) -> str:
     return user.username if user else f"user {user_id}"
 
 
+def usernames_of(session: Session, user_ids: Iterable[int]) -> dict[int, str]:
+    """``username_of`` for many users in one query (a list would ask once per row)."""
+    ids = set(user_ids)
+    found: dict[int, str] = {}
+    if ids:
+        found = {
+            i: name
+            for i, name in session.execute(
+                select(UserRow.id, UserRow.username).where(UserRow.id.in_(ids))
+            )
+        }
+    return {i: found.get(i, f"user {i}") for i in ids}
+
+
 def proposals_of(
     session: Session, call: CallRow, cutoff: float | None, statuses: Iterable[str], lock: bool
 ) -> list[ProposalRow]:

@@ -18,7 +18,7 @@ Every change writes its audit entry and its notifications in its own transaction
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,7 +30,7 @@ from aifactories.programme.ranking import check_scores, review_score
 from aifactories.services.core.context import Principal, ServiceContext
 from aifactories.services.notifications.audit import record
 from aifactories.services.programme.calls import rules_of
-from aifactories.services.programme.proposals import DECIDED_FOR_APPLICANT, visible_proposal
+from aifactories.services.programme.proposal_views import DECIDED_FOR_APPLICANT, visible_proposal
 from aifactories.services.programme.review_common import (
     R,
     S,
@@ -39,25 +39,39 @@ from aifactories.services.programme.review_common import (
     reviews_of,
     tell_operators,
     username_of,
+    usernames_of,
 )
+
+_Row = TypeVar("_Row", CallRow, OrganisationRow)
 
 # --------------------------------------------------------------------------- reviewing
 
 
 def _review_view(
-    session: Session, row: ReviewRow, *, show_reviewer: bool, proposal: ProposalRow | None = None
+    session: Session,
+    row: ReviewRow,
+    *,
+    show_reviewer: bool,
+    proposal: ProposalRow | None = None,
+    call: CallRow | None = None,
+    org: OrganisationRow | None = None,
+    reviewer: str | None = None,
 ) -> dict[str, Any]:
+    """A review as its reviewer (or a programme operator) reads it. The proposal, call,
+    organisation and reviewer's name are looked up unless given (a list loads them once)."""
     proposal = proposal or session.get(ProposalRow, row.proposal_id)
     assert proposal is not None
-    call = session.get(CallRow, proposal.call_id)
-    org = session.get(OrganisationRow, proposal.organisation_id)
+    call = call or session.get(CallRow, proposal.call_id)
+    org = org or session.get(OrganisationRow, proposal.organisation_id)
     assert call is not None and org is not None
+    if show_reviewer and reviewer is None:
+        reviewer = username_of(session, row.reviewer_id)
     rules = rules_of(call)
     submitted = row.status == R.SUBMITTED.value
     return {
         "id": row.id,
         "status": row.status,
-        "reviewer": username_of(session, row.reviewer_id) if show_reviewer else None,
+        "reviewer": reviewer if show_reviewer else None,
         "proposal": {
             "id": proposal.id,
             "call": call.code,
@@ -90,7 +104,11 @@ def my_reviews(
 ) -> list[dict[str, Any]]:
     """The caller's own assignments, with each proposal's title, abstract, domain and
     request; never another reviewer's."""
-    query = select(ReviewRow).where(ReviewRow.reviewer_id == principal.user_id)
+    query = (
+        select(ReviewRow, ProposalRow)
+        .join(ProposalRow, ProposalRow.id == ReviewRow.proposal_id)
+        .where(ReviewRow.reviewer_id == principal.user_id)
+    )
     if status is not None:
         try:
             query = query.where(ReviewRow.status == R(status).value)
@@ -99,8 +117,30 @@ def my_reviews(
                 "status", f"unknown review status {status!r}", ", ".join(s.value for s in R)
             ) from None
     with ctx.reads() as session:
-        rows = session.scalars(query.order_by(ReviewRow.id)).all()
-        return [_review_view(session, r, show_reviewer=True) for r in rows]
+        pairs = session.execute(query.order_by(ReviewRow.id)).all()
+        # one query each for the calls, organisations and names the reviews refer to: the
+        # identity map holds rows weakly, so a get per review would reload them every time
+        calls = _by_id(session, CallRow, {p.call_id for _, p in pairs})
+        orgs = _by_id(session, OrganisationRow, {p.organisation_id for _, p in pairs})
+        names = usernames_of(session, {r.reviewer_id for r, _ in pairs})
+        return [
+            _review_view(
+                session,
+                r,
+                show_reviewer=True,
+                proposal=p,
+                call=calls[p.call_id],
+                org=orgs[p.organisation_id],
+                reviewer=names[r.reviewer_id],
+            )
+            for r, p in pairs
+        ]
+
+
+def _by_id(session: Session, model: type[_Row], ids: set[int]) -> dict[int, _Row]:
+    if not ids:
+        return {}
+    return {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)))}
 
 
 def _own_review(
