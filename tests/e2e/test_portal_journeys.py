@@ -34,7 +34,7 @@ from tests.e2e.portal_journeys import (
     wait_until,
 )
 from tests.e2e.server import Server
-from tests.e2e.test_portal_browser import CHROMIUM_ARGS, DESKTOP, TIMEZONE
+from tests.e2e.test_portal_browser import CHROMIUM_ARGS, DESKTOP, PHONE, TIMEZONE
 from tests.oidc_provider import OidcProvider, running_provider
 
 pytestmark = pytest.mark.slow
@@ -42,6 +42,13 @@ pytestmark = pytest.mark.slow
 DAY = 86400.0
 CUTOFF_IN_S = 25.0  # the peer-reviewed call's cut-off: passed before the operator decides
 GOOD = 8.5
+# form controls a screen reader cannot name: no <label>, no aria-label(ledby), no title
+UNNAMED_CONTROLS = """
+[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter(c => !(c.labels && c.labels.length) && !c.getAttribute('aria-label')
+               && !c.getAttribute('aria-labelledby') && !c.title)
+  .map(c => c.outerHTML.slice(0, 120))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +105,28 @@ def test_a_new_user_goes_from_the_login_page_to_a_job_and_its_output(
     project = apply_to_playground(nora, "pg")
     ref = submit_job_and_read_output(nora, project)
     assert nora.problems == [], nora.problems
+
+    # the same pages on a phone: nothing wider than the screen, every control named
+    phone = browser.new_context(
+        viewport=PHONE, is_mobile=True, has_touch=True, storage_state=context.storage_state()
+    )
+    on_phone = Person.open(phone, srv.url)
+    for path in (
+        "/portal/proposals",
+        f"/portal/projects/{project}",
+        f"/portal/jobs/{ref}",
+        "/portal/jobs",
+        "/portal/submit",
+        "/portal/account",
+        "/portal/notifications",
+        "/portal/calls/pg/apply",
+    ):
+        page = on_phone.go(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow} px wider than a phone"
+        assert page.evaluate(UNNAMED_CONTROLS) == [], path
+    assert on_phone.problems == [], on_phone.problems
+    phone.close()
 
     # carol, PI of another project, reaches none of it: the same 404 as for nothing at all
     carol = Person.open(browser.new_context(viewport=DESKTOP), srv.url)
