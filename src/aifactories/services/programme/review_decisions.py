@@ -40,7 +40,7 @@ from aifactories.services.programme.review_common import (
     proposals_of,
     required_text,
     reviews_of,
-    username_of,
+    usernames_of,
 )
 
 
@@ -99,6 +99,7 @@ def panel_ranking(
         reviews = reviews_of(session, [p.id for p in proposals])
         ranked = _rank(proposals, reviews, rules)
         orgs = {o.id: o.name for o in session.scalars(select(OrganisationRow))}
+        names = usernames_of(session, {x.reviewer_id for rs in reviews.values() for x in rs})
         entries = []
         for p in proposals:
             r = ranked[p.id]
@@ -122,7 +123,7 @@ def panel_ranking(
                     "reviewers": [
                         {
                             "review_id": x.id,
-                            "reviewer": username_of(session, x.reviewer_id),
+                            "reviewer": names[x.reviewer_id],
                             "status": x.status,
                             "score": review_score(x.scores, rules.criteria)
                             if x.status == R.SUBMITTED.value
