@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' journey and provider
 
 from playwright.sync_api import sync_playwright
-from tests.e2e.conftest import CHROMIUM
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.portal_journeys import (
     Person,
     api,
@@ -35,7 +35,7 @@ from tests.e2e.portal_journeys import (
     submit_job_and_read_output,
 )
 from tests.e2e.server import Server
-from tests.e2e.test_portal_browser import CHROMIUM_ARGS, DESKTOP
+from tests.e2e.test_portal_browser import DESKTOP
 from tests.oidc_provider import running_provider
 
 TARGET_S = 120.0

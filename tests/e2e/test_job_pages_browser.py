@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.e2e.server import Server
-from tests.e2e.test_portal_browser import CHROMIUM_ARGS, HELSINKI_ZONE, TIMEZONE
+from tests.e2e.test_portal_browser import HELSINKI_ZONE, TIMEZONE
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +32,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.start("--demo")
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: Path) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
 
 
 def _watch(page: Page, problems: list[str]) -> None:

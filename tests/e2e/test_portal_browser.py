@@ -19,26 +19,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
 from aifactories.catalogue.loader import load_default_catalogue
 from tests.e2e.server import Server
 
 pytestmark = pytest.mark.slow
 
-# Root needs --no-sandbox. The machine (and CI) may have no internet: without the
-# background-networking flags Chromium keeps calling Google's services and its refused
-# connections show up many at a time. Playwright's launch() gives every browser a fresh
-# temporary --user-data-dir of its own (it refuses one passed in these arguments).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Not UTC, so that a time left as the server wrote it is told apart from a rewritten one.
 TIMEZONE = "Europe/Helsinki"
 HELSINKI_ZONE = re.compile(r"\b(EET|EEST|GMT\+[23])\b")
@@ -82,16 +69,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert opened.status_code == 201, opened.text
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: Path) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

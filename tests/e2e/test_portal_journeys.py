@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from playwright.sync_api import Browser, BrowserContext
 
 from tests.e2e.portal_journeys import (
     Person,
@@ -34,7 +33,7 @@ from tests.e2e.portal_journeys import (
     wait_until,
 )
 from tests.e2e.server import Server
-from tests.e2e.test_portal_browser import CHROMIUM_ARGS, DESKTOP, PHONE, TIMEZONE
+from tests.e2e.test_portal_browser import DESKTOP, PHONE, TIMEZONE
 from tests.oidc_provider import OidcProvider, running_provider
 
 pytestmark = pytest.mark.slow
@@ -61,16 +60,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server,
         srv.start("--demo")
         yield srv, provider
         srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: Path) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

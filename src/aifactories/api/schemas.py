@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from aifactories.db.models import JobRow
+from aifactories.domain.batch import dependency_text
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.jobs import job_ref
 from aifactories.domain.units import gpu_hours
@@ -108,7 +109,7 @@ class JobOut(BaseModel):
             array_task_id=row.array_task_id,
             array_task_count=_array_task_count(row.slurm),
             options=dict(row.slurm or {}),
-            dependency=_dependency_text(row.dependency),
+            dependency=dependency_text(row.dependency),
             warnings=list(row.warnings or []),
             output_path=row.output_path,
             error_path=row.error_path,
@@ -118,16 +119,6 @@ class JobOut(BaseModel):
 def _array_task_count(slurm: dict[str, Any] | None) -> int | None:
     array = ((slurm or {}).get("batch") or {}).get("array")
     return int(array[2]) if isinstance(array, list) and len(array) > 2 else None
-
-
-def _dependency_text(dependency: dict[str, Any] | None) -> str | None:
-    if not dependency:
-        return None
-    parts = [
-        kind if kind == "singleton" else f"{kind}:{':'.join(str(i) for i in ids)}"
-        for kind, ids in dependency.get("conditions", [])
-    ]
-    return ("?" if dependency.get("any") else ",").join(parts)
 
 
 class PartitionOut(BaseModel):

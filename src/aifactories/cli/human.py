@@ -1,11 +1,15 @@
 """Numbers, times and structures as people read them: plurals, units, the local time zone,
-and an audit entry's details as "key: value" text. The standard library only: every command
-imports it, and it must cost nothing at start-up."""
+and an audit entry's details as "key: value" text. The standard library and the domain's
+units only: every command imports it, and it must cost nothing at start-up."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+
+from aifactories.domain.units import human_duration
+
+duration = human_duration  # the portal says times the same way (domain/units.py)
 
 
 def _many(noun: str) -> str:
@@ -36,22 +40,6 @@ def gb(value: float | None) -> str:
 
 def percent(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f} %"
-
-
-def duration(seconds: float | None) -> str:
-    """``45 s``, ``2 min 5 s``, ``1 h 30 min``, ``3 d 4 h``: the two largest units."""
-    if seconds is None:
-        return "-"
-    total = round(seconds)
-    if total < 60:
-        return f"{total} s"
-    days, rest = divmod(total, 86400)
-    hours_, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(days, "d"), (hours_, "h"), (minutes, "min"), (secs, "s")]
-    first = next(i for i, (n, _) in enumerate(parts) if n)
-    shown = [f"{n} {unit}" for n, unit in parts[first : first + 2] if n]
-    return " ".join(shown)
 
 
 def _moment(value: str | float | None) -> datetime | None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import signal as _signal
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from aifactories.domain.errors import InvalidInput
 
@@ -331,3 +332,15 @@ def expand_output_pattern(
         return value
 
     return _PATTERN.sub(one, pattern)
+
+
+def dependency_text(dependency: Mapping[str, Any] | None) -> str | None:
+    """A job's stored dependency (``{"conditions": [[kind, [ids]], ...], "any": bool}``) as
+    sbatch writes it, the ids resolved: ``afterok:12:13,singleton``."""
+    if not dependency:
+        return None
+    parts = [
+        kind if kind == "singleton" else f"{kind}:{':'.join(str(i) for i in ids)}"
+        for kind, ids in dependency.get("conditions", [])
+    ]
+    return ("?" if dependency.get("any") else ",").join(parts)

@@ -98,3 +98,19 @@ def format_duration(seconds: float) -> str:
     minutes, secs = divmod(rest, 60)
     clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
     return f"{days}-{clock}" if days else clock
+
+
+def human_duration(seconds: float | None) -> str:
+    """``45 s``, ``2 min 5 s``, ``1 h 30 min``, ``3 d 4 h``: the two largest units (the CLI's
+    tables and the portal's pages say a time limit or a run time the same way)."""
+    if seconds is None:
+        return "-"
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    days, rest = divmod(total, 86400)
+    hours_, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours_, "h"), (minutes, "min"), (secs, "s")]
+    first = next(i for i, (n, _) in enumerate(parts) if n)
+    return " ".join(f"{n} {unit}" for n, unit in parts[first : first + 2] if n)

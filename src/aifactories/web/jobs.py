@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from aifactories.domain.errors import Conflict, PermissionDenied
 from aifactories.domain.jobs import FINAL_STATES, JobState
+from aifactories.domain.units import human_duration as duration
 from aifactories.services.core.context import Principal
 from aifactories.services.jobs.job_pages import (
     JobsPage,
@@ -59,23 +60,6 @@ STATE_WORDS: dict[str, str] = {
     "cancelled": "cancelled",
     "timeout": "stopped at its time limit",
 }
-
-
-def duration(seconds: float | None) -> str:
-    """A time limit or a run time as a person reads it: 45 s, 5 min, 1 h 30 min, 2 days 4 h."""
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    days, rest = divmod(whole, 86400)
-    hours_, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return f"{days} day{'s' if days != 1 else ''}" + (f" {hours_} h" if hours_ else "")
-    if hours_:
-        return f"{hours_} h" + (f" {minutes} min" if minutes else "")
-    return f"{minutes} min"
 
 
 def _states(state: str) -> list[str]:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from aifactories.db.accounts import project_by_ref
 from aifactories.db.models import JobRow, ProjectRow, UserRow
+from aifactories.domain.batch import dependency_text
 from aifactories.domain.errors import InvalidInput, NotFound
 from aifactories.domain.jobs import JobState, job_ref
 from aifactories.domain.projects import Role
@@ -239,17 +240,6 @@ def job_detail(ctx: ServiceContext, principal: Principal, ref: str) -> JobDetail
         may_read_output=role is not None,  # as job_output.find_readable_job
         separate_error=row.error_path is not None or batch.get("error") is not None,
     )
-
-
-def dependency_text(dependency: dict[str, Any] | None) -> str | None:
-    """``afterok:12:13,singleton`` as sbatch writes it, the ids resolved."""
-    if not dependency:
-        return None
-    parts = [
-        kind if kind == "singleton" else f"{kind}:{':'.join(str(i) for i in ids)}"
-        for kind, ids in dependency.get("conditions", [])
-    ]
-    return ("?" if dependency.get("any") else ",").join(parts)
 
 
 _PLAIN = (

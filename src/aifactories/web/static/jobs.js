@@ -9,18 +9,8 @@ const LIST_EVERY_MS = 5000;
 const JOB_EVERY_MS = 4000;
 const LOG_EVERY_MS = 2000;
 
-// portal.js shows <time> in the reader's zone once; rows fetched later need the same
-function localTimes(root) {
-  root.querySelectorAll("time[datetime]").forEach((node) => {
-    const moment = new Date(node.getAttribute("datetime"));
-    if (Number.isNaN(moment.getTime())) return;
-    node.title = node.textContent;
-    node.textContent = moment.toLocaleString(undefined, {
-      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
-      timeZoneName: "short",
-    });
-  });
-}
+// portal.js (loaded first) shows <time> in the reader's zone; rows fetched later need the same
+const localTimes = (root) => window.aifLocalTimes(root);
 
 // Fetch the fragment at node's data-src and put it in node's place; the server renders it
 // with the same escaping as the page. Returns the new node, or null if the fetch failed.
