@@ -7,7 +7,6 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from aifactories import __version__
@@ -33,7 +32,7 @@ from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.observability import ObservabilityMiddleware
 from aifactories.api.params import PathJobRef, PathRef, RefQ
 from aifactories.api.schemas import BalanceOut, HealthOut, JobOut, MeOut, SiteOut
-from aifactories.db.models import ProjectRow
+from aifactories.services.core.auth import project_codes
 from aifactories.services.jobs import job_queries
 from aifactories.services.jobs import jobs as job_service
 from aifactories.services.jobs.balances import project_balance
@@ -107,11 +106,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 
     @app.get("/me", response_model=MeOut, responses=_ERRORS, tags=["platform"])
     def me(context: Ctx, who: Me) -> MeOut:
-        with context.reads() as session:
-            found = session.execute(
-                select(ProjectRow.id, ProjectRow.code).where(ProjectRow.id.in_(list(who.roles)))
-            )
-            codes = {project_id: code for project_id, code in found}
+        codes = project_codes(context, who)
         return MeOut(
             user_id=who.user_id,
             username=who.username,

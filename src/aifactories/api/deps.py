@@ -11,9 +11,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from aifactories.api.limits import TooManyRequests, rate_limits
 from aifactories.api.observability import PRINCIPAL_KEY
 from aifactories.api.schemas import ErrorBody
-from aifactories.db.accounts import hash_token
 from aifactories.domain.errors import AuthenticationRequired
-from aifactories.services.core.auth import authenticate, cached_principal_by_digest
+from aifactories.services.core.auth import (
+    authenticate,
+    cached_principal_by_digest,
+    token_digest,
+)
 from aifactories.services.core.context import Principal, ServiceContext
 from aifactories.services.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from aifactories.services.platform import Platform
@@ -42,7 +45,7 @@ async def _principal(
     cached lookup itself."""
     token = credentials.credentials if credentials else None
     limits = rate_limits(request)
-    digest = hash_token(token) if token else ""
+    digest = token_digest(token) if token else ""
     principal = cached_principal_by_digest(context, digest) if token else None
     if principal is None:
         # Failed authentications per client address: over the limit, nothing more is looked

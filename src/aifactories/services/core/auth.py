@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aifactories.db.accounts import hash_token, mark_token_used, memberships_of, token_and_user
-from aifactories.db.models import UserRow
+from aifactories.db.models import ProjectRow, UserRow
 from aifactories.db.programme_models import ReviewerRow, SiteOperatorRow
 from aifactories.domain.clock import stopwatch, to_datetime
 from aifactories.domain.errors import AuthenticationRequired, NotFound, PermissionDenied
@@ -34,6 +34,22 @@ _NEW_TOKEN = (
     "make a new one with 'aif tokens create' while another of your tokens works, or ask a "
     "programme operator ('aif tokens create --user YOU', or 'aif tokens issue' on the server)"
 )
+
+
+def token_digest(token: str) -> str:
+    """The key a token is cached and rate-limited under (its SHA-256, never the token)."""
+    return hash_token(token)
+
+
+def project_codes(ctx: ServiceContext, principal: Principal) -> dict[int, str]:
+    """The codes of the principal's projects, by id (GET /me, the CLI's profile)."""
+    if not principal.roles:
+        return {}
+    with ctx.reads() as session:
+        found = session.execute(
+            select(ProjectRow.id, ProjectRow.code).where(ProjectRow.id.in_(list(principal.roles)))
+        )
+        return {int(project_id): str(code) for project_id, code in found}
 
 
 def forget_cached_principals() -> None:
