@@ -170,6 +170,13 @@ def run_and_apply_awards(person: Person, call: str) -> int:
         f"Award run {run_id}"
     )
     person.shot("award-run")
+    if os.environ.get("AIFACTORIES_SCREENSHOTS"):  # the embedded report, drawn (Plotly)
+        report = page.locator("iframe.report")
+        report.scroll_into_view_if_needed()
+        page.wait_for_timeout(1500)
+        report.screenshot(
+            path=str(Path(os.environ["AIFACTORIES_SCREENSHOTS"]) / "portal-award-report.png")
+        )
     page.get_by_label("Reason").fill("Panel of the journey test.")
     page.get_by_label(re.compile("I confirm")).check()
     page.get_by_role("button", name=f"Apply award run {run_id}").click()
