@@ -11,6 +11,8 @@ and shown in a sandboxed frame: its scripts run without the portal's origin, coo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -146,12 +148,28 @@ def run_page(request: Request, principal: SignedIn, run_id: int) -> HTMLResponse
     )
 
 
+# Reports by the run's content: drawing the Plotly figures costs tens of milliseconds, and a
+# run's content changes only when it is applied (its status and dates change, and so the key).
+_REPORTS: dict[str, str] = {}
+_REPORTS_KEPT = 64
+
+
+def _report_html(run: dict[str, Any]) -> str:
+    key = hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
+    page = _REPORTS.get(key)
+    if page is None:
+        page = award_run_html(run)
+        if len(_REPORTS) >= _REPORTS_KEPT:
+            _REPORTS.clear()
+        _REPORTS[key] = page
+    return page
+
+
 @router.get("/portal/programme/award-runs/{run_id}/report", response_class=HTMLResponse)
 def report(request: Request, principal: SignedIn, run_id: int) -> HTMLResponse:
     """The report ``aif awards report`` writes, for the run page's frame (or to open alone)."""
     ctx = operator(request, principal, "read award runs")
-    page = award_run_html(award_runs.get_run(ctx, principal, run_id))
-    response = HTMLResponse(page)
+    response = HTMLResponse(_report_html(award_runs.get_run(ctx, principal, run_id)))
     response.headers["Content-Security-Policy"] = REPORT_POLICY
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
