@@ -39,6 +39,7 @@ CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
 _PRINCIPAL = "aif_portal_principal"  # request.state: looked up once per request
 _KEY_FILE = "portal-session.key"
+_keys: dict[Path, str] = {}  # key file -> its key
 
 
 def context(request: Request) -> ServiceContext:
@@ -52,6 +53,13 @@ def session_key(ctx: ServiceContext) -> str:
     if ctx.settings.session_secret:
         return ctx.settings.session_secret
     path = Path(ctx.settings.data_dir) / _KEY_FILE
+    known = _keys.get(path)
+    if known is None:  # read once per process: every signed cookie and form needs it
+        known = _keys[path] = _read_or_make_key(path)
+    return known
+
+
+def _read_or_make_key(path: Path) -> str:
     try:
         return path.read_text().strip()
     except FileNotFoundError:
