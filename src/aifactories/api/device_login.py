@@ -30,7 +30,7 @@ from aifactories.services.core.identities import IdentityClaims, user_for_identi
 from aifactories.services.core.input_types import check_line
 from aifactories.services.core.oidc_client import SignInFailed
 from aifactories.services.core.tokens import issue_token
-from aifactories.web.session import session_key
+from aifactories.services.core.web_sessions import session_key
 
 router = APIRouter(tags=["login"])
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import partial
 from typing import Annotated
@@ -30,7 +29,6 @@ router = APIRouter(tags=["jobs"])
 FOLLOW_POLL_S = 0.2  # a follower looks for new bytes this often (the latency target is 1 s)
 MEDIA_TYPE = "text/plain; charset=utf-8"
 _RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
-_executors_lock = threading.Lock()
 
 Follow = Annotated[
     bool,
@@ -66,8 +64,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 
 def _executors(request: Request) -> Mapping[SiteId, Executor]:
     plat: Platform = request.app.state.platform
-    with _executors_lock:  # two first requests must not build them twice
-        return plat.executors()
+    return plat.executors()
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:

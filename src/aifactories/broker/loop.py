@@ -137,14 +137,7 @@ class Broker:
         report.unreachable_sites = silent | reconcile(
             self._sessions, self._reads, self._executors, now, silent, self.instance
         )
-        with self._reads() as session:
-            down = down_partition_ids(session)
-        # a partition down for maintenance offers nothing: no new job is placed there
-        free_nodes = {
-            pid: free
-            for pid, free in self._capacities(report.unreachable_sites).items()
-            if pid not in down
-        }
+        reported = self._capacities(report.unreachable_sites)
         self._retry_at = {
             site: self._retry_at[site] if site in resting else now + self._retry_interval_s
             for site in report.unreachable_sites
@@ -157,6 +150,7 @@ class Broker:
         report.moved = self._fail_over(report.unreachable_sites, available, now)
         holds = apply_holds(self._sessions, now)
         with self._reads() as session:
+            down = down_partition_ids(session)
             pending = [p for p in pending_jobs(session) if p.id not in holds.waiting]
             active = active_jobs(session)
             allocations = [
@@ -172,6 +166,8 @@ class Broker:
                 (ProjectId(p), at, g)
                 for p, at, g in charges_since(session, now - _USAGE_HALF_LIVES * self._half_life_s)
             ]
+        # a partition down for maintenance offers nothing: no new job is placed there
+        free_nodes = {pid: free for pid, free in reported.items() if pid not in down}
         snapshot = assemble_snapshot(
             now=now,
             sites=self._catalogue.sites,

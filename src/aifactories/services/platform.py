@@ -73,6 +73,8 @@ class Platform:
         )
         self._lease_thread: threading.Thread | None = None
         self._executors = dict(executors) if executors is not None else None
+        # the broker and the first requests that read job output may ask at the same time
+        self._executors_lock = threading.Lock()
         self._job_isolation: JobIsolation | None = None
         self._broker: Broker | None = None
         self._stop = threading.Event()
@@ -95,21 +97,27 @@ class Platform:
             )
 
     def executors(self) -> dict[SiteId, Executor]:
-        if self._executors is None:
-            kind = self.settings.executor
-            self._executors = {}
-            for site in self.catalogue.operational_sites:
-                if site.executor is not None:  # the catalogue names this site's back-end
-                    self._executors[site.id] = self._site_executor(site)
-                    continue
-                options: dict[str, object] = {"clock": self.clock}
-                if kind == "emulated":
-                    options["state_dir"] = self.settings.sites_state_dir / site.id
-                    options["time_factor"] = self.settings.emulated_time_factor
-                    options["isolation"] = self.job_isolation()
-                    options["output_retention_s"] = self.settings.job_output_retention_s
-                self._executors[site.id] = make_executor(kind, site, **options)
-        return self._executors
+        """Each site's back-end, built once (under a lock: never twice, never seen half-built)."""
+        with self._executors_lock:
+            if self._executors is None:
+                self._executors = self._build_executors()
+            return self._executors
+
+    def _build_executors(self) -> dict[SiteId, Executor]:
+        kind = self.settings.executor
+        built: dict[SiteId, Executor] = {}
+        for site in self.catalogue.operational_sites:
+            if site.executor is not None:  # the catalogue names this site's back-end
+                built[site.id] = self._site_executor(site)
+                continue
+            options: dict[str, object] = {"clock": self.clock}
+            if kind == "emulated":
+                options["state_dir"] = self.settings.sites_state_dir / site.id
+                options["time_factor"] = self.settings.emulated_time_factor
+                options["isolation"] = self.job_isolation()
+                options["output_retention_s"] = self.settings.job_output_retention_s
+            built[site.id] = make_executor(kind, site, **options)
+        return built
 
     def job_isolation(self) -> JobIsolation:
         """How emulated sites confine jobs; ConfigurationError if this machine cannot."""

@@ -8,7 +8,6 @@ retention it is gone (410).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -31,7 +30,6 @@ TAIL_LINES = 200  # the page shows this much; the download has the rest
 TAIL_BYTES = 256 * 1024
 FOLLOW_CHUNK = 64 * 1024  # per poll of jobs.js: a fast writer is caught up in a few polls
 MEDIA_TYPE = "text/plain; charset=utf-8"
-_lock = threading.Lock()
 
 Ref = Annotated[str, Path(pattern=r"^[0-9]{1,10}(_[0-9]{1,7})?$")]
 StreamQ = Annotated[Stream, Query()]
@@ -60,8 +58,7 @@ Reader = Callable[[int, int], service.OutputView]
 def _reader(request: Request, principal: Principal, ref: str, stream: Stream) -> Reader:
     """Reads of the job's log from an offset, through its site's back-end."""
     platform: Platform = request.app.state.platform
-    with _lock:  # two first requests must not build the back-ends twice
-        executors = platform.executors()
+    executors = platform.executors()
     ctx = context(request)
 
     def read(offset: int, limit: int) -> service.OutputView:

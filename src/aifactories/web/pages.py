@@ -13,11 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from aifactories.services.core.context import ServiceContext
 from aifactories.services.jobs.sites import SiteView, list_sites
 from aifactories.services.programme.public import open_calls
 from aifactories.web.render import STATIC_URL, render
-from aifactories.web.session import MaybeSignedIn
+from aifactories.web.session import MaybeSignedIn, context
 
 __all__ = ["STATIC_URL", "router", "static_files"]
 router = APIRouter(include_in_schema=False)
@@ -25,10 +24,6 @@ router = APIRouter(include_in_schema=False)
 
 def static_files() -> StaticFiles:
     return StaticFiles(directory=Path(__file__).parent / "static")
-
-
-def _ctx(request: Request) -> ServiceContext:
-    return request.app.state.platform.ctx  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -57,7 +52,7 @@ def _totals(views: list[SiteView]) -> _Totals:
 @router.get("/", response_class=HTMLResponse)
 def federation(request: Request, _principal: MaybeSignedIn) -> HTMLResponse:
     """The federation at a glance: sites, GPUs, free GPUs now, open calls."""
-    ctx = _ctx(request)
+    ctx = context(request)
     views = list_sites(ctx)
     calls = open_calls(ctx)
     return render(request, "federation.html", sites=views, totals=_totals(views), calls=calls)
@@ -66,4 +61,4 @@ def federation(request: Request, _principal: MaybeSignedIn) -> HTMLResponse:
 @router.get("/portal/calls", response_class=HTMLResponse)
 def calls_page(request: Request, _principal: MaybeSignedIn) -> HTMLResponse:
     """The open calls: access mode, deadline, what one proposal may ask for."""
-    return render(request, "calls.html", calls=open_calls(_ctx(request)))
+    return render(request, "calls.html", calls=open_calls(context(request)))

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -32,46 +29,17 @@ from aifactories.services.core.web_sessions import (
     OpenedSession,
     open_session,
     principal_for_session,
+    session_key,
 )
 
 COOKIE = "aif_session"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
 _PRINCIPAL = "aif_portal_principal"  # request.state: looked up once per request
-_KEY_FILE = "portal-session.key"
-_keys: dict[Path, str] = {}  # key file -> its key
 
 
 def context(request: Request) -> ServiceContext:
     return request.app.state.platform.ctx  # type: ignore[no-any-return]
-
-
-def session_key(ctx: ServiceContext) -> str:
-    """The signing key: AIFACTORIES_SESSION_SECRET, else a random key kept (0600) in the data
-    directory, so that sessions survive a restart and every instance on one data directory
-    agrees. Several hosts must share AIFACTORIES_SESSION_SECRET."""
-    if ctx.settings.session_secret:
-        return ctx.settings.session_secret
-    path = Path(ctx.settings.data_dir) / _KEY_FILE
-    known = _keys.get(path)
-    if known is None:  # read once per process: every signed cookie and form needs it
-        known = _keys[path] = _read_or_make_key(path)
-    return known
-
-
-def _read_or_make_key(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process wrote it first: use theirs
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as out:
-            out.write(key)
-        return key
 
 
 def signer(request: Request, purpose: str) -> URLSafeTimedSerializer:

@@ -9,8 +9,10 @@ ended at once (the issue asks it of token revocation; a portal session is no wea
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -22,6 +24,8 @@ from aifactories.services.core.auth import authenticate, principal_of_user
 from aifactories.services.core.context import Principal, ServiceContext
 
 HOUR_S = 3600.0
+_KEY_FILE = "portal-session.key"
+_keys: dict[Path, str] = {}  # key file -> its key
 VIA_TOKEN = "token"
 VIA_OIDC = "oidc"
 
@@ -96,3 +100,31 @@ def end_sessions_of(ctx: ServiceContext, principal: Principal) -> int:
             .values(ended_at=now)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def session_key(ctx: ServiceContext) -> str:
+    """The signing key: AIFACTORIES_SESSION_SECRET, else a random key kept (0600) in the data
+    directory, so that sessions survive a restart and every instance on one data directory
+    agrees. Several hosts must share AIFACTORIES_SESSION_SECRET."""
+    if ctx.settings.session_secret:
+        return ctx.settings.session_secret
+    path = Path(ctx.settings.data_dir) / _KEY_FILE
+    known = _keys.get(path)
+    if known is None:  # read once per process: every signed cookie and form needs it
+        known = _keys[path] = _read_or_make_key(path)
+    return known
+
+
+def _read_or_make_key(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process wrote it first: use theirs
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as out:
+            out.write(key)
+        return key

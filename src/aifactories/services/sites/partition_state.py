@@ -68,16 +68,15 @@ def down_partitions(ctx: ServiceContext, principal: Principal) -> dict[str, Part
 
 
 def _operated_partition(ctx: ServiceContext, principal: Principal, partition_id: str) -> Partition:
-    for site in ctx.catalogue.sites:
-        for partition in site.partitions:
-            if partition.id == partition_id:
-                if site.id not in principal.operated_sites:
-                    raise PermissionDenied(
-                        f"you do not operate {site.id}: only its site operators take its "
-                        "partitions down or up"
-                    )
-                return partition
-    raise NotFound(f"partition {partition_id} is in no site of the catalogue")
+    partition = ctx.catalogue.partition(partition_id)
+    if partition is None:
+        raise NotFound(f"partition {partition_id} is in no site of the catalogue")
+    if partition.site_id not in principal.operated_sites:
+        raise PermissionDenied(
+            f"you do not operate {partition.site_id}: only its site operators take its "
+            "partitions down or up"
+        )
+    return partition
 
 
 def set_partition_down(

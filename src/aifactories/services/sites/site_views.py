@@ -47,7 +47,7 @@ class ProjectUsage:
 
 def operated_site(ctx: ServiceContext, principal: Principal, site_id: str) -> Site:
     """The catalogue's site ``site_id``, if the caller operates it."""
-    site = next((s for s in ctx.catalogue.sites if s.id == site_id), None)
+    site = ctx.catalogue.site(site_id)
     if site is None:
         raise NotFound(f"site {site_id} is not in the catalogue")
     if site.id not in principal.operated_sites:
