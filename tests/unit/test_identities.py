@@ -4,6 +4,7 @@ the organisation from a claim or chosen once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,10 @@ ISSUER = "https://login.uni.example"
 
 
 @pytest.fixture
-def h(tmp_path: Path, database_url: str) -> Harness:
-    return make_harness(tmp_path, database_url)
+def h(tmp_path: Path, database_url: str) -> Iterator[Harness]:
+    harness = make_harness(tmp_path, database_url)
+    yield harness
+    harness.platform.stop()
 
 
 def claims(sub: str = "s-1", **values: object) -> IdentityClaims:
