@@ -13,11 +13,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from aifactories.api.app import create_app
 from aifactories.services.core.identities import list_organisations
 from tests.api.harness import Harness, make_harness
 from tests.oidc_provider import OidcProvider
-from tests.web.harness import csrf
+from tests.web.harness import browser, csrf
 
 pytestmark = pytest.mark.slow  # the provider is a Node.js process (one per test session)
 
@@ -37,11 +36,6 @@ def h(tmp_path: Path, database_url: str, oidc_provider: OidcProvider) -> Iterato
     harness.clock.advance(max(0.0, time.time() - harness.clock.now()))
     yield harness
     harness.platform.stop()
-
-
-def browser(h: Harness) -> TestClient:
-    app = create_app(h.platform.settings, platform=h.platform)
-    return TestClient(app, follow_redirects=False)
 
 
 def start(client: TestClient, next_url: str = "/portal/account") -> str:

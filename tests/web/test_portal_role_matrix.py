@@ -29,7 +29,7 @@ from tests.api.harness import make_harness
 from tests.api.role_matrix import ROLE_COLUMNS
 from tests.api.role_matrix_world import World, build_world
 from tests.api.test_role_matrix import _routes
-from tests.web.harness import CSRF_META, browser
+from tests.web.harness import browser, csrf
 
 SHORT = ("anon", "prog", "site", "rev+", "rev-", "pi", "mem", "opi", "org", "none")
 
@@ -208,9 +208,7 @@ def test_forms_refuse_the_roles_the_api_refuses_and_change_nothing(
     before = [owner.get(p.format(**_ids(built))).text for p in _WITNESSES]
     for role, status in refused.items():
         client = clients[role]
-        token = CSRF_META.search(client.get("/portal/account").text)
-        assert token, role
-        answer = client.request(method, url, data={"csrf": token.group(1), "reason": "x"})
+        answer = client.request(method, url, data={"csrf": csrf(client), "reason": "x"})
         assert answer.status_code == status, (role, answer.status_code, answer.text[:300])
     after = [owner.get(p.format(**_ids(built))).text for p in _WITNESSES]
     assert _states(after) == _states(before)
