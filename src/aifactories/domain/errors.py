@@ -41,7 +41,12 @@ class InvalidInput(AifError):
     def __init__(self, field: str, message: str, limit: str | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.detail = message  # without the field's name: a form shows it next to the field
         self.limit = limit
+
+    def beside_field(self) -> str:
+        """What a form shows next to the field: the message, and the bound if there is one."""
+        return f"{self.detail} ({self.limit})" if self.limit else self.detail
 
 
 class MalformedScript(InvalidInput):

@@ -216,10 +216,7 @@ def in_words(error: Any) -> str:
 
 def refused(shown: ProposalForm, error: InvalidInput) -> ProposalForm:
     """The service's complaint about one field, next to that field."""
-    message = error.message.removeprefix(f"{error.field}: ")
-    if error.limit:
-        message += f" ({error.limit})"
-    shown.fail(error.field, message)
+    shown.fail(error.field, error.beside_field())
     return shown
 
 

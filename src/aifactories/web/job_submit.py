@@ -67,8 +67,7 @@ def _field(exc: InvalidInput) -> str:
 
 
 def _message(exc: InvalidInput) -> str:
-    text = exc.message.removeprefix(f"{exc.field}: ")
-    return f"{text} (allowed: {exc.limit})" if exc.limit else text
+    return f"{exc.detail} (allowed: {exc.limit})" if exc.limit else exc.detail
 
 
 def _page(request: Request, principal: Principal, form: SubmitForm, status: int = 200) -> Response:

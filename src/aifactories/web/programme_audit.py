@@ -45,9 +45,7 @@ def _filters(params: Any) -> tuple[Filters, dict[str, str]]:
         try:
             times[name] = audit_service.parse_time(typed[name], name)
         except InvalidInput as invalid:
-            errors[name] = invalid.message.removeprefix(f"{name}: ") + (
-                f" ({invalid.limit})" if invalid.limit else ""
-            )
+            errors[name] = invalid.beside_field()
             times[name] = None
     found = Filters(
         typed["actor"] or None,

@@ -44,10 +44,7 @@ def field_errors(error: Exception) -> FieldErrors:
     """Each message keyed by the field it names (a pydantic ValidationError or a service's
     InvalidInput); anything else under "" (shown above the form)."""
     if isinstance(error, InvalidInput):
-        message = error.message.removeprefix(f"{error.field}: ")
-        if error.limit:
-            message += f" ({error.limit})"
-        return {_key([error.field]): message}
+        return {_key([error.field]): error.beside_field()}
     if isinstance(error, AifError):
         return {"": error.message}
     found: FieldErrors = {}

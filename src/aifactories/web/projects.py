@@ -268,10 +268,7 @@ def _refused(
 
 def _form_error(form: str, refused: Exception) -> FormError:
     if isinstance(refused, InvalidInput):
-        message = refused.message.removeprefix(f"{refused.field}: ")
-        if refused.limit:
-            message = f"{message} ({refused.limit})"
-        return FormError(form, refused.field, message)
+        return FormError(form, refused.field, refused.beside_field())
     if isinstance(refused, ValidationError):
         first: dict[str, Any] = dict(refused.errors()[0])
         field = ".".join(str(p) for p in first.get("loc", ())) or None

@@ -33,12 +33,6 @@ CRITERION_HINTS = {
 SCALE = f"{MIN_SCORE:g} (poor) to {MAX_SCORE:g} (excellent)"
 
 
-def field_message(error: InvalidInput) -> str:
-    """The service's message without the field name in front (the page shows it next to the
-    field it names)."""
-    return error.message.removeprefix(f"{error.field}: ")
-
-
 def _form_text(form: Any, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
@@ -144,7 +138,7 @@ async def save_review(request: Request, principal: SignedIn, review_id: int) -> 
             )
         except InvalidInput as wrong:
             field = wrong.field.replace("scores.", "score-")
-            errors[field] = field_message(wrong) + (f" ({wrong.limit})" if wrong.limit else "")
+            errors[field] = wrong.beside_field()
         except Conflict as refused:
             return redirect(request, f"/portal/reviews/{review_id}", refused.message, "error")
     if errors:
@@ -178,7 +172,7 @@ async def decline(request: Request, principal: SignedIn, review_id: int) -> Resp
                 review_service.decline_review, ctx, principal, review_id, reason
             )
         except InvalidInput as wrong:
-            errors[wrong.field] = field_message(wrong)
+            errors[wrong.field] = wrong.detail
         except Conflict as refused:
             return redirect(request, f"/portal/reviews/{review_id}", refused.message, "error")
     if errors:
@@ -226,7 +220,7 @@ async def declare_conflict(request: Request, principal: SignedIn, review_id: int
                 )
             )
         except InvalidInput as wrong:
-            errors[wrong.field if wrong.field == "reason" else "scope"] = field_message(wrong)
+            errors[wrong.field if wrong.field == "reason" else "scope"] = wrong.detail
     if errors:
         return _review_page(
             request,

@@ -32,7 +32,6 @@ from aifactories.services.sites.site_views import (
     usage_at_site,
 )
 from aifactories.web.render import redirect, render
-from aifactories.web.reviewer import field_message
 from aifactories.web.session import CsrfChecked, SignedIn, context
 
 router = APIRouter(include_in_schema=False)
@@ -189,7 +188,7 @@ async def check_proposal(request: Request, principal: SignedIn, proposal_id: int
             technical_check, ctx, principal, proposal_id, outcome, reason, site
         )
     except InvalidInput as wrong:
-        said = field_message(wrong)
+        said = wrong.detail
         if wrong.field == "outcome":  # the API's words name its values, not the buttons
             said = "choose one: pass, ask for a revision, or fail"
         return _overview(
@@ -242,7 +241,7 @@ async def partition_state(
             request,
             principal,
             site.id,
-            errors={wrong.field: field_message(wrong)},
+            errors={wrong.field: wrong.detail},
             values={"reason": reason},
             failed=name,
             status_code=422,
