@@ -120,10 +120,13 @@ class NodePool:
         if never_fits(shape, self.nodes, self.gpus_per_node) is not None:
             return None
         if shape.exclusive:
-            chosen = self._lowest_free_nodes(shape.nodes, exclude=set())
+            chosen = self._lowest_free_nodes(shape.nodes, exclude=set(), taking=True)
             if chosen is None:
                 return None
-            grants = tuple(NodeGrant(n, tuple(range(self.gpus_per_node))) for n in chosen)
+            every = tuple(range(self.gpus_per_node))
+            grants = tuple(NodeGrant(n, every) for n in chosen)
+            self._take_whole(chosen)
+            return grants
         else:
             picked: list[NodeGrant] = []
             taken: set[int] = set()
@@ -159,6 +162,18 @@ class NodePool:
             self._held += len(busy) - before
             self._busy[grant.node] = busy
             self._file(grant.node, busy)
+
+    def _take_whole(self, nodes: list[int]) -> None:
+        """Mark whole free nodes busy: what :meth:`take` does for them, without its checks,
+        since :meth:`_lowest_free_nodes` only hands out free nodes that take work (the twin
+        places multi-node jobs by the hundred thousand)."""
+        gpn = self.gpus_per_node
+        full = self._by_free[0]
+        busy = self._busy
+        for node in nodes:
+            busy[node] = set(range(gpn))
+            full.add(node)
+        self._held += gpn * len(nodes)
 
     def release(self, grants: Sequence[NodeGrant]) -> None:
         """Free ``grants``; releasing GPUs that are already free is a no-op."""
@@ -246,7 +261,8 @@ class NodePool:
         free = self.gpus_per_node - len(busy)
         if free < self.gpus_per_node:
             self._by_free[free].add(node)
-            heapq.heappush(self._bucket_heaps[free], node)
+            if free:  # best fit never looks for a node with no free GPU: no heap for those
+                heapq.heappush(self._bucket_heaps[free], node)
 
     def _best_fit(self, need: int, exclude: set[int]) -> int | None:
         for free in range(need, self.gpus_per_node):
@@ -264,7 +280,11 @@ class NodePool:
         chosen = self._lowest_free_nodes(1, exclude)
         return None if chosen is None else chosen[0]
 
-    def _lowest_free_nodes(self, count: int, exclude: set[int]) -> list[int] | None:
+    def _lowest_free_nodes(
+        self, count: int, exclude: set[int], taking: bool = False
+    ) -> list[int] | None:
+        """The ``count`` lowest free nodes not in ``exclude``. ``taking``: the caller takes
+        them at once, so they do not go back to the heap of free nodes."""
         excluded_free = sum(1 for node in exclude if node not in self._busy)
         if self.whole_free_nodes() - excluded_free < count:
             return None
@@ -284,6 +304,8 @@ class NodePool:
             if node not in exclude:
                 chosen.append(node)
         # Candidates go back: they stay free until take() marks them (lazily dropped then).
+        found = len(chosen) == count
         for node in seen:
-            heapq.heappush(self._free_heap, node)
-        return chosen if len(chosen) == count else None
+            if not (taking and found) or node in exclude:
+                heapq.heappush(self._free_heap, node)
+        return chosen if found else None

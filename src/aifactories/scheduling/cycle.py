@@ -16,7 +16,7 @@ are enforced here, before the policy is asked (see :mod:`aifactories.scheduling.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from aifactories.domain.errors import InvalidInput
 from aifactories.domain.ids import JobId
@@ -43,11 +43,30 @@ from aifactories.scheduling.working import (
 
 
 def run_cycle(
-    snapshot: Snapshot, pending: Sequence[PendingJob], policy: Policy, now: float
+    snapshot: Snapshot,
+    pending: Sequence[PendingJob],
+    policy: Policy,
+    now: float,
+    *,
+    explain: bool = True,
+    ordered: Iterable[PendingJob] | None = None,
 ) -> CycleResult:
-    """Decide which pending jobs start where, now; every pending job is placed or waits."""
-    ordered = policy.order(pending, snapshot, now)
-    _check_order(pending, ordered, policy.name)
+    """Decide which pending jobs start where, now; every pending job is placed or waits.
+
+    ``explain`` False leaves out the waits (their reasons cost more than the decisions) and
+    stops reading the queue where no later job can start: behind a blocked job under
+    ``STRICT``, or once every partition is full and the reservation is made. The twin runs
+    so; the placements are the same either way (tests/scheduling/test_cycle_lazy.py).
+
+    ``ordered``, the pending jobs already in the policy's order (a :class:`StandingQueue`
+    the caller keeps sorted by the policy's ``standing_key``), is read lazily, so a cycle
+    costs what it reads, not the length of the queue. Without it the policy orders
+    ``pending``.
+    """
+    if ordered is None:
+        ordered = policy.order(pending, snapshot, now)
+        _check_order(pending, ordered, policy.name)
+    untested = len(pending)
     rule = policy.backfill
     slots = [Slot(state, i) for i, state in enumerate(snapshot.partitions) if state.available]
     slot_at = {slot.order: slot for slot in slots}
@@ -61,7 +80,9 @@ def run_cycle(
     blocked_by: PendingJob | None = None  # STRICT: the first job that could not start
     looking_for_head = rule.kind is Backfill.EASY
     reserving = rule.reserves
-    untested = len(ordered) if rule.max_job_test is None else rule.max_job_test
+    if rule.max_job_test is not None:
+        untested = rule.max_job_test
+    free_left = sum(slot.free for slot in slots)  # once 0, nothing later can start
     # The loop below runs for every pending job and every partition it could use: it reads
     # locals, inlines Budgets.find and reservation_gpu_seconds, and builds candidates with
     # tuple.__new__ (what Candidate(...) does, minus a Python-level call).
@@ -69,8 +90,17 @@ def run_cycle(
     left, choose, blocking = budgets.left, policy.choose, reservations.blocking
     ceil, new = math.ceil, tuple.__new__
 
+    # Without reasons to write, a job that needs more GPUs than are free in all partitions
+    # together is passed over at once, where its failure changes nothing: the rule makes no
+    # reservation for it (greedy, or EASY once its one reservation is made).
+    skip_rules = (Backfill.NONE, Backfill.EASY) if not explain else ()
     for job in ordered:
         spec = job.spec
+        if skip_rules:
+            if free_left <= 0:
+                break  # reservations only keep capacity from later jobs: none is left
+            if spec.gpus > free_left and not looking_for_head and rule.kind in skip_rules:
+                continue
         key = (spec.gpu_model, spec.min_gpu_memory_gb, spec.countries, spec.gpus, spec.nodes)
         entry = entries.get(key)
         if entry is None:
@@ -78,6 +108,8 @@ def run_cycle(
             never = None if options else never_reason(spec, snapshot.partitions)
             entry = entries[key] = Entry(options, never)
         if blocked_by is not None or untested <= 0:
+            if not explain:
+                break
             failed.append(
                 (job, entry, Note.BEHIND if blocked_by is not None else Note.NOT_TESTED, None)
             )
@@ -143,6 +175,7 @@ def run_cycle(
                     raise InvalidInput("policy", f"{policy.name} chose a partition not offered")
                 slot = slot_at[choice.order]
                 slot.take(choice.shape, ends_at)
+                free_left -= choice.shape.allocated_gpus
                 if slot.holds:
                     reservations.placed(slot, ends_at, choice.shape.allocated_gpus)
                 left[choice.allocation_id] -= choice.reserved_gpu_seconds
@@ -178,6 +211,8 @@ def run_cycle(
                 # if its start cannot be estimated, nobody gets a reservation this cycle.
                 looking_for_head = not payable
 
+    if not explain:
+        return CycleResult(placements=tuple(placements), waits=())
     waits = explain_waits(failed, reservations.by_job, blocked_by, budgets, releases, now)
     return CycleResult(placements=tuple(placements), waits=tuple(waits))
 

@@ -38,9 +38,11 @@ from aifactories.ledger import Balance, charge, reserve
 from aifactories.ledger.balance import settle_amount
 from aifactories.scheduling import get_policy, run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
+from aifactories.scheduling.backfill import Backfill
 from aifactories.scheduling.policy import Policy
 from aifactories.scheduling.preemptive_policies import get_preemptive_policy, is_preemptive
 from aifactories.scheduling.snapshot import Placement, Snapshot
+from aifactories.scheduling.standing_queue import StandingQueue, standing_key_of
 from aifactories.scheduling.usage import DecayedUsage
 from aifactories.twin.disruptions import Disruptions, Lost
 from aifactories.twin.engine import EventEngine, Priority
@@ -93,6 +95,10 @@ class Simulation:
         self._project_of = {p.project_id: p for p in projects.values()}
         self._balances = {p.project_id: Balance(p.granted_gpu_seconds) for p in projects.values()}
         self._pending: dict[JobId, PendingJob] = {}
+        # The queue in the policy's standing order, when it has one: cycles then read only
+        # the jobs they can use (scheduling/standing_queue.py), not the whole queue.
+        key = standing_key_of(self.policy) if self.rounds is None else None
+        self._standing = StandingQueue(key) if key is not None else None
         self._allocation_of: dict[int, tuple[Balance, Allocation]] = {}
         # Free-node histograms per site, rebuilt only for sites that changed since.
         self._free_of: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
@@ -112,6 +118,12 @@ class Simulation:
         self._utilisation: list[tuple[float, str, int, int]] = []
         self._queue: list[tuple[float, int]] = []
         self._cycle_at: float | None = None
+        # A cycle whose queue cannot move until capacity does (FIFO behind a blocked head,
+        # or every GPU taken) is skipped when only arrivals came since: it would change
+        # nothing (they queue behind the head, or find no GPU), and a deep queue makes
+        # such cycles the most frequent. Any end, outage or resize runs the next cycle.
+        self._stuck = False
+        self._capacity_moved = True
         self._lost: dict[JobId, Lost] = {}
         self._snapshot_sites = self._current_sites()
         self._arrivals_left = len(trace.jobs)
@@ -123,10 +135,13 @@ class Simulation:
     def speed(self, job: TraceJob, gpu_model: str) -> float:
         return speed_of(job, gpu_model, self.setup)
 
-    def _touch(self, site_id: str) -> None:
-        """The site's capacity changed: sample it, and read its capacity afresh."""
+    def _touch(self, site_id: str, freed: bool = True) -> None:
+        """The site's capacity changed: sample it, and read its capacity afresh. ``freed``
+        False: only taken by a placement, which lets no waiting job start."""
         self._dirty.add(site_id)
         self._changed.add(site_id)
+        if freed:
+            self._capacity_moved = True
 
     def _want_cycle(self) -> None:
         if self.rounds is not None:
@@ -152,10 +167,15 @@ class Simulation:
             ),
             submitted_at=self.engine.clock.now(),
         )
-        self._pending[job_id] = pending
+        self._queue_job(pending)
         self._trace_job[job_id] = job
         self._arrivals_left -= 1
         self._want_cycle()
+
+    def _queue_job(self, pending: PendingJob) -> None:
+        self._pending[pending.id] = pending
+        if self._standing is not None:
+            self._standing.add(pending)
 
     def _arrival(self, index: int, job: TraceJob) -> Callable[[], None]:
         return lambda: self._arrive(index, job)
@@ -262,7 +282,7 @@ class Simulation:
             site.finish(run.site_job_id, state, elapsed_s=elapsed, reason=reason)
             site.discard(run.site_job_id)
         self._touch(run.placement.site_id)
-        self._pending[run.pending.id] = run.pending
+        self._queue_job(run.pending)
         self._trace_job[run.pending.id] = run.job
         return energy, carbon
 
@@ -315,7 +335,15 @@ class Simulation:
         if not self._pending:  # nothing to decide (a job ended with an empty queue)
             self._sample(now)
             return
-        self._decide(self.snapshot(now), self.policy, now)
+        if self._stuck and not self._capacity_moved:
+            self._sample(now)
+            return
+        self._capacity_moved = False
+        snapshot = self.snapshot(now)
+        placed = self._decide(snapshot, self.policy, now)
+        free = sum(p.free_gpus for p in snapshot.partitions if p.available) - placed
+        strict = self.policy.backfill.kind is Backfill.STRICT and self._standing is not None
+        self._stuck = free <= 0 or (strict and bool(self._pending))
         self._sample(now)
 
     def snapshot(self, now: float) -> Snapshot:
@@ -343,17 +371,26 @@ class Simulation:
             active_jobs=self._active.values(),
         )
 
-    def _decide(self, snapshot: Snapshot, policy: Policy, now: float) -> None:
-        """The shared cycle, then its placements acted on."""
+    def _decide(self, snapshot: Snapshot, policy: Policy, now: float) -> int:
+        """The shared cycle, then its placements acted on; the GPUs they took."""
         started = stopwatch()
-        result = run_cycle(snapshot, list(self._pending.values()), policy, now)
+        standing = self._standing
+        if standing is not None:
+            result = run_cycle(snapshot, standing, policy, now, explain=False, ordered=standing)
+        else:
+            result = run_cycle(snapshot, list(self._pending.values()), policy, now, explain=False)
         self._cycle_times.append(stopwatch() - started)
+        taken = 0
         for placement in result.placements:
             self.placements.append(placement)
             self._start(placement, now)
+            taken += placement.shape.allocated_gpus
+        return taken
 
     def _start(self, placement: Placement, now: float) -> None:
         pending = self._pending.pop(placement.job_id)
+        if self._standing is not None:
+            self._standing.remove(placement.job_id)
         job = self._trace_job.pop(placement.job_id)
         self._balances[pending.project_id] = reserve(
             self._balances[pending.project_id], placement.reserved_gpu_seconds
@@ -385,7 +422,7 @@ class Simulation:
             job, pending, placement, site_job_id, now, runtime, state, partition.gpu_model
         )
         self._running[placement.job_id] = run
-        self._touch(placement.site_id)
+        self._touch(placement.site_id, freed=False)
         self._active[placement.job_id] = ActiveJob(
             id=pending.id,
             project_id=pending.project_id,

@@ -14,6 +14,7 @@ from aifactories.scheduling.backfill import EASY, BackfillRule
 from aifactories.scheduling.policies.first_fit import submission_order
 from aifactories.scheduling.policy import Candidate, CycleContext
 from aifactories.scheduling.snapshot import Snapshot
+from aifactories.scheduling.standing_queue import StandingKey, submission_key
 
 
 def soonest_least_loaded(candidates: Sequence[Candidate]) -> Candidate | None:
@@ -46,6 +47,7 @@ def soonest_least_loaded(candidates: Sequence[Candidate]) -> Candidate | None:
 class EarliestStart:
     name: str = "earliest_start"
     backfill: BackfillRule = EASY
+    standing_key: StandingKey = staticmethod(submission_key)  # see FirstFit
 
     def order(
         self, pending: Sequence[PendingJob], snapshot: Snapshot, now: float

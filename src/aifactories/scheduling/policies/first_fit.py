@@ -10,6 +10,7 @@ from aifactories.domain.jobs import PendingJob
 from aifactories.scheduling.backfill import GREEDY, BackfillRule
 from aifactories.scheduling.policy import Candidate, CycleContext
 from aifactories.scheduling.snapshot import Snapshot
+from aifactories.scheduling.standing_queue import StandingKey, submission_key
 
 
 def submission_order(pending: Sequence[PendingJob]) -> list[PendingJob]:
@@ -26,6 +27,8 @@ class FirstFit:
 
     name: str = "first_fit"
     backfill: BackfillRule = GREEDY
+    # The order never changes while jobs wait: a caller may keep the queue sorted by it.
+    standing_key: StandingKey = staticmethod(submission_key)
 
     def order(
         self, pending: Sequence[PendingJob], snapshot: Snapshot, now: float
