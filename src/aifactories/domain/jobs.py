@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from aifactories.domain.batch import BatchOptions
-from aifactories.domain.errors import InvalidTransition
+from aifactories.domain.errors import InvalidInput, InvalidTransition
 from aifactories.domain.ids import JobId, PartitionId, ProjectId, SiteId, UserId
 
 ANY_GPU_MODEL = "any"
@@ -120,14 +120,42 @@ class JobSpec:
     mem_per_gpu_mb: int | None = None
     exclusive: bool = False  # --exclusive: whole nodes
     batch: BatchOptions = field(default_factory=BatchOptions)
+    # Alternatives: the job runs on any of these models (a trace's ``V100M16|V100M32``);
+    # empty: ``gpu_model`` alone decides. Given with ``gpu_model`` left at "any".
+    gpu_models: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.gpu_models:
+            return
+        if self.gpu_model != ANY_GPU_MODEL:
+            raise InvalidInput(
+                "gpu_models",
+                f"given with gpu_model {self.gpu_model!r}",
+                limit="either one gpu_model or a set of alternatives in gpu_models",
+            )
+        if any(not m or m.lower() == ANY_GPU_MODEL for m in self.gpu_models):
+            raise InvalidInput(
+                "gpu_models",
+                f"{sorted(self.gpu_models)} has an empty name or 'any'",
+                limit="GPU model names; leave gpu_models empty to accept any model",
+            )
 
     @property
     def whole_nodes(self) -> bool:
         """--exclusive, or --mem=0 (all of a node's memory leaves no room for another job)."""
         return self.exclusive or self.mem_per_node_mb == 0
 
+    @property
+    def model_label(self) -> str:
+        """The models accepted, for messages: ``any``, ``H100``, ``V100M16|V100M32``."""
+        return "|".join(sorted(self.gpu_models)) if self.gpu_models else self.gpu_model
+
     def wants_model(self, gpu_model: str) -> bool:
-        return self.gpu_model == ANY_GPU_MODEL or self.gpu_model.lower() == gpu_model.lower()
+        """Case-insensitive, as Slurm's GRES types and the catalogue's names are."""
+        wanted = gpu_model.lower()
+        if self.gpu_models:
+            return any(m.lower() == wanted for m in self.gpu_models)
+        return self.gpu_model == ANY_GPU_MODEL or self.gpu_model.lower() == wanted
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,14 @@ def run_cycle(
                 break  # reservations only keep capacity from later jobs: none is left
             if spec.gpus > free_left and not looking_for_head and rule.kind in skip_rules:
                 continue
-        key = (spec.gpu_model, spec.min_gpu_memory_gb, spec.countries, spec.gpus, spec.nodes)
+        key = (
+            spec.gpu_model,
+            spec.gpu_models,
+            spec.min_gpu_memory_gb,
+            spec.countries,
+            spec.gpus,
+            spec.nodes,
+        )
         entry = entries.get(key)
         if entry is None:
             options = options_for(spec, slots)

@@ -37,7 +37,11 @@ def format_gpu_hours(gpu_seconds: int) -> str:
 
 def hardware_label(spec: JobSpec) -> str:
     """``model H100 with >= 80 GB`` / ``any model``: the hardware part of a reason."""
-    label = "any model" if spec.gpu_model == ANY_GPU_MODEL else f"model {spec.gpu_model}"
+    models = spec.model_label
+    if models == ANY_GPU_MODEL:
+        label = "any model"
+    else:
+        label = f"models {models}" if spec.gpu_models else f"model {models}"
     if spec.min_gpu_memory_gb:
         label += f" with >= {spec.min_gpu_memory_gb} GB"
     return label
@@ -61,7 +65,8 @@ def never_reason(spec: JobSpec, partitions: Sequence[PartitionState]) -> str:
     models = [s for s in partitions if spec.wants_model(s.partition.gpu_model)]
     if not models:
         known = ", ".join(sorted({s.partition.gpu_model for s in partitions})) or "none"
-        return f"no partition has GPU model {spec.gpu_model} (models in the federation: {known})"
+        what = "any of the GPU models" if len(spec.gpu_models) > 1 else "GPU model"
+        return f"no partition has {what} {spec.model_label} (models in the federation: {known})"
     hardware = [s for s in models if s.partition.gpu_memory_gb >= spec.min_gpu_memory_gb]
     if not hardware:
         most = max(s.partition.gpu_memory_gb for s in models)

@@ -20,8 +20,8 @@ from aifactories.domain.projects import Allocation, AllocationStatus
 from aifactories.scheduling.snapshot import PartitionState
 
 # What makes two jobs interchangeable for capacity: same hardware, residency and gang size,
-# i.e. (gpu_model, min_gpu_memory_gb, countries, gpus, nodes) of their JobSpec.
-SpecKey = tuple[str, int, frozenset[str], int, int | None]
+# i.e. (gpu_model, gpu_models, min_gpu_memory_gb, countries, gpus, nodes) of their JobSpec.
+SpecKey = tuple[str, frozenset[str], int, frozenset[str], int, int | None]
 
 
 class Slot:
