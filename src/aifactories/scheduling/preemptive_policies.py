@@ -17,6 +17,9 @@ _FACTORIES: dict[str, Callable[[], PreemptivePolicy]] = {
     "gavel_ftf": lambda: GavelPolicy("ftf"),
     "gavel_las_agnostic": lambda: GavelPolicy("las", heterogeneity_aware=False),
     "gavel_ftf_agnostic": lambda: GavelPolicy("ftf", heterogeneity_aware=False),
+    # Gavel's min_total_duration: the least time in which every active job can finish.
+    "gavel_makespan": lambda: GavelPolicy("makespan"),
+    "gavel_makespan_agnostic": lambda: GavelPolicy("makespan", heterogeneity_aware=False),
 }
 PREEMPTIVE_POLICY_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 

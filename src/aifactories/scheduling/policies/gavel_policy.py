@@ -1,5 +1,5 @@
-"""gavel_las, gavel_ftf (and their heterogeneity-agnostic baselines): Gavel's policies as
-preemptive round plans over the federation's (site, partition) columns.
+"""gavel_las, gavel_ftf, gavel_makespan (and their heterogeneity-agnostic baselines): Gavel's
+policies as preemptive round plans over the federation's (site, partition) columns.
 
 Each round: the previous round's execution is booked into Gavel's time shares (from each
 job's received time per partition), finished jobs leave and new ones join, the allocation
@@ -39,6 +39,7 @@ from aifactories.scheduling.gavel import (
     select_round,
     should_reset,
 )
+from aifactories.scheduling.gavel.makespan import min_total_duration
 from aifactories.scheduling.preemption import JobService, Planned, RoundPlan
 from aifactories.scheduling.snapshot import Snapshot
 
@@ -152,6 +153,10 @@ class GavelPolicy:
                     since,
                     iso_time,
                     heterogeneity_aware=self.aware,
+                ).fractions
+            elif self.objective == "makespan":
+                allocation = min_total_duration(
+                    tput, scale, capacities, remaining, heterogeneity_aware=self.aware
                 ).fractions
             else:
                 allocation = max_min_fairness(
