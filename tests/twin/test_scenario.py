@@ -109,6 +109,7 @@ def refused(env: dict[str, str], *args: str) -> str:
 def test_example_scenario_runs_and_its_outage_bites(tmp_path: Path, env: dict[str, str]) -> None:
     out = tmp_path / "example"
     output = run(env, "--scenario", str(EXAMPLE), "--out", str(out))
+    out = out / "latest"  # its own folder: --out holds one per run
     assert "first_fit" in output and "fair_share" in output
     for name in ("jobs", "summary", "utilisation"):
         assert (out / f"{name}.csv").is_file() and (out / f"{name}.parquet").is_file()
@@ -148,17 +149,19 @@ def test_the_written_scenario_reproduces_the_run(tmp_path: Path, env: dict[str, 
     )
     first, second = tmp_path / "first", tmp_path / "second"
     run(env, "--scenario", str(scenario), "--out", str(first))
-    resolved = yaml.safe_load((first / "scenario.yaml").read_text())
+    resolved = yaml.safe_load((first / "latest" / "scenario.yaml").read_text())
+    assert resolved["out"] == str(first)  # the folder of runs: a rerun makes a new folder in it
     assert resolved["sites"]["sites"][1]["carbon_g_per_kwh"] == 80.5  # inline, not "catalogue"
     assert resolved["speed"] == {**DEFAULT_SPEED, "H100": 2.5}
     assert resolved["time_limit_factor"] == 1.5 and resolved["mapping"]["rule"] == "hashed"
     # The catalogue may change after the run: the resolved file does not depend on it.
     (tmp_path / "catalogue.yaml").write_text("sites: []\n")
-    run(env, "--scenario", str(first / "scenario.yaml"), "--out", str(second))
+    run(env, "--scenario", str(first / "latest" / "scenario.yaml"), "--out", str(second))
+    first, second_root, second = first / "latest", second, second / "latest"
     assert (first / "jobs.csv").read_bytes() == (second / "jobs.csv").read_bytes()
     assert (first / "utilisation.csv").read_bytes() == (second / "utilisation.csv").read_bytes()
     again = yaml.safe_load((second / "scenario.yaml").read_text())
-    assert again == {**resolved, "out": str(second)}
+    assert again == {**resolved, "out": str(second_root)}
 
 
 def test_a_trace_scenario_reproduces_with_the_trace_pinned(
@@ -176,11 +179,12 @@ def test_a_trace_scenario_reproduces_with_the_trace_pinned(
     )
     first, second = tmp_path / "out" / "first", tmp_path / "second"
     run(env, "--scenario", str(scenario), "--out", str(first))
+    first = first / "latest"  # its own folder: --out holds one per run
     trace = yaml.safe_load((first / "scenario.yaml").read_text())["workload"]["trace"]
-    assert trace["path"] == "../../philly.csv"  # relative to the resolved file's folder
+    assert trace["path"] == "../../../philly.csv"  # relative to the resolved file's folder
     assert len(trace["sha256"]) == 64
     run(env, "--scenario", str(first / "scenario.yaml"), "--out", str(second))
-    assert (first / "jobs.csv").read_bytes() == (second / "jobs.csv").read_bytes()
+    assert (first / "jobs.csv").read_bytes() == (second / "latest" / "jobs.csv").read_bytes()
     with (tmp_path / "philly.csv").open("a") as handle:
         handle.write("2017-12-31 00:00:00,60.0,1,60.0,abc\n")
     line = refused(env, "--scenario", str(first / "scenario.yaml"), "--out", str(second))
@@ -197,11 +201,11 @@ def test_options_given_override_the_scenario(tmp_path: Path, env: dict[str, str]
     )
     out = tmp_path / "given"
     run(env, "--scenario", str(scenario), "--seed", "5", "--jobs", "40", "--out", str(out))
-    resolved = yaml.safe_load((out / "scenario.yaml").read_text())
+    resolved = yaml.safe_load((out / "latest" / "scenario.yaml").read_text())
     assert resolved["seed"] == 5 and resolved["policies"] == ["fifo"]
     assert resolved["workload"]["generator"] == {"jobs": 40, "load": 1.0}
     assert resolved["out"] == str(out)
-    with (out / "jobs.csv").open() as handle:
+    with (out / "latest" / "jobs.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 40
 
 

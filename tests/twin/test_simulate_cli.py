@@ -65,6 +65,7 @@ def test_simulate_compares_policies_and_writes_results(tmp_path: Path, env: dict
         env=env,
     )
     assert result.exit_code == 0, result.output
+    out = out / "latest"  # its own folder: --out holds one per run
     assert "first_fit" in result.output and "fair_share" in result.output
     with (out / "summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -104,6 +105,7 @@ def test_utilisation_is_written_per_site_one_row_per_change(
     args = ["simulate", "--sites", str(sites), "--jobs", "120", "--load", "1.5"]
     result = CliRunner().invoke(app, [*args, "--policy", "fifo", "--out", str(out)], env=env)
     assert result.exit_code == 0, result.output
+    out = out / "latest"  # its own folder: --out holds one per run
     frame = pl.read_parquet(out / "utilisation.parquet")
     assert frame.columns == ["policy", "time_s", "site_id", "busy_gpus", "total_gpus"]
     assert set(frame["site_id"]) == {"x", "y"}  # --sites, not the configured catalogue
@@ -131,6 +133,7 @@ def test_never_started_jobs_are_nulls_in_parquet(tmp_path: Path, env: dict[str, 
         app, ["simulate", "--scenario", str(scenario), "--out", str(out)], env=env
     )
     assert result.exit_code == 0, result.output
+    out = out / "latest"  # its own folder: --out holds one per run
     jobs = pl.read_parquet(out / "jobs.parquet")
     never = jobs.filter(pl.col("start_s").is_null())
     assert never.height > 0 and never["end_s"].null_count() == never.height
@@ -183,6 +186,7 @@ def test_sweep_finds_the_knee_and_writes_the_curve(tmp_path: Path, env: dict[str
         env=env,
     )
     assert result.exit_code == 0, result.output
+    out = out / "latest"  # its own folder: --out holds one per run
     with (out / "sweep.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [float(r["load"]) for r in rows] == [0.5, 2.5, 4.5]

@@ -82,7 +82,15 @@ def simulate_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="read only the first N trace jobs")] = None,
     out: Annotated[
-        Path | None, typer.Option(help="where the results go", show_default="report")
+        Path | None,
+        typer.Option(
+            help="the folder of runs: each run gets a new folder inside it, DIR/latest the newest",
+            show_default="report",
+        ),
+    ] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="this run's folder itself (new or empty), instead of one inside --out"),
     ] = None,
     sweep_spec: Annotated[
         str | None,
@@ -95,6 +103,7 @@ def simulate_command(
 
     With --scenario FILE, the options given here override the file's values (docs/twin.md).
     """
+    from aifactories.services.twin.run_folders import exact_run_folder
     from aifactories.services.twin.simulate import prepare, simulate, write_results, write_scenario
     from aifactories.twin.report import write_report
     from aifactories.twin.scenario import Overrides, default_scenario, read_scenario, with_overrides
@@ -116,8 +125,10 @@ def simulate_command(
         chosen = with_overrides(
             read_scenario(scenario) if scenario is not None else default_scenario(), given
         )
+        if run_dir is not None:  # refused before a long run, not after it
+            exact_run_folder(run_dir)
         if sweep_spec is not None:
-            _sweep(chosen, sweep_spec)
+            _sweep(chosen, sweep_spec, run_dir)
             return
         prepared = prepare(chosen, _configured)
         with _bars() as bars:
@@ -147,15 +158,30 @@ def simulate_command(
         [("policy", "left"), *((label, "right") for _k, label, _s, _u in _COLUMNS)],
         cells,
     )
-    folder = Path(chosen.spec.out)
+    folder = _run_folder(chosen, run_dir, sweep=False)
+    render.console.print(f"results of this run in {folder}/")
     for path in write_results(folder, runs, rows):
         render.console.print(f"wrote {path}")
     written = write_scenario(folder, prepared)
     render.console.print(
-        f"wrote {written} (aif simulate --scenario {written} --out OTHER reruns this run)"
+        f"wrote {written} (aif simulate --scenario {written} reruns this run, into a new folder)"
     )
     report = write_report(folder, prepared.title, runs, rows)
     render.console.print(f"wrote {report} (open it in a browser)")
+
+
+def _run_folder(scenario: Scenario, run_dir: Path | None, sweep: bool) -> Path:
+    """The run's own folder: ``--run-dir`` as given, else a new one inside ``out``."""
+    from aifactories.services.twin.run_folders import exact_run_folder, new_run_folder, run_name
+
+    try:
+        if run_dir is not None:
+            return exact_run_folder(run_dir)
+        trace = scenario.spec.workload.trace
+        name = run_name(scenario.spec.name, Path(trace.path) if trace else None, sweep)
+        return new_run_folder(Path(scenario.spec.out), name)
+    except AifError as exc:
+        _fail(exc)
 
 
 def _configured() -> Catalogue:
@@ -186,7 +212,7 @@ def _bars() -> Progress:
     )
 
 
-def _sweep(scenario: Scenario, spec: str) -> None:
+def _sweep(scenario: Scenario, spec: str, run_dir: Path | None) -> None:
     from aifactories.services.twin.simulate import parse_sweep, saturation_load, sweep
     from aifactories.twin.report import write_sweep_report
 
@@ -200,7 +226,6 @@ def _sweep(scenario: Scenario, spec: str) -> None:
             bars.update(tasks[name], completed=done)
 
         rows = sweep(scenario, _configured, loads, progress)
-    out = Path(scenario.spec.out)
     policies = list(dict.fromkeys(str(r["policy"]) for r in rows))
     knees = {
         p: saturation_load(
@@ -226,7 +251,8 @@ def _sweep(scenario: Scenario, spec: str) -> None:
             + (f"{knee:g}" if knee is not None else "beyond the swept range")
             + " (mean JCT more than twice its value at the lowest load)"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    out = _run_folder(scenario, run_dir, sweep=True)
+    render.console.print(f"results of this sweep in {out}/")
     with (out / "sweep.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -339,7 +339,10 @@ def read_scenario(path: Path) -> Scenario:
             "a scenario is a mapping of keys",
             limit="sites, policies, seed, workload, mapping, speed, events, out, ...",
         )
-    return Scenario(_absolute(validate_spec(data, str(path)), path.parent), str(path))
+    # The folder the file really is in: through a link such as report/latest, '..' in its
+    # paths counts from the run's folder, as it did when the file was written.
+    folder = path.resolve().parent
+    return Scenario(_absolute(validate_spec(data, str(path)), folder), str(path))
 
 
 def default_scenario() -> Scenario:
@@ -433,5 +436,6 @@ def dump_scenario(spec: ScenarioSpec) -> str:
     )
     return (
         "# The resolved scenario of an `aif simulate` run: every default filled in.\n"
-        "# `aif simulate --scenario THIS_FILE --out ELSEWHERE` reproduces the run.\n" + body
+        "# `aif simulate --scenario THIS_FILE` reproduces the run, in a new folder beside it.\n"
+        + body
     )
