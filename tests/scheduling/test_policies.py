@@ -23,6 +23,7 @@ def test_policy_names_and_unknown_policy() -> None:
         "slurm_multifactor",
         "slurm_siblings",
         "random",
+        "expected_completion",
     )
     assert [get_policy(n).name for n in POLICY_NAMES] == list(POLICY_NAMES)
     assert get_policy("Fair-Share").name == "fair_share"
@@ -199,7 +200,8 @@ def test_expected_start_counts_this_cycles_own_placements(name: str) -> None:
         state(partition("b", "gpu", nodes=1), [0]),
     ]
     snap = snapshot(parts, active=[_running(100, "b", 4, 1, 3 * HOUR)])
-    pending = [job(1, gpus=4, hours=2), job(2, gpus=4, hours=1)]
+    # job 1 waited 2 h: first in every policy's order (expected completion's too)
+    pending = [job(1, gpus=4, hours=2, submitted_at=T0 - 2 * HOUR), job(2, gpus=4, hours=1)]
     result = run_cycle(snap, pending, get_policy(name), T0)
     assert [p.partition_id for p in result.placements] == ["a/gpu"]
     (wait,) = result.waits

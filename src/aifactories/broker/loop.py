@@ -38,6 +38,7 @@ from aifactories.scheduling import run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
 from aifactories.scheduling.policies import get_policy
 from aifactories.scheduling.snapshot import CycleResult, Wait
+from aifactories.scheduling.speeds import speeds_from_billing_weights
 
 log = logging.getLogger(__name__)
 _throttle = LogThrottle(log)  # a site down for hours: one line, then a count every window
@@ -83,6 +84,8 @@ class Broker:
         self._retry_interval_s = site_retry_interval_s
         self._retry_at: dict[SiteId, float] = {}
         self._partitions = {p.id: p for p in catalogue.operational_partitions}
+        # What each GPU model is worth against an A100, for policies that place by speed.
+        self._speeds = speeds_from_billing_weights(catalogue.operational_partitions)
         with session_factory() as session, session.begin():
             self.instance = instance_id(session)  # in every job's tag at the sites
         self._last_reasons: dict[int, str] = {}
@@ -178,6 +181,7 @@ class Broker:
             charges=charges,
             half_life_s=self._half_life_s,
             active_jobs=active,
+            speeds=self._speeds,
         )
         result = run_cycle(snapshot, pending, self._policy, now)
         self.last_result = result

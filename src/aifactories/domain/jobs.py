@@ -111,6 +111,9 @@ class JobSpec:
     workdir: str | None = None
     countries: frozenset[str] = field(default_factory=frozenset)
     runtime_s: int | None = None  # emulation hint: how long the job really runs
+    # What kind of work it is (a model, a trace's job type): picks the row of the speed
+    # table a policy reads (scheduling/speeds.py); None: the default row.
+    workload_class: str | None = None
     # Slurm's resource options, honoured by placement (domain/fit.py)
     partitions: frozenset[str] = frozenset()  # partition ids asked for; empty: any
     ntasks: int | None = None

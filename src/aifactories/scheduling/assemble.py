@@ -11,6 +11,7 @@ from aifactories.domain.jobs import ActiveJob
 from aifactories.domain.projects import Allocation
 from aifactories.domain.sites import Site
 from aifactories.scheduling.snapshot import PartitionState, ProjectShare, Snapshot
+from aifactories.scheduling.speeds import SpeedTable
 from aifactories.scheduling.usage import DecayedUsage, decayed_usage
 
 
@@ -25,6 +26,7 @@ def assemble_snapshot(
     charges: Iterable[tuple[ProjectId, float, int]] | DecayedUsage,
     half_life_s: float,
     active_jobs: Iterable[ActiveJob],
+    speeds: SpeedTable | None = None,
 ) -> Snapshot:
     """``free_nodes`` maps partition id to its histogram of nodes by free GPUs; a partition of
     an available site that reported nothing is taken as full (never guess free capacity).
@@ -32,6 +34,9 @@ def assemble_snapshot(
     ``charges`` are ``(project, charged at, GPU-seconds)`` (the broker reads them from the
     ledger), or a :class:`DecayedUsage` kept up to date by a caller that sees every charge
     as it happens (the twin); both give the same decayed usage.
+
+    ``speeds``: how fast each GPU model runs each workload class (the broker's from the
+    catalogue, the twin's from its setup); None makes every GPU the same.
     """
     partitions: list[PartitionState] = []
     for site in sites:
@@ -75,4 +80,5 @@ def assemble_snapshot(
         allocations=tuple(allocations),
         projects=MappingProxyType(shares),
         active_jobs=tuple(active_jobs),
+        speeds=speeds if speeds is not None else SpeedTable(),
     )

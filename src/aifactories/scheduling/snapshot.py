@@ -10,6 +10,7 @@ from aifactories.domain.ids import AllocationId, JobId, PartitionId, ProjectId, 
 from aifactories.domain.jobs import ActiveJob, Shape
 from aifactories.domain.projects import Allocation
 from aifactories.domain.sites import Partition
+from aifactories.scheduling.speeds import SpeedTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,8 @@ class Snapshot:
     allocations: tuple[Allocation, ...] = ()
     projects: Mapping[ProjectId, ProjectShare] = field(default_factory=lambda: MappingProxyType({}))
     active_jobs: tuple[ActiveJob, ...] = ()
+    # How fast each GPU model runs each workload class; empty: every GPU the same.
+    speeds: SpeedTable = field(default_factory=SpeedTable)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from aifactories.scheduling.backfill import Backfill
 from aifactories.scheduling.policy import Policy
 from aifactories.scheduling.preemptive_policies import get_preemptive_policy, is_preemptive
 from aifactories.scheduling.snapshot import Placement, Snapshot
+from aifactories.scheduling.speeds import SpeedTable
 from aifactories.scheduling.standing_queue import StandingQueue, standing_key_of
 from aifactories.scheduling.usage import DecayedUsage
 from aifactories.twin.disruptions import Disruptions, Lost
@@ -113,6 +114,8 @@ class Simulation:
         self._priority_weights = {
             ProjectId(p.project_id): p.priority_weight for p in self.projects.values()
         }
+        # The setup's speed matrix, for policies that place by speed (the same rule as speed_of).
+        self._speeds = SpeedTable.of(setup.speed, setup.speed_by_class)
         self._results: list[JobResult] = []
         self._cycle_times: list[float] = []
         self._utilisation: list[tuple[float, str, int, int]] = []
@@ -164,6 +167,7 @@ class Simulation:
                 time_limit_s=time_limit_of(job, self.setup),
                 nodes=job.nodes,
                 name=job.job_id,
+                workload_class=job.workload_class,
             ),
             submitted_at=self.engine.clock.now(),
         )
@@ -369,6 +373,7 @@ class Simulation:
             charges=self._usage,
             half_life_s=self.setup.half_life_s,
             active_jobs=self._active.values(),
+            speeds=self._speeds,
         )
 
     def _decide(self, snapshot: Snapshot, policy: Policy, now: float) -> int:

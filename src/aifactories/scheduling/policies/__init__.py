@@ -5,6 +5,7 @@ from __future__ import annotations
 from aifactories.domain.errors import InvalidInput
 from aifactories.scheduling.policies.earliest_start import EarliestStart
 from aifactories.scheduling.policies.easy_backfill import EasyBackfill
+from aifactories.scheduling.policies.expected_completion import ExpectedCompletion
 from aifactories.scheduling.policies.fair_share import (
     FairShare,
     FairShareFactor,
@@ -30,6 +31,7 @@ _POLICIES: dict[str, Policy] = {
         SlurmMultifactor(),
         SlurmSiblings(),
         RandomPlacement(),
+        ExpectedCompletion(),
     )
 }
 POLICY_NAMES: tuple[str, ...] = tuple(_POLICIES)
@@ -56,6 +58,7 @@ __all__ = [
     "POLICY_NAMES",
     "EarliestStart",
     "EasyBackfill",
+    "ExpectedCompletion",
     "FairShare",
     "FairShareFactor",
     "Fifo",
