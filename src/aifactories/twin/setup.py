@@ -4,7 +4,7 @@ its time limit, its speed on a GPU model (the speed matrix), its runtime there."
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aifactories.domain.jobs import JobState
@@ -49,6 +49,35 @@ def speed_of(job: TraceJob, gpu_model: str, setup: TwinSetup) -> float:
     matrix's row for the job's workload class if there is one, else the default row."""
     row = setup.speed_by_class.get(job.workload_class or "", setup.speed)
     return row.get(gpu_model, setup.speed.get(gpu_model, 1.0))
+
+
+NOWHERE = "none (zero throughput on every GPU model)"
+"""The GPU model a job with no positive speed anywhere asks for: no partition has it, so the
+job waits for good instead of starting where it cannot progress."""
+
+
+class RunnableModels:
+    """The GPU models a job can run on, for its spec (``gpu_models``): those where its speed
+    is positive. A speed of 0 means it cannot run there (Gavel: out of memory), so no policy
+    may be offered such a GPU, in a cycle or in a round. Empty (no restriction) when every
+    model of the federation will do. Kept per workload class: the speed depends on nothing
+    else."""
+
+    def __init__(self, sites: Iterable[Site], setup: TwinSetup) -> None:
+        self._models = sorted({p.gpu_model for site in sites for p in site.partitions})
+        self._setup = setup
+        self._of: dict[str | None, frozenset[str]] = {}
+
+    def of(self, job: TraceJob) -> frozenset[str]:
+        known = self._of.get(job.workload_class)
+        if known is None:
+            runnable = [m for m in self._models if speed_of(job, m, self._setup) > 0]
+            if len(runnable) == len(self._models):
+                known = frozenset()
+            else:
+                known = frozenset(runnable) or frozenset({NOWHERE})
+            self._of[job.workload_class] = known
+        return known
 
 
 def run_on(

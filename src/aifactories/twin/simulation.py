@@ -52,7 +52,7 @@ from aifactories.twin.federation import (
 )
 from aifactories.twin.metrics.results import JobResult, PolicyRun
 from aifactories.twin.rounds import RoundDriver
-from aifactories.twin.setup import TwinSetup, run_on, speed_of, time_limit_of
+from aifactories.twin.setup import RunnableModels, TwinSetup, run_on, speed_of, time_limit_of
 from aifactories.twin.traces.model import Trace, TraceJob
 
 # TwinSetup and the run functions live in twin/setup.py; importable from here as before.
@@ -87,6 +87,7 @@ class Simulation:
             self.policy = get_policy(setup.policy)
         self.engine = EventEngine()
         self.sites = {s.id: s for s in setup.sites if s.operational}
+        self._runnable = RunnableModels(self.sites.values(), setup)  # never where speed is 0
         self.disruptions = Disruptions(setup.events, self.sites.values())
         self.executors = {
             sid: MockExecutor(site, self.engine.clock, record_calls=False)
@@ -115,7 +116,12 @@ class Simulation:
             ProjectId(p.project_id): p.priority_weight for p in self.projects.values()
         }
         # The setup's speed matrix, for policies that place by speed (the same rule as speed_of).
-        self._speeds = SpeedTable.of(setup.speed, setup.speed_by_class)
+        # A speed of 0 is no speed but "cannot run there": RunnableModels keeps such jobs off
+        # those GPUs (their spec's gpu_models), so the table holds the positive speeds only.
+        self._speeds = SpeedTable.of(
+            {m: v for m, v in setup.speed.items() if v > 0},
+            {c: {m: v for m, v in row.items() if v > 0} for c, row in setup.speed_by_class.items()},
+        )
         self._results: list[JobResult] = []
         self._cycle_times: list[float] = []
         self._utilisation: list[tuple[float, str, int, int]] = []
@@ -167,6 +173,7 @@ class Simulation:
                 time_limit_s=time_limit_of(job, self.setup),
                 nodes=job.nodes,
                 name=job.job_id,
+                gpu_models=self._runnable.of(job),
                 workload_class=job.workload_class,
             ),
             submitted_at=self.engine.clock.now(),
