@@ -97,16 +97,31 @@ class TraceSpec(_Strict):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
+class GavelWorkloadSpec(_Strict):
+    """Gavel's continuous workload, drawn by its own generator (twin/traces/gavel.py): 1-GPU
+    jobs (``gpus: single``, its continuous-single experiment) or 1, 2, 4 and 8 GPUs
+    (``multiple``, continuous-multiple), Poisson arrivals at ``jobs_per_hour``; the speed
+    matrix comes from the same ``throughputs`` file (Gavel's simulation_throughputs.json)."""
+
+    throughputs: Annotated[str, Field(min_length=1)]
+    jobs: Annotated[int, Field(ge=1, le=1_000_000)] = 6000
+    jobs_per_hour: Positive
+    gpus: Literal["single", "multiple"] = "single"
+    # Pinned by the resolved scenario, as a trace is.
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
 class WorkloadSpec(_Strict):
     generator: GeneratorSpec | None = None
     trace: TraceSpec | None = None
+    gavel: GavelWorkloadSpec | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> WorkloadSpec:
-        if (self.generator is None) == (self.trace is None):
+        if sum(s is not None for s in (self.generator, self.trace, self.gavel)) != 1:
             raise PydanticCustomError(
                 "workload",
-                "give exactly one of 'generator' and 'trace'",
+                "give exactly one of 'generator' and 'trace' (or 'gavel')",
                 {"expected": "generator: {jobs, load} or trace: {path, format, limit}"},
             )
         return self
@@ -311,6 +326,10 @@ def _absolute(spec: ScenarioSpec, base: Path) -> ScenarioSpec:
     if trace is not None:
         path = os.path.abspath(base / trace.path)
         update["workload"] = WorkloadSpec(trace=trace.model_copy(update={"path": path}))
+    gavel = spec.workload.gavel
+    if gavel is not None:
+        path = os.path.abspath(base / gavel.throughputs)
+        update["workload"] = WorkloadSpec(gavel=gavel.model_copy(update={"throughputs": path}))
     return spec.model_copy(update=update)
 
 
