@@ -13,12 +13,8 @@ from typer.testing import CliRunner
 
 from aifactories.cli.main import app
 from aifactories.domain.errors import InvalidInput
-from aifactories.services.twin.simulate import (
-    MIXTURE_GPU_HOURS_PER_JOB,
-    jobs_per_hour,
-    parse_sweep,
-    saturation_load,
-)
+from aifactories.services.twin.simulate import MIXTURE_GPU_HOURS_PER_JOB, jobs_per_hour
+from aifactories.services.twin.sweep import parse_sweep, saturation_load
 
 TWO_SITES = """
 sites:
@@ -85,7 +81,7 @@ def test_simulate_compares_policies_and_writes_results(tmp_path: Path, env: dict
         "Energy and carbon",
     ):
         assert title in report
-    assert report.count("first_fit") >= 2 and "fair_share" in report
+    assert report.count("First fit") >= 2 and "Fair share" in report  # full names
     # The same tables as Parquet, typed; and the run's resolved scenario.
     parquet = pl.read_parquet(out / "jobs.parquet")
     assert parquet.height == 160 and parquet.columns == list(jobs[0])

@@ -21,7 +21,11 @@ from aifactories.cli import render
 from aifactories.domain.errors import AifError, InvalidInput
 
 if TYPE_CHECKING:  # the twin is imported when it runs: 'aif simulate --help' stays fast
+    from collections.abc import Callable
+
     from aifactories.catalogue.loader import Catalogue
+    from aifactories.services.twin.sweep import SweepPoint
+    from aifactories.services.twin.sweep_engines import EngineChoice
     from aifactories.twin.scenario import Scenario
 
 # twin.scenario.DEFAULT_POLICIES, written out: importing the twin costs 0.2 s at start-up
@@ -93,10 +97,24 @@ def simulate_command(
         typer.Option(help="this run's folder itself (new or empty), instead of one inside --out"),
     ] = None,
     sweep_spec: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep",
+            help="an axis of a sweep, once per axis: load=START:STOP:STEP (each policy's knee), "
+            "seed=START:STOP, policy=A,B, scenario=FILE,FILE",
+        ),
+    ] = None,
+    cluster: Annotated[
         str | None,
         typer.Option(
-            "--sweep", help="load=START:STOP:STEP: each policy at each load, with its knee"
+            help="where a sweep runs: local, serial, tcp://HOST:PORT (Dask), slurm, or a "
+            "cluster YAML file (docs/twin.md)",
+            show_default="local",
         ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="a sweep's local processes or Slurm worker jobs", show_default="cores"),
     ] = None,
 ) -> None:
     """Run the twin: the production policies on a trace, in virtual time, compared.
@@ -105,6 +123,7 @@ def simulate_command(
     """
     from aifactories.services.twin.run_folders import exact_run_folder
     from aifactories.services.twin.simulate import prepare, simulate, write_results, write_scenario
+    from aifactories.services.twin.sweep_engines import choose_engine
     from aifactories.twin.report import write_report
     from aifactories.twin.scenario import Overrides, default_scenario, read_scenario, with_overrides
 
@@ -127,9 +146,16 @@ def simulate_command(
         )
         if run_dir is not None:  # refused before a long run, not after it
             exact_run_folder(run_dir)
-        if sweep_spec is not None:
-            _sweep(chosen, sweep_spec, run_dir)
+        if sweep_spec:
+            engine = choose_engine(cluster, workers)
+            _sweep(chosen, sweep_spec, run_dir, engine, lambda s: with_overrides(s, given))
             return
+        if cluster is not None or workers is not None:
+            raise InvalidInput(
+                "--cluster" if cluster is not None else "--workers",
+                "sets where a sweep's runs go, and this is one run",
+                limit="add --sweep, or leave it out",
+            )
         prepared = prepare(chosen, _configured)
         with _bars() as bars:
             tasks: dict[str, TaskID] = {}
@@ -212,50 +238,68 @@ def _bars() -> Progress:
     )
 
 
-def _sweep(scenario: Scenario, spec: str, run_dir: Path | None) -> None:
-    from aifactories.services.twin.simulate import parse_sweep, saturation_load, sweep
+def _sweep(
+    scenario: Scenario,
+    texts: list[str],
+    run_dir: Path | None,
+    choice: EngineChoice,
+    overridden: Callable[[Scenario], Scenario],
+) -> None:
+    from dataclasses import replace
+
+    from aifactories.services.twin.sweep import parse_axes, saturation_load, sweep
+    from aifactories.services.twin.sweep_engines import open_engine
     from aifactories.twin.report import write_sweep_report
 
-    loads = parse_sweep(spec)
-    with _bars() as bars:
-        tasks: dict[str, TaskID] = {}
+    files, spec = parse_axes(texts, scenario)
+    if files is not None:  # the command line's options hold for every scenario swept
+        spec = replace(spec, scenarios=tuple(overridden(f) for f in files))
+    render.err_console.print(f"sweep on {choice.describe()}")
+    with open_engine(choice) as engine, _bars() as bars:
+        task = bars.add_task("runs", total=None)
 
-        def progress(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = bars.add_task(f"{name:<22}", total=total)
-            bars.update(tasks[name], completed=done)
+        def progress(point: SweepPoint, done: int, total: int) -> None:
+            bars.update(task, completed=done, total=total, description=point.describe())
 
-        rows = sweep(scenario, _configured, loads, progress)
-    policies = list(dict.fromkeys(str(r["policy"]) for r in rows))
-    knees = {
-        p: saturation_load(
-            [(float(r["load"]), float(r["jct_mean"])) for r in rows if r["policy"] == p]
-        )
-        for p in policies
-    }
-    cells = []
-    for load in loads:
-        line = [f"{load:g}"]
-        for p in policies:
-            row = next(r for r in rows if r["policy"] == p and r["load"] == load)
-            line.append(f"{float(row['jct_mean']) / 3600:,.2f} h")
-        cells.append(line)
+        rows = sweep(spec, _configured, engine, progress)
+    # One curve per scenario and policy: mean JCT at each load, the mean over the seeds.
+    curves: dict[tuple[str, str], dict[float, list[float]]] = {}
+    for r in rows:
+        curve = curves.setdefault((str(r["scenario"]), str(r["policy"])), {})
+        curve.setdefault(float(r["load"]), []).append(float(r["jct_mean"]))
+    means = {key: {x: sum(v) / len(v) for x, v in c.items()} for key, c in curves.items()}
+    several = len({s for s, _p in means}) > 1
+    names = {key: f"{key[0]}: {key[1]}" if several else key[1] for key in means}
+    loads = sorted({x for curve in means.values() for x in curve})
+    seeds = len({r["seed"] for r in rows})
+    knees = {names[k]: saturation_load(sorted(c.items())) for k, c in means.items()}
+    cells = [
+        [f"{x:g}"] + [f"{c[x] / 3600:,.2f} h" if x in c else "-" for c in means.values()]
+        for x in loads
+    ]
     render.print_split(
-        "Mean JCT against offered load",
-        [("load", "right"), *((p, "right") for p in policies)],
+        "Mean JCT against offered load" + (f" (mean over {seeds} seeds)" if seeds > 1 else ""),
+        [("load", "right"), *((names[k], "right") for k in means)],
         cells,
     )
-    for p, knee in knees.items():
+    for name, knee in knees.items() if len(loads) > 1 else ():
         render.console.print(
-            f"{p}: saturation load "
+            f"{name}: saturation load "
             + (f"{knee:g}" if knee is not None else "beyond the swept range")
             + " (mean JCT more than twice its value at the lowest load)"
         )
     out = _run_folder(scenario, run_dir, sweep=True)
     render.console.print(f"results of this sweep in {out}/")
     with (out / "sweep.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        # Every column of every row: scenarios over different sites have different ones.
+        writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         writer.writeheader()
         writer.writerows(rows)
     render.console.print(f"wrote {out / 'sweep.csv'}")
-    render.console.print(f"wrote {write_sweep_report(out, rows, knees)} (open it in a browser)")
+    curve_rows: list[dict[str, float | str]] = [
+        {"policy": names[k], "load": x, "jct_mean": jct}
+        for k, c in means.items()
+        for x, jct in c.items()
+    ]
+    report = write_sweep_report(out, curve_rows, knees)
+    render.console.print(f"wrote {report} (open it in a browser)")

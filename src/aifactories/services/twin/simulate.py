@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args, get_type_hints
 
@@ -217,60 +217,3 @@ def write_scenario(out: Path, prepared: Prepared) -> Path:
     path = out / "scenario.yaml"
     path.write_text(dump_scenario(spec), encoding="utf-8")
     return path
-
-
-def parse_sweep(text: str) -> list[float]:
-    """``load=START:STOP:STEP`` (STOP included) as a list of loads."""
-    name, _, spec = text.partition("=")
-    parts = spec.split(":")
-    if name.strip() != "load" or len(parts) != 3:
-        raise InvalidInput(
-            "sweep", f"{text!r}", limit="load=START:STOP:STEP, e.g. load=0.5:1.3:0.1"
-        )
-    try:
-        start, stop, step = (float(p) for p in parts)
-    except ValueError:
-        raise InvalidInput(
-            "sweep", f"{text!r} has a non-number", limit="load=START:STOP:STEP"
-        ) from None
-    if not (0 < start <= stop and step > 0) or (stop - start) / step > 200:
-        raise InvalidInput("sweep", f"{text!r}", limit="0 < START <= STOP, STEP > 0, <= 200 steps")
-    count = round((stop - start) / step) + 1
-    return [round(start + i * step, 10) for i in range(count)]
-
-
-def saturation_load(points: Sequence[tuple[float, float]]) -> float | None:
-    """The knee of a policy's mean-JCT curve: the first load whose mean JCT is more than twice
-    the mean JCT at the lowest load (where queueing starts to dominate run time). None if the
-    curve never doubles in the swept range."""
-    finite = [(load, jct) for load, jct in sorted(points) if math.isfinite(jct)]
-    if not finite:
-        return None
-    base = finite[0][1]
-    return next((load for load, jct in finite if jct > 2 * base), None)
-
-
-def sweep(
-    scenario: Scenario,
-    configured: Callable[[], Catalogue],
-    loads: Sequence[float],
-    progress: Callable[[str, int, int], None] | None = None,
-) -> list[Row]:
-    """Each policy at each load (the generator), one summary row per (load, policy)."""
-    generator = scenario.spec.workload.generator
-    if generator is None:
-        raise InvalidInput("sweep", "a load sweep uses the generator", limit="omit --trace")
-    rows: list[Row] = []
-    for load in loads:
-
-        def report(policy: str, done: int, total: int, load: float = load) -> None:
-            if progress is not None:
-                progress(f"{policy} @ {load:g}", done, total)
-
-        workload = scenario.spec.workload.model_copy(
-            update={"generator": generator.model_copy(update={"load": load})}
-        )
-        at_load = replace(scenario, spec=scenario.spec.model_copy(update={"workload": workload}))
-        _runs, compared = simulate(prepare(at_load, configured), report)
-        rows.extend({"load": load, **row} for row in compared)
-    return rows
