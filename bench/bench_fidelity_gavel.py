@@ -21,8 +21,6 @@ import statistics
 import time
 from pathlib import Path
 
-import yaml
-
 from aifactories.catalogue.loader import parse_catalogue
 from aifactories.domain.sites import Site
 from aifactories.twin.federation import projects_for
@@ -42,29 +40,53 @@ PUBLISHED_H = {  # (policy, jobs per hour) -> average JCT in hours, Gavel OSDI'2
     "gavel_las_agnostic": {2.0: 23.5, 3.0: 23.5, 4.0: 23.5, 5.6: 96.0},
     "gavel_las": {2.0: 16.9, 3.0: 16.9, 4.0: 16.9, 5.6: 29.0},
 }
-GAVEL_SITES = """
-sites:
-  - {id: gavel, name: Gavel cluster, country: US, supercomputer: Gavel, status: operational,
-     partitions: [
-       {name: v100, gpu_model: V100, gpu_memory_gb: 16, gpus_per_node: 4, nodes: 9},
-       {name: p100, gpu_model: P100, gpu_memory_gb: 16, gpus_per_node: 4, nodes: 9},
-       {name: k80, gpu_model: K80, gpu_memory_gb: 12, gpus_per_node: 4, nodes: 9}]}
-"""
 
 
-def gavel_sites() -> tuple[Site, ...]:
-    return parse_catalogue(yaml.safe_load(GAVEL_SITES), "gavel").sites
+def gavel_sites(gpus_per_node: int = 4) -> tuple[Site, ...]:
+    """36 V100 + 36 P100 + 36 K80 GPUs in servers of ``gpus_per_node`` (Gavel's sweeps run
+    with ``--num_gpus_per_server 1:1:1``: any GPUs of a type form a job's gang)."""
+    nodes = 36 // gpus_per_node
+    partitions = [
+        {
+            "name": model.lower(),
+            "gpu_model": model,
+            "gpu_memory_gb": 12 if model == "K80" else 16,
+            "gpus_per_node": gpus_per_node,
+            "nodes": nodes,
+        }
+        for model in ("V100", "P100", "K80")
+    ]
+    site = {
+        "id": "gavel",
+        "name": "Gavel cluster",
+        "country": "US",
+        "supercomputer": "Gavel",
+        "status": "operational",
+        "partitions": partitions,
+    }
+    return parse_catalogue({"sites": [site]}, "gavel").sites
 
 
 def average_jct_h(
-    policy: str, rate: float, seed: int, window: tuple[int, int], throughputs_path: Path
+    policy: str,
+    rate: float,
+    seed: int,
+    window: tuple[int, int],
+    throughputs_path: Path,
+    *,
+    multi_gpu: bool = False,
+    gpus_per_node: int = 4,
 ) -> float:
+    """The mean JCT of the window's jobs; ``multi_gpu`` draws Gavel's 1, 2, 4 and 8-GPU jobs
+    (its continuous-multiple trace) instead of 1-GPU ones."""
     throughputs = load_gavel_throughputs(throughputs_path)
-    trace = generate_gavel_continuous(window[1] + 800, rate, seed, throughputs)
+    trace = generate_gavel_continuous(
+        window[1] + 800, rate, seed, throughputs, scale_factor_one_only=not multi_gpu
+    )
     setup = TwinSetup(
-        gavel_sites(),
+        gavel_sites(gpus_per_node),
         policy,
-        speed_by_class=gavel_speed_matrix(throughputs),
+        speed_by_class=gavel_speed_matrix(throughputs, (1, 2, 4, 8) if multi_gpu else (1,)),
         restart_cost_s=0.0,
     )
     run = Simulation(trace, projects_for(trace, ["US"], seed), setup).run()
