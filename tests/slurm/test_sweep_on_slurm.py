@@ -1,0 +1,86 @@
+"""A twin sweep as Slurm jobs: dask-jobqueue's SLURMCluster submits its Dask workers with
+sbatch to a real local Slurm site, the points run there, and every row equals the serial
+sweep's."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from aifactories.catalogue.loader import Catalogue
+from aifactories.localslurm import LocalSlurm
+from aifactories.services.twin.sweep import SweepSpec, simulated, sweep
+from aifactories.services.twin.sweep_engines import (
+    EngineChoice,
+    Serial,
+    SlurmOptions,
+    open_engine,
+)
+from aifactories.twin.scenario import Scenario, validate_spec
+
+SITES = {
+    "sites": [
+        {
+            "id": "a",
+            "name": "A",
+            "country": "IT",
+            "supercomputer": "A",
+            "status": "operational",
+            "partitions": [
+                {
+                    "name": "p",
+                    "gpu_model": "A100",
+                    "gpu_memory_gb": 64,
+                    "gpus_per_node": 4,
+                    "nodes": 4,
+                }
+            ],
+        }
+    ]
+}
+
+
+def no_catalogue() -> Catalogue:
+    raise AssertionError("the scenario names its sites")
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_as_slurm_jobs_and_equals_the_serial_sweep(
+    tmp_path: Path, slurm_cluster: LocalSlurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = next(iter(slurm_cluster.sites.values()))
+    # sbatch and scancel (called by dask-jobqueue) find the local site as they would the
+    # cluster's own configuration on a login node
+    monkeypatch.setenv("SLURM_CONF", str(site.slurm_conf))
+    data = {"sites": SITES, "workload": {"generator": {"jobs": 60}}}
+    scenario = Scenario(validate_spec(data, "small.yaml"), "small.yaml")
+    spec = SweepSpec((scenario,), policies=("first_fit", "fifo"), loads=(0.5, 2.0), seeds=(0, 1))
+    logs = tmp_path / "logs"
+    options = SlurmOptions(
+        jobs=2,
+        partition=site.partition,
+        memory="1GB",
+        walltime="00:10:00",
+        interface="lo",  # loopback only: the scheduler and the workers on this machine
+        log_directory=str(logs),
+        start_timeout_s=120,
+    )
+    with open_engine(EngineChoice("slurm", slurm=options)) as engine:
+        on_slurm = sweep(spec, no_catalogue, engine)
+    serial = sweep(spec, no_catalogue, Serial())
+    assert [repr(simulated(r)) for r in on_slurm] == [repr(simulated(r)) for r in serial]
+    assert len(on_slurm) == 8
+    # The workers were Slurm jobs of that site: named, logged, and ended when the sweep did.
+    listed = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-n", "aif-sweep", "-o", "%i %T"],
+        env=slurm_cluster.env(site),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    jobs = [line.split() for line in listed if line.strip()]
+    assert len(jobs) >= 1, listed
+    assert all(state in {"CANCELLED", "COMPLETED", "COMPLETING"} for _id, state in jobs), jobs
+    assert any(logs.glob("aif-sweep-*.err"))
