@@ -9,7 +9,8 @@ from types import MappingProxyType
 import pytest
 
 from aifactories.domain.errors import InvalidInput
-from aifactories.domain.jobs import PendingJob
+from aifactories.domain.ids import JobId, ProjectId, SiteId
+from aifactories.domain.jobs import ActiveJob, JobState, PendingJob, Shape
 from aifactories.scheduling import get_policy, run_cycle
 from aifactories.scheduling.policies.expected_completion import ExpectedCompletion
 from aifactories.scheduling.speeds import SpeedTable, speeds_from_billing_weights
@@ -54,6 +55,37 @@ def test_without_speeds_it_chooses_as_earliest_start() -> None:
     states = [state(A100), state(H100, [0, 0, 0, 4])]
     result = run_cycle(snapshot(states), [job(1)], get_policy("expected_completion"), T0)
     assert result.placements[0].partition_id == "a/gpu"
+
+
+def _h100_busy_for(hours: float) -> ActiveJob:
+    return ActiveJob(
+        id=JobId(100),
+        project_id=ProjectId(1),
+        site_id=SiteId("b"),
+        partition_id=H100.id,
+        shape=Shape(4, 4, exclusive=True),
+        state=JobState.RUNNING,
+        started_at=T0,
+        time_limit_s=round(hours * HOUR),
+    )
+
+
+@pytest.mark.parametrize(
+    ("busy_hours", "waited_hours", "placed"),
+    [
+        (1, 0, False),  # H100 free at +1 h, done at +3 h: sooner than +4 h on the A100
+        (3, 0, True),  # free at +3 h, done at +5 h: the A100 now is sooner
+        (1, 4, True),  # it has waited its requested time: it takes what there is
+    ],
+)
+def test_it_waits_for_a_faster_gpu_only_when_that_ends_sooner(
+    busy_hours: float, waited_hours: float, placed: bool
+) -> None:
+    states = [state(A100), state(H100, [0, 0, 0, 0])]
+    shot = dataclasses.replace(snapshot(states, active=[_h100_busy_for(busy_hours)]), speeds=SPEEDS)
+    pending = job(1, hours=4, submitted_at=T0 - waited_hours * HOUR)
+    result = run_cycle(shot, [pending], get_policy("expected_completion"), T0)
+    assert [p.partition_id for p in result.placements] == (["a/gpu"] if placed else [])
 
 
 def test_shortest_request_first_unless_the_longer_one_waited_longer() -> None:

@@ -8,6 +8,13 @@ the snapshot). Every candidate fits now, so the fastest GPU wins; ties go to the
 loaded partition, the lower billing weight, then catalogue order (as earliest start). With
 an empty speed table this is earliest start.
 
+Waiting for a faster GPU. A partition the job could use but that is full now is expected
+to have room when enough of its running jobs have reached their time limits (the snapshot's
+active jobs; an upper bound, jobs end no later). If the job would finish there sooner than
+on the best candidate, it is left pending this cycle (``choose`` returns None), so a slow
+GPU goes to a job that loses less on it. A job waits so only while it has waited less than
+its own requested time, so it never waits for a faster GPU for ever.
+
 Order. Shortest requested time first, with linear ageing, as Slurm's multifactor priority
 adds an age factor to a job-size factor (``PriorityWeightAge``; there ``PriorityFavorSmall``
 favours small jobs) so that small jobs go first yet waiting raises every job::
@@ -24,13 +31,15 @@ first blocked job (``backfill = EASY``) keeps later jobs from delaying its start
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from aifactories.domain.errors import InvalidInput
+from aifactories.domain.fit import shape_fitting
 from aifactories.domain.jobs import PendingJob
 from aifactories.scheduling.backfill import EASY, BackfillRule
 from aifactories.scheduling.policy import Candidate, CycleContext
-from aifactories.scheduling.snapshot import Snapshot
+from aifactories.scheduling.snapshot import PartitionState, Snapshot
 from aifactories.scheduling.speeds import SpeedTable
 
 DEFAULT_AGEING = 1.0
@@ -81,6 +90,49 @@ def first_to_complete(
     return best
 
 
+def room_expected_at(state: PartitionState, gpus: int, snapshot: Snapshot, now: float) -> float:
+    """When ``gpus`` GPUs of a partition that is no candidate now are expected to be free:
+    the time limit of the running job whose end frees the last of them (GPUs counted, not
+    nodes: an estimate). Its free GPUs in the snapshot are taken to be gone, since a cycle
+    offers a partition with room as a candidate; ``inf`` if its running jobs never free
+    enough."""
+    ends = sorted(
+        (job.expected_end(now), job.shape.allocated_gpus)
+        for job in snapshot.active_jobs
+        if job.partition_id == state.id
+    )
+    freed = 0
+    for end, held in ends:
+        freed += held
+        if freed >= gpus:
+            return end
+    return math.inf
+
+
+def sooner_elsewhere(
+    job: PendingJob, best: Candidate, best_end: float, context: CycleContext
+) -> bool:
+    """Whether a partition that is full now is expected to finish ``job`` before ``best``."""
+    spec = job.spec
+    snapshot = context.snapshot
+    countries = frozenset(c.upper() for c in spec.countries)
+    for state in snapshot.partitions:
+        if not state.available or state.id == best.partition_id:
+            continue
+        if countries and state.country not in countries:
+            continue
+        speed = snapshot.speeds.speed(spec.workload_class, state.partition.gpu_model)
+        run = spec.time_limit_s / speed
+        if context.now + run >= best_end:
+            continue  # not faster: even starting now it would not end sooner
+        shape = shape_fitting(spec, state.partition)
+        if shape is None:
+            continue
+        if room_expected_at(state, shape.allocated_gpus, snapshot, context.now) + run < best_end:
+            return True
+    return False
+
+
 class ExpectedCompletion:
     name: str = "expected_completion"
     backfill: BackfillRule = EASY
@@ -100,4 +152,8 @@ class ExpectedCompletion:
     def choose(
         self, job: PendingJob, candidates: Sequence[Candidate], context: CycleContext
     ) -> Candidate | None:
-        return first_to_complete(job, candidates, context.snapshot.speeds)
+        best = first_to_complete(job, candidates, context.snapshot.speeds)
+        if best is None or context.now - job.submitted_at >= job.spec.time_limit_s:
+            return best
+        best_end = expected_completion(job, best, context.snapshot.speeds)
+        return None if sooner_elsewhere(job, best, best_end, context) else best
