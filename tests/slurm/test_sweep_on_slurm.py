@@ -4,12 +4,16 @@ sweep's."""
 
 from __future__ import annotations
 
+import csv
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from aifactories.catalogue.loader import Catalogue
+from aifactories.cli.main import app
 from aifactories.localslurm import LocalSlurm
 from aifactories.services.twin.sweep import SweepSpec, simulated, sweep
 from aifactories.services.twin.sweep_engines import (
@@ -84,3 +88,41 @@ def test_a_sweep_runs_as_slurm_jobs_and_equals_the_serial_sweep(
     assert len(jobs) >= 1, listed
     assert all(state in {"CANCELLED", "COMPLETED", "COMPLETING"} for _id, state in jobs), jobs
     assert any(logs.glob("aif-sweep-*.err"))
+
+
+@pytest.mark.slow
+def test_aif_simulate_sweeps_on_slurm_from_a_cluster_file(
+    tmp_path: Path, slurm_cluster: LocalSlurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = next(iter(slurm_cluster.sites.values()))
+    monkeypatch.setenv("SLURM_CONF", str(site.slurm_conf))
+    (tmp_path / "sites.yaml").write_text(yaml.safe_dump(SITES))
+    (tmp_path / "small.yaml").write_text("sites: sites.yaml\nworkload: {generator: {jobs: 60}}\n")
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(
+        yaml.safe_dump(
+            {
+                "slurm": {
+                    "partition": site.partition,
+                    "jobs": 2,
+                    "memory": "1GB",
+                    "walltime": "00:10:00",
+                    "interface": "lo",
+                    "start_timeout_s": 120,
+                }
+            }
+        )
+    )
+    out = tmp_path / "out"
+    args = ["simulate", "--scenario", str(tmp_path / "small.yaml"), "--policy", "fifo"]
+    result = CliRunner().invoke(
+        app,
+        [*args, "--sweep", "load=0.5,2", "--cluster", str(cluster), "--out", str(out)],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "sweep on 2 Slurm worker jobs" in result.output
+    (written,) = out.rglob("sweep.csv")
+    with written.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["load"], r["policy"]) for r in rows] == [("0.5", "fifo"), ("2.0", "fifo")]
