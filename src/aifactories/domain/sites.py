@@ -30,15 +30,16 @@ class Partition:
     cpus_per_node: int | None = None
     mem_per_node_gb: int | None = None
     max_time_limit_s: int | None = None  # the partition's own MaxTime
+    # "site/name", stored once: every scheduling cycle reads it for every partition
+    id: PartitionId = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", partition_id(self.site_id, self.name))
 
     def answers_to(self, name: str) -> bool:
         """Whether ``--partition=name`` means this partition: its name, its id or an alias."""
         wanted = name.strip().lower()
         return wanted in {self.name.lower(), self.id.lower()} | {a.lower() for a in self.aliases}
-
-    @property
-    def id(self) -> PartitionId:
-        return partition_id(self.site_id, self.name)
 
     @property
     def total_gpus(self) -> int:

@@ -3,7 +3,7 @@ that both feed ``run_cycle`` the very same picture (DESIGN: share the whole cycl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
 from aifactories.domain.ids import ProjectId, SiteId
@@ -26,6 +26,7 @@ def assemble_snapshot(
     charges: Iterable[tuple[ProjectId, float, int]] | DecayedUsage,
     half_life_s: float,
     active_jobs: Iterable[ActiveJob],
+    allocations_by_project: Mapping[ProjectId, tuple[Allocation, ...]] | None = None,
     speeds: SpeedTable | None = None,
 ) -> Snapshot:
     """``free_nodes`` maps partition id to its histogram of nodes by free GPUs; a partition of
@@ -55,9 +56,9 @@ def assemble_snapshot(
                     else (partition.nodes,) + (0,) * partition.gpus_per_node,
                 )
             )
+    shares: Mapping[ProjectId, ProjectShare]
     if isinstance(charges, DecayedUsage):
-        kept = charges
-        usage = {project_id: kept.at(project_id, now) for project_id in priority_weights}
+        shares = _DecayedShares(priority_weights, charges, now)
     else:
         by_project: dict[ProjectId, list[tuple[float, int]]] = {}
         for project_id, at, gpu_seconds in charges:
@@ -66,19 +67,52 @@ def assemble_snapshot(
             project_id: decayed_usage(by_project.get(project_id, ()), now, half_life_s)
             for project_id in priority_weights
         }
-    shares = {
-        project_id: ProjectShare(
-            project_id=project_id,
-            priority_weight=weight,
-            decayed_usage_gpu_seconds=usage[project_id],
+        shares = MappingProxyType(
+            {
+                project_id: ProjectShare(
+                    project_id=project_id,
+                    priority_weight=weight,
+                    decayed_usage_gpu_seconds=usage[project_id],
+                )
+                for project_id, weight in priority_weights.items()
+            }
         )
-        for project_id, weight in priority_weights.items()
-    }
     return Snapshot(
         taken_at=now,
         partitions=tuple(partitions),
         allocations=tuple(allocations),
-        projects=MappingProxyType(shares),
+        projects=shares,
         active_jobs=tuple(active_jobs),
+        allocations_by_project=allocations_by_project,
         speeds=speeds if speeds is not None else SpeedTable(),
     )
+
+
+class _DecayedShares(Mapping[ProjectId, ProjectShare]):
+    """The projects' shares with their decayed usage read when a policy asks: most cycles
+    of the twin use a policy that never looks (first fit, FIFO, EASY), and reading every
+    project's usage at every cycle was a fifth of a long replay. Read-only, like the rest
+    of the snapshot; each share is computed once."""
+
+    def __init__(self, weights: Mapping[ProjectId, float], usage: DecayedUsage, now: float) -> None:
+        self._weights = weights
+        self._usage = usage
+        self._now = now
+        self._read: dict[ProjectId, ProjectShare] = {}
+
+    def __getitem__(self, project_id: ProjectId) -> ProjectShare:
+        share = self._read.get(project_id)
+        if share is None:
+            weight = self._weights[project_id]  # KeyError for an unknown project, as a dict
+            share = self._read[project_id] = ProjectShare(
+                project_id=project_id,
+                priority_weight=weight,
+                decayed_usage_gpu_seconds=self._usage.at(project_id, self._now),
+            )
+        return share
+
+    def __iter__(self) -> Iterator[ProjectId]:
+        return iter(self._weights)
+
+    def __len__(self) -> int:
+        return len(self._weights)

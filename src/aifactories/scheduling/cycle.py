@@ -63,14 +63,21 @@ def run_cycle(
     costs what it reads, not the length of the queue. Without it the policy orders
     ``pending``.
     """
-    if ordered is None:
+    if ordered is None and len(pending) == 1:
+        ordered = pending  # one job has one order: the policy need not rank the projects
+    elif ordered is None:
         ordered = policy.order(pending, snapshot, now)
         _check_order(pending, ordered, policy.name)
     untested = len(pending)
     rule = policy.backfill
     slots = [Slot(state, i) for i, state in enumerate(snapshot.partitions) if state.available]
     slot_at = {slot.order: slot for slot in slots}
-    budgets = Budgets(snapshot.allocations, now, (slot.site_id for slot in slots))
+    budgets = Budgets(
+        snapshot.allocations,
+        now,
+        (slot.site_id for slot in slots),
+        snapshot.allocations_by_project,
+    )
     releases = Releases(snapshot.active_jobs, now)
     reservations = Reservations(releases, now)
     context = CycleContext(now=now, snapshot=snapshot)

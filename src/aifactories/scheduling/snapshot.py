@@ -58,6 +58,9 @@ class Snapshot:
     active_jobs: tuple[ActiveJob, ...] = ()
     # How fast each GPU model runs each workload class; empty: every GPU the same.
     speeds: SpeedTable = field(default_factory=SpeedTable)
+    # The same allocations grouped by project, when the caller keeps them so (the twin, for
+    # hundreds of projects at every cycle); None: the cycle groups them itself.
+    allocations_by_project: Mapping[ProjectId, tuple[Allocation, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ overdraw an allocation. Everything here is private to :mod:`aifactories.scheduli
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
@@ -217,19 +217,20 @@ class Budgets:
     """
 
     def __init__(
-        self, allocations: Iterable[Allocation], now: float, sites: Iterable[SiteId]
+        self,
+        allocations: Iterable[Allocation],
+        now: float,
+        sites: Iterable[SiteId],
+        grouped: Mapping[ProjectId, Sequence[Allocation]] | None = None,
     ) -> None:
+        # Filled per project as the cycle meets its jobs (orders), so a federation of many
+        # projects with few of them waiting pays only for those; ``left`` holds every
+        # allocation the orders handed out.
         self.left: dict[AllocationId, int] = {}
         self._sites = tuple(dict.fromkeys(sites))
-        self._by_project: dict[ProjectId, list[Allocation]] = {}
-        for allocation in allocations:
-            # usable_at without the site test, done once per cycle instead of once per try
-            if (
-                allocation.status is AllocationStatus.OPEN
-                and allocation.starts_at <= now < allocation.ends_at
-            ):
-                self.left[allocation.id] = allocation.left_gpu_seconds
-                self._by_project.setdefault(allocation.project_id, []).append(allocation)
+        self._allocations = allocations
+        self._now = now
+        self._grouped: Mapping[ProjectId, Sequence[Allocation]] | None = grouped
         self.known_orders: dict[ProjectId, dict[SiteId, tuple[AllocationId, ...]]] = {}
         self._covers: dict[ProjectId, frozenset[SiteId] | None] = {}
 
@@ -241,7 +242,7 @@ class Budgets:
         """
         orders = self.known_orders.get(project)
         if orders is None:
-            mine = sorted(self._by_project.get(project, ()), key=lambda a: a.id)
+            mine = sorted(self._usable(project), key=lambda a: a.id)
             pool = tuple(a.id for a in mine if a.site_id is None)
             # Most projects only hold pool allocations: every site then shares one tuple.
             orders = self.known_orders[project] = dict.fromkeys(self._sites, pool)
@@ -251,6 +252,24 @@ class Budgets:
             for site in {a.site_id for a in mine if a.site_id is not None and a.site_id in orders}:
                 orders[site] = tuple(a.id for a in mine if a.site_id == site) + orders[site]
         return orders
+
+    def _usable(self, project: ProjectId) -> list[Allocation]:
+        """The project's allocations open now (usable_at without the site test, which the
+        orders make per site), their remainders entered in ``left``."""
+        if self._grouped is None:
+            grouped: dict[ProjectId, list[Allocation]] = {}
+            for allocation in self._allocations:
+                grouped.setdefault(allocation.project_id, []).append(allocation)
+            self._grouped = grouped
+        now = self._now
+        mine = [
+            a
+            for a in self._grouped.get(project, ())
+            if a.status is AllocationStatus.OPEN and a.starts_at <= now < a.ends_at
+        ]
+        for allocation in mine:
+            self.left[allocation.id] = allocation.left_gpu_seconds
+        return mine
 
     def covers(self, project: ProjectId) -> frozenset[SiteId] | None:
         """The sites where the project holds a usable allocation; None for every site."""

@@ -101,7 +101,9 @@ class Simulation:
         # the jobs they can use (scheduling/standing_queue.py), not the whole queue.
         key = standing_key_of(self.policy) if self.rounds is None else None
         self._standing = StandingQueue(key) if key is not None else None
-        self._allocation_of: dict[int, tuple[Balance, Allocation]] = {}
+        self._allocation_of: dict[ProjectId, Allocation] = {}
+        self._allocation_by_project: dict[ProjectId, tuple[Allocation]] = {}
+        self._balance_moved: set[int] = set()
         # Free-node histograms per site, rebuilt only for sites that changed since.
         self._free_of: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
         self._trace_job: dict[JobId, TraceJob] = {}
@@ -245,6 +247,7 @@ class Simulation:
             charge_gpu_seconds(gpus, elapsed, run.placement.billing_weight),
         )
         project_id = run.pending.project_id
+        self._balance_moved.add(project_id)
         self._balances[project_id] = charge(
             self._balances[project_id], run.placement.reserved_gpu_seconds, used
         )
@@ -317,28 +320,27 @@ class Simulation:
 
     # -- the shared cycle ------------------------------------------------------------------
 
-    def _allocations(self, now: float) -> list[Allocation]:
-        """One open pool allocation per project, as its balance stands; rebuilt only for the
-        projects whose balance moved since the last cycle (most cycles touch one or two)."""
-        cache = self._allocation_of
-        for pid, b in self._balances.items():
-            known = cache.get(pid)
-            if known is None or known[0] is not b:
-                cache[pid] = (
-                    b,
-                    Allocation(
-                        id=AllocationId(pid),
-                        project_id=ProjectId(pid),
-                        site_id=None,
-                        granted_gpu_seconds=b.granted,
-                        reserved_gpu_seconds=b.reserved,
-                        used_gpu_seconds=b.used,
-                        starts_at=0.0,
-                        ends_at=math.inf,
-                        status=AllocationStatus.OPEN,
-                    ),
-                )
-        return [allocation for _, allocation in cache.values()]
+    def _allocations(self) -> tuple[tuple[Allocation, ...], dict[ProjectId, tuple[Allocation]]]:
+        """One open pool allocation per project, as its balance stands, and the same by
+        project; rebuilt only for the projects whose balance moved since the last cycle
+        (most cycles touch one or two), and copied (in C, not project by project)."""
+        kept, by_project = self._allocation_of, self._allocation_by_project
+        for pid in self._balance_moved if kept else self._balances:
+            b = self._balances[pid]
+            allocation = kept[ProjectId(pid)] = Allocation(
+                id=AllocationId(pid),
+                project_id=ProjectId(pid),
+                site_id=None,
+                granted_gpu_seconds=b.granted,
+                reserved_gpu_seconds=b.reserved,
+                used_gpu_seconds=b.used,
+                starts_at=0.0,
+                ends_at=math.inf,
+                status=AllocationStatus.OPEN,
+            )
+            by_project[ProjectId(pid)] = (allocation,)
+        self._balance_moved.clear()
+        return tuple(kept.values()), dict(by_project)
 
     def _cycle(self) -> None:
         now = self.engine.clock.now()
@@ -352,9 +354,12 @@ class Simulation:
         self._capacity_moved = False
         snapshot = self.snapshot(now)
         placed = self._decide(snapshot, self.policy, now)
-        free = sum(p.free_gpus for p in snapshot.partitions if p.available) - placed
-        strict = self.policy.backfill.kind is Backfill.STRICT and self._standing is not None
-        self._stuck = free <= 0 or (strict and bool(self._pending))
+        if self._pending:
+            free = sum(p.free_gpus for p in snapshot.partitions if p.available) - placed
+            strict = self.policy.backfill.kind is Backfill.STRICT and self._standing is not None
+            self._stuck = free <= 0 or strict
+        else:
+            self._stuck = False
         self._sample(now)
 
     def snapshot(self, now: float) -> Snapshot:
@@ -370,12 +375,14 @@ class Simulation:
                 ]
             free.update(known)
         self._changed.clear()
+        allocations, by_project = self._allocations()
         return assemble_snapshot(
             now=now,
             sites=self._snapshot_sites,
             free_nodes=free,
             available_sites=frozenset(up),
-            allocations=self._allocations(now),
+            allocations=allocations,
+            allocations_by_project=by_project,
             priority_weights=self._priority_weights,
             charges=self._usage,
             half_life_s=self.setup.half_life_s,
@@ -404,6 +411,7 @@ class Simulation:
         if self._standing is not None:
             self._standing.remove(placement.job_id)
         job = self._trace_job.pop(placement.job_id)
+        self._balance_moved.add(pending.project_id)
         self._balances[pending.project_id] = reserve(
             self._balances[pending.project_id], placement.reserved_gpu_seconds
         )
