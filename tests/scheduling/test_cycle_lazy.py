@@ -8,11 +8,14 @@ policy, on random federations, queues, running jobs and budgets.
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aifactories.domain.ids import JobId, PartitionId, ProjectId, SiteId
 from aifactories.domain.jobs import ActiveJob, JobState, PendingJob, Shape
+from aifactories.domain.projects import Allocation
 from aifactories.scheduling import POLICY_NAMES, get_policy, run_cycle
 from aifactories.scheduling.snapshot import PartitionState, Snapshot
 from aifactories.scheduling.standing_queue import StandingQueue, standing_key_of
@@ -72,6 +75,11 @@ def test_lazy_cycle_places_as_the_full_one(
     lazy = run_cycle(picture, pending, policy, T0, explain=False)
     assert lazy.placements == full.placements
     assert lazy.waits == ()
+    grouped: dict[ProjectId, tuple[Allocation, ...]] = {}
+    for budget in picture.allocations:
+        grouped[budget.project_id] = (*grouped.get(budget.project_id, ()), budget)
+    kept = dataclasses.replace(picture, allocations_by_project=grouped)  # as the twin hands it
+    assert run_cycle(kept, pending, policy, T0, explain=False).placements == full.placements
     key = standing_key_of(policy)
     if key is not None:
         queue = StandingQueue(key)
