@@ -21,6 +21,18 @@ DEFAULT_SPEED: Mapping[str, float] = {
     "GH200": 2.1,
     "H200": 2.3,
     "MI250X": 0.9,
+    # The Alibaba GPU trace's models (docs/twin.md, "The trace's own machine"): A100 ~2x a V100
+    # in NVIDIA's mixed-precision training figures; a P100 about half a V100 (Gavel's measured
+    # throughputs); T4 and A10 from their dense FP16 tensor peaks (65 and 125 TFLOPS against
+    # 312), rounded down. G1-G3 are undisclosed: the reference speed, not a guess.
+    "V100M16": 0.5,
+    "V100M32": 0.5,
+    "P100": 0.25,
+    "T4": 0.2,
+    "A10": 0.4,
+    "G1": 1.0,
+    "G2": 1.0,
+    "G3": 1.0,
 }
 # Board power in kW at full training load (vendor TDPs): energy = GPU-hours x power x PUE.
 DEFAULT_GPU_POWER_KW: Mapping[str, float] = {
@@ -29,6 +41,11 @@ DEFAULT_GPU_POWER_KW: Mapping[str, float] = {
     "GH200": 0.9,
     "H200": 0.7,
     "MI250X": 0.56,
+    "V100M16": 0.3,
+    "V100M32": 0.3,
+    "P100": 0.25,
+    "T4": 0.07,
+    "A10": 0.15,
 }
 DEFAULT_PUE = 1.2
 UNLIMITED_GPU_SECONDS = 10**15  # a budget no trace exhausts: the default, stated

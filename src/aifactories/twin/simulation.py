@@ -50,6 +50,7 @@ from aifactories.twin.engine import EventEngine, Priority
 from aifactories.twin.federation import (
     TwinProject,
 )
+from aifactories.twin.metrics.constraints import narrowed
 from aifactories.twin.metrics.results import JobResult, PolicyRun
 from aifactories.twin.rounds import RoundDriver
 from aifactories.twin.setup import RunnableModels, TwinSetup, run_on, speed_of, time_limit_of
@@ -175,7 +176,9 @@ class Simulation:
                 time_limit_s=time_limit_of(job, self.setup),
                 nodes=job.nodes,
                 name=job.job_id,
-                gpu_models=self._runnable.of(job),
+                gpu_models=narrowed(job.gpu_models, self._runnable.of(job)),
+                min_gpu_memory_gb=job.min_gpu_memory_gb,  # every constraint of the trace job
+                countries=job.countries,
                 workload_class=job.workload_class,
             ),
             submitted_at=self.engine.clock.now(),

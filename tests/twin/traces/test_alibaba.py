@@ -36,8 +36,8 @@ PODS = (
 
 def test_maps_pods(write: Write) -> None:
     trace = read_alibaba(write("pods.csv", PODS))
-    assert [j.job_id for j in trace.jobs] == ["pod-a", "pod-b", "pod-c"]
-    a, b, c = trace.jobs
+    assert [j.job_id for j in trace.jobs] == ["pod-a", "pod-b", "pod-c", "pod-f"]
+    a, b, c, f = trace.jobs
     assert (a.submit_s, a.runtime_s, a.gpus, a.group, a.gpu_model) == (0.0, 500.0, 1, "LS", None)
     assert a.get("pod_phase") == "Running" and a.get("cpu_milli") == "12000"
     assert (b.runtime_s, b.recorded_wait_s, b.gpus, b.gpu_model) == (
@@ -48,14 +48,21 @@ def test_maps_pods(write: Write) -> None:
     )
     assert b.get("gpu_milli") == "460"
     assert (c.gpus, c.gpu_model, c.get("pod_phase")) == (8, "G2", "Failed")
-    assert dict(trace.skip_reasons) == {"never scheduled": 1, "no GPU": 1, "zero runtime": 1}
-    assert trace.notes == (("fractional GPU rounded up", 1),)
+    assert (a.gpu_models, b.gpu_models, c.gpu_models) == (
+        frozenset(),
+        frozenset({"V100M16", "V100M32"}),
+        frozenset({"G2"}),
+    )
+    assert (f.runtime_s, f.gpus) == (0.0, 2)  # deleted when scheduled: kept, zero-length
+    assert dict(trace.skip_reasons) == {"never scheduled": 1, "no GPU": 1}
+    assert trace.notes == (("fractional GPU rounded up", 1), ("zero runtime (kept)", 1))
 
 
 def test_fractional_pods_can_be_skipped(write: Write) -> None:
     trace = read_alibaba(write("pods.csv", PODS), fractional="skip")
-    assert [j.job_id for j in trace.jobs] == ["pod-a", "pod-c"]
-    assert trace.skip_count("fractional GPU") == 1 and trace.notes == ()
+    assert [j.job_id for j in trace.jobs] == ["pod-a", "pod-c", "pod-f"]
+    assert trace.skip_count("fractional GPU") == 1
+    assert trace.notes == (("zero runtime (kept)", 1),)
     with pytest.raises(InvalidInput, match="fractional"):
         read_alibaba(write("p.csv", PODS), fractional="half")  # type: ignore[arg-type]
 

@@ -15,16 +15,20 @@ def test_trace_job_guards_its_invariants() -> None:
     assert job.gpu_seconds == 20.0 and job.get("k") == "v" and job.get("x") is None
     for bad in (
         {"submit_s": -1.0},
-        {"runtime_s": 0.0},
+        {"runtime_s": -1.0},
         {"runtime_s": float("inf")},
         {"gpus": 0},
         {"nodes": 0},
         {"time_limit_s": 0.0},
         {"recorded_wait_s": -1.0},
+        {"min_gpu_memory_gb": -1},
+        {"gpu_models": frozenset({""})},
     ):
         fields = {"job_id": "a", "submit_s": 0.0, "runtime_s": 1.0, "gpus": 1} | bad
         with pytest.raises(InvalidInput):
             TraceJob(**fields)  # type: ignore[arg-type]
+    # A job that ran 0 s is a job (it held its place in the queue), not an error.
+    assert TraceJob("z", 0.0, 0.0, 1).gpu_seconds == 0.0
 
 
 def test_trace_is_sorted_and_counts_add_up() -> None:

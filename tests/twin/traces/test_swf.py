@@ -71,15 +71,16 @@ def test_statuses_and_unknowns_are_skipped_as_documented(write: Write) -> None:
         swf_line(11, 10, 5, -1),
     ]
     trace = read_swf(write("log.swf", HEADER + "".join(lines)))
-    assert [j.job_id for j in trace.jobs] == ["1", "2", "3", "4"]
+    assert [j.job_id for j in trace.jobs] == ["1", "2", "3", "4", "10"]
     assert dict(trace.skip_reasons) == {
         "cancelled before start": 1,
         "partial execution record": 3,
         "unknown runtime": 1,
-        "zero runtime": 1,
         "unknown processors": 1,
     }
-    assert trace.skipped == 7
+    assert trace.skipped == 6
+    assert trace.jobs[-1].runtime_s == 0.0  # ran 0 s: kept, it held its place in the queue
+    assert trace.notes == (("zero runtime (kept)", 1),)
 
 
 def test_gzip_and_limit(tmp_path: Path) -> None:
@@ -114,9 +115,10 @@ def test_malformed_line_names_file_line_and_field(
 def test_real_nasa_ipsc_log(shared_traces: Path) -> None:
     path = shared_traces / "pwa-nasa-ipsc-1993" / "NASA-iPSC-1993-3.1-cln.swf.gz"
     trace = read_trace(path, "swf")
-    # README: 18,239 jobs; 173 of them have a run time of 0 and are skipped.
-    assert len(trace) + trace.skipped == 18_239
-    assert trace.skip_reasons == (("zero runtime", 173),)
+    # README: 18,239 jobs; 173 of them have a run time of 0 and are kept as zero-length jobs.
+    assert len(trace) == 18_239 and trace.skipped == 0
+    assert trace.notes == (("zero runtime (kept)", 173),)
+    assert sum(1 for j in trace.jobs if j.runtime_s == 0) == 173
     assert max(j.gpus for j in trace.jobs) == 128
     # Header caveat: no wait times (field 3 is -1 throughout).
     assert all(j.recorded_wait_s is None for j in trace.jobs)

@@ -263,6 +263,9 @@ def _shifted(job: TraceJob, start: float) -> TraceJob:
         job.workload_class,
         job.recorded_wait_s,
         job.extra,
+        job.gpu_models,
+        job.min_gpu_memory_gb,
+        job.countries,
     )
 
 

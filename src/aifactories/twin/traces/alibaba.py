@@ -12,8 +12,10 @@ creation_time   submit_s          seconds, the trace's own zero
 scheduled_time  recorded_wait_s   scheduled - creation; empty: never scheduled (skipped)
 deletion_time   runtime_s         deletion - scheduled
 num_gpu         gpus              whole GPUs; 0 is a CPU-only pod (skipped)
+(pod)           nodes             1: a pod runs on one node
 gpu_milli       gpus, extra       per-GPU share in thousandths (see fractional GPUs)
 gpu_spec        gpu_model         verbatim, may list alternatives (``V100M16|V100M32``)
+gpu_spec        gpu_models        the models the pod accepts, split on ``|``; empty: any
 qos             group             LS, BE, Burstable or Guaranteed
 pod_phase       extra             Running, Succeeded, Failed or Pending
 cpu_milli       extra             CPU request in thousandths of a core
@@ -26,8 +28,9 @@ holds ``num_gpu`` whole GPUs, keeps its share in ``extra["gpu_milli"]`` and is c
 ``Trace.notes`` as ``fractional GPU rounded up``; this overstates GPU demand, which a report must
 say. ``fractional="skip"`` drops those pods instead (skip reason ``fractional GPU``).
 
-Other skip reasons: ``never scheduled`` (no scheduled_time: the pod stayed Pending),
-``no GPU`` (num_gpu 0), ``zero runtime`` (deleted the moment it was scheduled). ``pod_phase`` is
+Other skip reasons: ``never scheduled`` (no scheduled_time: the pod stayed Pending) and
+``no GPU`` (num_gpu 0). A pod deleted the moment it was scheduled is kept as a zero-length job
+(it took its turn in the queue; ``notes``: ``zero runtime (kept)``). ``pod_phase`` is
 the last phase before deletion: ``Running`` pods (most of them) were deleted while running, as
 long-lived services are, and ``Failed`` ones ran until they failed; both keep deletion -
 scheduled as their runtime. A pod scheduled before its creation time keeps no recorded wait
@@ -117,8 +120,7 @@ def _read_pod(row: Row, jobs: Collector, fractional: Fractional) -> None:
         jobs.skip("no GPU")
         return
     if deleted == scheduled:
-        jobs.skip("zero runtime")
-        return
+        jobs.note("zero runtime (kept)")
     shared = milli < _MILLI_PER_GPU
     if shared and fractional == "skip":
         jobs.skip("fractional GPU")
@@ -126,6 +128,7 @@ def _read_pod(row: Row, jobs: Collector, fractional: Fractional) -> None:
     if shared:
         jobs.note("fractional GPU rounded up")
     phase = row.optional("pod_phase")
+    spec = row.optional("gpu_spec")
     jobs.add(
         row,
         TraceJob(
@@ -133,7 +136,9 @@ def _read_pod(row: Row, jobs: Collector, fractional: Fractional) -> None:
             submit_s=created,
             runtime_s=deleted - scheduled,
             gpus=gpus,
-            gpu_model=row.optional("gpu_spec"),
+            nodes=1,  # a pod runs on one node: Kubernetes does not split it
+            gpu_model=spec,
+            gpu_models=accepted_models(spec),
             group=row.optional("qos"),
             recorded_wait_s=jobs.wait(scheduled - created),
             extra=extras(
@@ -144,6 +149,13 @@ def _read_pod(row: Row, jobs: Collector, fractional: Fractional) -> None:
             ),
         ),
     )
+
+
+def accepted_models(gpu_spec: str | None) -> frozenset[str]:
+    """The models a ``gpu_spec`` accepts: ``V100M16|V100M32`` -> both; empty -> any (empty)."""
+    if gpu_spec is None:
+        return frozenset()
+    return frozenset(name.strip() for name in gpu_spec.split("|") if name.strip())
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,15 @@ class TraceJob:
     the queueing delay the trace itself recorded, when it has start times: useful to validate a
     simulation, never an input to it. ``extra`` keeps other columns as sorted ``(key, value)``
     strings.
+
+    Constraints, what the job accepts, reach the twin's job and its placement: ``gpu_models``
+    the GPU models it may run on (any of them; empty: any model), ``min_gpu_memory_gb`` the
+    memory per GPU it needs, ``countries`` where it may run (empty: anywhere), ``nodes`` its
+    node count. ``gpu_model`` is the trace's own text (a constraint, alternatives, or for a
+    profile-priced trace the GPU the profile was measured on) and is not read as a constraint.
+
+    A ``runtime_s`` of 0 is a job that ended the moment it started (logs record such jobs): it
+    still takes its turn in the queue, starts when it would, and ends at once.
     """
 
     job_id: str
@@ -40,14 +49,17 @@ class TraceJob:
     workload_class: str | None = None
     recorded_wait_s: float | None = None
     extra: tuple[tuple[str, str], ...] = ()
+    gpu_models: frozenset[str] = frozenset()
+    min_gpu_memory_gb: int = 0
+    countries: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # Readers raise TraceError with file and line before building a job; these checks guard
         # the invariants for any other caller (generators, tests).
         if not (math.isfinite(self.submit_s) and self.submit_s >= 0):
             raise InvalidInput("submit_s", f"must be finite and >= 0, got {self.submit_s!r}")
-        if not (math.isfinite(self.runtime_s) and self.runtime_s > 0):
-            raise InvalidInput("runtime_s", f"must be finite and > 0, got {self.runtime_s!r}")
+        if not (math.isfinite(self.runtime_s) and self.runtime_s >= 0):
+            raise InvalidInput("runtime_s", f"must be finite and >= 0, got {self.runtime_s!r}")
         if self.gpus < 1:
             raise InvalidInput("gpus", f"must be >= 1, got {self.gpus}")
         if self.nodes is not None and self.nodes < 1:
@@ -56,6 +68,10 @@ class TraceJob:
             raise InvalidInput("time_limit_s", f"must be > 0 when known, got {self.time_limit_s}")
         if self.recorded_wait_s is not None and not self.recorded_wait_s >= 0:
             raise InvalidInput("recorded_wait_s", f"must be >= 0, got {self.recorded_wait_s}")
+        if self.min_gpu_memory_gb < 0:
+            raise InvalidInput("min_gpu_memory_gb", f"must be >= 0, got {self.min_gpu_memory_gb}")
+        if any(not m for m in self.gpu_models):
+            raise InvalidInput("gpu_models", "has an empty model name")
 
     def get(self, key: str) -> str | None:
         """The value of ``key`` in ``extra``, or None."""

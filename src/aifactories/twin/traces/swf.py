@@ -10,7 +10,7 @@ field  SWF meaning             TraceJob field    mapping
 1      job number              job_id            as written
 2      submit time (s)         submit_s          as written: SWF counts from the log start
 3      wait time (s)           recorded_wait_s   None when -1
-4      run time (s)            runtime_s         -1 or 0: skipped (see below)
+4      run time (s)            runtime_s         -1: skipped; 0: kept (see below)
 5      allocated processors    gpus              if -1, field 8 (requested processors) is used
 8      requested processors    gpus (fallback)   both -1 or 0: skipped
 9      requested time (s)      time_limit_s      None when -1
@@ -32,7 +32,12 @@ processors); 5 cancelled is kept if it ran (run time > 0) and otherwise skipped 
 before start``; 2, 3 and 4 mark *partial executions* of a checkpointed job whose whole job also
 has its own summary line, so they are skipped (``partial execution record``) to avoid counting
 the work twice. Other skip reasons: ``unknown runtime`` (-1), ``zero runtime`` (0), ``unknown
-processors`` (fields 5 and 8 both -1 or 0).
+processors`` (fields 5 and 8 both -1 or 0). A job that ran 0 s (``run time`` 0, any other
+status) is kept as a zero-length job: it held its place in the queue (NASA iPSC/860 has 173).
+
+The header's ``MaxNodes`` and ``MaxProcs`` describe the machine the log comes from:
+:func:`read_swf_machine` reads them (with ``Computer`` and ``Installation``), and the twin
+builds that machine as one site when a scenario asks for the trace's own sites.
 
 Some logs (e.g. NASA iPSC/860 1993) record start times as submit times (field 3 is -1): usable
 as an arrival stream, not to measure the original queueing delay.
@@ -40,6 +45,7 @@ as an arrival stream, not to measure the original queueing delay.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from aifactories.twin.traces._common import (
@@ -50,6 +56,7 @@ from aifactories.twin.traces._common import (
     parse_float,
     text_lines,
 )
+from aifactories.twin.traces.errors import TraceError
 from aifactories.twin.traces.model import Trace, TraceJob
 
 FIELDS = (
@@ -95,6 +102,59 @@ def read_swf(path: Path | str, *, limit: int | None = None) -> Trace:
     return jobs.trace(path.name, path)
 
 
+@dataclass(frozen=True, slots=True)
+class SwfMachine:
+    """The machine an SWF log describes in its header: ``nodes`` nodes of ``procs_per_node``
+    processors (``MaxNodes``, ``MaxProcs`` / ``MaxNodes``), and its name."""
+
+    name: str
+    nodes: int
+    procs_per_node: int
+
+    @property
+    def procs(self) -> int:
+        return self.nodes * self.procs_per_node
+
+
+def read_swf_machine(path: Path | str) -> SwfMachine | None:
+    """The machine of the log's header, or None when it gives neither MaxProcs nor MaxNodes.
+
+    Without ``MaxNodes`` every processor is a node; with both, ``MaxProcs`` must be a whole
+    multiple of ``MaxNodes`` (SWF machines have identical nodes). Reads only the header.
+    """
+    path = Path(path)
+    fields: dict[str, tuple[int, str]] = {}
+    with open_text(path) as stream:
+        for line_number, text in text_lines(path, stream):
+            if text and not text.startswith(";"):
+                break  # the header is over
+            key, _, value = text.lstrip("; ").partition(":")
+            if value.strip():
+                fields.setdefault(key.strip(), (line_number, value.strip()))
+    procs, nodes = _header_count(path, fields, "MaxProcs"), _header_count(path, fields, "MaxNodes")
+    if procs is None and nodes is None:
+        return None
+    nodes = nodes or procs
+    procs = procs or nodes
+    assert nodes is not None and procs is not None
+    if procs % nodes:
+        line = fields["MaxProcs"][0]
+        raise TraceError(path, line, "MaxProcs", f"{procs} is not a multiple of MaxNodes {nodes}")
+    name = fields.get("Computer", (0, path.name))[1]
+    if "Installation" in fields:
+        name = f"{name} ({fields['Installation'][1]})"
+    return SwfMachine(name=name, nodes=nodes, procs_per_node=procs // nodes)
+
+
+def _header_count(path: Path, fields: dict[str, tuple[int, str]], key: str) -> int | None:
+    if key not in fields:
+        return None
+    line, text = fields[key]
+    if not text.isdigit() or int(text) < 1:
+        raise TraceError(path, line, key, f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
 def _known(row: Row, field: str) -> float | None:
     """The field's value, None for SWF's -1 (unknown); other negatives are errors."""
     value = parse_float(row, field, row.text(field), minimum=None)
@@ -128,12 +188,14 @@ def _read_job(row: Row, jobs: Collector) -> None:
     if runtime is None:
         jobs.skip("unknown runtime")
         return
-    if runtime == 0:
-        jobs.skip("cancelled before start" if status_code == _CANCELLED else "zero runtime")
+    if runtime == 0 and status_code == _CANCELLED:
+        jobs.skip("cancelled before start")
         return
     if not processors:
         jobs.skip("unknown processors")
         return
+    if runtime == 0:
+        jobs.note("zero runtime (kept)")
     executable = _whole(row, "executable_id")
     jobs.add(
         row,
