@@ -126,8 +126,31 @@ class JobSpec:
     # Alternatives: the job runs on any of these models (a trace's ``V100M16|V100M32``);
     # empty: ``gpu_model`` alone decides. Given with ``gpu_model`` left at "any".
     gpu_models: frozenset[str] = frozenset()
+    # Everything that decides where the job fits (domain/fit.py) but the time limit: jobs
+    # with equal keys share their placement options within a scheduling cycle. Computed
+    # once here, since a cycle reads it for every queued job.
+    fit_key: tuple[object, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "fit_key",
+            (
+                self.gpu_model,
+                self.gpu_models,
+                self.min_gpu_memory_gb,
+                self.countries,
+                self.gpus,
+                self.nodes,
+                self.partitions,
+                self.exclusive,
+                self.ntasks,
+                self.ntasks_per_node,
+                self.cpus_per_task,
+                self.mem_per_node_mb,
+                self.mem_per_gpu_mb,
+            ),
+        )
         if not self.gpu_models:
             return
         if self.gpu_model != ANY_GPU_MODEL:

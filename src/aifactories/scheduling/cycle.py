@@ -82,6 +82,8 @@ def run_cycle(
     reservations = Reservations(releases, now)
     context = CycleContext(now=now, snapshot=snapshot)
     entries: dict[SpecKey, Entry] = {}
+    # Where a partition has a MaxTime, the time limit decides the fit too.
+    timed = any(slot.partition.max_time_limit_s is not None for slot in slots)
     placements: list[Placement] = []
     failed: list[Failure] = []
     blocked_by: PendingJob | None = None  # STRICT: the first job that could not start
@@ -108,14 +110,7 @@ def run_cycle(
                 break  # reservations only keep capacity from later jobs: none is left
             if spec.gpus > free_left and not looking_for_head and rule.kind in skip_rules:
                 continue
-        key = (
-            spec.gpu_model,
-            spec.gpu_models,
-            spec.min_gpu_memory_gb,
-            spec.countries,
-            spec.gpus,
-            spec.nodes,
-        )
+        key = (spec.fit_key, spec.time_limit_s) if timed else spec.fit_key
         entry = entries.get(key)
         if entry is None:
             options = options_for(spec, slots)

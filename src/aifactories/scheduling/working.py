@@ -19,9 +19,10 @@ from aifactories.domain.jobs import JobSpec, PendingJob, Shape
 from aifactories.domain.projects import Allocation, AllocationStatus
 from aifactories.scheduling.snapshot import PartitionState
 
-# What makes two jobs interchangeable for capacity: same hardware, residency and gang size,
-# i.e. (gpu_model, gpu_models, min_gpu_memory_gb, countries, gpus, nodes) of their JobSpec.
-SpecKey = tuple[str, frozenset[str], int, frozenset[str], int, int | None]
+# What makes two jobs interchangeable for capacity: everything that decides where they fit
+# (JobSpec.fit_key: hardware, residency, gang size, partitions asked for, tasks, cores,
+# memory), with the time limit added where a partition has a MaxTime.
+SpecKey = tuple[object, ...]
 
 
 class Slot:
