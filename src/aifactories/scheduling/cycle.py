@@ -113,7 +113,7 @@ def run_cycle(
         key = (spec.fit_key, spec.time_limit_s) if timed else spec.fit_key
         entry = entries.get(key)
         if entry is None:
-            options = options_for(spec, slots)
+            options = options_for(spec, slots, key)
             never = None if options else never_reason(spec, snapshot.partitions)
             entry = entries[key] = Entry(options, never)
         if blocked_by is not None or untested <= 0:

@@ -17,6 +17,7 @@ from aifactories.domain.fit import shape_fitting
 from aifactories.domain.ids import AllocationId, JobId, PartitionId, ProjectId, SiteId
 from aifactories.domain.jobs import JobSpec, PendingJob, Shape
 from aifactories.domain.projects import Allocation, AllocationStatus
+from aifactories.domain.sites import Partition
 from aifactories.scheduling.snapshot import PartitionState
 
 # What makes two jobs interchangeable for capacity: everything that decides where they fit
@@ -184,16 +185,34 @@ class Hold:
 Failure = tuple[PendingJob, "Entry", Note, Hold | None]
 
 
-def options_for(spec: JobSpec, slots: Iterable[Slot]) -> tuple[Option, ...]:
-    """The available partitions this job could ever use, in catalogue order."""
+# Shapes by (requirement key, partition), across cycles: a cycle meets the same few keys on
+# the same partitions again and again (the twin runs millions of cycles), and fitting is
+# pure. Keyed by the partition object's id, which the entry keeps alive, so an id is never
+# reused while its entry stands; a resized partition is a new object, hence a new entry.
+_SHAPES: dict[tuple[SpecKey, int], tuple[Partition, Shape | None]] = {}
+_SHAPES_KEPT = 100_000
+
+
+def options_for(spec: JobSpec, slots: Iterable[Slot], key: SpecKey) -> tuple[Option, ...]:
+    """The available partitions this job could ever use, in catalogue order; ``key`` is its
+    requirement key (see :data:`SpecKey`)."""
     if spec.gpus < 1:
         return ()
     countries = frozenset(c.upper() for c in spec.countries)
     options: list[Option] = []
+    shapes = _SHAPES
     for slot in slots:
         if countries and slot.country not in countries:
             continue
-        shape = shape_fitting(spec, slot.partition)
+        partition = slot.partition
+        known = shapes.get((key, id(partition)))
+        if known is not None and known[0] is partition:
+            shape = known[1]
+        else:
+            shape = shape_fitting(spec, partition)
+            if len(shapes) >= _SHAPES_KEPT:
+                shapes.clear()
+            shapes[(key, id(partition))] = (partition, shape)
         if shape is None:
             continue
         options.append(
