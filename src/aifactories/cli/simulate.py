@@ -32,20 +32,6 @@ if TYPE_CHECKING:  # the twin is imported when it runs: 'aif simulate --help' st
 # (tests/cli/test_start.py checks that the two agree)
 DEFAULT_POLICIES_SHOWN = "first_fit,earliest_start,fair_share"
 
-# key of the summary, header, divisor, unit
-_COLUMNS = [
-    ("wait_mean", "mean wait", 3600, " h"),
-    ("jct_mean", "mean JCT", 3600, " h"),
-    ("jct_p99", "p99 JCT", 3600, " h"),
-    ("slowdown_mean", "bounded slowdown", 1, ""),
-    ("utilisation", "utilisation", 0.01, " %"),
-    ("ftf_worst", "worst FTF rho", 1, ""),
-    ("jain_slowdown", "Jain index (slowdown)", 1, ""),
-    ("energy_kwh", "energy", 1000, " MWh"),
-    ("carbon_kg", "carbon", 1000, " t CO2e"),
-    ("cycle_p99_ms", "cycle p99", 1, " ms"),
-]
-
 
 def simulate_command(
     scenario: Annotated[
@@ -126,6 +112,8 @@ def simulate_command(
     from aifactories.services.twin.sweep_engines import choose_engine
     from aifactories.twin.report import write_report
     from aifactories.twin.scenario import Overrides, default_scenario, read_scenario, with_overrides
+    from aifactories.twin.summary_table import cells, columns
+    from aifactories.twin.units import Units
 
     given = Overrides(
         sites=sites,
@@ -169,20 +157,13 @@ def simulate_command(
     except AifError as exc:
         _fail(exc)
     trace_used = prepared.trace
-    cells = []
-    for row in rows:
-        line = [str(row["policy"])]  # the full name: never cut short (render.print_split)
-        for key, _label, scale, unit in _COLUMNS:
-            value = row.get(key)
-            if isinstance(value, float) and value == value:  # NaN: not measured
-                line.append(f"{value / scale:,.2f}{unit}")
-            else:
-                line.append("-")
-        cells.append(line)
+    # Times in the unit that fits the trace, each header with its unit; the policies' full
+    # names, never cut short (render.print_split); the files keep seconds and identifiers.
+    shown = columns(Units.of(runs))
     render.print_split(
         f"{trace_used.name}: {len(trace_used.jobs):,} jobs",
-        [("policy", "left"), *((label, "right") for _k, label, _s, _u in _COLUMNS)],
-        cells,
+        [("policy", "left"), *((c.header, "right") for c in shown)],
+        [cells(row, shown) for row in rows],
     )
     folder = _run_folder(chosen, run_dir, sweep=False)
     render.console.print(f"results of this run in {folder}/")
@@ -249,6 +230,7 @@ def _sweep(
 
     from aifactories.services.twin.sweep import parse_axes, saturation_load, sweep
     from aifactories.services.twin.sweep_engines import open_engine
+    from aifactories.twin.policy_titles import policy_title
     from aifactories.twin.report import write_sweep_report
 
     files, spec = parse_axes(texts, scenario)
@@ -279,12 +261,12 @@ def _sweep(
     ]
     render.print_split(
         "Mean JCT against offered load" + (f" (mean over {seeds} seeds)" if seeds > 1 else ""),
-        [("load", "right"), *((names[k], "right") for k in means)],
+        [("load", "right"), *((policy_title(names[k]), "right") for k in means)],
         cells,
     )
     for name, knee in knees.items() if len(loads) > 1 else ():
         render.console.print(
-            f"{name}: saturation load "
+            f"{policy_title(name)}: saturation load "
             + (f"{knee:g}" if knee is not None else "beyond the swept range")
             + " (mean JCT more than twice its value at the lowest load)"
         )
