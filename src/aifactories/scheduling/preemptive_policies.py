@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from aifactories.domain.errors import InvalidInput
 from aifactories.scheduling.policies.gavel_policy import GavelPolicy
-from aifactories.scheduling.policies.tiresias_las import TiresiasLas
+from aifactories.scheduling.policies.tiresias_las import TiresiasLas, TiresiasSettings
 from aifactories.scheduling.preemption import PreemptivePolicy
 
 _FACTORIES: dict[str, Callable[[], PreemptivePolicy]] = {
@@ -24,8 +24,14 @@ _FACTORIES: dict[str, Callable[[], PreemptivePolicy]] = {
 PREEMPTIVE_POLICY_NAMES: tuple[str, ...] = tuple(_FACTORIES)
 
 
-def get_preemptive_policy(name: str) -> PreemptivePolicy:
-    factory = _FACTORIES.get(name.strip().lower().replace("-", "_"))
+def get_preemptive_policy(
+    name: str, *, tiresias: TiresiasSettings | None = None
+) -> PreemptivePolicy:
+    """The policy by name; ``tiresias`` sets Tiresias' queues, round and promotion."""
+    key = name.strip().lower().replace("-", "_")
+    if key == "tiresias_las":
+        return TiresiasLas(tiresias)
+    factory = _FACTORIES.get(key)
     if factory is None:
         raise InvalidInput(
             "policy",

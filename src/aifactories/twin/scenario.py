@@ -43,6 +43,7 @@ from aifactories.domain.errors import InvalidInput
 from aifactories.domain.organisations import Domain, OrganisationKind
 from aifactories.domain.projects import PriorityWeights
 from aifactories.scheduling import POLICY_NAMES
+from aifactories.scheduling.policies.tiresias_las import TiresiasSettings
 from aifactories.scheduling.preemptive_policies import PREEMPTIVE_POLICY_NAMES
 from aifactories.twin.federation import DEFAULT_PUE
 from aifactories.twin.simulation import TwinSetup
@@ -178,6 +179,38 @@ class EventsSpec(_Strict):
     capacity_changes: list[CapacityChangeSpec] = []
 
 
+_TIRESIAS = TiresiasSettings()
+
+
+class TiresiasSpec(_Strict):
+    """Tiresias' settings (``tiresias_las``; scheduling/policies/tiresias_las.py): queue
+    thresholds in GPU-hours (``service: gpu_time``, 2D-LAS) or run hours (``time``), the
+    round (scheduling interval) in seconds, and STARVELIMIT (0: no promotion)."""
+
+    queue_thresholds_h: Annotated[list[Positive], Field(max_length=16)] = list(
+        _TIRESIAS.queue_thresholds_h
+    )
+    round_s: Annotated[float, Field(ge=1, le=86400, allow_inf_nan=False)] = _TIRESIAS.round_s
+    starve_limit: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = 0.0
+    service: Literal["gpu_time", "time"] = _TIRESIAS.service
+
+    @field_validator("queue_thresholds_h")
+    @classmethod
+    def _increasing(cls, value: list[float]) -> list[float]:
+        if value != sorted(set(value)):
+            raise PydanticCustomError(
+                "tiresias",
+                "queue thresholds are not strictly increasing",
+                {"expected": "e.g. [1, 10]: three queues, split at 1 and 10 GPU-hours"},
+            )
+        return value
+
+    def settings(self) -> TiresiasSettings:
+        return TiresiasSettings(
+            tuple(self.queue_thresholds_h), self.round_s, self.starve_limit, self.service
+        )
+
+
 class ScenarioSpec(_Strict):
     version: Literal[1] = 1
     name: str | None = None  # the report's title; default: the workload's name
@@ -199,6 +232,7 @@ class ScenarioSpec(_Strict):
     time_limit_factor: Positive = _setup_default("time_limit_factor")
     half_life_h: Positive = _setup_default("half_life_s") / 3600  # fair share's usage decay
     events: EventsSpec = EventsSpec()
+    tiresias: TiresiasSpec = TiresiasSpec()
     out: Annotated[str, Field(min_length=1)] = "report"
 
     @field_validator("sites", mode="before")

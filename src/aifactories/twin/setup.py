@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from aifactories.domain.jobs import JobState
 from aifactories.domain.sites import Site
+from aifactories.scheduling.policies.tiresias_las import TiresiasSettings
 from aifactories.twin.events import TwinEvent
 from aifactories.twin.federation import DEFAULT_GPU_POWER_KW, DEFAULT_PUE, DEFAULT_SPEED
 from aifactories.twin.traces.model import TraceJob
@@ -36,6 +37,8 @@ class TwinSetup:
     # Outages and capacity changes, in virtual seconds; ties at one instant keep this order.
     events: tuple[TwinEvent, ...] = ()
     seed: int = 0
+    # Tiresias' queue thresholds, round length and starvation promotion (tiresias_las only).
+    tiresias: TiresiasSettings = field(default_factory=TiresiasSettings)
 
 
 def time_limit_of(job: TraceJob, setup: TwinSetup) -> int:

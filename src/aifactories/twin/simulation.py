@@ -82,7 +82,8 @@ class Simulation:
         # A preemptive policy runs in rounds (twin/rounds.py); the others cycle on change.
         self.rounds: RoundDriver | None = None
         if is_preemptive(setup.policy):
-            self.rounds = RoundDriver(self, get_preemptive_policy(setup.policy))
+            policy = get_preemptive_policy(setup.policy, tiresias=setup.tiresias)
+            self.rounds = RoundDriver(self, policy)
             self.policy: Policy = get_policy("first_fit")  # never asked: rounds decide
         else:
             self.policy = get_policy(setup.policy)

@@ -147,6 +147,7 @@ def setup_of(spec: ScenarioSpec, catalogue: Catalogue, policy: str) -> TwinSetup
         restart_cost_s=spec.restart_cost_s,
         events=events_of(spec),
         seed=spec.seed,
+        tiresias=spec.tiresias.settings(),
     )
 
 
