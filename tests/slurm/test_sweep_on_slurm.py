@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from aifactories.catalogue.loader import Catalogue
 from aifactories.cli.main import app
+from aifactories.domain.errors import InvalidInput
 from aifactories.localslurm import LocalSlurm
 from aifactories.services.twin.sweep import SweepSpec, simulated, sweep
 from aifactories.services.twin.sweep_engines import (
@@ -126,3 +127,23 @@ def test_aif_simulate_sweeps_on_slurm_from_a_cluster_file(
     with written.open() as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["load"], r["policy"]) for r in rows] == [("0.5", "fifo"), ("2.0", "fifo")]
+
+
+def test_a_partition_slurm_does_not_have_is_refused_before_any_job(
+    slurm_cluster: LocalSlurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = next(iter(slurm_cluster.sites.values()))
+    monkeypatch.setenv("SLURM_CONF", str(site.slurm_conf))
+    options = SlurmOptions(partition="nowhere", interface="lo", start_timeout_s=600)
+    with pytest.raises(InvalidInput) as error, open_engine(EngineChoice("slurm", slurm=options)):
+        pass
+    assert error.value.field == "--cluster"
+    assert "Slurm refuses the sweep's worker job" in error.value.message
+    assert "partition" in error.value.message.lower()
+    listed = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-p", "nowhere", "-o", "%i"],
+        env=slurm_cluster.env(site),
+        capture_output=True,
+        text=True,
+    )
+    assert listed.stdout.strip() == ""

@@ -4,6 +4,7 @@ cluster over TCP return, run for run, what the serial sweep returns."""
 from __future__ import annotations
 
 import csv
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +25,10 @@ from aifactories.services.twin.sweep import (
 )
 from aifactories.services.twin.sweep_engines import (
     Dask,
+    EngineChoice,
     Processes,
     Serial,
+    SlurmOptions,
     choose_engine,
     open_engine,
 )
@@ -195,6 +198,14 @@ def test_no_scheduler_at_the_address_says_so(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(AifError) as error, open_engine(choose_engine("tcp://127.0.0.1:1", None)):
         pass
     assert "no Dask scheduler answers at tcp://127.0.0.1:1" in error.value.message
+
+
+@pytest.mark.skipif(shutil.which("sbatch") is None, reason="needs Slurm's sbatch on PATH")
+def test_a_slurm_memory_dask_cannot_read_is_refused() -> None:
+    bad = EngineChoice("slurm", slurm=SlurmOptions(memory="lots"))
+    with pytest.raises(InvalidInput) as error, open_engine(bad):
+        pass
+    assert error.value.field == "--cluster" and "lots" in error.value.message
 
 
 @pytest.mark.slow

@@ -165,7 +165,10 @@ def _label(scenario: Scenario) -> str:
     if scenario.spec.name:
         return scenario.spec.name
     source = Path(scenario.source)
-    return source.stem if source.suffix in (".yaml", ".yml") else scenario.source
+    if source.suffix in (".yaml", ".yml"):
+        return source.stem
+    trace = scenario.spec.workload.trace  # options only: name the workload
+    return Path(trace.path).stem if trace is not None else _workload(scenario.spec.model_dump())[0]
 
 
 def _workload(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:

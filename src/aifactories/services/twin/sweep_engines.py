@@ -16,6 +16,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -30,11 +32,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from aifactories.domain.errors import ConfigurationError, InvalidInput
 
 if TYPE_CHECKING:
+    from dask_jobqueue.slurm import SLURMCluster
     from distributed import Client
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+_SLURM_KEYS = "memory like 4GB, walltime like 01:00:00 (docs/twin.md)"
 _FORMS = "local, serial, tcp://HOST:PORT (a Dask scheduler), slurm, or a YAML file {slurm: {...}}"
 # How long to keep trying a scheduler's address: long enough for one just started.
 CONNECT_TIMEOUT_S = 15.0
@@ -252,22 +256,12 @@ def _slurm_client(options: SlurmOptions) -> Iterator[Client]:
             "--cluster slurm submits the workers with sbatch, which is not on PATH: run the "
             "sweep on a login node of the Slurm cluster"
         )
-    cluster = SLURMCluster(
-        queue=options.partition,
-        account=options.account,
-        cores=options.cores,
-        processes=1,
-        memory=options.memory,
-        walltime=options.walltime,
-        interface=options.interface,
-        python=options.python,
-        job_extra_directives=list(options.job_extra),
-        log_directory=options.log_directory,
-        job_name="aif-sweep",
-        # Loopback, any free port: the dashboard is for whoever sits at this machine.
-        scheduler_options={"dashboard_address": "127.0.0.1:0"},
-    )
     try:
+        cluster = _slurm_cluster(SLURMCluster, options)
+    except ValueError as exc:  # dask-jobqueue's word on a memory or walltime it cannot read
+        raise InvalidInput("--cluster", f"the Slurm options: {exc}", limit=_SLURM_KEYS) from None
+    try:
+        _check_job(cluster.job_script())
         cluster.scale(jobs=options.jobs)
         client = Client(cluster)
         try:
@@ -284,3 +278,39 @@ def _slurm_client(options: SlurmOptions) -> Iterator[Client]:
             client.close()
     finally:
         cluster.close()  # cancels the worker jobs
+
+
+def _check_job(script: str) -> None:
+    """Ask Slurm whether it would take the worker job (sbatch --test-only submits nothing):
+    a wrong partition or account fails here with Slurm's own words, not after a timeout."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sh", prefix="aif-sweep-") as handle:
+        handle.write(script)
+        handle.flush()
+        done = subprocess.run(
+            ["sbatch", "--test-only", handle.name], capture_output=True, text=True, timeout=60
+        )
+    if done.returncode != 0:
+        said = " ".join(done.stderr.split()) or f"exit code {done.returncode}"
+        raise InvalidInput(
+            "--cluster",
+            f"Slurm refuses the sweep's worker job: {said}",
+            limit="a partition and account of yours (sinfo, sacctmgr show assoc user=$USER)",
+        )
+
+
+def _slurm_cluster(cls: type[SLURMCluster], options: SlurmOptions) -> SLURMCluster:
+    return cls(
+        queue=options.partition,
+        account=options.account,
+        cores=options.cores,
+        processes=1,
+        memory=options.memory,
+        walltime=options.walltime,
+        interface=options.interface,
+        python=options.python,
+        job_extra_directives=list(options.job_extra),
+        log_directory=options.log_directory,
+        job_name="aif-sweep",
+        # Loopback, any free port: the dashboard is for whoever sits at this machine.
+        scheduler_options={"dashboard_address": "127.0.0.1:0"},
+    )
