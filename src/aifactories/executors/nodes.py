@@ -119,7 +119,9 @@ class NodePool:
         not free. Callers check :func:`never_fits` first."""
         if never_fits(shape, self.nodes, self.gpus_per_node) is not None:
             return None
-        if shape.exclusive:
+        if shape.exclusive or shape.gpus_per_node == self.gpus_per_node:
+            # Whole nodes either way: best fit of a full node's GPUs finds no partly free
+            # node and takes the lowest whole free one, node after node.
             chosen = self._lowest_free_nodes(shape.nodes, exclude=set(), taking=True)
             if chosen is None:
                 return None
@@ -177,11 +179,20 @@ class NodePool:
 
     def release(self, grants: Sequence[NodeGrant]) -> None:
         """Free ``grants``; releasing GPUs that are already free is a no-op."""
+        gpn = self.gpus_per_node
         for grant in grants:
             busy = self._busy.get(grant.node)
             if busy is None:
                 continue
             before = len(busy)
+            if before == gpn == len(grant.gpus) and grant.node not in self._draining:
+                # A whole node a job held alone (most of a big job's nodes): free at once.
+                self._by_free[0].discard(grant.node)
+                del self._busy[grant.node]
+                self._held -= gpn
+                if grant.node < self._fresh:
+                    heapq.heappush(self._free_heap, grant.node)
+                continue
             if grant.node in self._draining:
                 busy.difference_update(grant.gpus)
                 self._held -= before - len(busy)
