@@ -309,7 +309,7 @@ def test_an_empty_scenario_is_every_default(tmp_path: Path) -> None:
     assert spec == ScenarioSpec()
     assert spec.policies == ["first_fit", "earliest_start", "fair_share"]
     assert spec.workload.generator is not None and spec.workload.generator.jobs == 2000
-    assert spec.sites == "catalogue" and math.isclose(spec.pue, 1.2)
+    assert spec.sites == "auto" and math.isclose(spec.pue, 1.2)
 
 
 # -- errors: one line, the file, the key, what to do ---------------------------------------------

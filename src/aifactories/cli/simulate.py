@@ -26,7 +26,9 @@ if TYPE_CHECKING:  # the twin is imported when it runs: 'aif simulate --help' st
     from aifactories.catalogue.loader import Catalogue
     from aifactories.services.twin.sweep import SweepPoint
     from aifactories.services.twin.sweep_engines import EngineChoice
+    from aifactories.twin.metrics.results import PolicyRun
     from aifactories.twin.scenario import Scenario
+    from aifactories.twin.traces.model import Trace
 
 # twin.scenario.DEFAULT_POLICIES, written out: importing the twin costs 0.2 s at start-up
 # (tests/cli/test_start.py checks that the two agree)
@@ -165,6 +167,7 @@ def simulate_command(
         [("policy", "left"), *((c.header, "right") for c in shown)],
         [cells(row, shown) for row in rows],
     )
+    _say_workload(chosen, prepared.trace, runs, prepared.catalogue)
     folder = _run_folder(chosen, run_dir, sweep=False)
     render.console.print(f"results of this run in {folder}/")
     for path in write_results(folder, runs, rows):
@@ -189,6 +192,20 @@ def _run_folder(scenario: Scenario, run_dir: Path | None, sweep: bool) -> Path:
         return new_run_folder(Path(scenario.spec.out), name)
     except AifError as exc:
         _fail(exc)
+
+
+def _say_workload(
+    scenario: Scenario, trace: Trace, runs: list[PolicyRun], sites: Catalogue
+) -> None:
+    """What the run replayed and on what: the trace's jobs with what its reader skipped or
+    changed, the machine, and per policy the jobs that ran against their constraints."""
+    from aifactories.services.twin.scenario import sites_of
+    from aifactories.twin.metrics.constraints import violations
+
+    render.console.print(f"workload: {trace.summary()}")
+    render.console.print(f"sites: {sites_of(scenario, lambda: sites)[1]}")
+    for run in runs:
+        render.console.print(violations(trace, run, sites.sites).sentence())
 
 
 def _configured() -> Catalogue:

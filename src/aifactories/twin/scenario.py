@@ -211,11 +211,17 @@ class TiresiasSpec(_Strict):
         )
 
 
+SITE_NAMES = ("auto", "catalogue", "trace")
+"""The values of ``sites`` that name a federation rather than a catalogue file."""
+
+
 class ScenarioSpec(_Strict):
     version: Literal[1] = 1
     name: str | None = None  # the report's title; default: the workload's name
-    # "catalogue" (the configured catalogue), a catalogue file, or a catalogue inline.
-    sites: str | dict[str, Any] = "catalogue"
+    # "catalogue" (the configured catalogue), "trace" (the trace's own machine, twin/
+    # trace_sites.py), "auto" (the trace's machine if it describes one, else the catalogue),
+    # a catalogue file, or a catalogue inline.
+    sites: str | dict[str, Any] = "auto"
     policies: Annotated[
         list[Annotated[str, AfterValidator(_known_policy)]], Field(min_length=1)
     ] = list(DEFAULT_POLICIES)
@@ -242,7 +248,10 @@ class ScenarioSpec(_Strict):
             raise PydanticCustomError(
                 "sites",
                 "sites is neither a name nor a mapping",
-                {"expected": "'catalogue', a catalogue file path, or an inline {sites: [...]}"},
+                {
+                    "expected": "'auto', 'catalogue', 'trace', a catalogue file path, "
+                    "or an inline {sites: [...]}"
+                },
             )
         return value
 
@@ -354,7 +363,7 @@ def validate_spec(
 def _absolute(spec: ScenarioSpec, base: Path) -> ScenarioSpec:
     """Paths relative to ``base`` made absolute, so the spec means the same from anywhere."""
     update: dict[str, Any] = {}
-    if isinstance(spec.sites, str) and spec.sites != "catalogue":
+    if isinstance(spec.sites, str) and spec.sites not in SITE_NAMES:
         update["sites"] = os.path.abspath(base / spec.sites)
     trace = spec.workload.trace
     if trace is not None:
@@ -434,7 +443,8 @@ def with_overrides(scenario: Scenario, given: Overrides) -> Scenario:
     """The scenario with the options given on the command line in place of its values."""
     data = scenario.spec.model_dump()
     if given.sites is not None:
-        data["sites"] = given.sites if given.sites == "catalogue" else os.path.abspath(given.sites)
+        named = given.sites in SITE_NAMES
+        data["sites"] = given.sites if named else os.path.abspath(given.sites)
     if given.policies is not None:
         data["policies"] = list(given.policies)
     if given.seed is not None:

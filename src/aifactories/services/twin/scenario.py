@@ -25,6 +25,7 @@ from aifactories.twin.federation import (
 )
 from aifactories.twin.scenario import GroupSpec, Scenario, ScenarioSpec, validate_spec
 from aifactories.twin.simulation import TwinSetup
+from aifactories.twin.trace_sites import trace_machine
 from aifactories.twin.traces.model import Trace
 
 HOUR = 3600.0
@@ -34,18 +35,40 @@ _INDUSTRIAL = {OrganisationKind.INDUSTRY, OrganisationKind.SME, OrganisationKind
 
 def catalogue_of(scenario: Scenario, configured: Callable[[], Catalogue]) -> Catalogue:
     """The federation the scenario names; ``configured`` gives the platform's catalogue."""
-    sites = scenario.spec.sites
+    return sites_of(scenario, configured)[0]
+
+
+def sites_of(scenario: Scenario, configured: Callable[[], Catalogue]) -> tuple[Catalogue, str]:
+    """The federation the scenario names, and a line saying which it is (for the console):
+    ``trace`` the trace's own machine (twin/trace_sites.py), ``auto`` that machine when the
+    workload is a trace that describes one and the platform's catalogue otherwise."""
+    sites, trace = scenario.spec.sites, scenario.spec.workload.trace
     if isinstance(sites, dict):
-        return parse_catalogue(sites, f"{scenario.source}: sites")
+        return parse_catalogue(sites, f"{scenario.source}: sites"), "the scenario's own sites"
+    if sites in ("trace", "auto"):
+        machine = trace_machine(trace.path, trace.format) if trace is not None else None
+        if machine is not None:
+            return machine.catalogue, machine.description
+        if sites == "trace":
+            raise InvalidInput(
+                "sites",
+                "is 'trace', but "
+                + (f"a {trace.format} trace does not describe its machine" if trace else "no trace")
+                + " (SWF with MaxProcs or MaxNodes in its header, or an Alibaba pod list with "
+                "its openb_node_list_gpu_node.csv beside it, do)",
+                limit="'catalogue', a catalogue file, or inline sites",
+            )
+        return configured(), "the platform's catalogue (the workload describes no machine)"
     if sites == "catalogue":
-        return configured()
+        return configured(), "the platform's catalogue"
     if not Path(sites).is_file():
         raise InvalidInput(
             "sites",
             f"no catalogue file {sites}",
-            limit="'catalogue', or the path of a catalogue YAML file (docs/catalogue.md)",
+            limit="'auto', 'catalogue', 'trace', or the path of a catalogue YAML file "
+            "(docs/catalogue.md)",
         )
-    return load_catalogue(Path(sites))
+    return load_catalogue(Path(sites)), f"the catalogue file {sites}"
 
 
 def check(scenario: Scenario, catalogue: Catalogue, trace: Trace) -> None:

@@ -19,6 +19,7 @@ from aifactories.domain.errors import InvalidInput
 from aifactories.services.twin.gavel_workload import gavel_workload, with_gavel_speeds
 from aifactories.services.twin.scenario import catalogue_of, check, projects_of, resolved, setup_of
 from aifactories.twin.federation import TwinProject
+from aifactories.twin.metrics.constraints import with_violations
 from aifactories.twin.metrics.results import JobResult, PolicyRun
 from aifactories.twin.metrics.summary import Row, compare
 from aifactories.twin.scenario import Scenario, dump_scenario
@@ -134,7 +135,7 @@ def simulate(
                 progress(policy, done, total)
 
         runs.append(Simulation(prepared.trace, prepared.projects, setup).run(report))
-    return runs, compare(runs)
+    return runs, with_violations(compare(runs), runs, prepared.trace, prepared.catalogue.sites)
 
 
 # -- outputs ----------------------------------------------------------------------------------
