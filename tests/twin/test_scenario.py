@@ -19,6 +19,7 @@ from aifactories.services.twin.scenario import events_of, projects_of, setup_of
 from aifactories.twin.events import CapacityChange, SiteOutage
 from aifactories.twin.federation import DEFAULT_SPEED, UNLIMITED_GPU_SECONDS, projects_for
 from aifactories.twin.scenario import (
+    DEFAULT_GENERATOR_HOURS,
     Overrides,
     ScenarioSpec,
     default_scenario,
@@ -114,21 +115,22 @@ def test_example_scenario_runs_and_its_outage_bites(tmp_path: Path, env: dict[st
     for name in ("jobs", "summary", "utilisation"):
         assert (out / f"{name}.csv").is_file() and (out / f"{name}.parquet").is_file()
     assert "two sites, one outage" in (out / "index.html").read_text()
-    # The outage (south down from 12 h to 36 h, in the file) reaches the twin as seconds.
+    # The outage (south down from 400 h to 424 h, in the file) reaches the twin as seconds.
     down = pl.read_parquet(out / "utilisation.parquet").filter(
-        (pl.col("site_id") == "south") & pl.col("time_s").is_between(12 * 3600, 36 * 3600, "left")
+        (pl.col("site_id") == "south") & pl.col("time_s").is_between(400 * 3600, 424 * 3600, "left")
     )
     assert down.height > 0 and down["total_gpus"].max() == 0
     jobs = pl.read_parquet(out / "jobs.parquet")
     started_while_down = jobs.filter(
-        (pl.col("site_id") == "south") & pl.col("start_s").is_between(12 * 3600, 36 * 3600, "left")
+        (pl.col("site_id") == "south")
+        & pl.col("start_s").is_between(400 * 3600, 424 * 3600, "left")
     )
     assert started_while_down.height == 0
     assert jobs["restarts"].sum() > 0  # jobs running at south when it failed were requeued
     grown = pl.read_parquet(out / "utilisation.parquet").filter(
-        (pl.col("site_id") == "north") & (pl.col("time_s") >= 48 * 3600)
+        (pl.col("site_id") == "north") & (pl.col("time_s") >= 500 * 3600)
     )
-    assert grown["total_gpus"].max() == 24 * 4  # the capacity change at 48 h
+    assert grown["total_gpus"].max() == 24 * 4  # the capacity change at 500 h
 
 
 # -- reproducibility ----------------------------------------------------------------------------
@@ -203,7 +205,8 @@ def test_options_given_override_the_scenario(tmp_path: Path, env: dict[str, str]
     run(env, "--scenario", str(scenario), "--seed", "5", "--jobs", "40", "--out", str(out))
     resolved = yaml.safe_load((out / "latest" / "scenario.yaml").read_text())
     assert resolved["seed"] == 5 and resolved["policies"] == ["fifo"]
-    assert resolved["workload"]["generator"] == {"jobs": 40, "load": 1.0}
+    # --jobs replaces the arrival window: the resolved scenario states the one it used.
+    assert resolved["workload"]["generator"] == {"hours": None, "jobs": 40, "load": 0.9}
     assert resolved["out"] == str(out)
     with (out / "latest" / "jobs.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 40
@@ -224,6 +227,8 @@ def test_overrides_switch_the_workload_to_a_trace() -> None:
         (Overrides(trace=Path("t.csv")), "--format", "required with --trace"),
         (Overrides(limit=5), "--limit", "add --trace"),
         (Overrides(trace=Path("t.csv"), trace_format="sacct", jobs=5), "--jobs", "generator"),
+        (Overrides(trace=Path("t.csv"), trace_format="sacct", hours=5), "--hours", "generator"),
+        (Overrides(jobs=5, hours=2.0), "--jobs", "give one of the two"),
         (Overrides(load=-1.0), "--load", "greater than 0"),
         (Overrides(policies=("fifo", "magic")), "--policy", "magic"),
     ],
@@ -308,7 +313,9 @@ def test_an_empty_scenario_is_every_default(tmp_path: Path) -> None:
     spec = read_scenario(write(tmp_path, "")).spec
     assert spec == ScenarioSpec()
     assert spec.policies == ["first_fit", "earliest_start", "fair_share"]
-    assert spec.workload.generator is not None and spec.workload.generator.jobs == 2000
+    generator = spec.workload.generator
+    assert generator is not None and generator.jobs is None
+    assert generator.hours == DEFAULT_GENERATOR_HOURS and generator.load == 0.9
     assert spec.sites == "auto" and math.isclose(spec.pue, 1.2)
 
 
@@ -395,3 +402,19 @@ def test_the_documented_scenario_is_every_default(tmp_path: Path) -> None:
     block = next(b for b in docs.split("```yaml\n")[1:] if b.startswith("version: 1\n"))
     path = write(tmp_path, block.split("```")[0])
     assert read_scenario(path).spec == ScenarioSpec()
+
+
+def test_a_generator_is_sized_by_hours_or_by_jobs_never_both(tmp_path: Path) -> None:
+    by_jobs = read_scenario(write(tmp_path, {"workload": {"generator": {"jobs": 10}}})).spec
+    assert by_jobs.workload.generator is not None and by_jobs.workload.generator.hours is None
+    both = write(tmp_path, {"workload": {"generator": {"jobs": 10, "hours": 5}}}, "both.yaml")
+    with pytest.raises(InvalidInput) as error:
+        read_scenario(both)
+    assert "workload.generator" in error.value.field
+    assert "one of 'hours' and 'jobs'" in error.value.message
+    # --hours over a scenario's jobs (and back): one size replaces the other.
+    jobs = write(tmp_path, {"workload": {"generator": {"jobs": 10, "load": 2}}}, "jobs.yaml")
+    chosen = with_overrides(read_scenario(jobs), Overrides(hours=7))
+    generator = chosen.spec.workload.generator
+    assert generator is not None and (generator.hours, generator.jobs) == (7.0, None)
+    assert generator.load == 2.0

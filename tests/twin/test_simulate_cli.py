@@ -63,11 +63,19 @@ def test_simulate_compares_policies_and_writes_results(tmp_path: Path, env: dict
     assert result.exit_code == 0, result.output
     out = out / "latest"  # its own folder: --out holds one per run
     assert "first_fit" in result.output and "fair_share" in result.output
+    # summary.csv: the steady-state window (or the whole run when there is none, said so in
+    # the console); summary_whole_run.csv: every job, warm-up and drain included.
     with (out / "summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [r["policy"] for r in rows] == ["first_fit", "fair_share"]
-    assert all(int(r["completed"]) == 80 for r in rows)
-    assert all(float(r["wait_mean"]) > 0 for r in rows)  # load 2 on 16 GPUs: jobs queue
+    assert {r["scope"] for r in rows} <= {"steady state", "whole run"}
+    assert ("steady state: the jobs submitted" in result.output) == (
+        rows[0]["scope"] != "whole run"
+    )
+    with (out / "summary_whole_run.csv").open() as handle:
+        whole = list(csv.DictReader(handle))
+    assert all(int(r["completed"]) == 80 for r in whole)
+    assert all(float(r["wait_mean"]) > 0 for r in whole)  # load 2 on 16 GPUs: jobs queue
     with (out / "jobs.csv").open() as handle:
         jobs = list(csv.DictReader(handle))
     assert len(jobs) == 160 and {j["site_id"] for j in jobs} == {"a"}

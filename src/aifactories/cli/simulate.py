@@ -59,14 +59,18 @@ def simulate_command(
         str | None,
         typer.Option("--format", help="philly, swf, alibaba, helios, pollux, sia, sacct"),
     ] = None,
+    hours: Annotated[
+        float | None,
+        typer.Option(help="generator: the jobs arriving in this many hours", show_default="336"),
+    ] = None,
     jobs: Annotated[
-        int | None, typer.Option(help="generator: number of jobs", show_default="2000")
+        int | None, typer.Option(help="generator: this many jobs instead of --hours")
     ] = (None),
     load: Annotated[
         float | None,
         typer.Option(
             help="generator: offered load, 1.0 = all GPUs; trace: arrivals this many times as fast",
-            show_default="1.0",
+            show_default="0.9 (generator), 1.0 (trace)",
         ),
     ] = None,
     seed: Annotated[
@@ -124,6 +128,7 @@ def simulate_command(
         else tuple(p.strip() for p in policy.split(",") if p.strip()),
         seed=seed,
         jobs=jobs,
+        hours=hours,
         load=load,
         trace=trace,
         trace_format=trace_format,
@@ -167,6 +172,7 @@ def simulate_command(
         [("policy", "left"), *((c.header, "right") for c in shown)],
         [cells(row, shown) for row in rows],
     )
+    _say_window(rows)
     _say_workload(chosen, prepared.trace, runs, prepared.catalogue)
     folder = _run_folder(chosen, run_dir, sweep=False)
     render.console.print(f"results of this run in {folder}/")
@@ -206,6 +212,22 @@ def _say_workload(
     render.console.print(f"sites: {sites_of(scenario, lambda: sites)[1]}")
     for run in runs:
         render.console.print(violations(trace, run, sites.sites).sentence())
+
+
+def _say_window(rows: list[dict[str, float | str]]) -> None:
+    """Which jobs and hours the figures cover, and what makes them doubtful."""
+    from aifactories.twin.metrics.steady_state import RULE, warnings
+
+    if rows and rows[0].get("scope") == "steady state":
+        first = rows[0]
+        render.console.print(
+            f"{RULE}: {float(first['window_start_h']):,.1f} h to "
+            f"{float(first['window_end_h']):,.1f} h, {int(first['jobs']):,} jobs; "
+            "the whole run's figures: summary_whole_run.csv",
+            highlight=False,
+        )
+    for warning in warnings(rows):
+        render.err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
 
 
 def _configured() -> Catalogue:
@@ -286,6 +308,14 @@ def _sweep(
             f"{policy_title(name)}: saturation load "
             + (f"{knee:g}" if knee is not None else "beyond the swept range")
             + " (mean JCT more than twice its value at the lowest load)"
+        )
+    # Runs whose queue never levelled off: their mean JCT grows with the run's length.
+    unsettled = sorted({(float(r["load"]), str(r["policy"])) for r in rows if r.get("steady") == 0})
+    if unsettled:
+        render.err_console.print(
+            "[yellow]warning:[/yellow] no steady state (figures depend on the run's length) at "
+            + ", ".join(f"{policy} @ {load:g}" for load, policy in unsettled),
+            highlight=False,
         )
     out = _run_folder(scenario, run_dir, sweep=True)
     render.console.print(f"results of this sweep in {out}/")

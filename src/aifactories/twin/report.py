@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from aifactories.twin import report_figures
 from aifactories.twin.metrics.constraints import report_note
 from aifactories.twin.metrics.results import PolicyRun
+from aifactories.twin.metrics.steady_state import RULE, warnings
 from aifactories.twin.metrics.summary import Row
 from aifactories.twin.plotly_bundle import plotly_script
 from aifactories.twin.policy_titles import policy_title
@@ -43,6 +44,22 @@ def _table(rows: Sequence[Row], units: Units) -> str:
     )
 
 
+def _window_notes(rows: Sequence[Row]) -> str:
+    """The rule that chose the measured window, and each warning about it (steady_state.py)."""
+    notes = []
+    if rows and rows[0].get("scope") == "steady state":
+        first = rows[0]
+        notes.append(
+            f"<p>{html.escape(RULE)}: {float(first['window_start_h']):,.1f} h to "
+            f"{float(first['window_end_h']):,.1f} h. The whole run: summary_whole_run.csv.</p>"
+        )
+    notes += [
+        f"<p style='color:#a40000;font-weight:bold'>warning: {html.escape(w)}</p>"
+        for w in warnings(rows)
+    ]
+    return "".join(notes)
+
+
 def _page(title: str, body: str, figures: Sequence[go.Figure]) -> str:
     """One HTML page: ``body``, then ``figures``, drawn by one embedded copy of plotly.js."""
     drawn = "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in figures)
@@ -60,7 +77,7 @@ def write_report(out: Path, title: str, runs: Sequence[PolicyRun], rows: Sequenc
     units = Units.of(runs)
     page = _page(
         title,
-        report_note(rows) + _table(rows, units),
+        _window_notes(rows) + report_note(rows) + _table(rows, units),
         report_figures.figures(runs, rows, units),
     )
     out.mkdir(parents=True, exist_ok=True)

@@ -80,11 +80,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class GeneratorSpec(_Strict):
-    """The embedded Gavel/Philly mixture: ``load`` is offered GPU-hours over the GPUs."""
+DEFAULT_GENERATOR_HOURS = 336.0
+"""Two weeks of arrivals: the federation's GPUs take about a week to fill (the mixture's
+longest jobs run 10,000 minutes), which leaves a week of steady state to measure
+(docs/twin.md, "Steady state")."""
 
-    jobs: Annotated[int, Field(ge=1, le=1_000_000)] = 2000
-    load: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 1.0
+
+class GeneratorSpec(_Strict):
+    """The embedded Gavel/Philly mixture: ``load`` is offered GPU-hours over the GPUs; the
+    jobs are those arriving within ``hours``, or the first ``jobs`` (one of the two)."""
+
+    hours: Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)] | None = None
+    jobs: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    load: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 0.9
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_hours(cls, data: object) -> object:
+        # Neither given: the default window. Filled here, so the resolved scenario states it.
+        if isinstance(data, dict) and data.get("hours") is None and data.get("jobs") is None:
+            return {**data, "hours": DEFAULT_GENERATOR_HOURS}
+        return data
+
+    @model_validator(mode="after")
+    def _one_size(self) -> GeneratorSpec:
+        if self.hours is not None and self.jobs is not None:
+            raise PydanticCustomError(
+                "generator",
+                "give one of 'hours' and 'jobs', not both",
+                {"expected": "hours: the arrival window (default), or jobs: a job count"},
+            )
+        return self
 
 
 class TraceSpec(_Strict):
@@ -123,7 +149,7 @@ class WorkloadSpec(_Strict):
             raise PydanticCustomError(
                 "workload",
                 "give exactly one of 'generator' and 'trace' (or 'gavel')",
-                {"expected": "generator: {jobs, load} or trace: {path, format, limit}"},
+                {"expected": "generator: {hours, load} or trace: {path, format, limit}"},
             )
         return self
 
@@ -416,6 +442,7 @@ _OPTIONS = {
     "policies": "--policy",
     "seed": "--seed",
     "workload.generator.jobs": "--jobs",
+    "workload.generator.hours": "--hours",
     "workload.generator.load": "--load",
     "workload.trace.path": "--trace",
     "workload.trace.format": "--format",
@@ -432,6 +459,7 @@ class Overrides:
     policies: tuple[str, ...] | None = None
     seed: int | None = None
     jobs: int | None = None
+    hours: float | None = None
     load: float | None = None
     trace: Path | None = None
     trace_format: str | None = None
@@ -452,11 +480,16 @@ def with_overrides(scenario: Scenario, given: Overrides) -> Scenario:
     if given.out is not None:
         data["out"] = str(given.out)
     generator, trace = data["workload"]["generator"], data["workload"]["trace"]
-    if given.jobs is not None and (given.trace is not None or trace is not None):
+    sizing = "--jobs" if given.jobs is not None else "--hours" if given.hours is not None else None
+    if sizing is not None and (given.trace is not None or trace is not None):
         raise InvalidInput(
-            "--jobs",
+            sizing,
             "sizes the generator, but the workload is a trace",
             limit="drop it, or give the generator (no --trace) instead; --limit reads fewer jobs",
+        )
+    if given.jobs is not None and given.hours is not None:
+        raise InvalidInput(
+            "--jobs", "and --hours both size the generator", limit="give one of the two"
         )
     reading = "--format" if given.trace_format is not None else None
     reading = "--limit" if given.limit is not None and reading is None else reading
@@ -486,8 +519,11 @@ def with_overrides(scenario: Scenario, given: Overrides) -> Scenario:
         if given.load is not None:
             trace["load"] = given.load
     elif generator is not None:
+        # One size replaces the other: --jobs over a scenario's hours, or --hours over its jobs.
         if given.jobs is not None:
-            generator["jobs"] = given.jobs
+            generator.update(jobs=given.jobs, hours=None)
+        if given.hours is not None:
+            generator.update(hours=given.hours, jobs=None)
         if given.load is not None:
             generator["load"] = given.load
     return Scenario(validate_spec(data, scenario.source, _OPTIONS), scenario.source)

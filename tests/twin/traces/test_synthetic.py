@@ -106,3 +106,24 @@ def test_custom_mix_and_validation() -> None:
         generate_gavel_mixture(-1, 1.0, 1)
     with pytest.raises(InvalidInput, match="sum to 1"):
         generate_gavel_mixture(10, 1.0, 1, kind_mix=((OrganisationKind.SME, 0.5),))
+
+
+def test_an_arrival_window_gives_every_job_arriving_in_it() -> None:
+    # The window's jobs are the first jobs of the same stream: sizing by hours changes how
+    # many, never which.
+    window = generate_gavel_mixture(None, 30.0, 5, hours=48.0)
+    longer = generate_gavel_mixture(len(window.jobs) + 1, 30.0, 5)
+    assert window.jobs == longer.jobs[: len(window.jobs)]
+    assert max(j.submit_s for j in window.jobs) <= 48 * 3600 < longer.jobs[-1].submit_s
+    assert len(window.jobs) == pytest.approx(30 * 48, rel=0.15)  # Poisson: 1,440 +- 38
+    assert "hours=48" in window.name
+    assert len(generate_gavel_mixture(None, 30.0, 5, hours=0.0)) == 0
+
+
+def test_a_size_is_given_exactly_once() -> None:
+    with pytest.raises(InvalidInput, match="exactly one"):
+        generate_gavel_mixture(10, 1.0, 1, hours=5.0)
+    with pytest.raises(InvalidInput, match="exactly one"):
+        generate_gavel_mixture(None, 1.0, 1)
+    with pytest.raises(InvalidInput, match="hours"):
+        generate_gavel_mixture(None, 1.0, 1, hours=-1.0)

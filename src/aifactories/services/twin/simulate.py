@@ -21,6 +21,7 @@ from aifactories.services.twin.scenario import catalogue_of, check, projects_of,
 from aifactories.twin.federation import TwinProject
 from aifactories.twin.metrics.constraints import with_violations
 from aifactories.twin.metrics.results import JobResult, PolicyRun
+from aifactories.twin.metrics.steady_state import steady_rows
 from aifactories.twin.metrics.summary import Row, compare
 from aifactories.twin.scenario import Scenario, dump_scenario
 from aifactories.twin.simulation import Simulation, TwinSetup
@@ -43,6 +44,11 @@ MIXTURE_GPU_HOURS_PER_JOB = (
     * (0.8 * _mean_log_uniform_minutes(1.5, 3) + 0.2 * _mean_log_uniform_minutes(3, 4))
     / 60
 )
+
+
+MAX_GENERATED_JOBS = 5_000_000
+"""The most jobs an arrival window may make: beyond it a run outgrows an ordinary machine's
+memory (every job's result, for every policy)."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,15 @@ def load_workload(scenario: Scenario, catalogue: Catalogue) -> tuple[Trace, str 
                 limit="at least one operational site with partitions",
             )
         rate = jobs_per_hour(generator.load, total)
-        return generate_gavel_mixture(generator.jobs, rate, spec.seed), None
+        if generator.hours is not None and rate * generator.hours > MAX_GENERATED_JOBS:
+            raise InvalidInput(
+                "--hours",
+                f"{generator.hours:g} h at load {generator.load:g} over {total:,} GPUs is about "
+                f"{rate * generator.hours:,.0f} jobs, more than the twin runs in one go",
+                limit=f"at most {MAX_GENERATED_JOBS / rate:,.0f} h at this load over these GPUs",
+            )
+        trace = generate_gavel_mixture(generator.jobs, rate, spec.seed, hours=generator.hours)
+        return trace, None
     if spec.workload.gavel is not None:
         return gavel_workload(scenario)
     assert given is not None  # the schema asks for exactly one of the three
@@ -135,7 +149,7 @@ def simulate(
                 progress(policy, done, total)
 
         runs.append(Simulation(prepared.trace, prepared.projects, setup).run(report))
-    return runs, with_violations(compare(runs), runs, prepared.trace, prepared.catalogue.sites)
+    return runs, with_violations(steady_rows(runs), runs, prepared.trace, prepared.catalogue.sites)
 
 
 # -- outputs ----------------------------------------------------------------------------------
@@ -189,17 +203,23 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[objec
 
 
 def write_results(out: Path, runs: Sequence[PolicyRun], rows: Sequence[Row]) -> list[Path]:
-    """Per-job results, the comparison and the sites' utilisation in ``out``, each as CSV
-    (for people and spreadsheets) and Parquet (typed, for dataframes)."""
+    """Per-job results, the comparison (``rows``: the steady state; and the whole run) and the
+    sites' utilisation in ``out``, each as CSV (for people and spreadsheets) and Parquet
+    (typed, for dataframes)."""
     out.mkdir(parents=True, exist_ok=True)
     names = [f.name for f in dataclasses.fields(JobResult)]
     jobs = [(run.policy, *(getattr(r, n) for n in names)) for run in runs for r in run.results]
     columns = list(rows[0]) if rows else ["policy"]
     summary = [[row[c] for c in columns] for row in rows]
     summary_types = {c: _summary_type([row[c] for row in rows]) for c in columns}
+    # The whole run (warm-up and drain included) beside the steady state of ``rows``.
+    whole = compare(runs)
+    whole_columns = list(whole[0]) if whole else ["policy"]
+    whole_types = {c: _summary_type([row[c] for row in whole]) for c in whole_columns}
     tables: list[tuple[str, dict[str, pl.DataType], Sequence[Sequence[object]]]] = [
         ("jobs", _JOB_COLUMNS, jobs),
         ("summary", summary_types, summary),
+        ("summary_whole_run", whole_types, [[row[c] for c in whole_columns] for row in whole]),
         ("utilisation", _UTILISATION_COLUMNS, utilisation_rows(runs)),
     ]
     written = []

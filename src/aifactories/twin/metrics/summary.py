@@ -49,7 +49,8 @@ class Summary:
 
     Job figures (``jobs``, ``completed``, ``wait``, ``jct``, ``slowdown``, ``fairness``, Jain's
     indices, breakdowns) cover the jobs in ``window``; run figures (makespan, utilisation, queue,
-    totals, cycles) cover the whole run, since the federation's state is not a per-job quantity.
+    totals, cycles) cover the whole run, since the federation's state is not a per-job quantity;
+    utilisation and queue length cover the ``horizon`` :func:`summarise` is given, if any.
     ``unfinished`` counts the jobs in the window that did not complete. NaN means "not
     measurable" (no completed job, empty horizon, no shares given).
     """
@@ -124,8 +125,10 @@ def summarise(
     *,
     tau_s: float = SLOWDOWN_TAU_S,
     shares: Mapping[str, float] | None = None,
+    horizon: tuple[float, float] | None = None,
 ) -> Summary:
-    """The :class:`Summary` of ``run``, job figures restricted to ``window`` if given.
+    """The :class:`Summary` of ``run``, job figures restricted to ``window`` if given, and
+    utilisation and queue figures to ``horizon`` (seconds) instead of the run's own.
 
     ``jain_slowdown`` is Jain's index over projects of their mean bounded slowdown: equal delay
     relative to service received, whatever each project asked for. ``jain_share`` is Jain's index
@@ -135,7 +138,7 @@ def summarise(
     results = run.results
     measured = in_window(results, window)
     done = sum(1 for r in measured if r.completed)
-    start, end = run.horizon_start_s, run.horizon_end_s
+    start, end = horizon if horizon is not None else (run.horizon_start_s, run.horizon_end_s)
     if shares is None:
         jain_share = NAN
     else:

@@ -8,7 +8,10 @@ shared gavel-throughputs/README.md:
   probability 0.2, ``60 x 10^U(3, 4)`` seconds (1,000 to 10,000 minutes);
 - GPUs: 1, 2, 4 or 8 with probabilities 0.7, 0.1, 0.15, 0.05;
 - arrivals: a Poisson process of ``jobs_per_hour`` (exponential inter-arrival times, mean
-  ``3600 / jobs_per_hour`` seconds); the first job arrives after one such gap, not at 0.
+  ``3600 / jobs_per_hour`` seconds); the first job arrives after one such gap, not at 0. The
+  workload is either a number of jobs or every job arriving within a number of hours (how
+  the twin sizes it: a federation needs about a week of arrivals before its GPUs are in
+  balance, the longest jobs run 10,000 minutes, whatever the number of jobs that makes).
 
 Who submits is this project's assumption, not a published figure, and is stated here so a report
 can quote it: the organisation kind follows :data:`KIND_MIX` (startup 0.2, SME 0.2, industry
@@ -72,28 +75,43 @@ _T = TypeVar("_T")
 
 
 def generate_gavel_mixture(
-    n_jobs: int,
+    n_jobs: int | None,
     jobs_per_hour: float,
     seed: int,
     *,
+    hours: float | None = None,
     kind_mix: Sequence[tuple[OrganisationKind, float]] = KIND_MIX,
     domain_mix: Sequence[tuple[Domain, float]] = DOMAIN_MIX,
 ) -> Trace:
-    """``n_jobs`` jobs of the Gavel/Philly mixture arriving at ``jobs_per_hour`` (see module)."""
-    if n_jobs < 0:
+    """Jobs of the Gavel/Philly mixture arriving at ``jobs_per_hour`` (see module): the first
+    ``n_jobs``, or every job that arrives within ``hours`` (give exactly one).
+
+    Both draw from one stream, so the jobs of ``hours`` are the first jobs of a long enough
+    ``n_jobs`` with the same seed and rate."""
+    if (n_jobs is None) == (hours is None):
+        raise InvalidInput("generator", "give exactly one of n_jobs and hours")
+    if n_jobs is not None and n_jobs < 0:
         raise InvalidInput("n_jobs", f"must be >= 0, got {n_jobs}")
+    if hours is not None and not (math.isfinite(hours) and hours >= 0):
+        raise InvalidInput("hours", f"must be >= 0, got {hours}")
     if not (math.isfinite(jobs_per_hour) and jobs_per_hour > 0):
         raise InvalidInput("jobs_per_hour", f"must be > 0, got {jobs_per_hour}")
     _check_mix("kind_mix", kind_mix)
     _check_mix("domain_mix", domain_mix)
     rng = random.Random(seed)
     mean_gap_s = 3600.0 / jobs_per_hour
-    width = max(6, len(str(n_jobs)))
+    horizon_s = math.inf if hours is None else hours * 3600.0
+    count = n_jobs if n_jobs is not None else math.ceil(hours * jobs_per_hour) if hours else 0
+    # Ids as wide as the expected count, so they sort in arrival order as text too.
+    width = max(6, len(str(count)))
     now = 0.0
     jobs: list[TraceJob] = []
-    for i in range(n_jobs):
+    i = 0
+    while n_jobs is None or i < n_jobs:
         # 1 - u lies in (0, 1], so the logarithm is finite.
         now += -math.log(1.0 - rng.random()) * mean_gap_s
+        if round(now, 3) > horizon_s:
+            break
         low, high = LONG_EXPONENT if rng.random() < LONG_JOB_PROBABILITY else SHORT_EXPONENT
         runtime_s = 60.0 * 10.0 ** (low + (high - low) * rng.random())
         gpus = _pick(GPU_MIX, rng.random())
@@ -109,8 +127,10 @@ def generate_gavel_mixture(
                 extra=(("domain", domain.value), ("organisation_kind", kind.value)),
             )
         )
+        i += 1
+    size = f"n={n_jobs}" if n_jobs is not None else f"hours={hours:g}"
     return Trace(
-        name=f"gavel-mixture(n={n_jobs}, jobs_per_hour={jobs_per_hour:g}, seed={seed})",
+        name=f"gavel-mixture({size}, jobs_per_hour={jobs_per_hour:g}, seed={seed})",
         source=None,
         jobs=tuple(jobs),
     )
