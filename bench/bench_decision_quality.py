@@ -2,18 +2,24 @@
 federations, through the twin.
 
     python bench/bench_decision_quality.py [--jobs 1500] [--seeds 0,1]
-        [--scenarios catalogue,gavel] [--policies expected_completion,first_fit,...]
+        [--scenarios catalogue,gavel,gavel-v100-first]
+        [--policies expected_completion,first_fit,...]
 
-Two federations:
+Three federations:
 
 * ``catalogue``: the embedded catalogue's operational partitions, each scaled down to
-  ``max(1, round(nodes / 500))`` nodes (136 GPUs of five models), with the default speed row
+  ``max(1, round(nodes / 500))`` nodes (132 GPUs of five models), with the default speed row
   (``twin.federation.DEFAULT_SPEED``: A100 1.0 ... H200 2.3) and the Gavel/Philly mixture of
   1 to 8 GPU jobs (``generate_gavel_mixture``);
 * ``gavel``: Gavel's three GPU types as three sites of 36 GPUs (9 nodes of 4) each, K80, P100
-  and V100, Gavel's 1-GPU continuous workload (``generate_gavel_continuous``) and the speed
-  matrix of its measured throughputs (/work/shared/traces/gavel-throughputs, found beside the
-  project as ``../shared/traces``), each job type's own row.
+  and V100 in that catalogue order, Gavel's 1-GPU continuous workload
+  (``generate_gavel_continuous``) and the speed matrix of its measured throughputs
+  (``gavel-throughputs`` of the shared traces, found beside the project as
+  ``../shared/traces``), each job type's own row;
+* ``gavel-v100-first``: the same with the catalogue order reversed. First fit and the
+  sibling rule take the first site in catalogue order that has room, so with the slowest
+  GPU first they place most jobs on it at low load; the reversed order shows how much of
+  the gain is that order.
 
 Requested times are each job's reference runtime x 1.5 / the slowest speed in the matrix, so
 no job times out on a slow GPU (a time-out would end it early and flatter the policy that
@@ -89,7 +95,7 @@ class Federation:
     countries: tuple[str, ...]
 
     def trace(self, jobs: int, jobs_per_hour: float, seed: int) -> Trace:
-        if self.name == "gavel":
+        if self.name.startswith("gavel"):
             throughputs = load_gavel_throughputs(THROUGHPUTS)
             return generate_gavel_continuous(jobs, jobs_per_hour, seed, throughputs)
         return generate_gavel_mixture(jobs, jobs_per_hour, seed)
@@ -130,9 +136,11 @@ def catalogue_federation() -> Federation:
     return Federation("catalogue", sites, {}, tuple(sorted({s.country for s in sites})))
 
 
-def gavel_federation() -> Federation:
+def gavel_federation(fast_first: bool = False) -> Federation:
     sites = parse_catalogue(yaml.safe_load(GAVEL_SITES), "gavel").sites
     matrix = gavel_speed_matrix(load_gavel_throughputs(THROUGHPUTS))
+    if fast_first:
+        return Federation("gavel-v100-first", sites[::-1], matrix, ("US",))
     return Federation("gavel", sites, matrix, ("US",))
 
 
@@ -230,7 +238,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1500)
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--scenarios", default="catalogue,gavel")
+    parser.add_argument("--scenarios", default="catalogue,gavel,gavel-v100-first")
     parser.add_argument("--policies", default=",".join(POLICY_NAMES))
     args = parser.parse_args()
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
@@ -240,11 +248,15 @@ def main() -> int:
         policies.remove(BASELINE)
         policies.insert(0, BASELINE)
     seeds = [int(s) for s in args.seeds.split(",")]
-    builders = {"catalogue": catalogue_federation, "gavel": gavel_federation}
+    builders = {
+        "catalogue": catalogue_federation,
+        "gavel": gavel_federation,
+        "gavel-v100-first": lambda: gavel_federation(fast_first=True),
+    }
     started = time.monotonic()
     for name in args.scenarios.split(","):
-        if name == "gavel" and not THROUGHPUTS.exists():
-            print(f"\n== gavel: skipped, {THROUGHPUTS} is absent")
+        if name.startswith("gavel") and not THROUGHPUTS.exists():
+            print(f"\n== {name}: skipped, {THROUGHPUTS} is absent")
             continue
         run_federation(builders[name](), policies, args.jobs, seeds)
     print(f"\n{time.monotonic() - started:.0f} s on this machine")

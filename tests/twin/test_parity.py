@@ -33,9 +33,11 @@ sites:
                    billing_weight: 2}]}
   - {id: c, name: C, country: FI, supercomputer: C, status: operational,
      partitions: [{name: p, gpu_model: MI250X, gpu_memory_gb: 128, gpus_per_node: 4,
-                   nodes: 2}]}
+                   nodes: 2, billing_weight: 0.5}]}
 """
-SPEED = {"A100": 1.0, "H100": 2.0, "MI250X": 0.5}  # MI250X slow: some jobs time out
+# MI250X slow: some jobs time out. The billing weights are the speeds: the broker's speed
+# table (expected_completion) is the catalogue's billing weights, the twin's this.
+SPEED = {"A100": 1.0, "H100": 2.0, "MI250X": 0.5}
 
 
 def _key(p: Placement) -> tuple[int, str, str, int, int]:
