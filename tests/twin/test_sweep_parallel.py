@@ -18,6 +18,7 @@ from aifactories.domain.errors import AifError, InvalidInput
 from aifactories.services.twin import sweep_engines
 from aifactories.services.twin.sweep import (
     SweepSpec,
+    at,
     parse_axes,
     points_of,
     simulated,
@@ -234,3 +235,16 @@ def test_the_cli_sweeps_seeds_on_local_processes(tmp_path: Path) -> None:
     ]
     one = CliRunner().invoke(app, [*args, str(out), "--workers", "2"], env={"COLUMNS": "200"})
     assert one.exit_code == 2 and "--workers" in one.output and "--sweep" in one.output
+
+
+def test_a_load_sweeps_a_traces_arrivals_and_not_a_workload_without_a_load() -> None:
+    data = {"sites": SITES, "workload": {"trace": {"path": "/t.swf", "format": "swf"}}}
+    trace = Scenario(validate_spec(data, "t.yaml"), "t.yaml")
+    faster = at(trace, ["fifo"], 2.0, 3)
+    assert faster.spec.workload.trace is not None and faster.spec.workload.trace.load == 2.0
+    assert (faster.spec.policies, faster.spec.seed) == (["fifo"], 3)
+    gavel = {"gavel": {"throughputs": "/g.json", "jobs_per_hour": 2.0}}
+    fixed = Scenario(validate_spec({"sites": SITES, "workload": gavel}, "g.yaml"), "g.yaml")
+    with pytest.raises(InvalidInput, match="a gavel workload has no offered load"):
+        at(fixed, ["fifo"], 2.0, 0)
+    assert at(fixed, ["fifo"], None, 4).spec.seed == 4  # seeds and policies still sweep
