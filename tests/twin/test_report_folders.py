@@ -125,3 +125,6 @@ def test_a_sweep_has_a_folder_of_its_own(tmp_path: Path, env: dict[str, str]) ->
     assert swept.name.endswith("generator-sweep") and run.name.endswith("generator")
     assert {p.name for p in swept.iterdir()} == {"sweep.csv", "sweep.html"}
     assert "sweep.csv" not in {p.name for p in run.iterdir()}
+    # its table and curve name the unit and the policy in full
+    assert "(h)" in sweep.output and "FIFO (no" in sweep.output  # headers wrap in columns
+    assert "mean JCT (hours)" in (swept / "sweep.html").read_text()

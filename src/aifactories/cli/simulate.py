@@ -271,6 +271,7 @@ def _sweep(
     from aifactories.services.twin.sweep_engines import open_engine
     from aifactories.twin.policy_titles import policy_title
     from aifactories.twin.report import write_sweep_report
+    from aifactories.twin.units import unit_for
 
     files, spec = parse_axes(texts, scenario)
     if files is not None:  # the command line's options hold for every scenario swept
@@ -294,13 +295,19 @@ def _sweep(
     loads = sorted({x for curve in means.values() for x in curve})
     seeds = len({r["seed"] for r in rows})
     knees = {names[k]: saturation_load(sorted(c.items())) for k, c in means.items()}
+    # the unit of the shortest mean JCT (at the lowest load, about the jobs' runtime), as
+    # sweep.html's axis
+    unit = unit_for(min((j for c in means.values() for j in c.values() if j == j), default=3600))
     cells = [
-        [f"{x:g}"] + [f"{c[x] / 3600:,.2f} h" if x in c else "-" for c in means.values()]
+        [f"{x:g}"] + [f"{unit.of(c[x]):,.2f}" if x in c else "-" for c in means.values()]
         for x in loads
     ]
     render.print_split(
         "Mean JCT against offered load" + (f" (mean over {seeds} seeds)" if seeds > 1 else ""),
-        [("load", "right"), *((policy_title(names[k]), "right") for k in means)],
+        [
+            ("load", "right"),
+            *((f"{policy_title(names[k])} ({unit.symbol})", "right") for k in means),
+        ],
         cells,
     )
     for name, knee in knees.items() if len(loads) > 1 else ():
