@@ -43,7 +43,7 @@ import argparse
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -248,7 +248,7 @@ def main() -> int:
         policies.remove(BASELINE)
         policies.insert(0, BASELINE)
     seeds = [int(s) for s in args.seeds.split(",")]
-    builders = {
+    builders: dict[str, Callable[[], Federation]] = {
         "catalogue": catalogue_federation,
         "gavel": gavel_federation,
         "gavel-v100-first": lambda: gavel_federation(fast_first=True),
