@@ -253,8 +253,12 @@ def main() -> int:
         "gavel": gavel_federation,
         "gavel-v100-first": lambda: gavel_federation(fast_first=True),
     }
+    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    unknown = [n for n in names if n not in builders]
+    if unknown:
+        raise SystemExit(f"unknown scenario {unknown[0]!r}; known: {', '.join(builders)}")
     started = time.monotonic()
-    for name in args.scenarios.split(","):
+    for name in names:
         if name.startswith("gavel") and not THROUGHPUTS.exists():
             print(f"\n== {name}: skipped, {THROUGHPUTS} is absent")
             continue
