@@ -159,7 +159,7 @@ def up(
         str | None,
         typer.Option(
             help="placement policy: first_fit, earliest_start, fair_share, fifo, "
-            "easy_backfill, slurm_multifactor, slurm_siblings, random"
+            "easy_backfill, slurm_multifactor, slurm_siblings, random, expected_completion"
         ),
     ] = None,
     sites: Annotated[
