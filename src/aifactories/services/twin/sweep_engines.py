@@ -118,15 +118,15 @@ class Dask:
 
 
 class SlurmOptions(BaseModel):
-    """The Slurm worker jobs of a sweep: ``jobs`` jobs of one Dask worker each (one process,
-    one thread: a run is pure Python)."""
+    """The Slurm worker jobs of a sweep: ``jobs`` jobs of ``cores`` Dask worker processes
+    each, one thread per process (a run is pure Python: threads would share one core)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     jobs: Annotated[int, Field(ge=1, le=10_000)] = 2
     partition: str | None = None  # sbatch -p; None: the cluster's default partition
     account: str | None = None  # sbatch -A
-    cores: Annotated[int, Field(ge=1)] = 1
+    cores: Annotated[int, Field(ge=1, le=1024)] = 1  # per job: one worker process each
     memory: str = "2GB"  # per job (sbatch --mem)
     walltime: str = "01:00:00"  # per job (sbatch -t)
     interface: str | None = None  # the network the workers reach the scheduler on (ib0, lo)
@@ -303,7 +303,7 @@ def _slurm_cluster(cls: type[SLURMCluster], options: SlurmOptions) -> SLURMClust
         queue=options.partition,
         account=options.account,
         cores=options.cores,
-        processes=1,
+        processes=options.cores,
         memory=options.memory,
         walltime=options.walltime,
         interface=options.interface,
