@@ -95,6 +95,7 @@ def test_nasa_jobs_are_measured_in_minutes(tmp_path: Path) -> None:
         assert header in page
     assert "(min)" in output and "(h)" not in output  # the console wraps its headers
     assert "median wait (min)" in page  # the report's table has more columns
+    assert "Job times in minutes, the unit in which the jobs' mean runtime (10.2 min)" in page
     for axis in ("job completion time (minutes)", "wait before start (minutes)"):
         assert axis in page
     assert "mean wait (minutes)" in page  # the bars by organisation kind, domain, country

@@ -38,9 +38,12 @@ def _table(rows: Sequence[Row], units: Units) -> str:
         for row in rows
     )
     return (
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        "<p class='note'>Every figure of every policy, times in seconds: summary.csv and "
-        "summary.parquet beside this page; each job: jobs.csv and jobs.parquet.</p>"
+        # scrolls sideways on a narrow screen rather than cutting the last columns off
+        "<div style='overflow-x:auto'>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+        f"<p class='note'>{html.escape(units.rule(), quote=False)} Every figure of every "
+        "policy, times in seconds: summary.csv and summary.parquet beside this page; each job: "
+        "jobs.csv and jobs.parquet.</p>"
     )
 
 

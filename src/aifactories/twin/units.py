@@ -32,11 +32,16 @@ def job_time_unit(runtimes_s: Iterable[float]) -> TimeUnit:
     is under 120, from seconds up to hours. The mean, not the median: most jobs of a trace are
     short (Philly's median is 19 minutes) while its GPU time goes to the long ones (mean 3.6
     hours), which the waits and completion times follow. No job: hours."""
+    mean = mean_runtime(runtimes_s)
+    return HOURS if mean is None else unit_for(mean)
+
+
+def mean_runtime(runtimes_s: Iterable[float]) -> float | None:
     total = count = 0.0
     for runtime in runtimes_s:
         total += runtime
         count += 1
-    return unit_for(total / count) if count else HOURS
+    return total / count if count else None
 
 
 def unit_for(seconds: float) -> TimeUnit:
@@ -65,10 +70,22 @@ class Units:
 
     job: TimeUnit
     clock: TimeUnit
+    mean_runtime_s: float | None = None  # what chose ``job``; None: no job
 
     @classmethod
     def of(cls, runs: Sequence[PolicyRun]) -> Units:
-        job = job_time_unit(r.runtime_s for run in runs for r in run.results)
+        mean = mean_runtime(r.runtime_s for run in runs for r in run.results)
         start = min((run.horizon_start_s for run in runs), default=0.0)
         end = max((run.horizon_end_s for run in runs), default=0.0)
-        return cls(job=job, clock=clock_unit(end - start))
+        job = HOURS if mean is None else unit_for(mean)
+        return cls(job=job, clock=clock_unit(end - start), mean_runtime_s=mean)
+
+    def rule(self) -> str:
+        """Why these units, in one sentence for the report."""
+        if self.mean_runtime_s is None:
+            return f"Job times in {self.job.word}; simulated time in {self.clock.word}."
+        mean = f"{self.job.of(self.mean_runtime_s):,.1f} {self.job.symbol}"
+        return (
+            f"Job times in {self.job.word}, the unit in which the jobs' mean runtime ({mean}) "
+            f"is under 120; simulated time in {self.clock.word}."
+        )
