@@ -36,6 +36,8 @@ def test_trace_is_sorted_and_counts_add_up() -> None:
     trace = Trace("t", None, jobs, skipped=2, skip_reasons=(("x", 2),), notes=(("y", 1),))
     assert len(trace) == 2 and trace.skip_count("x") == 2 and trace.note_count("y") == 1
     assert trace.summary() == "t: 2 jobs, 2 skipped (x: 2); y: 1"
+    many = Trace("t", None, jobs, skipped=1500, skip_reasons=(("x", 1500),), notes=(("y", 1200),))
+    assert many.summary() == "t: 2 jobs, 1,500 skipped (x: 1,500); y: 1,200"
     with pytest.raises(InvalidInput, match="sorted"):
         Trace("t", None, tuple(reversed(jobs)))
     with pytest.raises(InvalidInput, match="skipped"):

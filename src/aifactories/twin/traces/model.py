@@ -121,10 +121,10 @@ class Trace:
         return dict(self.notes).get(reason, 0)
 
     def summary(self) -> str:
-        """One line for logs and reports, e.g. ``philly.csv: 82247 jobs, 0 skipped``."""
-        text = f"{self.name}: {len(self.jobs)} jobs, {self.skipped} skipped"
+        """One line for logs and reports, e.g. ``philly.csv: 82,247 jobs, 0 skipped``."""
+        text = f"{self.name}: {len(self.jobs):,} jobs, {self.skipped:,} skipped"
         if self.skip_reasons:
-            text += " (" + ", ".join(f"{r}: {n}" for r, n in self.skip_reasons) + ")"
+            text += " (" + ", ".join(f"{r}: {n:,}" for r, n in self.skip_reasons) + ")"
         if self.notes:
-            text += "; " + ", ".join(f"{r}: {n}" for r, n in self.notes)
+            text += "; " + ", ".join(f"{r}: {n:,}" for r, n in self.notes)
         return text
