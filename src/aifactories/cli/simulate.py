@@ -43,8 +43,9 @@ def simulate_command(
     sites: Annotated[
         str | None,
         typer.Option(
-            help="the federation: 'catalogue' or a catalogue YAML file",
-            show_default="catalogue",
+            help="the federation: 'auto' (the trace's own machine if it describes one, else "
+            "the catalogue), 'trace', 'catalogue' or a catalogue YAML file",
+            show_default="auto",
         ),
     ] = None,
     policy: Annotated[
