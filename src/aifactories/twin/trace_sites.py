@@ -27,6 +27,7 @@ from typing import Any
 
 from aifactories.catalogue.loader import Catalogue, parse_catalogue
 from aifactories.domain.ids import SiteId
+from aifactories.twin.trace_clusters_dl import dl_cluster
 from aifactories.twin.traces.alibaba import alibaba_partitions, read_alibaba_nodes
 from aifactories.twin.traces.swf import read_swf_machine
 
@@ -57,6 +58,9 @@ def trace_machine(path: Path | str, format: str) -> TraceMachine | None:
         return _swf(path)
     if format == "alibaba":
         return _alibaba(path)
+    cluster = dl_cluster(format)  # Pollux and Sia: their simulators' clusters
+    if cluster is not None:
+        return TraceMachine(_catalogue(cluster[0], f"{format} cluster"), cluster[1])
     return None
 
 
@@ -94,7 +98,8 @@ def _swf(path: Path) -> TraceMachine | None:
     }
     description = (
         f"the trace's own machine: {machine.name}, {machine.nodes:,} nodes x "
-        f"{machine.procs_per_node} processors (SWF header of {path.name})"
+        f"{machine.procs_per_node} processor{'s' if machine.procs_per_node != 1 else ''} "
+        f"(SWF header of {path.name})"
     )
     return TraceMachine(_catalogue(site, f"{path.name} header"), description)
 
