@@ -122,6 +122,11 @@ class TraceSpec(_Strict):
     load: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 1.0
     # Pinned by the resolved scenario: a rerun on another file refuses to run.
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    # Pollux and Sia: the application profiles that price the jobs and give the speed matrix
+    # per application (null: a profiles folder beside the trace), and the GPU profile whose
+    # speed sets the runtimes ("": Pollux's T4; aws, azure, dgx, dgx-ext, quad, rtx: Sia's).
+    profiles: Annotated[str, Field(min_length=1)] | None = None
+    gpu_profile: Literal["", "aws", "azure", "dgx", "dgx-ext", "quad", "rtx"] = ""
 
 
 class GavelWorkloadSpec(_Strict):
@@ -394,7 +399,9 @@ def _absolute(spec: ScenarioSpec, base: Path) -> ScenarioSpec:
     trace = spec.workload.trace
     if trace is not None:
         path = os.path.abspath(base / trace.path)
-        update["workload"] = WorkloadSpec(trace=trace.model_copy(update={"path": path}))
+        profiles = trace.profiles and os.path.abspath(base / trace.profiles)
+        trace = trace.model_copy(update={"path": path, "profiles": profiles})
+        update["workload"] = WorkloadSpec(trace=trace)
     gavel = spec.workload.gavel
     if gavel is not None:
         path = os.path.abspath(base / gavel.throughputs)

@@ -55,7 +55,7 @@ def sites_of(scenario: Scenario, configured: Callable[[], Catalogue]) -> tuple[C
                 "is 'trace', but "
                 + (f"a {trace.format} trace does not describe its machine" if trace else "no trace")
                 + " (SWF with MaxProcs or MaxNodes in its header, or an Alibaba pod list with "
-                "its openb_node_list_gpu_node.csv beside it, do)",
+                "its openb_node_list_gpu_node.csv beside it, Pollux and Sia workloads, do)",
                 limit="'catalogue', a catalogue file, or inline sites",
             )
         return configured(), "the platform's catalogue (the workload describes no machine)"
@@ -218,5 +218,7 @@ def resolved(
     trace = data["workload"]["trace"]
     if trace is not None:
         trace["path"] = os.path.relpath(trace["path"], os.path.abspath(folder))
+        if trace["profiles"] is not None:
+            trace["profiles"] = os.path.relpath(trace["profiles"], os.path.abspath(folder))
         trace["sha256"] = trace_sha256
     return validate_spec(data, "resolved scenario")

@@ -16,6 +16,7 @@ import polars as pl
 
 from aifactories.catalogue.loader import Catalogue
 from aifactories.domain.errors import InvalidInput
+from aifactories.services.twin.dl_workload import with_profile_speeds
 from aifactories.services.twin.gavel_workload import gavel_workload, with_gavel_speeds
 from aifactories.services.twin.scenario import catalogue_of, check, projects_of, resolved, setup_of
 from aifactories.twin.federation import TwinProject
@@ -107,7 +108,14 @@ def load_workload(scenario: Scenario, catalogue: Catalogue) -> tuple[Trace, str 
     if spec.workload.gavel is not None:
         return gavel_workload(scenario)
     assert given is not None  # the schema asks for exactly one of the three
-    trace = scale_load(read_trace(given.path, given.format, limit=given.limit), given.load)
+    read = read_trace(
+        given.path,
+        given.format,
+        limit=given.limit,
+        profiles=given.profiles,
+        gpu_profile=given.gpu_profile,
+    )
+    trace = scale_load(read, given.load)
     digest = _sha256(Path(given.path))
     if given.sha256 is not None and digest != given.sha256:
         raise InvalidInput(
@@ -132,7 +140,9 @@ def prepare(scenario: Scenario, configured: Callable[[], Catalogue]) -> Prepared
         trace_sha256=digest,
         projects=projects_of(spec, trace, catalogue),
         setups=tuple(
-            with_gavel_speeds(scenario, setup_of(spec, catalogue, policy))
+            with_profile_speeds(
+                scenario, with_gavel_speeds(scenario, setup_of(spec, catalogue, policy))
+            )
             for policy in spec.policies
         ),
     )

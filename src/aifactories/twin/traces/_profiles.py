@@ -123,6 +123,12 @@ class Profiles:
             return "configuration outside the profile"
         return RigidRun(runtime_s, len(placement), steps)
 
+    def peak_throughput(self, application: str) -> float | None:
+        """Samples per second of one GPU at its best measured local batch (None: no rows)."""
+        measured = self._measured(application)
+        points = None if isinstance(measured, str) else measured.placements.get("1")
+        return max(batch / step for batch, step, _ in points) if points else None
+
     def _measured(self, application: str) -> _Measured | str:
         if application not in self._cache:
             self._cache[application] = self._load(application)
@@ -233,3 +239,29 @@ def _interpolate(points: list[_Point], x: float) -> tuple[float, float] | None:
             f = (x - x0) / (x1 - x0)
             return s0 + (s1 - s0) * f, y0 + (y1 - y0) * f
     return None
+
+
+SPEED_PROFILES = ("aws", "azure", "dgx-ext", "quad", "rtx")
+"""One profile per GPU model for the speed matrix (``dgx-ext`` for the A100: the Sia cluster's)."""
+
+
+def class_speeds(root: Path, reference: str = "") -> dict[str, dict[str, float]]:
+    """The speed matrix of the applications (workload classes): each GPU model's peak
+    one-GPU throughput over the ``reference`` profile's, whose runtimes the reader gives
+    (its own model is 1.0 exactly). One GPU's ratio stands for every configuration of the
+    class: multi-GPU scaling differs by model (the profiles' sync times), which this leaves
+    out. Applications or models without one-GPU rows get no entry (the default row holds)."""
+    base = Profiles(root, reference)
+    matrix: dict[str, dict[str, float]] = {}
+    for application in MAX_EPOCHS:
+        own = base.peak_throughput(application)
+        if own is None:
+            continue
+        row = {base.gpu_model: 1.0}
+        for suffix in SPEED_PROFILES:
+            model = GPU_PROFILES[suffix][0]
+            other = Profiles(root, suffix).peak_throughput(application)
+            if other is not None and model not in row:
+                row[model] = other / own
+        matrix[application] = row
+    return matrix
