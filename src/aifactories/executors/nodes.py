@@ -85,6 +85,7 @@ class NodePool:
         self._bucket_heaps: list[list[int]] = [[] for _ in range(gpus_per_node)]
         self._free_heap: list[int] = []
         self._fresh = 0
+        self._whole: dict[int, NodeGrant] = {}  # see _whole_grant
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -125,8 +126,8 @@ class NodePool:
             chosen = self._lowest_free_nodes(shape.nodes, exclude=set(), taking=True)
             if chosen is None:
                 return None
-            every = tuple(range(self.gpus_per_node))
-            grants = tuple(NodeGrant(n, every) for n in chosen)
+            whole = self._whole
+            grants = tuple(whole.get(n) or self._whole_grant(n) for n in chosen)
             self._take_whole(chosen)
             return grants
         else:
@@ -164,6 +165,12 @@ class NodePool:
             self._held += len(busy) - before
             self._busy[grant.node] = busy
             self._file(grant.node, busy)
+
+    def _whole_grant(self, node: int) -> NodeGrant:
+        """The grant of all of ``node``'s GPUs: immutable, so made once per node and shared
+        by every job that holds the whole node (a 128-node job would otherwise make 128)."""
+        grant = self._whole[node] = NodeGrant(node, tuple(range(self.gpus_per_node)))
+        return grant
 
     def _take_whole(self, nodes: list[int]) -> None:
         """Mark whole free nodes busy: what :meth:`take` does for them, without its checks,
