@@ -7,8 +7,9 @@ Neither workload file describes its cluster; the papers' simulators fix it, so a
   simulator (petuum/adaptdl, osdi21-artifact, ``simulator/simulator.py``: ``--min-nodes 16``,
   ``--num-gpus 4``), the cluster of its Section 5.3 results.
 - ``sia``: Sia's "Heterogeneous" cluster, 6 nodes of 4 T4 (aws), 3 of 8 RTX 2080Ti (rtx) and
-  2 DGX-A100 of 8 A100-40GB (dgx-ext), 64 GPUs (Sia's ``simulator_config.py``, as summarised
-  in the shared sia-hetero/README.md).
+  2 DGX-A100 of 8 A100-40GB (dgx-ext), 64 GPUs (siasosp23/artifacts, commit aaf7a0d,
+  ``sia-simulator/simulator_config.py``: ``cluster_nnodes = {aws: 6, dgx-ext: 2, rtx: 3}``,
+  "default for experiments", and ``cluster_ngpus_per_node``).
 
 GPU models are named as the profiles name them (:data:`~aifactories.twin.traces._profiles.
 GPU_PROFILES`), so the speed matrix built from the profiles applies to them. Country ``US``
