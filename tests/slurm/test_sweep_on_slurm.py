@@ -115,6 +115,9 @@ def test_aif_simulate_sweeps_on_slurm_from_a_cluster_file(
         )
     )
     out = tmp_path / "out"
+    work = tmp_path / "work"  # where the user types the command: no job log may land here
+    work.mkdir()
+    monkeypatch.chdir(work)
     args = ["simulate", "--scenario", str(tmp_path / "small.yaml"), "--policy", "fifo"]
     result = CliRunner().invoke(
         app,
@@ -127,6 +130,8 @@ def test_aif_simulate_sweeps_on_slurm_from_a_cluster_file(
     with written.open() as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["load"], r["policy"]) for r in rows] == [("0.5", "fifo"), ("2.0", "fifo")]
+    assert list(work.iterdir()) == []
+    assert list((written.parent / "worker-logs").iterdir()), "worker logs beside the results"
 
 
 def test_a_partition_slurm_does_not_have_is_refused_before_any_job(

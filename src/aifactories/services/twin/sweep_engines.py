@@ -207,9 +207,11 @@ def _slurm_file(path: Path) -> SlurmOptions:
 
 
 @contextmanager
-def open_engine(choice: EngineChoice) -> Iterator[Engine]:
+def open_engine(choice: EngineChoice, logs: Path | None = None) -> Iterator[Engine]:
     """Start the engine (connect to Dask, submit the Slurm worker jobs); stop what was
-    started on the way out (the Slurm jobs are cancelled, a user's own cluster is left)."""
+    started on the way out (the Slurm jobs are cancelled, a user's own cluster is left).
+    ``logs``: where Slurm worker jobs write, unless the cluster file says (by default
+    sbatch would litter the working folder with slurm-<id>.out files)."""
     if choice.kind == "serial":
         yield Serial()
     elif choice.kind == "local":
@@ -220,7 +222,11 @@ def open_engine(choice: EngineChoice) -> Iterator[Engine]:
             yield Dask(client, choice.describe())
     else:
         assert choice.slurm is not None
-        with _slurm_client(choice.slurm) as client:
+        options = choice.slurm
+        if options.log_directory is None and logs is not None:
+            logs.mkdir(parents=True, exist_ok=True)
+            options = options.model_copy(update={"log_directory": str(logs)})
+        with _slurm_client(options) as client:
             yield Dask(client, choice.describe())
 
 
