@@ -41,11 +41,10 @@ def _scenario(folder: Path, trace: dict[str, object], policies: list[str]) -> Pa
 
 def test_a_sia_scenario_names_its_profiles_and_runs_on_sia_s_cluster(tmp_path: Path) -> None:
     # Both paths relative to the scenario file: a folder with the scenario can be moved.
-    workload = SIA / "workloads" / "philly" / "workload-1.csv"
+    workload = SIA / "workloads" / "saturn" / "workload-1.csv"  # 22 jobs of 10 or 14 GPUs
     trace = {
         "path": str(Path("..") / workload.relative_to(SIA.parent)),
         "format": "sia",
-        "limit": 40,
         "profiles": str(Path("..") / "sia-hetero" / "profiles"),
     }
     folder = tmp_path / "study"
@@ -54,12 +53,15 @@ def test_a_sia_scenario_names_its_profiles_and_runs_on_sia_s_cluster(tmp_path: P
     prepared = prepare(read_scenario(_scenario(folder, trace, ["fifo"])), _no_catalogue)
     partitions = {p.gpu_model: p.total_gpus for p in prepared.catalogue.sites[0].partitions}
     assert partitions == {"T4": 24, "RTX2080Ti": 24, "A100-40GB": 16}
-    assert len(prepared.trace.jobs) == 40
+    assert len(prepared.trace.jobs) == 160
     # The speed matrix per application from the same profiles: the runtimes' own GPU (the
     # Pollux T4 profile) is 1.0, the A100 runs cifar10 faster as measured.
     matrix = prepared.setups[0].speed_by_class
     assert matrix["cifar10"]["T4"] == 1.0 and matrix["cifar10"]["A100-40GB"] > 2
     runs, _ = simulate(prepared)
+    # Every job runs: a gang of 10 GPUs is packed on the nodes it gets (the profile's packing
+    # on 4-GPU nodes, 3 nodes, divides neither 4- nor 8-GPU nodes evenly).
+    assert all(r.end_s is not None for r in runs[0].results)
     by_id = {job.job_id: job for job in prepared.trace.jobs}
     on_a100 = [r for r in runs[0].results if r.gpu_model == "A100-40GB" and r.end_s]
     assert on_a100, "FIFO fills the A100s too"

@@ -29,7 +29,7 @@ application   workload_class    as written
 num_replicas  gpus              GPUs requested (rigid)
 batch_size    extra             global batch size
 (profile)     runtime_s         rigid runtime (above)
-(profile)     nodes             nodes of the packed placement
+(profile)     nodes             None: the twin packs the gang on the cluster's nodes
 (profile)     gpu_model         the profiled GPU (``T4`` for the Pollux profile)
 ============  ================  ============================================================
 
@@ -114,12 +114,16 @@ def read_workload(
                     submit_s=submit,
                     runtime_s=run.runtime_s,
                     gpus=gpus,
-                    nodes=run.nodes,
+                    # The profile's packing (4 GPUs a node for Pollux's T4) is no request:
+                    # on other nodes it may not divide (10 GPUs on 3 nodes), so the twin
+                    # packs the gang on the nodes it runs on; the runtime keeps the profile's.
+                    nodes=None,
                     gpu_model=priced.gpu_model,
                     workload_class=application,
                     extra=extras(
                         batch_size=batch_size,
                         accumulation_steps=run.accumulation_steps,
+                        profile_nodes=run.nodes,
                         profile=gpu_profile or "pollux",
                     ),
                 ),
