@@ -136,3 +136,19 @@ def test_bad_tiresias_settings_say_which_key(tmp_path: Path, tiresias: object, w
 def test_settings_built_in_code_are_checked_too() -> None:
     with pytest.raises(InvalidInput, match="strictly increasing"):
         TiresiasSettings(queue_thresholds_h=(2.0, 2.0))
+
+
+@pytest.mark.parametrize("policy", ["tiresias_las", "gavel_las"])
+def test_a_round_policy_ends_when_the_jobs_left_can_never_run(policy: str) -> None:
+    # Two GPUs asked of a one-GPU federation: no round can start it, and none would ever
+    # stop (the run used to loop for good).
+    jobs = (
+        TraceJob(job_id="a-too-big", submit_s=0.0, runtime_s=HOUR, gpus=2, group="g"),
+        TraceJob(job_id="fits", submit_s=0.0, runtime_s=HOUR, gpus=1, group="g"),
+    )
+    trace = Trace(name="t", source=None, jobs=jobs)
+    setup = TwinSetup(ONE_GPU.sites, policy, restart_cost_s=0.0)
+    run = Simulation(trace, projects_for(trace, ["IT"], 0), setup).run()
+    by_id = {r.job_id: r for r in run.results}
+    assert by_id["fits"].end_s == HOUR
+    assert by_id["a-too-big"].start_s is None and by_id["a-too-big"].end_s is None

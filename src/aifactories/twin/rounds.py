@@ -43,6 +43,10 @@ class Progress:
     carbon_kg: float = 0.0
 
 
+IDLE_ROUNDS = 100
+"""Rounds in a row with no job running and no event to come after which a run ends."""
+
+
 class RoundDriver:
     def __init__(self, simulation: Simulation, policy: PreemptivePolicy) -> None:
         self.sim = simulation
@@ -53,6 +57,7 @@ class RoundDriver:
         self._origin: float | None = None
         self.rounds = 0
         self._state: object = None  # the policy's own, handed back each round
+        self._idle = 0  # rounds in a row with nothing running and nothing to come
 
     # -- timing ----------------------------------------------------------------------------
 
@@ -84,7 +89,11 @@ class RoundDriver:
                 self._preempt(sim._running[job_id], now)
             sim._decide(sim.snapshot(now), plan.policy, now)
         sim._sample(now)
-        if sim._pending or sim._running:  # keep the rounds going while there is work
+        # Nothing running, nothing else to come (arrivals, outages): the jobs left cannot run
+        # (too big for every partition, say). A policy may idle a round on purpose (Gavel), so
+        # give it many such rounds before the run ends and reports them never started.
+        self._idle = self._idle + 1 if not sim._running and not len(sim.engine) else 0
+        if (sim._pending or sim._running) and self._idle < IDLE_ROUNDS:
             self._next_round = now + self.round_s
             sim.engine.schedule(self._next_round, Priority.CYCLE, self._round, "round")
 
