@@ -5,6 +5,8 @@ A job's priority comes from its attained service: GPUs x time (GPU-seconds, Tire
 (:attr:`TiresiasSettings.queue_thresholds_h`, K - 1 of them), lower queues first; inside a
 queue, first come first served by the time the job entered it (its arrival, or the round it
 was demoted or promoted in), as Tiresias' simulator appends a job to the end of its new queue.
+(That simulator also moves the pending jobs of a queue behind its running ones after each
+decision, so a queue never preempts its own jobs; Pollux's Tiresias does not, nor does this.)
 This needs no runtime estimate, which is why Tiresias uses it for deep-learning jobs. Every
 round (``round_s``) the jobs are taken in that order and given capacity while it lasts (a
 running job keeps its partition); running jobs left without capacity are preempted and pay
