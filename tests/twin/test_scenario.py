@@ -206,7 +206,12 @@ def test_options_given_override_the_scenario(tmp_path: Path, env: dict[str, str]
     resolved = yaml.safe_load((out / "latest" / "scenario.yaml").read_text())
     assert resolved["seed"] == 5 and resolved["policies"] == ["fifo"]
     # --jobs replaces the arrival window: the resolved scenario states the one it used.
-    assert resolved["workload"]["generator"] == {"hours": None, "jobs": 40, "load": 0.9}
+    assert resolved["workload"]["generator"] == {
+        "mixture": "gavel",  # auto, on a federation without a 4,096-GPU partition
+        "hours": None,
+        "jobs": 40,
+        "load": 0.9,
+    }
     assert resolved["out"] == str(out)
     with (out / "latest" / "jobs.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 40
@@ -315,7 +320,12 @@ def test_an_empty_scenario_is_every_default(tmp_path: Path) -> None:
     assert spec.policies == ["first_fit", "earliest_start", "fair_share"]
     generator = spec.workload.generator
     assert generator is not None and generator.jobs is None
-    assert generator.hours == DEFAULT_GENERATOR_HOURS and generator.load == 0.9
+    assert generator.mixture == "auto" and generator.hours is None and generator.load is None
+    # auto: the AI-factory mixture where a partition holds its 4,096-GPU jobs, else Gavel's
+    big, small = generator.concrete(24_000), generator.concrete(96)
+    assert (big.mixture, big.hours, big.load) == ("ai-factory", 672.0, 1.4)
+    assert (small.mixture, small.hours, small.load) == ("gavel", DEFAULT_GENERATOR_HOURS, 0.9)
+    assert generator.model_copy(update={"jobs": 10}).concrete(24_000).hours is None
     assert spec.sites == "auto" and math.isclose(spec.pue, 1.2)
 
 

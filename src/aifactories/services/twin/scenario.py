@@ -215,6 +215,10 @@ def resolved(
     data["sites"] = catalogue_data(catalogue)
     data["speed"] = {**DEFAULT_SPEED, **spec.speed}
     data["gpu_power_kw"] = {**DEFAULT_GPU_POWER_KW, **spec.gpu_power_kw}
+    generator = spec.workload.generator
+    if generator is not None and catalogue.operational_partitions:
+        largest = max(p.total_gpus for p in catalogue.operational_partitions)
+        data["workload"]["generator"] = generator.concrete(largest).model_dump(mode="json")
     trace = data["workload"]["trace"]
     if trace is not None:
         trace["path"] = os.path.relpath(trace["path"], os.path.abspath(folder))

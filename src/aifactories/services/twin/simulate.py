@@ -27,6 +27,8 @@ from aifactories.twin.metrics.summary import Row, compare
 from aifactories.twin.scenario import Scenario, dump_scenario
 from aifactories.twin.simulation import Simulation, TwinSetup
 from aifactories.twin.traces import read_trace
+from aifactories.twin.traces.federation_year import generate_ai_factory_mixture
+from aifactories.twin.traces.federation_year import jobs_per_hour as ai_factory_jobs_per_hour
 from aifactories.twin.traces.model import Trace
 from aifactories.twin.traces.synthetic import generate_gavel_mixture
 from aifactories.twin.traces.transform import scale_load
@@ -95,7 +97,15 @@ def load_workload(scenario: Scenario, catalogue: Catalogue) -> tuple[Trace, str 
                 "no operational site has GPUs, so the generator has no load to size",
                 limit="at least one operational site with partitions",
             )
-        rate = jobs_per_hour(generator.load, total)
+        largest = max(p.total_gpus for p in catalogue.operational_partitions)
+        generator = generator.concrete(largest)
+        assert generator.load is not None
+        gavel = generator.mixture == "gavel"
+        rate = (
+            jobs_per_hour(generator.load, total)
+            if gavel
+            else ai_factory_jobs_per_hour(generator.load, total)
+        )
         if generator.hours is not None and rate * generator.hours > MAX_GENERATED_JOBS:
             raise InvalidInput(
                 "--hours",
@@ -103,7 +113,8 @@ def load_workload(scenario: Scenario, catalogue: Catalogue) -> tuple[Trace, str 
                 f"{rate * generator.hours:,.0f} jobs, more than the twin runs in one go",
                 limit=f"at most {MAX_GENERATED_JOBS / rate:,.0f} h at this load over these GPUs",
             )
-        trace = generate_gavel_mixture(generator.jobs, rate, spec.seed, hours=generator.hours)
+        generate = generate_gavel_mixture if gavel else generate_ai_factory_mixture
+        trace = generate(generator.jobs, rate, spec.seed, hours=generator.hours)
         return trace, None
     if spec.workload.gavel is not None:
         return gavel_workload(scenario)

@@ -208,7 +208,8 @@ def points_of(spec: SweepSpec, configured: Callable[[], Catalogue]) -> list[Swee
         labels[label] = labels.get(label, 0) + 1
         if labels[label] > 1:
             label = f"{label} ({labels[label]})"  # two files of one name stay apart
-        own = _workload(scenario.spec.model_dump())[1].get("load", math.nan)
+        own = _workload(scenario.spec.model_dump())[1].get("load")
+        own = math.nan if own is None else own  # the mixture's default: known once it runs
         for load in spec.loads or (None,):
             for seed in spec.seeds or (scenario.spec.seed,):
                 policies = spec.policies or scenario.spec.policies

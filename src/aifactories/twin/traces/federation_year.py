@@ -1,5 +1,6 @@
-"""A seeded year of federation work at gigafactory scale, for planning runs and the scale
-benchmark: a million jobs and more over half a million accelerators.
+"""The AI-factory mixture: seeded federation work, from a fortnight on the catalogue (the
+default workload of ``aif simulate``) to a year at gigafactory scale (the scale benchmark:
+a million jobs and more over half a million accelerators).
 
 No public trace covers a federation of AI factories and gigafactories, so this workload is
 this project's assumption, stated here so that a report can quote it:
@@ -8,7 +9,8 @@ this project's assumption, stated here so that a report can quote it:
   (notebooks and fine-tuning on one node up to foundation-model pre-training; the shape of
   the Philly, Helios and Acme size distributions, stretched to the largest jobs
   gigafactories are built for);
-- runtime: log-uniform from 10 minutes to 7 days (the catalogue's usual MaxTime);
+- runtime: log-uniform from 10 minutes to 7 days (a pre-training run chains its jobs for a
+  week; most sites' MaxTime is one or two days);
 - arrivals: a Poisson process whose rate makes the offered GPU-hours ``load`` times the
   federation's GPUs over the period (``load`` 1.0: exactly full on average);
 - who: ``group`` is one of ``projects`` projects per organisation kind, kinds and domains as
@@ -50,6 +52,11 @@ def mean_gpu_hours_per_job() -> float:
     return gpus * runtime_h
 
 
+def jobs_per_hour(load: float, total_gpus: int) -> float:
+    """The arrival rate at which the mixture offers ``load`` x ``total_gpus`` GPU-hours."""
+    return load * total_gpus / mean_gpu_hours_per_job()
+
+
 def generate_federation_year(
     total_gpus: int, *, days: float = 365.0, load: float = 0.85, seed: int = 0, projects: int = 40
 ) -> Trace:
@@ -60,14 +67,43 @@ def generate_federation_year(
         raise InvalidInput("days", f"{days}", limit="above 0, at most 3660")
     if not (math.isfinite(load) and 0 < load <= 10):
         raise InvalidInput("load", f"{load}", limit="above 0, at most 10")
+    rate = jobs_per_hour(load, total_gpus)
+    trace = generate_ai_factory_mixture(None, rate, seed, hours=days * 24, projects=projects)
+    name = f"federation-year(days={days:g}, load={load:g}, gpus={total_gpus}, seed={seed})"
+    return dataclasses.replace(trace, name=name)
+
+
+def generate_ai_factory_mixture(
+    n_jobs: int | None,
+    jobs_per_hour: float,
+    seed: int,
+    *,
+    hours: float | None = None,
+    projects: int = 40,
+) -> Trace:
+    """Jobs of the mixture (see module) arriving at ``jobs_per_hour``: the first ``n_jobs``,
+    or every job that arrives within ``hours`` (give exactly one)."""
+    if (n_jobs is None) == (hours is None):
+        raise InvalidInput("generator", "give exactly one of n_jobs and hours")
+    if n_jobs is not None and n_jobs < 0:
+        raise InvalidInput("n_jobs", f"{n_jobs}", limit="0 or more")
+    if hours is not None and not (math.isfinite(hours) and hours >= 0):
+        raise InvalidInput("hours", f"{hours}", limit="0 or more")
+    if not (math.isfinite(jobs_per_hour) and jobs_per_hour > 0):
+        raise InvalidInput("jobs_per_hour", f"{jobs_per_hour}", limit="above 0")
     if projects < 1:
         raise InvalidInput("projects", f"{projects}", limit="1 or more")
     rng = np.random.Generator(np.random.PCG64(seed))
-    horizon_s = days * 86400.0
-    jobs_per_s = load * total_gpus / mean_gpu_hours_per_job() / 3600
-    expected = jobs_per_s * horizon_s
-    # Draw a few standard deviations more gaps than expected, then cut at the horizon.
-    draws = int(expected + 6 * math.sqrt(expected) + 10)
+    jobs_per_s = jobs_per_hour / 3600
+    if n_jobs is not None:
+        draws = n_jobs
+        horizon_s = math.inf
+    else:
+        assert hours is not None
+        horizon_s = hours * 3600.0
+        expected = jobs_per_s * horizon_s
+        # Draw a few standard deviations more gaps than expected, then cut at the horizon.
+        draws = int(expected + 6 * math.sqrt(expected) + 10)
     submits = np.round(np.cumsum(rng.exponential(1.0 / jobs_per_s, draws)), 3)
     count = int(np.searchsorted(submits, horizon_s, side="right"))
     submits = submits[:count]
@@ -94,8 +130,9 @@ def generate_federation_year(
     for i in range(1, count):
         if jobs[i].submit_s <= jobs[i - 1].submit_s:
             jobs[i] = _at(jobs[i], round(jobs[i - 1].submit_s + 0.001, 3))
+    size = f"n={n_jobs}" if n_jobs is not None else f"hours={hours:g}"
     return Trace(
-        name=f"federation-year(days={days:g}, load={load:g}, gpus={total_gpus}, seed={seed})",
+        name=f"ai-factory-mixture({size}, jobs_per_hour={jobs_per_hour:g}, seed={seed})",
         source=None,
         jobs=tuple(jobs),
     )
