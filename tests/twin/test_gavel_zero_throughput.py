@@ -70,9 +70,7 @@ def _run(policy: str, trace: Trace) -> Simulation:
 def _models_used(simulation: Simulation, trace: Trace, cls: str) -> set[str]:
     """Every GPU model a job of ``cls`` was started on, over all its runs."""
     index = {f"{i + 1}": job.workload_class for i, job in enumerate(trace.jobs)}
-    return {
-        MODEL_OF[p.partition_id] for p in simulation.placements if index[str(p.job_id)] == cls
-    }
+    return {MODEL_OF[p.partition_id] for p in simulation.placements if index[str(p.job_id)] == cls}
 
 
 @pytest.mark.parametrize(
