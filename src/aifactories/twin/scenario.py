@@ -19,13 +19,11 @@ reproduces that run byte for byte. Errors are
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -37,7 +35,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from aifactories.domain.errors import InvalidInput
 from aifactories.domain.organisations import Domain, OrganisationKind
@@ -46,6 +44,7 @@ from aifactories.scheduling import POLICY_NAMES
 from aifactories.scheduling.policies.tiresias_las import TiresiasSettings
 from aifactories.scheduling.preemptive_policies import PREEMPTIVE_POLICY_NAMES
 from aifactories.twin.federation import DEFAULT_PUE
+from aifactories.twin.scenario_errors import invalid
 from aifactories.twin.simulation import TwinSetup
 from aifactories.twin.traces import FORMATS, TraceFormat
 
@@ -330,78 +329,6 @@ class Scenario:
     source: str
 
 
-# -- errors ---------------------------------------------------------------------------------
-
-
-def _where(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for key in loc:
-        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
-    return text
-
-
-def _unwrap(annotation: Any) -> Any:
-    """The model or container inside ``Annotated[...]`` and ``X | None``."""
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            options = [a for a in get_args(annotation) if a is not type(None)]
-            annotation = options[0] if len(options) == 1 else annotation
-            if len(options) != 1:
-                return annotation
-        else:
-            return annotation
-
-
-def _keys_at(loc: tuple[int | str, ...]) -> list[str]:
-    """The keys a scenario accepts at ``loc`` (for "did you mean" and the expected list)."""
-    node: Any = ScenarioSpec
-    for key in loc:
-        node = _unwrap(node)
-        if isinstance(node, type) and issubclass(node, BaseModel) and isinstance(key, str):
-            field = node.model_fields.get(key)
-            node = field.annotation if field else None
-        elif get_origin(node) in (list, dict):
-            node = get_args(node)[-1]
-        else:
-            return []
-    node = _unwrap(node)
-    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _invalid(error: ErrorDetails, source: str, options: Mapping[str, str]) -> InvalidInput:
-    loc = tuple(error["loc"])
-    where = _where(loc)
-    context = error.get("ctx", {})
-    expected = context.get("expected")
-    if error["type"] == "extra_forbidden":
-        key = str(loc[-1])
-        allowed = _keys_at(loc[:-1])
-        close = difflib.get_close_matches(key, allowed, n=1)
-        message = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-        expected = "one of " + ", ".join(allowed) if allowed else None
-    elif error["type"] == "missing":
-        message = "this key is required"
-    elif error["type"] == "literal_error" or error["type"] == "enum":
-        message = f"{_short(error['input'])} is not accepted"
-    elif expected is not None:
-        message = error["msg"]
-    else:
-        text = error["msg"]
-        message = f"{text[:1].lower()}{text[1:]}, got {_short(error['input'])}"
-    # A command-line option is named as the person typed it: --jobs, not workload.generator.
-    name = next((o for k, o in options.items() if where == k or where.startswith(k + "[")), None)
-    field = name if name is not None else (f"{source}: {where}" if where else source)
-    return InvalidInput(field, message, limit=str(expected) if expected is not None else None)
-
-
 def validate_spec(
     data: object, source: str, options: Mapping[str, str] | None = None
 ) -> ScenarioSpec:
@@ -409,7 +336,7 @@ def validate_spec(
         return ScenarioSpec.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
-        first = _invalid(errors[0], source, options or {})
+        first = invalid(ScenarioSpec, errors[0], source, options or {})
         if len(errors) > 1:
             # One line still: the first problem in full, the count of the rest.
             first.message += f" ({len(errors) - 1} more problem(s) in the file after this one)"
