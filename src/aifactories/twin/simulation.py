@@ -50,6 +50,7 @@ from aifactories.twin.engine import EventEngine, Priority
 from aifactories.twin.federation import (
     TwinProject,
 )
+from aifactories.twin.job_results import ended, never_started
 from aifactories.twin.metrics.constraints import narrowed
 from aifactories.twin.metrics.results import JobResult, PolicyRun
 from aifactories.twin.rounds import RoundDriver
@@ -218,26 +219,14 @@ class Simulation:
             ran, gpu_seconds, restarts = life.ran_s, life.gpu_seconds, life.restarts
             energy, carbon = energy + life.energy_kwh, carbon + life.carbon_kg
         self._results.append(
-            JobResult(
-                job_id=run.job.job_id,
-                project=project.name,
-                organisation_kind=project.organisation_kind,
-                domain=project.domain,
-                country=project.country,
-                site_id=run.placement.site_id,
-                partition_id=run.placement.partition_id,
-                gpu_model=run.gpu_model,
+            ended(
+                run.job,
+                project,
+                where=(run.placement.site_id, run.placement.partition_id, run.gpu_model),
                 gpus=gpus,
-                submit_s=run.pending.submitted_at,
-                start_s=started,
-                end_s=now,
-                runtime_s=ran,
-                requested_runtime_s=run.job.runtime_s,
-                gpu_seconds=gpu_seconds + lost.gpu_seconds,
-                energy_kwh=energy + lost.energy_kwh,
-                carbon_kg=carbon + lost.carbon_kg,
-                restarts=lost.restarts + restarts,
-                lost_gpu_seconds=lost.gpu_seconds,
+                times=(run.pending.submitted_at, started, now, ran),
+                used=(gpu_seconds, energy, carbon, restarts),
+                lost=lost,
             )
         )
         self._want_cycle()
@@ -506,29 +495,7 @@ class Simulation:
             job = self._trace_job[job_id]
             project = self._project_of[pending.project_id]
             lost = self._lost.get(job_id, Lost())  # it may have run before an outage
-            self._results.append(
-                JobResult(
-                    job_id=job.job_id,
-                    project=project.name,
-                    organisation_kind=project.organisation_kind,
-                    domain=project.domain,
-                    country=project.country,
-                    site_id=None,
-                    partition_id=None,
-                    gpu_model=None,
-                    gpus=job.gpus,
-                    submit_s=pending.submitted_at,
-                    start_s=None,
-                    end_s=None,
-                    runtime_s=0.0,
-                    requested_runtime_s=job.runtime_s,
-                    gpu_seconds=lost.gpu_seconds,
-                    energy_kwh=lost.energy_kwh,
-                    carbon_kg=lost.carbon_kg,
-                    restarts=lost.restarts,
-                    lost_gpu_seconds=lost.gpu_seconds,
-                )
-            )
+            self._results.append(never_started(job, project, pending.submitted_at, lost))
         end = self.engine.clock.now()
         return PolicyRun(
             policy=self.setup.policy,
