@@ -69,7 +69,7 @@ def test_an_idle_bottleneck_is_said_in_the_console_and_the_report(
     output = _simulate(env, out, "--hours", "600", "--load", "0.1")
     assert "busiest site (a) is only" in output and "raise --load" in output
     report = (out / "latest" / "index.html").read_text()
-    assert "warning: fifo: the busiest site (a) is only" in report
+    assert "warning: FIFO (no backfill): the busiest site (a) is only" in report
 
 
 def test_an_overload_says_there_is_no_steady_state(tmp_path: Path, env: dict[str, str]) -> None:

@@ -153,12 +153,14 @@ def simulate_command(
                 limit="add --sweep, or leave it out",
             )
         prepared = prepare(chosen, _configured)
+        from aifactories.twin.policy_titles import policy_title
+
         with _bars() as bars:
             tasks: dict[str, TaskID] = {}
 
             def progress(name: str, done: int, total: int) -> None:
                 if name not in tasks:
-                    tasks[name] = bars.add_task(f"{name:<15}", total=total)
+                    tasks[name] = bars.add_task(f"{policy_title(name):<24}", total=total)
                 bars.update(tasks[name], completed=done)
 
             runs, rows = simulate(prepared, progress)

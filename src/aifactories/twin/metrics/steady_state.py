@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from aifactories.twin.metrics.results import PolicyRun
 from aifactories.twin.metrics.summary import Row, summarise
 from aifactories.twin.metrics.utilisation import utilisation_by_site
+from aifactories.twin.policy_titles import policy_title
 
 OBSERVATIONS = 500
 BATCH = 5
@@ -221,7 +222,7 @@ def warnings(rows: Iterable[Row]) -> list[str]:
     """What a reader must know before trusting the rows' figures, one sentence each."""
     said: list[str] = []
     for row in rows:
-        policy = row.get("policy")
+        policy = policy_title(str(row.get("policy")))
         if row.get("scope") == "whole run":
             said.append(
                 f"{policy}: no steady state (the GPUs in demand never level off): the figures "
