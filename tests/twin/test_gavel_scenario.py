@@ -108,3 +108,19 @@ def test_a_bad_gavel_workload_says_what_is_wrong(
 ) -> None:
     with pytest.raises(InvalidInput, match=words):
         read_scenario(_scenario(tmp_path, workload, ["fifo"]))
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [({"jobs": 5}, "--jobs"), ({"hours": 2.0}, "--hours"), ({"load": 2.0}, "--load")],
+)
+def test_generator_options_over_a_gavel_workload_are_refused(
+    tmp_path: Path, given: dict[str, float], named: str
+) -> None:
+    from aifactories.twin.scenario import Overrides, with_overrides
+
+    workload = {"gavel": {"throughputs": "t.json", "jobs": 10, "jobs_per_hour": 2.0}}
+    scenario = read_scenario(_scenario(tmp_path, workload, ["fifo"]))
+    with pytest.raises(InvalidInput) as error:
+        with_overrides(scenario, Overrides(**given))  # type: ignore[arg-type]
+    assert error.value.field == named and "workload.gavel" in str(error.value.limit)

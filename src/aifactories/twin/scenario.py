@@ -480,6 +480,25 @@ def with_overrides(scenario: Scenario, given: Overrides) -> Scenario:
             trace["limit"] = given.limit
         if given.load is not None:
             trace["load"] = given.load
+    elif data["workload"].get("gavel") is not None:
+        named = next(
+            (
+                o
+                for o, v in (
+                    ("--jobs", given.jobs),
+                    ("--hours", given.hours),
+                    ("--load", given.load),
+                )
+                if v is not None
+            ),
+            None,
+        )
+        if named is not None:
+            raise InvalidInput(
+                named,
+                "does not apply to a gavel workload",
+                limit="set jobs and jobs_per_hour under workload.gavel in the scenario",
+            )
     elif generator is not None:
         # One size replaces the other: --jobs over a scenario's hours, or --hours over its jobs.
         if given.jobs is not None:
