@@ -481,21 +481,11 @@ def with_overrides(scenario: Scenario, given: Overrides) -> Scenario:
         if given.load is not None:
             trace["load"] = given.load
     elif data["workload"].get("gavel") is not None:
-        named = next(
-            (
-                o
-                for o, v in (
-                    ("--jobs", given.jobs),
-                    ("--hours", given.hours),
-                    ("--load", given.load),
-                )
-                if v is not None
-            ),
-            None,
-        )
-        if named is not None:
+        sizes = {"--jobs": given.jobs, "--hours": given.hours, "--load": given.load}
+        refused = next((option for option, v in sizes.items() if v is not None), None)
+        if refused is not None:
             raise InvalidInput(
-                named,
+                refused,
                 "does not apply to a gavel workload",
                 limit="set jobs and jobs_per_hour under workload.gavel in the scenario",
             )
