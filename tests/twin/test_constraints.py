@@ -116,6 +116,7 @@ def test_narrowed_keeps_what_the_trace_accepts_and_the_job_can_run_on() -> None:
     assert narrowed(frozenset(), frozenset({t4})) == {t4}
     assert narrowed(frozenset({v16, v32}), frozenset({v32, t4})) == {v32}
     assert narrowed(frozenset({v16}), frozenset({t4})) == {NOWHERE}
+    assert narrowed(frozenset({"v100m32"}), frozenset({v32, t4})) == {"v100m32"}  # any case
 
 
 @pytest.mark.parametrize("policy", ["first_fit", "easy_backfill"])

@@ -220,10 +220,11 @@ def run_cycle(
                 # if its start cannot be estimated, nobody gets a reservation this cycle.
                 looking_for_head = not payable
 
+    blocked = blocked_by is not None
     if not explain:
-        return CycleResult(placements=tuple(placements), waits=())
+        return CycleResult(placements=tuple(placements), waits=(), blocked=blocked)
     waits = explain_waits(failed, reservations.by_job, blocked_by, budgets, releases, now)
-    return CycleResult(placements=tuple(placements), waits=tuple(waits))
+    return CycleResult(placements=tuple(placements), waits=tuple(waits), blocked=blocked)
 
 
 def _check_order(pending: Sequence[PendingJob], ordered: Sequence[PendingJob], name: str) -> None:

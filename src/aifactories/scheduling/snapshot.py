@@ -95,3 +95,7 @@ class CycleResult:
 
     placements: tuple[Placement, ...]
     waits: tuple[Wait, ...]
+    # Under STRICT: the queue stopped at a job waiting for capacity, so until capacity
+    # frees nothing behind it can start (a job that never fits, or has no budget, blocks
+    # nobody and does not count).
+    blocked: bool = False

@@ -89,10 +89,9 @@ MIXTURE_DEFAULTS: dict[str, tuple[float, float]] = {
     "gavel": (DEFAULT_GENERATOR_HOURS, 0.9),
     "ai-factory": (672.0, 1.4),
 }
-AI_FACTORY_PARTITION_GPUS = 4096  # the AI-factory mixture's largest job
-"""Two weeks of arrivals: the federation's GPUs take about a week to fill (the mixture's
-longest jobs run 10,000 minutes), which leaves a week of steady state to measure
-(docs/twin.md, "Steady state")."""
+AI_FACTORY_PARTITION_GPUS = 4096
+"""The AI-factory mixture's largest job: ``auto`` picks that mixture where a partition holds
+it, Gavel's elsewhere (docs/twin.md, "Steady state" for the windows)."""
 
 
 class GeneratorSpec(_Strict):

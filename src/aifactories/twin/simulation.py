@@ -38,7 +38,6 @@ from aifactories.ledger import Balance, charge, reserve
 from aifactories.ledger.balance import settle_amount
 from aifactories.scheduling import get_policy, run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
-from aifactories.scheduling.backfill import Backfill
 from aifactories.scheduling.policy import Policy
 from aifactories.scheduling.preemptive_policies import get_preemptive_policy, is_preemptive
 from aifactories.scheduling.snapshot import Placement, Snapshot
@@ -138,6 +137,7 @@ class Simulation:
         # such cycles the most frequent. Any end, outage or resize runs the next cycle.
         self._stuck = False
         self._capacity_moved = True
+        self._last_blocked = False  # the last cycle stopped at a job waiting for capacity
         self._lost: dict[JobId, Lost] = {}
         self._snapshot_sites = self._current_sites()
         self._arrivals_left = len(trace.jobs)
@@ -349,7 +349,9 @@ class Simulation:
         placed = self._decide(snapshot, self.policy, now)
         if self._pending:
             free = sum(p.free_gpus for p in snapshot.partitions if p.available) - placed
-            strict = self.policy.backfill.kind is Backfill.STRICT and self._standing is not None
+            # FIFO behind a head waiting for capacity: arrivals queue behind it (submission
+            # order). A head that never fits or has no budget blocks nobody: not stuck.
+            strict = self._standing is not None and self._last_blocked
             self._stuck = free <= 0 or strict
         else:
             self._stuck = False
@@ -392,6 +394,7 @@ class Simulation:
         else:
             result = run_cycle(snapshot, list(self._pending.values()), policy, now, explain=False)
         self._cycle_times.append(stopwatch() - started)
+        self._last_blocked = result.blocked
         taken = 0
         for placement in result.placements:
             self.placements.append(placement)

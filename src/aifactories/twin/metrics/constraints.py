@@ -33,7 +33,10 @@ def narrowed(accepted: frozenset[str], runnable: frozenset[str]) -> frozenset[st
     rather than running where it may not or cannot."""
     if not accepted or not runnable:
         return accepted or runnable
-    return (accepted & runnable) or frozenset({NOWHERE})
+    # Model names compare without case, as JobSpec.wants_model does (a trace's "v100").
+    upper = {m.upper() for m in runnable}
+    both = frozenset(m for m in accepted if m.upper() in upper)
+    return both or frozenset({NOWHERE})
 
 
 def is_constrained(job: TraceJob) -> bool:
