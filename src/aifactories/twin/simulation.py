@@ -27,14 +27,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from aifactories.domain.clock import stopwatch
-from aifactories.domain.ids import AllocationId, JobId, ProjectId, SiteId, UserId
+from aifactories.domain.ids import JobId, ProjectId, SiteId, UserId
 from aifactories.domain.jobs import ActiveJob, JobSpec, JobState, PendingJob
-from aifactories.domain.projects import Allocation, AllocationStatus
 from aifactories.domain.sites import Site
 from aifactories.domain.units import charge_gpu_seconds
 from aifactories.executors.base import SubmitRequest, job_tag
 from aifactories.executors.mock import MockExecutor
-from aifactories.ledger import Balance, charge, reserve
 from aifactories.ledger.balance import settle_amount
 from aifactories.scheduling import get_policy, run_cycle
 from aifactories.scheduling.assemble import assemble_snapshot
@@ -52,6 +50,7 @@ from aifactories.twin.federation import (
 from aifactories.twin.job_results import ended, never_started
 from aifactories.twin.metrics.constraints import narrowed
 from aifactories.twin.metrics.results import JobResult, PolicyRun
+from aifactories.twin.project_budgets import ProjectBudgets
 from aifactories.twin.rounds import RoundDriver
 from aifactories.twin.setup import RunnableModels, TwinSetup, run_on, speed_of, time_limit_of
 from aifactories.twin.traces.model import Trace, TraceJob
@@ -97,15 +96,12 @@ class Simulation:
         }
         self.projects = dict(projects)
         self._project_of = {p.project_id: p for p in projects.values()}
-        self._balances = {p.project_id: Balance(p.granted_gpu_seconds) for p in projects.values()}
+        self._budgets = ProjectBudgets(projects.values())
         self._pending: dict[JobId, PendingJob] = {}
         # The queue in the policy's standing order, when it has one: cycles then read only
         # the jobs they can use (scheduling/standing_queue.py), not the whole queue.
         key = standing_key_of(self.policy) if self.rounds is None else None
         self._standing = StandingQueue(key) if key is not None else None
-        self._allocation_of: dict[ProjectId, Allocation] = {}
-        self._allocation_by_project: dict[ProjectId, tuple[Allocation]] = {}
-        self._balance_moved: set[int] = set()
         # Free-node histograms per site, rebuilt only for sites that changed since.
         self._free_of: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
         self._trace_job: dict[JobId, TraceJob] = {}
@@ -240,10 +236,7 @@ class Simulation:
             charge_gpu_seconds(gpus, elapsed, run.placement.billing_weight),
         )
         project_id = run.pending.project_id
-        self._balance_moved.add(project_id)
-        self._balances[project_id] = charge(
-            self._balances[project_id], run.placement.reserved_gpu_seconds, used
-        )
+        self._budgets.charge(project_id, run.placement.reserved_gpu_seconds, used)
         self._usage.add(project_id, now, used)
         gpu_hours = gpus * elapsed / 3600
         energy = gpu_hours * self.setup.gpu_power_kw.get(run.gpu_model, 0.5) * self.setup.pue
@@ -313,28 +306,6 @@ class Simulation:
 
     # -- the shared cycle ------------------------------------------------------------------
 
-    def _allocations(self) -> tuple[tuple[Allocation, ...], dict[ProjectId, tuple[Allocation]]]:
-        """One open pool allocation per project, as its balance stands, and the same by
-        project; rebuilt only for the projects whose balance moved since the last cycle
-        (most cycles touch one or two), and copied (in C, not project by project)."""
-        kept, by_project = self._allocation_of, self._allocation_by_project
-        for pid in self._balance_moved if kept else self._balances:
-            b = self._balances[pid]
-            allocation = kept[ProjectId(pid)] = Allocation(
-                id=AllocationId(pid),
-                project_id=ProjectId(pid),
-                site_id=None,
-                granted_gpu_seconds=b.granted,
-                reserved_gpu_seconds=b.reserved,
-                used_gpu_seconds=b.used,
-                starts_at=0.0,
-                ends_at=math.inf,
-                status=AllocationStatus.OPEN,
-            )
-            by_project[ProjectId(pid)] = (allocation,)
-        self._balance_moved.clear()
-        return tuple(kept.values()), dict(by_project)
-
     def _cycle(self) -> None:
         now = self.engine.clock.now()
         self._cycle_at = None
@@ -370,7 +341,7 @@ class Simulation:
                 ]
             free.update(known)
         self._changed.clear()
-        allocations, by_project = self._allocations()
+        allocations, by_project = self._budgets.allocations()
         return assemble_snapshot(
             now=now,
             sites=self._snapshot_sites,
@@ -407,10 +378,7 @@ class Simulation:
         if self._standing is not None:
             self._standing.remove(placement.job_id)
         job = self._trace_job.pop(placement.job_id)
-        self._balance_moved.add(pending.project_id)
-        self._balances[pending.project_id] = reserve(
-            self._balances[pending.project_id], placement.reserved_gpu_seconds
-        )
+        self._budgets.reserve(pending.project_id, placement.reserved_gpu_seconds)
         site = self.executors[placement.site_id].site  # at its current size
         partition = next(p for p in site.partitions if p.id == placement.partition_id)
         site_job_id = self.executors[placement.site_id].submit(
