@@ -19,13 +19,13 @@ from aifactories.services.twin.scenario import events_of, projects_of, setup_of
 from aifactories.twin.events import CapacityChange, SiteOutage
 from aifactories.twin.federation import DEFAULT_SPEED, UNLIMITED_GPU_SECONDS, projects_for
 from aifactories.twin.scenario import (
-    DEFAULT_GENERATOR_HOURS,
     Overrides,
     ScenarioSpec,
     default_scenario,
     read_scenario,
     with_overrides,
 )
+from aifactories.twin.scenario_generator import DEFAULT_GENERATOR_HOURS
 from aifactories.twin.traces.synthetic import generate_gavel_mixture
 
 ROOT = Path(__file__).resolve().parents[2]
