@@ -176,13 +176,11 @@ class NodePool:
         """Mark whole free nodes busy: what :meth:`take` does for them, without its checks,
         since :meth:`_lowest_free_nodes` only hands out free nodes that take work (the twin
         places multi-node jobs by the hundred thousand)."""
-        gpn = self.gpus_per_node
-        full = self._by_free[0]
-        busy = self._busy
-        for node in nodes:
-            busy[node] = set(range(gpn))
-            full.add(node)
-        self._held += gpn * len(nodes)
+        every = set(range(self.gpus_per_node))
+        copy = every.copy
+        self._busy.update((node, copy()) for node in nodes)  # a set of its own per node
+        self._by_free[0].update(nodes)
+        self._held += self.gpus_per_node * len(nodes)
 
     def release(self, grants: Sequence[NodeGrant]) -> None:
         """Free ``grants``; releasing GPUs that are already free is a no-op."""

@@ -38,13 +38,19 @@ class Releases:
     def __init__(self, active_jobs: Iterable[ActiveJob], now: float) -> None:
         self._now = now
         self._active = tuple(active_jobs)
-        self._base: dict[PartitionId, tuple[list[float], list[int]]] | None = None
+        # Active jobs' (end, GPUs) by partition, grouped once per cycle; each partition's
+        # profile is sorted only when a question is asked about it.
+        self._events: dict[PartitionId, list[tuple[float, int]]] | None = None
+        self._base: dict[PartitionId, tuple[list[float], list[int]]] = {}
         # partition -> (number of this cycle's placements folded in, end times, cumulative GPUs)
         self._placed: dict[PartitionId, tuple[int, list[float], list[int]]] = {}
         self._known: dict[tuple[PartitionId, int, int], float | None] = {}
 
     def _snapshot_releases(self, partition_id: PartitionId) -> tuple[list[float], list[int]]:
-        if self._base is None:
+        known = self._base.get(partition_id)
+        if known is not None:
+            return known
+        if self._events is None:
             # ActiveJob.expected_end, inlined: tens of thousands of active jobs per cycle.
             now = self._now
             events: defaultdict[PartitionId, list[tuple[float, int]]] = defaultdict(list)
@@ -55,8 +61,10 @@ class Releases:
                 events[job.partition_id].append(
                     (end if end > now else now, shape.nodes * shape.gpus_per_node)
                 )
-            self._base = {pid: _profile(found) for pid, found in events.items()}
-        return self._base.get(partition_id, ([], []))
+            self._events = events
+        found = self._events.get(partition_id)
+        known = self._base[partition_id] = _profile(found) if found else ([], [])
+        return known
 
     def _placed_releases(self, slot: Slot) -> tuple[list[float], list[int]]:
         cached = self._placed.get(slot.id)
