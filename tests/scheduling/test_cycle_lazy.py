@@ -78,7 +78,12 @@ def test_lazy_cycle_places_as_the_full_one(
     grouped: dict[ProjectId, tuple[Allocation, ...]] = {}
     for budget in picture.allocations:
         grouped[budget.project_id] = (*grouped.get(budget.project_id, ()), budget)
-    kept = dataclasses.replace(picture, allocations_by_project=grouped)  # as the twin hands it
+    by_partition: dict[PartitionId, tuple[ActiveJob, ...]] = {}
+    for running in picture.active_jobs:
+        by_partition[running.partition_id] = (*by_partition.get(running.partition_id, ()), running)
+    kept = dataclasses.replace(  # as the twin hands them: grouped by project and partition
+        picture, allocations_by_project=grouped, active_by_partition=by_partition
+    )
     assert run_cycle(kept, pending, policy, T0, explain=False).placements == full.placements
     key = standing_key_of(policy)
     if key is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
-from aifactories.domain.ids import ProjectId, SiteId
+from aifactories.domain.ids import PartitionId, ProjectId, SiteId
 from aifactories.domain.jobs import ActiveJob
 from aifactories.domain.projects import Allocation
 from aifactories.domain.sites import Site
@@ -27,6 +27,7 @@ def assemble_snapshot(
     half_life_s: float,
     active_jobs: Iterable[ActiveJob],
     allocations_by_project: Mapping[ProjectId, tuple[Allocation, ...]] | None = None,
+    active_by_partition: Mapping[PartitionId, tuple[ActiveJob, ...]] | None = None,
     speeds: SpeedTable | None = None,
 ) -> Snapshot:
     """``free_nodes`` maps partition id to its histogram of nodes by free GPUs; a partition of
@@ -84,6 +85,7 @@ def assemble_snapshot(
         projects=shares,
         active_jobs=tuple(active_jobs),
         allocations_by_project=allocations_by_project,
+        active_by_partition=active_by_partition,
         speeds=speeds if speeds is not None else SpeedTable(),
     )
 

@@ -78,7 +78,7 @@ def run_cycle(
         (slot.site_id for slot in slots),
         snapshot.allocations_by_project,
     )
-    releases = Releases(snapshot.active_jobs, now)
+    releases = Releases(snapshot.active_jobs, now, snapshot.active_by_partition)
     reservations = Reservations(releases, now)
     context = CycleContext(now=now, snapshot=snapshot)
     entries: dict[SpecKey, Entry] = {}

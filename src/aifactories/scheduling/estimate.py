@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
 from operator import itemgetter
 
@@ -35,9 +35,15 @@ class Releases:
     in the middle of the cycle and again at its end does not sort the big list twice.
     """
 
-    def __init__(self, active_jobs: Iterable[ActiveJob], now: float) -> None:
+    def __init__(
+        self,
+        active_jobs: Iterable[ActiveJob],
+        now: float,
+        by_partition: Mapping[PartitionId, Sequence[ActiveJob]] | None = None,
+    ) -> None:
         self._now = now
         self._active = tuple(active_jobs)
+        self._by_partition = by_partition
         # Active jobs' (end, GPUs) by partition, grouped once per cycle; each partition's
         # profile is sorted only when a question is asked about it.
         self._events: dict[PartitionId, list[tuple[float, int]]] | None = None
@@ -50,19 +56,13 @@ class Releases:
         known = self._base.get(partition_id)
         if known is not None:
             return known
-        if self._events is None:
-            # ActiveJob.expected_end, inlined: tens of thousands of active jobs per cycle.
-            now = self._now
-            events: defaultdict[PartitionId, list[tuple[float, int]]] = defaultdict(list)
-            for job in self._active:
-                started = job.started_at
-                end = (now if started is None else started) + job.time_limit_s
-                shape = job.shape
-                events[job.partition_id].append(
-                    (end if end > now else now, shape.nodes * shape.gpus_per_node)
-                )
-            self._events = events
-        found = self._events.get(partition_id)
+        grouped = self._by_partition
+        if grouped is not None:  # the caller grouped them: read this partition's jobs only
+            found = _events(grouped.get(partition_id, ()), self._now).get(partition_id)
+        else:
+            if self._events is None:  # every partition's at once, in one pass
+                self._events = _events(self._active, self._now)
+            found = self._events.get(partition_id)
         known = self._base[partition_id] = _profile(found) if found else ([], [])
         return known
 
@@ -106,6 +106,20 @@ class Releases:
         base_ends, _ = self._snapshot_releases(slot.id)
         placed_ends, _ = self._placed_releases(slot)
         return heapq.merge(_tail(base_ends, after), _tail(placed_ends, after))
+
+
+def _events(jobs: Iterable[ActiveJob], now: float) -> dict[PartitionId, list[tuple[float, int]]]:
+    """(expected end, GPUs) of ``jobs`` by partition; an overdue job is expected now."""
+    # ActiveJob.expected_end, inlined: tens of thousands of active jobs per cycle.
+    events: defaultdict[PartitionId, list[tuple[float, int]]] = defaultdict(list)
+    for job in jobs:
+        started = job.started_at
+        end = (now if started is None else started) + job.time_limit_s
+        shape = job.shape
+        events[job.partition_id].append(
+            (end if end > now else now, shape.nodes * shape.gpus_per_node)
+        )
+    return events
 
 
 def _tail(ends: list[float], after: float) -> Iterator[float]:

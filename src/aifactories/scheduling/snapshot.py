@@ -61,6 +61,9 @@ class Snapshot:
     # The same allocations grouped by project, when the caller keeps them so (the twin, for
     # hundreds of projects at every cycle); None: the cycle groups them itself.
     allocations_by_project: Mapping[ProjectId, tuple[Allocation, ...]] | None = None
+    # The same active jobs by partition, when the caller keeps them so (the twin: a release
+    # estimate then reads one partition's jobs, not the federation's); None: grouped here.
+    active_by_partition: Mapping[PartitionId, tuple[ActiveJob, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from aifactories.domain.clock import stopwatch
-from aifactories.domain.ids import JobId, ProjectId, SiteId, UserId
+from aifactories.domain.ids import JobId, PartitionId, ProjectId, SiteId, UserId
 from aifactories.domain.jobs import ActiveJob, JobSpec, JobState, PendingJob
 from aifactories.domain.sites import Site
 from aifactories.domain.units import charge_gpu_seconds
@@ -108,6 +108,7 @@ class Simulation:
         self._running: dict[JobId, _Running] = {}
         self._usage = DecayedUsage(setup.half_life_s)  # the charges, decayed as they come
         self._active: dict[JobId, ActiveJob] = {}  # what the snapshot sees of running jobs
+        self._active_in: dict[PartitionId, dict[JobId, ActiveJob]] = {}  # the same by partition
         # Sites whose busy or total GPUs may have changed since they were last sampled:
         # samples are step functions, so unchanged sites need no new sample.
         self._dirty: set[str] = set(self.sites)
@@ -203,7 +204,7 @@ class Simulation:
         site.finish(run.site_job_id, run.state, elapsed_s=run.runtime)
         site.discard(run.site_job_id)
         self._touch(run.placement.site_id)
-        del self._active[run.pending.id]
+        self._inactive(run)
         gpus = run.placement.shape.allocated_gpus
         energy, carbon = self._settle(run, run.runtime, now)
         project = self._project_of[run.pending.project_id]
@@ -226,6 +227,10 @@ class Simulation:
             )
         )
         self._want_cycle()
+
+    def _inactive(self, run: _Running) -> None:
+        del self._active[run.pending.id]
+        del self._active_in[run.placement.partition_id][run.pending.id]
 
     def _settle(self, run: _Running, elapsed: float, now: float) -> tuple[float, float]:
         """Charge a run's ``elapsed`` seconds to its project with the ledger's arithmetic;
@@ -275,7 +280,7 @@ class Simulation:
         return the run's energy (kWh) and carbon (kg). ``state`` None: the site already
         ended it (an outage ends everything there at once)."""
         del self._running[run.pending.id]
-        del self._active[run.pending.id]
+        self._inactive(run)
         energy, carbon = self._settle(run, elapsed, now)
         if state is not None:
             site = self.executors[run.placement.site_id]
@@ -353,6 +358,7 @@ class Simulation:
             charges=self._usage,
             half_life_s=self.setup.half_life_s,
             active_jobs=self._active.values(),
+            active_by_partition={p: tuple(jobs.values()) for p, jobs in self._active_in.items()},
             speeds=self._speeds,
         )
 
@@ -407,7 +413,7 @@ class Simulation:
         )
         self._running[placement.job_id] = run
         self._touch(placement.site_id, freed=False)
-        self._active[placement.job_id] = ActiveJob(
+        active = self._active[placement.job_id] = ActiveJob(
             id=pending.id,
             project_id=pending.project_id,
             site_id=placement.site_id,
@@ -417,6 +423,7 @@ class Simulation:
             started_at=now,
             time_limit_s=pending.spec.time_limit_s,
         )
+        self._active_in.setdefault(placement.partition_id, {})[placement.job_id] = active
         self.engine.schedule(now + runtime, Priority.JOB_END, lambda: self._end(run), "end")
 
     def _sample(self, now: float) -> None:
