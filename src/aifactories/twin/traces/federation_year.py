@@ -44,32 +44,45 @@ RUNTIME_S = (600.0, 7 * 86400.0)  # log-uniform bounds
 _T = TypeVar("_T")
 
 
-def mean_gpu_hours_per_job() -> float:
+def mean_gpu_hours_per_job(size_factor: int = 1) -> float:
     """E[GPUs] x E[runtime] (independent draws), in GPU-hours."""
-    gpus = sum(size * p for size, p in SIZE_MIX)
+    gpus = size_factor * sum(size * p for size, p in SIZE_MIX)
     low, high = RUNTIME_S
     runtime_h = (high - low) / math.log(high / low) / 3600
     return gpus * runtime_h
 
 
-def jobs_per_hour(load: float, total_gpus: int) -> float:
+def jobs_per_hour(load: float, total_gpus: int, size_factor: int = 1) -> float:
     """The arrival rate at which the mixture offers ``load`` x ``total_gpus`` GPU-hours."""
-    return load * total_gpus / mean_gpu_hours_per_job()
+    return load * total_gpus / mean_gpu_hours_per_job(size_factor)
 
 
 def generate_federation_year(
-    total_gpus: int, *, days: float = 365.0, load: float = 0.85, seed: int = 0, projects: int = 40
+    total_gpus: int,
+    *,
+    days: float = 365.0,
+    load: float = 0.85,
+    seed: int = 0,
+    projects: int = 40,
+    size_factor: int = 1,
 ) -> Trace:
-    """Every job arriving within ``days`` at the rate that offers ``load`` x ``total_gpus``."""
+    """Every job arriving within ``days`` at the rate that offers ``load`` x ``total_gpus``;
+    ``size_factor`` multiplies every job's GPUs (gigafactories run jobs several times the
+    size of today's largest)."""
     if total_gpus < 1:
         raise InvalidInput("total_gpus", f"{total_gpus}", limit="1 or more")
     if not (math.isfinite(days) and 0 < days <= 3660):
         raise InvalidInput("days", f"{days}", limit="above 0, at most 3660")
     if not (math.isfinite(load) and 0 < load <= 10):
         raise InvalidInput("load", f"{load}", limit="above 0, at most 10")
-    rate = jobs_per_hour(load, total_gpus)
-    trace = generate_ai_factory_mixture(None, rate, seed, hours=days * 24, projects=projects)
-    name = f"federation-year(days={days:g}, load={load:g}, gpus={total_gpus}, seed={seed})"
+    rate = jobs_per_hour(load, total_gpus, size_factor)
+    trace = generate_ai_factory_mixture(
+        None, rate, seed, hours=days * 24, projects=projects, size_factor=size_factor
+    )
+    name = (
+        f"federation-year(days={days:g}, load={load:g}, gpus={total_gpus}, "
+        f"size_factor={size_factor}, seed={seed})"
+    )
     return dataclasses.replace(trace, name=name)
 
 
@@ -80,6 +93,7 @@ def generate_ai_factory_mixture(
     *,
     hours: float | None = None,
     projects: int = 40,
+    size_factor: int = 1,
 ) -> Trace:
     """Jobs of the mixture (see module) arriving at ``jobs_per_hour``: the first ``n_jobs``,
     or every job that arrives within ``hours`` (give exactly one)."""
@@ -93,6 +107,8 @@ def generate_ai_factory_mixture(
         raise InvalidInput("jobs_per_hour", f"{jobs_per_hour}", limit="above 0")
     if projects < 1:
         raise InvalidInput("projects", f"{projects}", limit="1 or more")
+    if size_factor < 1:
+        raise InvalidInput("size_factor", f"{size_factor}", limit="1 or more")
     rng = np.random.Generator(np.random.PCG64(seed))
     jobs_per_s = jobs_per_hour / 3600
     if n_jobs is not None:
@@ -119,7 +135,7 @@ def generate_ai_factory_mixture(
             job_id=f"year-{i:0{width}d}",
             submit_s=float(submits[i]),
             runtime_s=float(runtimes[i]),
-            gpus=int(sizes[i]),
+            gpus=int(sizes[i]) * size_factor,
             group=f"{kinds[i]}-{int(project[i]):03d}",
             extra=(("domain", str(domains[i])), ("organisation_kind", str(kinds[i]))),
         )
