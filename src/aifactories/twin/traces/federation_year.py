@@ -75,6 +75,8 @@ def generate_federation_year(
         raise InvalidInput("days", f"{days}", limit="above 0, at most 3660")
     if not (math.isfinite(load) and 0 < load <= 10):
         raise InvalidInput("load", f"{load}", limit="above 0, at most 10")
+    if size_factor < 1:
+        raise InvalidInput("size_factor", f"{size_factor}", limit="1 or more")
     rate = jobs_per_hour(load, total_gpus, size_factor)
     trace = generate_ai_factory_mixture(
         None, rate, seed, hours=days * 24, projects=projects, size_factor=size_factor
