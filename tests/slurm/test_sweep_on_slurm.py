@@ -24,27 +24,9 @@ from aifactories.services.twin.sweep_engines import (
     open_engine,
 )
 from aifactories.twin.scenario import Scenario, validate_spec
+from tests.twin.inline_sites import one_site
 
-SITES = {
-    "sites": [
-        {
-            "id": "a",
-            "name": "A",
-            "country": "IT",
-            "supercomputer": "A",
-            "status": "operational",
-            "partitions": [
-                {
-                    "name": "p",
-                    "gpu_model": "A100",
-                    "gpu_memory_gb": 64,
-                    "gpus_per_node": 4,
-                    "nodes": 4,
-                }
-            ],
-        }
-    ]
-}
+SITES = one_site()
 
 
 def no_catalogue() -> Catalogue:

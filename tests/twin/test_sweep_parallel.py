@@ -35,27 +35,9 @@ from aifactories.services.twin.sweep_engines import (
 )
 from aifactories.twin.metrics.summary import Row
 from aifactories.twin.scenario import Scenario, default_scenario, validate_spec
+from tests.twin.inline_sites import one_site
 
-SITES = {
-    "sites": [
-        {
-            "id": "a",
-            "name": "A",
-            "country": "IT",
-            "supercomputer": "A",
-            "status": "operational",
-            "partitions": [
-                {
-                    "name": "p",
-                    "gpu_model": "A100",
-                    "gpu_memory_gb": 64,
-                    "gpus_per_node": 4,
-                    "nodes": 4,
-                }
-            ],
-        }
-    ]
-}
+SITES = one_site()
 
 
 def small(jobs: int = 60, **spec: object) -> Scenario:

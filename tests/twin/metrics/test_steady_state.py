@@ -19,31 +19,13 @@ from aifactories.twin.metrics.steady_state import (
     warnings,
 )
 from aifactories.twin.scenario import Scenario, ScenarioSpec
+from tests.twin.inline_sites import one_site
 
 from .builders import job
 
 # One 128-GPU site: the generator's mixture needs a long arrival window to fill it, as the
 # catalogue does, but with a few hundred jobs instead of hundreds of thousands.
-SITE: dict[str, Any] = {
-    "sites": [
-        {
-            "id": "a",
-            "name": "A",
-            "country": "IT",
-            "supercomputer": "A",
-            "status": "operational",
-            "partitions": [
-                {
-                    "name": "p",
-                    "gpu_model": "A100",
-                    "gpu_memory_gb": 64,
-                    "gpus_per_node": 8,
-                    "nodes": 16,
-                }
-            ],
-        }
-    ]
-}
+SITE: dict[str, Any] = one_site(gpus_per_node=8, nodes=16)
 
 
 def _runs(load: float, hours: float, policies: list[str]) -> list[PolicyRun]:
