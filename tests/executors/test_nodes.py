@@ -258,3 +258,22 @@ def test_resizes_match_a_plain_model_on_random_work() -> None:
         assert (pool.nodes, pool.draining_nodes()) == (len(model.up()), draining)
         assert pool.busy_gpus() == sum(model.busy.values())
         assert sum(k * n for k, n in enumerate(pool.histogram())) == pool.free_gpus()
+
+
+def test_whole_nodes_drain_and_come_back_like_any_other() -> None:
+    # Whole-node jobs share one frozen busy set per pool: draining and releasing them must
+    # still count every GPU, and a node taken whole refuses any further grant.
+    pool = NodePool(4, 4)
+    whole = pool.allocate(Shape(2, 4, True))
+    part = pool.allocate(Shape(1, 2, False))
+    assert whole is not None and part is not None
+    pool.resize(1)  # the three busy nodes: one stays, two drain
+    assert (pool.draining_nodes(), pool.busy_gpus()) == (2, 10)
+    pool.release(whole)
+    assert (pool.draining_nodes(), pool.busy_gpus(), pool.nodes) == (0, 2, 1)
+    pool.release(part)
+    assert pool.histogram() == (0, 0, 0, 0, 1) and pool.busy_gpus() == 0
+    again = pool.allocate(Shape(1, 4, False))
+    assert again is not None
+    with pytest.raises(ValueError, match="not free"):
+        pool.take(again)

@@ -72,7 +72,10 @@ class NodePool:
         self._limit = nodes
         self._absent: set[int] = set()
         self._draining: set[int] = set()
-        self._busy: dict[int, set[int]] = {}
+        # Busy GPUs per node; a node one job holds whole shares the frozen ``_full`` (copied
+        # before any change), so a 2,048-node job makes no 2,048 sets.
+        self._busy: dict[int, set[int] | frozenset[int]] = {}
+        self._full = frozenset(range(gpus_per_node))
         self._held = 0  # GPUs in _busy, kept as a count: the twin asks at every change
         # Partly busy nodes bucketed by their free GPU count (0..gpus_per_node-1): best fit
         # looks at gpus_per_node buckets instead of scanning every busy node.
@@ -145,10 +148,17 @@ class NodePool:
         self.take(grants)
         return grants
 
+    def _own(self, node: int) -> set[int]:
+        """The node's busy set, made its own before a change (see ``_full``)."""
+        busy = self._busy.get(node)
+        if busy is None or isinstance(busy, frozenset):
+            busy = self._busy[node] = set(busy or ())
+        return busy
+
     def take(self, grants: Sequence[NodeGrant]) -> None:
         """Mark ``grants`` busy (also used to rebuild the pool from stored jobs)."""
         for grant in grants:
-            busy = self._busy.get(grant.node, set())
+            busy: set[int] | frozenset[int] = self._busy.get(grant.node, set())
             overlap = busy.intersection(grant.gpus)
             valid = (
                 0 <= grant.node < self._limit
@@ -161,10 +171,12 @@ class NodePool:
             if busy:
                 self._by_free[self.gpus_per_node - len(busy)].discard(grant.node)
             before = len(busy)
-            busy.update(grant.gpus)
-            self._held += len(busy) - before
-            self._busy[grant.node] = busy
-            self._file(grant.node, busy)
+            if grant.node not in self._busy:
+                self._busy[grant.node] = busy
+            mine = self._own(grant.node)
+            mine.update(grant.gpus)
+            self._held += len(mine) - before
+            self._file(grant.node, mine)
 
     def _whole_grant(self, node: int) -> NodeGrant:
         """The grant of all of ``node``'s GPUs: immutable, so made once per node and shared
@@ -176,9 +188,7 @@ class NodePool:
         """Mark whole free nodes busy: what :meth:`take` does for them, without its checks,
         since :meth:`_lowest_free_nodes` only hands out free nodes that take work (the twin
         places multi-node jobs by the hundred thousand)."""
-        every = set(range(self.gpus_per_node))
-        copy = every.copy
-        self._busy.update((node, copy()) for node in nodes)  # a set of its own per node
+        self._busy.update(dict.fromkeys(nodes, self._full))
         self._by_free[0].update(nodes)
         self._held += self.gpus_per_node * len(nodes)
 
@@ -199,6 +209,7 @@ class NodePool:
                     heapq.heappush(self._free_heap, grant.node)
                 continue
             if grant.node in self._draining:
+                busy = self._own(grant.node)
                 busy.difference_update(grant.gpus)
                 self._held -= before - len(busy)
                 if not busy:  # its last job ended: the node leaves the partition
@@ -208,6 +219,7 @@ class NodePool:
                     self._trim()
                 continue
             self._by_free[self.gpus_per_node - len(busy)].discard(grant.node)
+            busy = self._own(grant.node)
             busy.difference_update(grant.gpus)
             self._held -= before - len(busy)
             if busy:
@@ -273,7 +285,7 @@ class NodePool:
             self._absent.discard(self._limit)
         self._fresh = min(self._fresh, self._limit)
 
-    def _file(self, node: int, busy: set[int]) -> None:
+    def _file(self, node: int, busy: set[int] | frozenset[int]) -> None:
         free = self.gpus_per_node - len(busy)
         if free < self.gpus_per_node:
             self._by_free[free].add(node)
