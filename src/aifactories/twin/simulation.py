@@ -109,6 +109,7 @@ class Simulation:
         self._usage = DecayedUsage(setup.half_life_s)  # the charges, decayed as they come
         self._active: dict[JobId, ActiveJob] = {}  # what the snapshot sees of running jobs
         self._active_in: dict[PartitionId, dict[JobId, ActiveJob]] = {}  # the same by partition
+        self._active_tuples: dict[PartitionId, tuple[ActiveJob, ...]] = {}  # their snapshots
         # Sites whose busy or total GPUs may have changed since they were last sampled:
         # samples are step functions, so unchanged sites need no new sample.
         self._dirty: set[str] = set(self.sites)
@@ -231,6 +232,15 @@ class Simulation:
     def _inactive(self, run: _Running) -> None:
         del self._active[run.pending.id]
         del self._active_in[run.placement.partition_id][run.pending.id]
+        self._active_tuples.pop(run.placement.partition_id, None)
+
+    def _active_by_partition(self) -> dict[PartitionId, tuple[ActiveJob, ...]]:
+        """The running jobs by partition, each tuple rebuilt only after its partition changed."""
+        tuples = self._active_tuples
+        for partition_id, jobs in self._active_in.items():
+            if partition_id not in tuples:
+                tuples[partition_id] = tuple(jobs.values())
+        return dict(tuples)
 
     def _settle(self, run: _Running, elapsed: float, now: float) -> tuple[float, float]:
         """Charge a run's ``elapsed`` seconds to its project with the ledger's arithmetic;
@@ -358,7 +368,7 @@ class Simulation:
             charges=self._usage,
             half_life_s=self.setup.half_life_s,
             active_jobs=self._active.values(),
-            active_by_partition={p: tuple(jobs.values()) for p, jobs in self._active_in.items()},
+            active_by_partition=self._active_by_partition(),
             speeds=self._speeds,
         )
 
@@ -424,6 +434,7 @@ class Simulation:
             time_limit_s=pending.spec.time_limit_s,
         )
         self._active_in.setdefault(placement.partition_id, {})[placement.job_id] = active
+        self._active_tuples.pop(placement.partition_id, None)
         self.engine.schedule(now + runtime, Priority.JOB_END, lambda: self._end(run), "end")
 
     def _sample(self, now: float) -> None:
