@@ -3,6 +3,8 @@ it lost to outages added to what its last run used."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from aifactories.twin.disruptions import Lost
 from aifactories.twin.federation import TwinProject
 from aifactories.twin.metrics.results import JobResult
@@ -50,24 +52,15 @@ def ended(
 def never_started(job: TraceJob, project: TwinProject, submit_s: float, lost: Lost) -> JobResult:
     """A job still pending at the end (it fits nowhere, or waits for good); it may have run
     before an outage, which ``lost`` counts."""
-    return JobResult(
-        job_id=job.job_id,
-        project=project.name,
-        organisation_kind=project.organisation_kind,
-        domain=project.domain,
-        country=project.country,
-        site_id=None,
-        partition_id=None,
-        gpu_model=None,
+    line = ended(
+        job,
+        project,
+        where=("", "", ""),
         gpus=job.gpus,
-        submit_s=submit_s,
-        start_s=None,
-        end_s=None,
-        runtime_s=0.0,
-        requested_runtime_s=job.runtime_s,
-        gpu_seconds=lost.gpu_seconds,
-        energy_kwh=lost.energy_kwh,
-        carbon_kg=lost.carbon_kg,
-        restarts=lost.restarts,
-        lost_gpu_seconds=lost.gpu_seconds,
+        times=(submit_s, 0.0, 0.0, 0.0),
+        used=(0.0, 0.0, 0.0, 0),
+        lost=lost,
+    )
+    return dataclasses.replace(
+        line, site_id=None, partition_id=None, gpu_model=None, start_s=None, end_s=None
     )
