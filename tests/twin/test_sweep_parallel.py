@@ -230,3 +230,9 @@ def test_a_load_sweeps_a_traces_arrivals_and_not_a_workload_without_a_load() -> 
     with pytest.raises(InvalidInput, match="a gavel workload has no offered load"):
         at(fixed, ["fifo"], 2.0, 0)
     assert at(fixed, ["fifo"], None, 4).spec.seed == 4  # seeds and policies still sweep
+
+
+def test_a_sweep_without_a_load_axis_reports_the_mixtures_default_load() -> None:
+    # 16 GPUs hold no 4,096-GPU job: 'auto' is Gavel's mixture, whose default load is 0.9.
+    rows = sweep(SweepSpec((small(20),), policies=("fifo",), seeds=(0, 1)), no_catalogue, Serial())
+    assert [r["load"] for r in rows] == [0.9, 0.9]

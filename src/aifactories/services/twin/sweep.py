@@ -26,6 +26,7 @@ from typing import Any
 
 from aifactories.catalogue.loader import Catalogue
 from aifactories.domain.errors import AifError, InvalidInput
+from aifactories.services.twin.scenario import catalogue_of
 from aifactories.services.twin.simulate import prepare, simulate
 from aifactories.services.twin.sweep_engines import Engine, Serial
 from aifactories.twin.metrics.summary import Row
@@ -209,7 +210,12 @@ def points_of(spec: SweepSpec, configured: Callable[[], Catalogue]) -> list[Swee
         if labels[label] > 1:
             label = f"{label} ({labels[label]})"  # two files of one name stay apart
         own = _workload(scenario.spec.model_dump())[1].get("load")
-        own = math.nan if own is None else own  # the mixture's default: known once it runs
+        generator = scenario.spec.workload.generator
+        if own is None and generator is not None:  # the mixture's default, on these sites
+            sites = catalogue_of(scenario, lambda: platform or configured())
+            largest = max((p.total_gpus for p in sites.operational_partitions), default=0)
+            own = generator.concrete(largest).load
+        own = math.nan if own is None else own  # a gavel workload has no load
         for load in spec.loads or (None,):
             for seed in spec.seeds or (scenario.spec.seed,):
                 policies = spec.policies or scenario.spec.policies
