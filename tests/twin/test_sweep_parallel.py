@@ -236,3 +236,17 @@ def test_a_sweep_without_a_load_axis_reports_the_mixtures_default_load() -> None
     # 16 GPUs hold no 4,096-GPU job: 'auto' is Gavel's mixture, whose default load is 0.9.
     rows = sweep(SweepSpec((small(20),), policies=("fifo",), seeds=(0, 1)), no_catalogue, Serial())
     assert [r["load"] for r in rows] == [0.9, 0.9]
+
+
+def test_a_sweep_that_cannot_start_leaves_no_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sweep_engines, "CONNECT_TIMEOUT_S", 1.0)
+    (tmp_path / "sites.yaml").write_text(yaml.safe_dump(SITES))
+    scenario = tmp_path / "small.yaml"
+    scenario.write_text("sites: sites.yaml\nworkload: {generator: {jobs: 20}}\n")
+    out = tmp_path / "out"
+    args = ["simulate", "--scenario", str(scenario), "--out", str(out), "--sweep", "seed=0:1"]
+    result = CliRunner().invoke(app, [*args, "--cluster", "tcp://127.0.0.1:1"])
+    assert result.exit_code != 0 and "no Dask scheduler answers" in result.output
+    assert not out.exists()  # neither an empty run folder nor a 'latest' pointing at one

@@ -280,8 +280,11 @@ def _sweep(
     if files is not None:  # the command line's options hold for every scenario swept
         spec = replace(spec, scenarios=tuple(overridden(f) for f in files))
     render.err_console.print(f"sweep on {choice.describe()}")
-    out = _run_folder(scenario, run_dir, sweep=True)  # before: Slurm workers log into it
-    with open_engine(choice, logs=out / "worker-logs") as engine, _bars() as bars:
+    # Slurm worker jobs log into the run's folder, so it is made first (a failed start keeps
+    # their logs there); any other engine writes nothing until the sweep has its rows.
+    out = _run_folder(scenario, run_dir, sweep=True) if choice.kind == "slurm" else None
+    logs = out / "worker-logs" if out is not None else None
+    with open_engine(choice, logs=logs) as engine, _bars() as bars:
         task = bars.add_task("runs", total=None)
 
         def progress(point: SweepPoint, done: int, total: int) -> None:
@@ -328,6 +331,8 @@ def _sweep(
             + ", ".join(f"{policy} @ {load:g}" for load, policy in unsettled),
             highlight=False,
         )
+    if out is None:
+        out = _run_folder(scenario, run_dir, sweep=True)
     render.console.print(f"results of this sweep in {out}/")
     with (out / "sweep.csv").open("w", newline="", encoding="utf-8") as handle:
         # Every column of every row: scenarios over different sites have different ones.
