@@ -97,6 +97,28 @@ def average_jct_h(
     return statistics.fmean(jcts) / 3600
 
 
+def report_rate(
+    policy: str,
+    rate: float,
+    values: list[float],
+    published: float | None,
+    started: float,
+    seeds_width: int,
+) -> tuple[float, bool]:
+    """Print one row (per seed, mean, published, gap); the mean, and whether it is more than
+    10% off the published figure (also used by bench_fidelity_gavel_multi.py)."""
+    mean = statistics.fmean(values)
+    diff = "" if published is None else f"{mean / published - 1:+.0%}"
+    per_seed = " / ".join(f"{v:.1f}" for v in values)
+    print(
+        f"{policy:<22}{rate:>7.1f}{per_seed:>{seeds_width}}{mean:>8.1f}"
+        f"{published if published is not None else '-':>10}{diff:>8}"
+        f"   ({time.perf_counter() - started:.0f} s)",
+        flush=True,
+    )
+    return mean, published is not None and abs(mean / published - 1) > 0.10
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="2.0,4.0,5.6")
@@ -118,18 +140,10 @@ def main() -> int:
         for rate in (float(r) for r in args.rates.split(",")):
             started = time.perf_counter()
             values = [average_jct_h(policy, rate, s, (low, high), args.throughputs) for s in seeds]
-            mean = statistics.fmean(values)
             published = PUBLISHED_H.get(policy, {}).get(rate)
-            diff = "" if published is None else f"{(mean / published - 1):+.0%}"
+            mean, off = report_rate(policy, rate, values, published, started, seeds_width=26)
             results[policy, rate] = mean
-            if rate < SATURATION_RATE:
-                failed |= published is not None and abs(mean / published - 1) > 0.10
-            per_seed = " / ".join(f"{v:.1f}" for v in values)
-            print(
-                f"{policy:<22}{rate:>7.1f}{per_seed:>26}{mean:>8.1f}"
-                f"{published if published is not None else '-':>10}{diff:>8}"
-                f"   ({time.perf_counter() - started:.0f} s)"
-            )
+            failed |= off and rate < SATURATION_RATE
     for rate in sorted({r for _, r in results}):
         agnostic, aware = (
             results.get(("gavel_las_agnostic", rate)),

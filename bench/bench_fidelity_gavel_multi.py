@@ -27,11 +27,10 @@ aware at least 1.5x; published 1.9x for both).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
-from bench_fidelity_gavel import THROUGHPUTS, average_jct_h
+from bench_fidelity_gavel import THROUGHPUTS, average_jct_h, report_rate
 
 SATURATION_RATE = 2.4  # jobs/h: from here Gavel's agnostic curves bend up
 PUBLISHED_H = {  # policy -> jobs per hour -> average JCT in hours
@@ -81,19 +80,10 @@ def main() -> int:
                 )
                 for s in seeds
             ]
-            mean = statistics.fmean(values)
             published = PUBLISHED_H.get(policy, {}).get(rate)
-            diff = "" if published is None else f"{mean / published - 1:+.0%}"
+            mean, off = report_rate(policy, rate, values, published, started, seeds_width=22)
             results[policy, rate] = mean
-            if rate < SATURATION_RATE:
-                failed |= published is not None and abs(mean / published - 1) > 0.10
-            per_seed = " / ".join(f"{v:.1f}" for v in values)
-            print(
-                f"{policy:<22}{rate:>7.1f}{per_seed:>22}{mean:>8.1f}"
-                f"{published if published is not None else '-':>10}{diff:>7}"
-                f"   ({time.perf_counter() - started:.0f} s)",
-                flush=True,
-            )
+            failed |= off and rate < SATURATION_RATE
     for objective in ("las", "ftf"):
         for rate in sorted({r for _, r in results}):
             agnostic = results.get((f"gavel_{objective}_agnostic", rate))
