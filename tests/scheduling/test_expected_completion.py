@@ -156,3 +156,51 @@ def test_speed_table_rules() -> None:
     assert "K80" in caught.value.message
     broker = speeds_from_billing_weights([A100, partition(model="H100", billing_weight=2.0)])
     assert (broker.speed(None, "A100"), broker.speed(None, "H100")) == (1.0, 2.0)
+
+
+# Three classes on an A100 (slow) and an H100 (fast): relative speeds on the A100 are 0.8,
+# 0.5 and 0.25, so the median class loses half its speed there.
+CLASSES = SpeedTable.of(
+    {},
+    {
+        "light": {"A100": 0.8, "H100": 1.0},
+        "mid": {"A100": 0.5, "H100": 1.0},
+        "heavy": {"A100": 0.25, "H100": 1.0},
+    },
+)
+
+
+def test_comparative_advantage_against_the_median_class() -> None:
+    assert CLASSES.median_relative == {"A100": 0.5, "H100": 1.0}
+    assert CLASSES.relative("light", "a100") == 0.8
+    assert CLASSES.has_comparative_advantage("light", "A100")
+    assert not CLASSES.has_comparative_advantage("mid", "A100")  # the median itself: none
+    assert not CLASSES.has_comparative_advantage("heavy", "A100")
+    assert not CLASSES.has_comparative_advantage("light", "H100")  # every class's best
+    # A job without a class reads the default row: here empty, every GPU the same to it, so
+    # it loses nothing on the A100; a default row where the A100 is slow makes it lose.
+    assert CLASSES.relative(None, "A100") == 1.0
+    assert CLASSES.has_comparative_advantage(None, "A100")
+    slow_default = dataclasses.replace(CLASSES, default={"A100": 0.3, "H100": 1.0})
+    assert not slow_default.has_comparative_advantage(None, "A100")
+    # One row (the catalogue's, by billing weight) gives no class an advantage anywhere.
+    one_row = SpeedTable.of({"A100": 1.0, "H100": 2.0}, {"bert": {"A100": 0.5}})
+    assert one_row.median_relative == {}
+    assert not one_row.has_comparative_advantage("bert", "A100")
+
+
+@pytest.mark.parametrize(
+    ("workload_class", "placed"),
+    [("light", True), ("mid", False), ("heavy", False)],
+)
+def test_a_job_that_loses_least_on_a_slow_gpu_takes_it_instead_of_waiting(
+    workload_class: str, placed: bool
+) -> None:
+    # The H100 is full for 1 h more; a 4 h request ends sooner there (+1 h + 4 h) than on
+    # the A100 now (4 h / 0.8 = 5 h for "light" is a tie, longer for the others), so without
+    # the advantage every class waits; "light" loses least on the A100 and takes it now.
+    states = [state(A100), state(H100, [0, 0, 0, 0])]
+    shot = dataclasses.replace(snapshot(states, active=[_h100_busy_for(1)]), speeds=CLASSES)
+    pending = _classed(job(1, hours=4), workload_class)
+    result = run_cycle(shot, [pending], get_policy("expected_completion"), T0)
+    assert [p.partition_id for p in result.placements] == (["a/gpu"] if placed else [])

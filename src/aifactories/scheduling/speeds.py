@@ -11,6 +11,7 @@ both runs at 1.0 (the reference). The twin fills it from its setup (``TwinSetup.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -33,6 +34,8 @@ class SpeedTable:
 
     default: Mapping[str, float] = field(default_factory=lambda: _NO_ROW)
     by_class: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: _NO_ROWS)
+    # GPU model -> the median over the classes of a class's speed there / its best speed.
+    median_relative: Mapping[str, float] = field(default_factory=lambda: _NO_ROW)
 
     @classmethod
     def of(
@@ -49,10 +52,28 @@ class SpeedTable:
                     raise InvalidInput(
                         "speed", f"{model}: {speed}", limit="a speed above 0 (1.0 = reference)"
                     )
+        rows_by_class = {name: _row(row) for name, row in (by_class or {}).items()}
         return cls(
             default=_row(default),
-            by_class=MappingProxyType({name: _row(row) for name, row in (by_class or {}).items()}),
+            by_class=MappingProxyType(rows_by_class),
+            median_relative=_median_relative(rows_by_class.values()),
         )
+
+    def relative(self, workload_class: str | None, gpu_model: str) -> float:
+        """Speed on ``gpu_model`` / the job's best speed on the models of the row it reads
+        (its class's row, else the default row): 1.0 on its best GPU, and everywhere for a
+        job the table gives one speed on every GPU."""
+        row = self.by_class.get(workload_class) if workload_class is not None else None
+        models = {*(row or self.default), gpu_model.upper()}
+        best = max(self.speed(workload_class, model) for model in models)
+        return self.speed(workload_class, gpu_model) / best
+
+    def has_comparative_advantage(self, workload_class: str | None, gpu_model: str) -> bool:
+        """Whether the class loses less on ``gpu_model`` than the median class does."""
+        median = self.median_relative.get(gpu_model.upper())
+        if median is None:
+            return False
+        return self.relative(workload_class, gpu_model) > median
 
     def speed(self, workload_class: str | None, gpu_model: str) -> float:
         """The speed of a job of ``workload_class`` on ``gpu_model`` (1.0 if unknown)."""
@@ -64,6 +85,21 @@ class SpeedTable:
                 if found is not None:
                     return found
         return self.default.get(model, 1.0)
+
+
+def _median_relative(rows: Iterable[Mapping[str, float]]) -> Mapping[str, float]:
+    """GPU model -> median over the class rows naming it of (speed there / the row's best).
+
+    Only models that at least two classes name: one class alone has no advantage over
+    others, so a table of one row (the catalogue's) gives none."""
+    by_model: dict[str, list[float]] = {}
+    for row in rows:
+        if not row:
+            continue
+        best = max(row.values())
+        for model, speed in row.items():
+            by_model.setdefault(model, []).append(speed / best)
+    return MappingProxyType({m: statistics.median(v) for m, v in by_model.items() if len(v) > 1})
 
 
 def speeds_from_billing_weights(partitions: Iterable[Partition]) -> SpeedTable:
