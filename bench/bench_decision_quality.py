@@ -205,8 +205,8 @@ def sustainable_bound(federation: Federation, trace: Trace) -> float:
             -highspy.kHighsInf, 0.0, len(index), np.array(index, dtype=np.int32), np.array(value)
         )
     for m, partition in enumerate(partitions):
-        index = np.array([k * pools + m for k in range(classes)], dtype=np.int32)
-        highs.addRow(0.0, float(partition.total_gpus), classes, index, np.ones(classes))
+        column = np.array([k * pools + m for k in range(classes)], dtype=np.int32)
+        highs.addRow(0.0, float(partition.total_gpus), classes, column, np.ones(classes))
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         raise SystemExit(f"the bound's LP did not solve: {highs.getModelStatus()}")
