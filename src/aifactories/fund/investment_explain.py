@@ -1,0 +1,340 @@
+"""Why each candidate was taken or left, and which constraints hold the plan back.
+
+From the solved model (investment.py): the modules built, the GPU-hours served, and the duals
+of the capacity rows at the plan (the integers fixed), pi[k, t]: weighted GPU-hours that one
+more GPU-hour of capacity in country k serves in year t.
+
+- A taken candidate is credited with its share of what its country's capacity serves, year by
+  year; its capital divided by that is its cost per weighted GPU-hour served. The dearest of
+  the taken ones is "the last taken one".
+- A left candidate (or the next module of a partly taken one) is valued at the margin: one
+  module adds gpu_hours_per_year x pi[k, t] over the years it serves. Zero: the demand in its
+  reach is served already. Otherwise a constraint stops it (a plan that could add it for free
+  would have): the budget, a per-year budget, the energy or carbon cap, the country share or
+  the site's power; each one that one more module would break is named.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from aifactories.fund.investment_model import (
+    Candidate,
+    CandidateOutcome,
+    ConstraintState,
+    InvestmentPlan,
+    InvestmentProblem,
+    ServedByClass,
+)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_REL_TOL = 1e-7
+_VALUE_EPS = 1e-6  # weighted GPU-hours: below this a module adds nothing
+
+
+@dataclass(frozen=True, slots=True)
+class Solution:
+    modules: IntArray  # per candidate
+    countries: tuple[str, ...]
+    arc_k: IntArray
+    arc_d: IntArray
+    arc_t: IntArray
+    arc_value: FloatArray
+    x: FloatArray  # GPU-hours per arc
+    baseline_x: FloatArray
+    duals: FloatArray  # [k, t]
+    existing: FloatArray  # [k, t]
+    objective: float
+    baseline_objective: float
+
+
+def _eur(value: float) -> str:
+    if abs(value) >= 1e9:
+        return f"EUR {value / 1e9:.2f} bn"
+    if abs(value) >= 1e6:
+        return f"EUR {value / 1e6:.1f} m"
+    return f"EUR {value:,.0f}"
+
+
+def _per_hour(value: float) -> str:
+    return f"EUR {value:.3g} per weighted GPU-hour"
+
+
+class _Usage:
+    """What the plan uses of each constraint, and which ones one more module would break."""
+
+    def __init__(self, p: InvestmentProblem, modules: IntArray) -> None:
+        self.p, self.n = p, modules
+        cands = p.candidates
+        self.capital = float(sum(c.capital_eur * m for c, m in zip(cands, modules, strict=True)))
+        self.by_year = {
+            y: sum(
+                c.capital_eur * m
+                for c, m in zip(cands, modules, strict=True)
+                if max(c.from_year, p.years[0]) <= y
+            )
+            for y in p.years
+        }
+        self.energy = {y: self._sum(lambda c: c.mwh_per_year, y) for y in p.years}
+        self.carbon = {y: self._sum(lambda c: c.carbon_t_per_year, y) for y in p.years}
+        self.accelerators = {
+            k: sum(c.accelerators_per_module * m for c, m in zip(cands, modules, strict=True)
+                   if c.country == k)
+            for k in {c.country for c in cands}
+        }  # fmt: skip
+        self.site_kw = {
+            s: sum(c.kw * m for c, m in zip(cands, modules, strict=True) if c.site == s)
+            for s in p.site_power_kw
+        }
+
+    def _sum(self, figure: Callable[[Candidate], float], year: int) -> float:
+        pairs = zip(self.p.candidates, self.n, strict=True)
+        return float(sum(figure(c) * m for c, m in pairs if c.serves(year)))
+
+    def blockers(self, c: Candidate) -> list[tuple[str, str]]:
+        """(constraint, words) for each constraint one more module of ``c`` would break."""
+        p, out = self.p, []
+        over = self.capital + c.capital_eur - p.budget_eur
+        if over > _REL_TOL * max(p.budget_eur, 1.0):
+            left = max(p.budget_eur - self.capital, 0.0)
+            out.append(("budget", f"budget exhausted ({_eur(left)} left, a module costs "
+                                  f"{_eur(c.capital_eur)})"))  # fmt: skip
+        if p.budget_by_year_eur is not None:
+            cumulative = dict(zip(p.years, np.cumsum(p.budget_by_year_eur), strict=True))
+            for y in p.years:
+                if max(c.from_year, p.years[0]) <= y and self.by_year[y] + c.capital_eur > (
+                    cumulative[y] * (1 + _REL_TOL)
+                ):
+                    out.append((f"budget to {y}", f"the budget up to {y} is spent"))
+                    break
+        for name, cap, used, figure, unit in (
+            ("energy cap", p.energy_cap_mwh_per_year, self.energy, c.mwh_per_year, "MWh/yr"),
+            ("carbon cap", p.carbon_cap_t_per_year, self.carbon, c.carbon_t_per_year, "t/yr"),
+        ):
+            if cap is None:
+                continue
+            years = [y for y in p.years if c.serves(y) and used[y] + figure > cap * (1 + _REL_TOL)]
+            if years:
+                out.append((name, f"{name} binding ({used[years[0]]:,.0f} of {cap:,.0f} {unit} "
+                                  f"in {years[0]}, a module adds {figure:,.0f})"))  # fmt: skip
+        if p.country_max_share is not None:
+            mine = self.accelerators.get(c.country, 0) + c.accelerators_per_module
+            total = sum(self.accelerators.values()) + c.accelerators_per_module
+            if mine > p.country_max_share * total * (1 + _REL_TOL):
+                out.append(("country share", f"country cap binding ({c.country} would hold "
+                            f"{mine / total:.0%} of the new accelerators, cap "
+                            f"{p.country_max_share:.0%})"))  # fmt: skip
+        limit = p.site_power_kw.get(c.site)
+        if limit is not None and self.site_kw[c.site] + c.kw > limit * (1 + _REL_TOL):
+            out.append((f"power of {c.site}", f"site power binding ({c.site}: "
+                        f"{self.site_kw[c.site] + c.kw:,.0f} of {limit:,.0f} kW)"))  # fmt: skip
+        return out
+
+
+def _credit(p: InvestmentProblem, s: Solution) -> FloatArray:
+    """Weighted GPU-hours each taken candidate serves over the horizon: its share of its
+    country's capacity, year by year, times what that capacity serves."""
+    n_k, n_t = s.existing.shape
+    served = np.zeros((n_k, n_t))
+    np.add.at(served, (s.arc_k, s.arc_t), s.x * s.arc_value)
+    k_of = {k: i for i, k in enumerate(s.countries)}
+    capacity = s.existing.copy()
+    for c, m in zip(p.candidates, s.modules, strict=True):
+        for t, y in enumerate(p.years):
+            if m and c.serves(y):
+                capacity[k_of[c.country], t] += c.gpu_hours_per_year * m
+    credit = np.zeros(len(p.candidates))
+    for i, (c, m) in enumerate(zip(p.candidates, s.modules, strict=True)):
+        k = k_of[c.country]
+        for t, y in enumerate(p.years):
+            if m and c.serves(y) and capacity[k, t] > 0:
+                credit[i] += c.gpu_hours_per_year * m / capacity[k, t] * served[k, t]
+    return credit
+
+
+def _reasons(p: InvestmentProblem, s: Solution, usage: _Usage) -> list[CandidateOutcome]:
+    k_of = {k: i for i, k in enumerate(s.countries)}
+    credit = _credit(p, s)
+    taken_cost = {
+        i: p.candidates[i].capital_eur * int(s.modules[i]) / credit[i]
+        for i in range(len(p.candidates))
+        if s.modules[i] and credit[i] > _VALUE_EPS
+    }
+    last = max(taken_cost.values(), default=None)
+    reachable = {s.countries[k] for k in np.unique(s.arc_k)}
+    outcomes = []
+    for i, c in enumerate(p.candidates):
+        m = int(s.modules[i])
+        margin = sum(
+            c.gpu_hours_per_year * s.duals[k_of[c.country], t]
+            for t, y in enumerate(p.years)
+            if c.serves(y)
+        )
+        next_cost = c.capital_eur / margin if margin > _VALUE_EPS else None
+        why_not = ""
+        if m < c.max_modules:
+            why_not = _why_left(p, c, usage, next_cost, last, c.country in reachable)
+        if m == 0:
+            outcomes.append(CandidateOutcome(c, 0, next_cost, "left: " + why_not))
+            continue
+        cost = taken_cost.get(i)
+        words = f"taken: {_per_hour(cost)} served" if cost is not None else "taken"
+        if cost is not None and cost == last and len(taken_cost) > 1:
+            words += " (the last taken one: the dearest per weighted GPU-hour)"
+        if p.min_countries and cost is None:
+            words += " (to build in at least the required number of countries)"
+        if m < c.max_modules:
+            words += f"; {m} of {c.max_modules} modules, no more: {why_not}"
+        outcomes.append(CandidateOutcome(c, m, cost, words))
+    return outcomes
+
+
+def _why_left(
+    p: InvestmentProblem,
+    c: Candidate,
+    usage: _Usage,
+    cost: float | None,
+    last: float | None,
+    reachable: bool,
+) -> str:
+    if c.capital_eur > p.budget_eur * (1 + _REL_TOL):
+        return f"a module costs {_eur(c.capital_eur)}, more than the whole budget"
+    if not reachable:
+        return f"no demand may be served from {c.country} (each demand's residency rule)"
+    if cost is None:
+        return "nothing left in its reach to serve: the demand it may serve is met by the plan"
+    blocked = [words for _, words in usage.blockers(c)]
+    compare = f"{_per_hour(cost)} at the margin"
+    if last is not None:
+        relation = "above" if cost > last else "below"
+        compare += f", {relation} the last taken one ({_per_hour(last)})"
+    if blocked:
+        return "; ".join(blocked) + f"; {compare}"
+    return f"within the solver's gap ({compare})"
+
+
+def _constraints(
+    p: InvestmentProblem, usage: _Usage, outcomes: list[CandidateOutcome]
+) -> list[ConstraintState]:
+    blocked: dict[str, int] = {}
+    for o in outcomes:
+        if o.modules < o.candidate.max_modules and o.eur_per_weighted_gpu_hour is not None:
+            for name, _ in usage.blockers(o.candidate):
+                blocked[name] = blocked.get(name, 0) + 1
+    out: list[ConstraintState] = []
+
+    def state(name: str, used: float, limit: float, unit: str, text: str) -> None:
+        count = blocked.get(name, 0)
+        if count:
+            text += f"; stops {count} candidate(s) that would serve more"
+        out.append(ConstraintState(name, used, limit, unit, count > 0, text))
+
+    state("budget", usage.capital, p.budget_eur, "EUR",
+          f"capital {_eur(usage.capital)} of {_eur(p.budget_eur)}")  # fmt: skip
+    if p.budget_by_year_eur is not None:
+        for y, limit in zip(p.years, np.cumsum(p.budget_by_year_eur), strict=True):
+            spent = usage.by_year[y]
+            state(f"budget to {y}", spent, float(limit), "EUR",
+                  f"capital by {y}: {_eur(spent)} of {_eur(float(limit))}")  # fmt: skip
+    for name, cap, used, unit in (
+        ("energy cap", p.energy_cap_mwh_per_year, usage.energy, "MWh/yr"),
+        ("carbon cap", p.carbon_cap_t_per_year, usage.carbon, "t/yr"),
+    ):
+        if cap is not None:
+            peak = max(p.years, key=lambda y: used[y])
+            state(name, used[peak], cap, unit,
+                  f"new capacity: {used[peak]:,.0f} of {cap:,.0f} {unit} in {peak}")  # fmt: skip
+    if p.country_max_share is not None:
+        total = sum(usage.accelerators.values())
+        shares = {k: v / total for k, v in usage.accelerators.items() if total and v}
+        top = max(shares.values(), default=0.0)
+        at_cap = sorted(k for k, v in shares.items() if v >= p.country_max_share * (1 - 1e-6))
+        text = f"largest country share {top:.0%} of cap {p.country_max_share:.0%}"
+        if at_cap:
+            text += f" (at the cap: {', '.join(at_cap)})"
+        state("country share", top, p.country_max_share, "share", text)
+    if p.min_countries:
+        built = sorted({o.candidate.country for o in outcomes if o.taken})
+        out.append(
+            ConstraintState(
+                "min countries",
+                len(built),
+                p.min_countries,
+                "countries",
+                len(built) == p.min_countries,
+                f"new capacity in {len(built)} countries ({', '.join(built)}), at least "
+                f"{p.min_countries} required",
+            )
+        )
+    for site, limit in sorted(p.site_power_kw.items()):
+        state(f"power of {site}", usage.site_kw[site], limit, "kW",
+              f"{site}: {usage.site_kw[site]:,.0f} of {limit:,.0f} kW")  # fmt: skip
+    return out
+
+
+def _served(p: InvestmentProblem, s: Solution) -> list[ServedByClass]:
+    classes = sorted(p.priority_weights)
+    c_of = {c: i for i, c in enumerate(classes)}
+    d_class = np.array([c_of[d.priority] for d in p.demand], dtype=np.int64)
+    shape = (len(classes), len(p.years))
+    demand, served, base = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    for d in p.demand:
+        for t, y in enumerate(p.years):
+            demand[c_of[d.priority], t] += p.demand_in(d, y)
+    if s.arc_d.size:
+        np.add.at(served, (d_class[s.arc_d], s.arc_t), s.x)
+        np.add.at(base, (d_class[s.arc_d], s.arc_t), s.baseline_x)
+    return [
+        ServedByClass(c, y, float(demand[i, t]), float(served[i, t]), float(base[i, t]))
+        for i, c in enumerate(classes)
+        for t, y in enumerate(p.years)
+        if demand[i, t] > 0
+    ]
+
+
+def describe(p: InvestmentProblem) -> str:
+    weights = ", ".join(f"{k} x{w:g}" for k, w in sorted(p.priority_weights.items()))
+    text = (
+        f"Maximise the GPU-hours served over {p.years[0]}-{p.years[-1]}, weighted by priority "
+        f"({weights})"
+    )
+    if p.away_penalty:
+        text += f", {p.away_penalty:.0%} less when served from another country"
+    return text + f"; demand grows {p.growth_rate:.0%} a year; within {_eur(p.budget_eur)}."
+
+
+def explain(
+    p: InvestmentProblem,
+    s: Solution,
+    *,
+    status: str,
+    mip_gap: float,
+    solver: str,
+    started: float,
+) -> InvestmentPlan:
+    usage = _Usage(p, s.modules)
+    outcomes = _reasons(p, s, usage)
+    weighted_demand = sum(
+        p.priority_weights[d.priority] * p.demand_in(d, y) for d in p.demand for y in p.years
+    )
+    return InvestmentPlan(
+        outcomes=tuple(outcomes),
+        constraints=tuple(_constraints(p, usage, outcomes)),
+        served=tuple(_served(p, s)),
+        objective=s.objective,
+        baseline_objective=s.baseline_objective,
+        weighted_demand=weighted_demand,
+        budget_eur=p.budget_eur,
+        objective_text=describe(p),
+        status=status,
+        mip_gap=mip_gap,
+        solver=solver,
+        solve_seconds=time.perf_counter() - started,
+    )
