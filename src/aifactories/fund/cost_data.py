@@ -1,0 +1,270 @@
+"""Read and check the cost model's data files, and lay them over each other.
+
+A cost model file has up to five sections, each optional::
+
+    defaults:      {pue: FIGURE, commissioned: DATE_FIGURE}
+    accelerators:  {GPU_MODEL: {capital_eur, kw, life_years, operating_share}}
+    partitions:    {SITE/PARTITION: {capital_eur, commissioned, life_years, accelerator_kw, pue,
+                                     operating_eur_per_year, electricity_eur_per_mwh,
+                                     carbon_g_per_kwh}}
+    electricity:   {COUNTRY: FIGURE}      # EUR/MWh; EU27 is the EU average
+    carbon:        {COUNTRY: FIGURE}      # g CO2/kWh
+
+where FIGURE is ``{value: 1.2, source: "..."}`` or ``{value: 1.2, assumption: "why"}`` (and
+optionally ``period: 2024-S2``). Files are laid in order; a later file replaces the figures it
+names and keeps the others (a user's file may change one partition's PUE and nothing else).
+Errors name the file, the entry and the field, and say what is expected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from aifactories.domain.errors import InvalidInput
+from aifactories.fund.cost_figures import DateFigure, Figure
+
+EMBEDDED_FILES = ("costs.yaml", "electricity_prices.yaml", "carbon_intensity.yaml")
+Text = Annotated[str, Field(min_length=3, max_length=2000)]
+
+
+class _Sourced(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: Text | None = None
+    assumption: Text | None = None
+
+    @model_validator(mode="after")
+    def _has_basis(self) -> _Sourced:
+        if not self.source and not self.assumption:
+            raise ValueError("give a 'source' (where the figure comes from) or an 'assumption'")
+        return self
+
+
+class _Figure(_Sourced):
+    """A number with its basis; subclasses bound the value to what makes sense."""
+
+    value: float
+    period: Annotated[str, Field(min_length=4, max_length=40)] | None = None
+
+    @field_validator("period", mode="before")
+    @classmethod
+    def _year_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value  # YAML reads 2023 as a number
+
+    low: ClassVar[float] = 0.0
+    high: ClassVar[float] = 1e12
+    low_open: ClassVar[bool] = False  # the value must be above ``low``, not equal to it
+
+    @model_validator(mode="after")
+    def _in_range(self) -> _Figure:
+        kind = type(self)
+        below = self.value <= kind.low if kind.low_open else self.value < kind.low
+        if not math.isfinite(self.value) or below or self.value > kind.high:
+            opening = "(" if kind.low_open else "["
+            raise ValueError(
+                f"value must be a number in {opening}{kind.low:g}, {kind.high:g}], "
+                f"got {self.value:g}"
+            )
+        return self
+
+    def figure(self) -> Figure:
+        return Figure(self.value, self.source, self.assumption, self.period)
+
+
+class _Euros(_Figure):
+    low_open = True
+
+
+class _Kilowatts(_Figure):
+    low_open, high = True, 100.0
+
+
+class _Years(_Figure):
+    low_open, high = True, 50.0
+
+
+class _Share(_Figure):
+    high = 2.0
+
+
+class _Pue(_Figure):
+    low, high = 1.0, 3.0
+
+
+class _Price(_Figure):  # EUR/MWh
+    high = 10_000.0
+
+
+class _Carbon(_Figure):  # g CO2/kWh
+    high = 2_000.0
+
+
+class _DateFigure(_Sourced):
+    value: date
+
+    def figure(self) -> DateFigure:
+        return DateFigure(self.value, self.source, self.assumption)
+
+
+class _Defaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pue: _Pue | None = None
+    commissioned: _DateFigure | None = None
+
+
+class _Accelerator(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    capital_eur: _Euros | None = None
+    kw: _Kilowatts | None = None
+    life_years: _Years | None = None
+    operating_share: _Share | None = None
+
+
+class _Partition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    capital_eur: _Euros | None = None
+    commissioned: _DateFigure | None = None
+    life_years: _Years | None = None
+    accelerator_kw: _Kilowatts | None = None
+    pue: _Pue | None = None
+    operating_eur_per_year: _Figure | None = None
+    electricity_eur_per_mwh: _Price | None = None
+    carbon_g_per_kwh: _Carbon | None = None
+
+
+Country = Annotated[str, Field(pattern=r"^([A-Z]{2}|EU27)$")]
+PartitionKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}/[a-z0-9][a-z0-9-]{0,62}$")]
+ModelKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,39}$")]
+
+
+class _CostFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    defaults: _Defaults = _Defaults()
+    accelerators: dict[ModelKey, _Accelerator] = {}
+    partitions: dict[PartitionKey, _Partition] = {}
+    electricity: dict[Country, _Price] = {}
+    carbon: dict[Country, _Carbon] = {}
+
+
+@dataclass
+class CostData:
+    """The files' figures laid over each other; ``origin`` says which file gave each entry."""
+
+    defaults: dict[str, Figure | DateFigure] = field(default_factory=dict)
+    accelerators: dict[str, dict[str, Figure]] = field(default_factory=dict)
+    partitions: dict[str, dict[str, Figure | DateFigure]] = field(default_factory=dict)
+    electricity: dict[str, Figure] = field(default_factory=dict)
+    carbon: dict[str, Figure] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)  # "accelerators.H100" -> file
+    files: list[str] = field(default_factory=list)
+
+
+def _figures(entry: BaseModel) -> dict[str, Figure | DateFigure]:
+    out: dict[str, Figure | DateFigure] = {}
+    for name in type(entry).model_fields:
+        value = getattr(entry, name)
+        if isinstance(value, _Figure | _DateFigure):
+            out[name] = value.figure()
+    return out
+
+
+def lay(data: CostData, parsed: _CostFile, source: str) -> None:
+    """Lay one file's figures over ``data``: field by field within an entry."""
+    data.files.append(source)
+    data.defaults.update(_figures(parsed.defaults))
+    for model, accelerator in parsed.accelerators.items():
+        fields = _figures(accelerator)
+        data.accelerators.setdefault(model, {}).update(fields)  # type: ignore[arg-type]
+        data.origin[f"accelerators.{model}"] = source
+    for key, partition in parsed.partitions.items():
+        data.partitions.setdefault(key, {}).update(_figures(partition))
+        data.origin[f"partitions.{key}"] = source
+    for country, price in parsed.electricity.items():
+        data.electricity[country] = price.figure()
+    for country, carbon in parsed.carbon.items():
+        data.carbon[country] = carbon.figure()
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    return ".".join(parts) or "(top level)"
+
+
+def parse_cost_file(data: object, source: str) -> _CostFile:
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            source,
+            "a cost model file is a mapping with sections defaults, accelerators, "
+            "partitions, electricity and carbon (see docs/fund.md)",
+        )
+    for table in ("electricity", "carbon"):
+        section = data.get(table)
+        if isinstance(section, dict) and False in section:
+            # YAML 1.1 reads an unquoted NO (Norway) as false
+            section["NO"] = section.pop(False)
+    try:
+        return _CostFile.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_location(tuple(e['loc']))}: {_message(e)}" for e in exc.errors()]
+        if len(problems) == 1:
+            raise InvalidInput(
+                f"{source}: {problems[0].split(': ', 1)[0]}", problems[0].split(": ", 1)[1]
+            ) from None
+        raise InvalidInput(
+            source,
+            f"{len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems),
+        ) from None
+
+
+def _message(error: Any) -> str:
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown field (misspelt?); see docs/fund.md for the fields of each section"
+    if error["type"] == "string_pattern_mismatch":
+        return (
+            f"{error.get('input')!r} is not a valid key here: countries are ISO codes (ES) or "
+            "EU27, partitions site/partition (jaif/booster)"
+        )
+    return msg
+
+
+def read_cost_file(path: Path) -> _CostFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(str(path), f"cannot read the cost model file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(str(path), f"not valid YAML: {exc}") from None
+    return parse_cost_file(data, str(path))
+
+
+def embedded_cost_data() -> CostData:
+    """The packaged files, laid in order."""
+    data = CostData()
+    for name in EMBEDDED_FILES:
+        text = resources.files("aifactories.fund").joinpath("data", name).read_text("utf-8")
+        source = f"embedded {name}"
+        lay(data, parse_cost_file(yaml.safe_load(text), source), source)
+    return data
