@@ -63,7 +63,7 @@ def _window_notes(rows: Sequence[Row]) -> str:
     return "".join(notes)
 
 
-def _page(title: str, body: str, figures: Sequence[go.Figure]) -> str:
+def page(title: str, body: str, figures: Sequence[go.Figure]) -> str:
     """One HTML page: ``body``, then ``figures``, drawn by one embedded copy of plotly.js."""
     drawn = "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in figures)
     return (
@@ -78,14 +78,14 @@ def _page(title: str, body: str, figures: Sequence[go.Figure]) -> str:
 def write_report(out: Path, title: str, runs: Sequence[PolicyRun], rows: Sequence[Row]) -> Path:
     """``out/index.html``: the comparison table and the figures."""
     units = Units.of(runs)
-    page = _page(
+    text = page(
         title,
         _window_notes(rows) + report_note(rows) + _table(rows, units),
         report_figures.figures(runs, rows, units),
     )
     out.mkdir(parents=True, exist_ok=True)
     path = out / "index.html"
-    path.write_text(page, encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -114,10 +114,10 @@ def write_sweep_report(out: Path, rows: Sequence[Row], knees: dict[str, float | 
         yaxis_type="log",
     )
     title = "aifactories twin: load sweep"
-    page = _page(
+    text = page(
         title, "<p class='note'>Every run's figures: sweep.csv beside this page.</p>", [figure]
     )
     out.mkdir(parents=True, exist_ok=True)
     path = out / "sweep.html"
-    path.write_text(page, encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
