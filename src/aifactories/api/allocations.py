@@ -12,9 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aifactories.api.deps import Ctx, IdempotencyKey, Me
 from aifactories.api.params import PathId, PathRef, RefQ, WordQ
+from aifactories.api.schemas import EurosOut
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.units import gpu_hours
+from aifactories.fund.valuation_rules import AllocationEuros
 from aifactories.services.core.input_types import Comment
+from aifactories.services.fund.valuation import project_allocation_euros
 from aifactories.services.programme import (
     allocation_close,
     allocation_decisions,
@@ -35,7 +38,7 @@ def _hours(gpu_seconds: int) -> float:
     return round(gpu_hours(gpu_seconds), 4)
 
 
-class AllocationOut(BaseModel):
+class AllocationOut(EurosOut):
     id: int
     project_id: int
     project: str
@@ -60,7 +63,7 @@ class AllocationOut(BaseModel):
     alerts_sent: list[int]  # thresholds (per cent used) already alerted
 
     @classmethod
-    def of(cls, a: AllocationView) -> AllocationOut:
+    def of(cls, a: AllocationView, euros: AllocationEuros | None = None) -> AllocationOut:
         return cls(
             id=a.id,
             project_id=a.project_id,
@@ -82,6 +85,7 @@ class AllocationOut(BaseModel):
             left_gpu_hours=_hours(a.left_gpu_seconds),
             used_percent=round(a.used_percent, 2),
             alerts_sent=list(a.alerts),
+            **EurosOut.fields(euros),
         )
 
 
@@ -197,8 +201,11 @@ class CloseIn(BaseModel):
 
 @router.get("/projects/{project}/allocations", response_model=list[AllocationOut])
 def list_allocations(context: Ctx, who: Me, project: PathRef) -> list[AllocationOut]:
-    """A project's allocations with their balance, use in per cent and alerts sent."""
-    return [AllocationOut.of(a) for a in service.list_allocations(context, who, project)]
+    """A project's allocations with their balance (in GPU-hours and in euros), use in per
+    cent and alerts sent."""
+    listed = service.list_allocations(context, who, project)
+    euros = project_allocation_euros(context, who, project)
+    return [AllocationOut.of(a, euros.get(a.id)) for a in listed]
 
 
 @router.get("/allocations/{allocation_id}/alerts", response_model=list[AlertOut])

@@ -33,6 +33,7 @@ from aifactories.api.observability import ObservabilityMiddleware
 from aifactories.api.params import PathJobRef, PathRef, RefQ
 from aifactories.api.schemas import BalanceOut, HealthOut, JobOut, MeOut, SiteOut
 from aifactories.services.core.auth import project_codes
+from aifactories.services.fund.valuation import job_euros
 from aifactories.services.jobs import job_queries
 from aifactories.services.jobs import jobs as job_service
 from aifactories.services.jobs.balances import project_balance
@@ -133,7 +134,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
             row = await run_in_threadpool(job_service.submit_job, context, who, body, key)
         # Serialised once here (the hot path): a returned model would be validated again.
         return Response(
-            JobOut.of(row).model_dump_json(),
+            JobOut.of(row, job_euros(context.catalogue, row)).model_dump_json(),
             status_code=201,
             media_type="application/json",
             headers={"Location": f"/jobs/{row.id}"},
@@ -148,16 +149,18 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     ) -> list[JobOut]:
         rows = job_queries.list_jobs(context, who, project=project, states=state or (), limit=limit)
-        return [JobOut.of(r) for r in rows]
+        return [JobOut.of(r, job_euros(context.catalogue, r)) for r in rows]
 
     @app.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS, tags=["jobs"])
     def job(context: Ctx, who: Me, job_id: PathJobRef) -> JobOut:
-        return JobOut.of(job_queries.get_job(context, who, job_id))
+        row = job_queries.get_job(context, who, job_id)
+        return JobOut.of(row, job_euros(context.catalogue, row))
 
     @app.delete("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS, tags=["jobs"])
     def cancel(context: Ctx, who: Me, job_id: PathJobRef) -> JobOut:
         """Cancel a job; ``123`` of a job array cancels every task, ``123_4`` one task."""
-        return JobOut.of(job_queries.cancel_job(context, who, job_id))
+        row = job_queries.cancel_job(context, who, job_id)
+        return JobOut.of(row, job_euros(context.catalogue, row))
 
     @app.get(
         "/projects/{project}/balance",

@@ -11,6 +11,8 @@ from aifactories.domain.batch import dependency_text
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.jobs import job_ref
 from aifactories.domain.units import gpu_hours
+from aifactories.fund.valuation_rules import AllocationEuros
+from aifactories.services.fund.valuation import JobEuros
 from aifactories.services.jobs.balances import ProjectBalance
 from aifactories.services.jobs.sites import SiteView
 
@@ -51,6 +53,12 @@ class JobOut(BaseModel):
     reserved_gpu_hours: float
     charged_gpu_hours: float
     charged_gpu_seconds: int
+    charged_eur: float | None = Field(
+        None, description="the charge in euros: GPU-hours used x eur_per_gpu_hour; null: unpriced"
+    )
+    eur_per_gpu_hour: float | None = Field(
+        None, description="the full cost of one GPU-hour of the job's partition (cost model)"
+    )
     requeues: int
     cancel_requested: bool
     ref: str  # as Slurm shows it: 123, or 123_4 for task 4 of array 123
@@ -64,7 +72,7 @@ class JobOut(BaseModel):
     error_path: str | None = None
 
     @classmethod
-    def of(cls, row: JobRow) -> JobOut:
+    def of(cls, row: JobRow, euros: JobEuros | None = None) -> JobOut:
         def iso(value: float | None) -> str | None:
             return to_datetime(value).isoformat() if value is not None else None
 
@@ -102,6 +110,8 @@ class JobOut(BaseModel):
             reserved_gpu_hours=round(gpu_hours(row.reserved_gpu_seconds), 4),
             charged_gpu_hours=round(gpu_hours(row.charged_gpu_seconds), 4),
             charged_gpu_seconds=row.charged_gpu_seconds,
+            charged_eur=_eur(euros.charged) if euros is not None else None,
+            eur_per_gpu_hour=_eur(euros.eur_per_gpu_hour) if euros is not None else None,
             requeues=row.requeues,
             cancel_requested=row.cancel_requested,
             ref=job_ref(row.id, row.array_job_id, row.array_task_id),
@@ -114,6 +124,36 @@ class JobOut(BaseModel):
             output_path=row.output_path,
             error_path=row.error_path,
         )
+
+
+def _eur(value: float | None) -> float | None:
+    """Euros for people and scripts: to the cent (the books keep float estimates)."""
+    return None if value is None else round(value, 2)
+
+
+class EurosOut(BaseModel):
+    """An allocation's balance in euros (docs/fund.md, "The books in euros"); null: not
+    valued (no partition it may use has a cost)."""
+
+    eur_per_gpu_hour: float | None = Field(
+        None, description="euros per billing-weighted GPU-hour of the partitions it may use"
+    )
+    granted_eur: float | None = None
+    reserved_eur: float | None = None
+    used_eur: float | None = Field(None, description="its charges at their partitions' cost")
+    left_eur: float | None = None
+
+    @staticmethod
+    def fields(euros: AllocationEuros | None) -> dict[str, float | None]:
+        if euros is None:
+            return {}
+        return {
+            "eur_per_gpu_hour": _eur(euros.eur_per_gpu_hour),
+            "granted_eur": _eur(euros.granted),
+            "reserved_eur": _eur(euros.reserved),
+            "used_eur": _eur(euros.used),
+            "left_eur": _eur(euros.left),
+        }
 
 
 def _array_task_count(slurm: dict[str, Any] | None) -> int | None:
@@ -160,7 +200,7 @@ class SiteOut(BaseModel):
         )
 
 
-class AllocationBalanceOut(BaseModel):
+class AllocationBalanceOut(EurosOut):
     allocation_id: int
     site_id: str | None
     pool_sites: list[str] | None = None  # a pool usable only at these sites; None: any
@@ -209,6 +249,7 @@ class BalanceOut(BaseModel):
                     reserved_gpu_hours=round(gpu_hours(a.reserved_gpu_seconds), 4),
                     used_gpu_hours=round(gpu_hours(a.used_gpu_seconds), 4),
                     left_gpu_hours=round(gpu_hours(a.left_gpu_seconds), 4),
+                    **EurosOut.fields(a.euros),
                 )
                 for a in balance.allocations
             ],

@@ -268,6 +268,7 @@ def job_details(job: dict[str, Any]) -> Table:
         ("exit code", "-" if job["exit_code"] is None else str(job["exit_code"])),
         ("reserved", hours(job["reserved_gpu_hours"]) + " (GPU-hours)"),
         ("charged", hours(job["charged_gpu_hours"]) + " (GPU-hours)"),
+        ("in euros", _job_euros(job)),
         ("requeued", plural(job["requeues"], "time")),
         ("command", command),
         *_batch_rows(job),
@@ -277,14 +278,31 @@ def job_details(job: dict[str, Any]) -> Table:
     return t
 
 
+def euros(value: float | None) -> str:
+    """``EUR 1,234`` (cents below a thousand: ``EUR 12.34``); ``-`` when not valued."""
+    if value is None:
+        return "-"
+    return f"EUR {value:,.0f}" if abs(value) >= 1000 else f"EUR {value:,.2f}"
+
+
+def _job_euros(job: dict[str, Any]) -> str:
+    """The charge in euros, and the rate it was valued at (an older server: ``-``)."""
+    rate = job.get("eur_per_gpu_hour")
+    if job.get("charged_eur") is None:
+        return "-"
+    shown = euros(job["charged_eur"])
+    return shown + (f" (at EUR {rate:,.2f} per GPU-hour used)" if rate is not None else "")
+
+
 def balance_table(balance: dict[str, Any]) -> Table:
     t = table(
-        f"Balance of {balance['project_code']} (GPU-hours)",
+        f"Balance of {balance['project_code']} (GPU-hours, and in euros)",
         caption=f"domain {balance['domain']}"
         + (", industrial" if balance["industrial"] else "")
-        + f"; priority weight {balance['priority_weight']:g}",
+        + f"; priority weight {balance['priority_weight']:g}; euros at the full cost of the "
+        "partitions' GPU-hours (used: where the jobs ran)",
     )
-    numbers = ("granted", "reserved", "used", "left")
+    numbers = ("granted", "reserved", "used", "left", "EUR granted", "EUR used", "EUR left")
     for column in ("allocation", "site", "status", "valid until", *numbers):
         t.add_column(column, justify="right" if column in numbers else "left")
     for a in balance["allocations"]:
@@ -298,6 +316,9 @@ def balance_table(balance: dict[str, Any]) -> Table:
             hours(a["reserved_gpu_hours"]),
             hours(a["used_gpu_hours"]),
             hours(a["left_gpu_hours"]),
+            euros(a.get("granted_eur")),
+            euros(a.get("used_eur")),
+            euros(a.get("left_eur")),
         )
     return t
 

@@ -27,6 +27,14 @@ def gpu_hours(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
+def eur(value: float | None) -> str:
+    """Euros as a person reads them: ``EUR 12,345`` (cents below a thousand); ``-`` when
+    not valued (docs/fund.md, "The books in euros")."""
+    if value is None:
+        return "-"
+    return f"EUR {value:,.0f}" if abs(value) >= 1000 else f"EUR {value:,.2f}"
+
+
 def when(epoch: float | None) -> Markup:
     if epoch is None:
         return Markup("-")
@@ -43,5 +51,5 @@ def make_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(plural=plural, hours=hours, gpu_hours=gpu_hours, when=when)
+    env.filters.update(plural=plural, hours=hours, gpu_hours=gpu_hours, when=when, eur=eur)
     return env

@@ -1,4 +1,4 @@
-"""Balances: GPU-hours granted, reserved, used and left, per allocation."""
+"""Balances: GPU-hours granted, reserved, used and left, per allocation, and their euros."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from aifactories.db.accounts import allocations_of, project_by_ref
 from aifactories.domain.errors import NotFound
+from aifactories.fund.valuation_rules import AllocationEuros
 from aifactories.services.core.auth import require_project_access
 from aifactories.services.core.context import Principal, ServiceContext
+from aifactories.services.fund.valuation import allocation_euros
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class AllocationBalance:
     granted_gpu_seconds: int
     reserved_gpu_seconds: int
     used_gpu_seconds: int
+    euros: AllocationEuros | None = None  # the same balance in euros (docs/fund.md)
 
     @property
     def left_gpu_seconds(self) -> int:
@@ -44,6 +47,7 @@ def project_balance(ctx: ServiceContext, principal: Principal, project_ref: str)
             raise NotFound(f"project {project_ref!r} does not exist or you are not a member of it")
         require_project_access(principal, project.id, project_ref)
         rows = allocations_of(session, project.id)
+        euros = allocation_euros(session, ctx.catalogue, rows)
         return ProjectBalance(
             project_id=project.id,
             project_code=project.code,
@@ -61,6 +65,7 @@ def project_balance(ctx: ServiceContext, principal: Principal, project_ref: str)
                     granted_gpu_seconds=r.granted_gpu_seconds,
                     reserved_gpu_seconds=r.reserved_gpu_seconds,
                     used_gpu_seconds=r.used_gpu_seconds,
+                    euros=euros.get(r.id),
                 )
                 for r in rows
             ],
