@@ -1,0 +1,429 @@
+"""The programme's figures over any period [start, end), as the books stood at ``as_of``.
+
+One function per family, each over the :class:`~.programme_figures_books.Books` read for the
+period (that module says which ledger rows and audit entries count at ``as_of``: only those
+recorded at or before it, so a past date gives the same figures whenever it is computed):
+
+- :func:`granted` and :func:`used`: GPU-hours (billed, as the ledger counts them) and their
+  euros (the physical GPU time they buy at the partition's full cost per GPU-hour, from the
+  cost model; a grant at a site or the pool at the GPU-weighted mean, see
+  programme_figures_prices.py), in total and by organisation kind, domain, critical domain,
+  industrial application, country, access mode and site;
+- :func:`utilisation`: each partition's physical GPU-hours used by the programme over the
+  period, against its whole capacity and against the programme's share of it;
+- :func:`time_to_access`: per access mode, submission to decision, decision to the first job
+  of the project, and submission to first job: count, median, 90th percentile (days);
+- :func:`waits`: jobs' submission to start per access mode: count, mean, median, p90 (hours);
+- :func:`energy`: kWh and kg CO2 of the GPU-hours used, per site and in total;
+- :func:`capacity_shares`: each site's GPU-hours over the period, the programme's share and
+  the hosting state's, with the share's source or assumption.
+
+:func:`programme_figures` is the service (programme operators only) that the API, the CLI
+report and the portal call; :meth:`ProgrammeFigures.rows` is the long table
+(family, key, metric, value, unit) the CSV, Parquet and API carry.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from aifactories.catalogue.loader import Catalogue
+from aifactories.domain.errors import InvalidInput
+from aifactories.fund.cost_model import load_cost_model
+from aifactories.services.core.auth import require_programme_operator
+from aifactories.services.core.context import Principal, ServiceContext
+from aifactories.services.fund.programme_figures_books import Books, Charge, Who, read_books
+from aifactories.services.fund.programme_figures_prices import (
+    CostLookup,
+    Prices,
+    Rate,
+    programme_share,
+)
+
+HOUR_S = 3600.0
+DAY_S = 86400.0
+DIMENSIONS: tuple[tuple[str, Callable[[Who], str]], ...] = (
+    ("kind", lambda w: w.kind),
+    ("domain", lambda w: w.domain),
+    ("critical", lambda w: "yes" if w.critical else "no"),
+    ("industrial", lambda w: "yes" if w.industrial else "no"),
+    ("country", lambda w: w.country),
+    ("mode", lambda w: w.mode),
+)
+POOL = "pool"
+STAGES = ("submission_to_decision", "decision_to_first_job", "submission_to_first_job")
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One row of the long table."""
+
+    family: str
+    key: str  # "total", or "dimension=value": "kind=startup", "partition=lumi-aif/lumi-g"
+    metric: str
+    value: float
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class HoursAndEuros:
+    dimension: str  # "total", a DIMENSIONS name, or "site"
+    key: str
+    gpu_hours: float
+    eur: float
+
+
+@dataclass(frozen=True, slots=True)
+class Utilisation:
+    partition_id: str
+    gpus: int
+    available_gpu_hours: float  # GPUs x hours of the period
+    programme_gpu_hours: float  # the programme's share of it
+    used_gpu_hours: float  # physical GPU-hours the programme's jobs used
+    utilisation: float  # used / available, in [0, 1]
+    of_programme_share: float  # used / programme's share
+
+
+@dataclass(frozen=True, slots=True)
+class Delays:
+    mode: str
+    stage: str  # one of STAGES
+    count: int
+    median_days: float
+    p90_days: float
+
+
+@dataclass(frozen=True, slots=True)
+class Waits:
+    mode: str
+    count: int
+    mean_h: float
+    median_h: float
+    p90_h: float
+
+
+@dataclass(frozen=True, slots=True)
+class Energy:
+    site_id: str  # or "total"
+    gpu_hours: float  # physical
+    kwh: float
+    kg_co2: float
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityShare:
+    site_id: str
+    gpus: int
+    share: float  # the programme's
+    programme_gpu_hours: float
+    hosting_gpu_hours: float
+    used_gpu_hours: float  # physical, by the programme
+    basis: str  # the source of the share, or the assumption and its reason
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation between closest ranks (numpy's
+    default); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _grant_rate(prices: Prices, site_id: str | None, pool: tuple[str, ...] | None) -> Rate:
+    return prices.site(site_id) if site_id is not None else prices.pool(pool)
+
+
+def _charge_rate(prices: Prices, charge: Charge) -> Rate:
+    if charge.partition_id is not None:
+        return prices.partition(charge.partition_id)
+    return _grant_rate(prices, charge.site_id, charge.pool_sites)
+
+
+def _physical_hours(prices: Prices, charge: Charge) -> float:
+    """GPU-hours the charge stands for on the hardware: billed hours / the billing weight."""
+    if charge.partition_id is not None:
+        weight = prices.billing_weight(charge.partition_id)
+    else:
+        weight = _charge_rate(prices, charge).billing_weight or 1.0
+    return charge.gpu_seconds / HOUR_S / weight
+
+
+def _by_dimension(items: Iterable[tuple[Who, str, float, float]]) -> list[HoursAndEuros]:
+    """(who, site key, GPU-hours, euros) summed in total, by each dimension and by site."""
+    sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for who, site, hours, eur in items:
+        keys = [("total", "total"), *((n, f(who)) for n, f in DIMENSIONS), ("site", site)]
+        for key in keys:
+            sums[key][0] += hours
+            sums[key][1] += eur
+    order = {name: i for i, name in enumerate(["total", *(n for n, _ in DIMENSIONS), "site"])}
+    return [
+        HoursAndEuros(dim, key, hours, eur)
+        for (dim, key), (hours, eur) in sorted(
+            sums.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])
+        )
+    ]
+
+
+def granted(books: Books, prices: Prices) -> list[HoursAndEuros]:
+    """GPU-hours granted in the period (by decision time) and their value in euros."""
+    return _by_dimension(
+        (
+            g.who,
+            g.site_id or POOL,
+            g.gpu_seconds / HOUR_S,
+            g.gpu_seconds / HOUR_S * _grant_rate(prices, g.site_id, g.pool_sites).eur,
+        )
+        for g in books.grants
+    )
+
+
+def used(books: Books, prices: Prices) -> list[HoursAndEuros]:
+    """GPU-hours charged in the period and the euros of the GPU time behind them."""
+    return _by_dimension(
+        (
+            c.who,
+            c.site_id or POOL,
+            c.gpu_seconds / HOUR_S,
+            c.gpu_seconds / HOUR_S * _charge_rate(prices, c).eur,
+        )
+        for c in books.charges
+    )
+
+
+def _period_hours(books: Books) -> float:
+    return max(0.0, books.end - books.start) / HOUR_S
+
+
+def utilisation(books: Books, prices: Prices) -> list[Utilisation]:
+    """Every partition of an operational site (and any other that ran the programme's jobs):
+    physical GPU-hours used over the period against its GPUs x the period's hours. Usage
+    imported from a site's accounting names no partition and is left out here."""
+    used_by: dict[str, float] = defaultdict(float)
+    for charge in books.charges:
+        if charge.partition_id is not None:
+            used_by[charge.partition_id] += _physical_hours(prices, charge)
+    parts = {p.id: p for p in prices.catalogue.operational_partitions}
+    for pid in used_by:
+        part = prices.catalogue.partition(pid)
+        if part is not None:
+            parts.setdefault(part.id, part)
+    hours = _period_hours(books)
+    rows = []
+    for pid, part in parts.items():
+        available = part.total_gpus * hours
+        mine = available * programme_share(part.site_id).share
+        use = used_by.get(pid, 0.0)
+        rows.append(
+            Utilisation(
+                pid,
+                part.total_gpus,
+                available,
+                mine,
+                use,
+                use / available if available else 0.0,
+                use / mine if mine else 0.0,
+            )
+        )
+    return rows
+
+
+def time_to_access(books: Books) -> list[Delays]:
+    """Per access mode, the three stages of a proposal's path, in days."""
+    stages: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for a in books.accesses:
+        if a.decided_at is not None:
+            stages[(a.mode, STAGES[0])].append(a.decided_at - a.submitted_at)
+        if a.awarded and a.decided_at is not None and a.first_job_at is not None:
+            stages[(a.mode, STAGES[1])].append(a.first_job_at - a.decided_at)
+            stages[(a.mode, STAGES[2])].append(a.first_job_at - a.submitted_at)
+    return [
+        Delays(
+            mode,
+            stage,
+            len(values),
+            statistics.median(values) / DAY_S,
+            percentile(values, 90) / DAY_S,
+        )
+        for (mode, stage), values in sorted(stages.items())
+    ]
+
+
+def waits(books: Books) -> list[Waits]:
+    """Jobs started in the period: submission to start, per access mode and in total."""
+    by_mode: dict[str, list[float]] = defaultdict(list)
+    for start in books.starts:
+        wait = max(0.0, start.started_at - start.submitted_at) / HOUR_S
+        by_mode[start.mode].append(wait)
+        by_mode["total"].append(wait)
+    return [
+        Waits(
+            mode,
+            len(values),
+            statistics.fmean(values),
+            statistics.median(values),
+            percentile(values, 90),
+        )
+        for mode, values in sorted(by_mode.items())
+    ]
+
+
+def energy(books: Books, prices: Prices) -> list[Energy]:
+    """kWh (GPU-hours x kW x PUE, from the cost model) and kg CO2 of the use, per site."""
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for charge in books.charges:
+        rate = _charge_rate(prices, charge)
+        billed = charge.gpu_seconds / HOUR_S
+        for key in (charge.site_id or POOL, "total"):
+            sums[key][0] += _physical_hours(prices, charge)
+            sums[key][1] += billed * rate.kwh
+            sums[key][2] += billed * rate.kg_co2
+    return [Energy(k, h, kwh, kg) for k, (h, kwh, kg) in sorted(sums.items())]
+
+
+def capacity_shares(books: Books, prices: Prices) -> list[CapacityShare]:
+    """Each operational site's GPU-hours over the period split between the programme and
+    the hosting state, and what the programme used of its part."""
+    hours = _period_hours(books)
+    used_at: dict[str, float] = defaultdict(float)
+    for charge in books.charges:
+        if charge.site_id is not None:
+            used_at[charge.site_id] += _physical_hours(prices, charge)
+    rows = []
+    for site in prices.catalogue.operational_sites:
+        gpus = sum(p.total_gpus for p in site.partitions)
+        share = programme_share(site.id)
+        total = gpus * hours
+        rows.append(
+            CapacityShare(
+                site.id,
+                gpus,
+                share.share,
+                total * share.share,
+                total * (1 - share.share),
+                used_at.get(site.id, 0.0),
+                share.basis,
+            )
+        )
+    return rows
+
+
+@dataclass
+class ProgrammeFigures:
+    start: float
+    end: float
+    as_of: float
+    granted: list[HoursAndEuros]
+    used: list[HoursAndEuros]
+    utilisation: list[Utilisation]
+    time_to_access: list[Delays]
+    waits: list[Waits]
+    energy: list[Energy]
+    capacity_shares: list[CapacityShare]
+    notes: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[Measure]:
+        """Every figure as one long table: family, key, metric, value, unit."""
+        out: list[Measure] = []
+        for family, table in (("granted", self.granted), ("used", self.used)):
+            for r in table:
+                key = "total" if r.dimension == "total" else f"{r.dimension}={r.key}"
+                out.append(Measure(family, key, "gpu_hours", r.gpu_hours, "GPU-h"))
+                out.append(Measure(family, key, "eur", r.eur, "EUR"))
+        for u in self.utilisation:
+            key = f"partition={u.partition_id}"
+            out.append(Measure("utilisation", key, "used_gpu_hours", u.used_gpu_hours, "GPU-h"))
+            out.append(
+                Measure("utilisation", key, "available_gpu_hours", u.available_gpu_hours, "GPU-h")
+            )
+            out.append(Measure("utilisation", key, "utilisation", u.utilisation, "ratio"))
+            out.append(
+                Measure("utilisation", key, "of_programme_share", u.of_programme_share, "ratio")
+            )
+        for d in self.time_to_access:
+            key = f"mode={d.mode}"
+            out.append(Measure("time_to_access", key, f"{d.stage}_count", d.count, "proposals"))
+            out.append(Measure("time_to_access", key, f"{d.stage}_median", d.median_days, "days"))
+            out.append(Measure("time_to_access", key, f"{d.stage}_p90", d.p90_days, "days"))
+        for w in self.waits:
+            key = "total" if w.mode == "total" else f"mode={w.mode}"
+            out.append(Measure("wait", key, "jobs", w.count, "jobs"))
+            out.append(Measure("wait", key, "mean", w.mean_h, "hours"))
+            out.append(Measure("wait", key, "median", w.median_h, "hours"))
+            out.append(Measure("wait", key, "p90", w.p90_h, "hours"))
+        for e in self.energy:
+            key = "total" if e.site_id == "total" else f"site={e.site_id}"
+            out.append(Measure("energy", key, "gpu_hours", e.gpu_hours, "GPU-h"))
+            out.append(Measure("energy", key, "energy", e.kwh, "kWh"))
+            out.append(Measure("energy", key, "carbon", e.kg_co2, "kg CO2"))
+        for c in self.capacity_shares:
+            key = f"site={c.site_id}"
+            out.append(Measure("capacity_share", key, "programme_share", c.share, "ratio"))
+            out.append(
+                Measure(
+                    "capacity_share", key, "programme_gpu_hours", c.programme_gpu_hours, "GPU-h"
+                )
+            )
+            out.append(
+                Measure("capacity_share", key, "hosting_gpu_hours", c.hosting_gpu_hours, "GPU-h")
+            )
+            out.append(Measure("capacity_share", key, "used_gpu_hours", c.used_gpu_hours, "GPU-h"))
+        return out
+
+
+def compute_figures(books: Books, prices: Prices) -> ProgrammeFigures:
+    """Every family over ``books``; pure (no database)."""
+    figures = ProgrammeFigures(
+        books.start,
+        books.end,
+        books.as_of,
+        granted(books, prices),
+        used(books, prices),
+        utilisation(books, prices),
+        time_to_access(books),
+        waits(books),
+        energy(books, prices),
+        capacity_shares(books, prices),
+    )
+    by_basis: dict[str, list[str]] = defaultdict(list)
+    for c in figures.capacity_shares:
+        by_basis[c.basis].append(f"{c.site_id} {c.share:.0%}")
+    figures.notes = [f"programme share at {', '.join(sites)}: {b}" for b, sites in by_basis.items()]
+    figures.notes += [
+        f"no cost known for {what}: valued at 0 EUR" for what in sorted(prices.unpriced)
+    ]
+    return figures
+
+
+def default_costs(catalogue: Catalogue) -> CostLookup:
+    """The cost model of fund/cost_model.py for ``catalogue``."""
+    return load_cost_model(catalogue)
+
+
+def programme_figures(
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    start: float,
+    end: float,
+    as_of: float | None = None,
+    costs: CostLookup | None = None,
+) -> ProgrammeFigures:
+    """The programme's figures for [start, end) as the books stood at ``as_of`` (default:
+    now). Programme operators only."""
+    require_programme_operator(principal, "read the programme's figures")
+    if not end > start:
+        raise InvalidInput("to", "the period must end after it starts", "a date after --from")
+    when = ctx.clock.now() if as_of is None else as_of
+    lookup = costs if costs is not None else default_costs(ctx.catalogue)
+    with ctx.reads() as session:
+        books = read_books(session, start, end, when)
+    return compute_figures(books, Prices(ctx.catalogue, lookup))

@@ -1,0 +1,327 @@
+"""The books as the programme's figures read them: grants, charges, proposals' paths to access
+and job starts over a period, as they stood at ``as_of``.
+
+What counts at ``as_of`` (so that a past date gives the same figures whenever computed):
+- a grant is an audit entry at or before ``as_of``: ``proposal.award`` (its allocations, as
+  the entry lists them) or ``allocation.request.approve`` of an extension (the GPU-seconds it
+  added); an allocation of a project that came from no call (an operator's, like the demo's)
+  has no such entry and counts as granted at its start, at its size now;
+- use is a ledger ``charge`` entry dated at or before ``as_of`` (the ledger dates a charge at
+  the end of the usage it covers, never later than it was written);
+- a proposal is submitted at its first ``proposal.submit`` entry and decided at its first
+  ``proposal.award``, ``proposal.reject`` or ``proposal.technical_check.reject`` entry, each
+  at or before ``as_of``;
+- a job started when its row says, if that is at or before ``as_of``.
+The period [start, end) selects by the same times: grants by their decision, charges by their
+date, proposals by their submission, jobs by their start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aifactories.db.models import (
+    AllocationRow,
+    JobRow,
+    LedgerEntryRow,
+    OrganisationRow,
+    ProjectRow,
+)
+from aifactories.db.programme_models import AuditRow, CallRow, ProposalRow
+from aifactories.domain.organisations import CRITICAL_DOMAINS, Domain
+
+OUTSIDE_CALLS = "outside_calls"  # the access mode of a project that came from no call
+SUBMIT = "proposal.submit"
+AWARD = "proposal.award"
+DECISIONS = (AWARD, "proposal.reject", "proposal.technical_check.reject")
+EXTENSION_APPROVED = "allocation.request.approve"
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """Whom GPU-hours went to: the traits every figure is broken down by."""
+
+    kind: str
+    domain: str
+    critical: bool
+    industrial: bool
+    country: str
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    at: float
+    who: Who
+    site_id: str | None  # None: the pool
+    pool_sites: tuple[str, ...] | None  # a pool grant's sites; None: any
+    gpu_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    at: float
+    who: Who
+    site_id: str | None  # where it ran (the job's site, else the allocation's)
+    partition_id: str | None  # None: usage imported from a site's accounting
+    pool_sites: tuple[str, ...] | None
+    gpu_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """A proposal's path: submitted, decided (awarded or not), its project's first job."""
+
+    mode: str
+    submitted_at: float
+    decided_at: float | None
+    awarded: bool
+    first_job_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobStart:
+    mode: str
+    site_id: str | None
+    submitted_at: float
+    started_at: float
+
+
+@dataclass(frozen=True)
+class Books:
+    start: float
+    end: float
+    as_of: float
+    grants: list[Grant]
+    charges: list[Charge]
+    accesses: list[Access]
+    starts: list[JobStart]
+
+
+@dataclass
+class _Lookups:
+    orgs: dict[int, tuple[str, str]]  # id -> kind, country
+    call_modes: dict[int, str]
+    proposals: dict[int, ProposalRow]
+    project_who: dict[int, Who]
+    project_proposal: dict[int, int]
+
+
+def _critical(domain: str) -> bool:
+    try:
+        return Domain(domain) in CRITICAL_DOMAINS
+    except ValueError:
+        return False
+
+
+def _lookups(session: Session) -> _Lookups:
+    orgs = {
+        i: (k, c)
+        for i, k, c in session.execute(
+            select(OrganisationRow.id, OrganisationRow.kind, OrganisationRow.country)
+        )
+    }
+    call_modes = {i: m for i, m in session.execute(select(CallRow.id, CallRow.mode))}
+    proposals = {p.id: p for p in session.scalars(select(ProposalRow))}
+    project_proposal = {p.project_id: p.id for p in proposals.values() if p.project_id is not None}
+    project_who: dict[int, Who] = {}
+    for project in session.scalars(select(ProjectRow)):
+        kind, country = orgs.get(project.organisation_id, ("unknown", "??"))
+        proposal = proposals.get(project_proposal.get(project.id, -1))
+        mode = call_modes.get(proposal.call_id, OUTSIDE_CALLS) if proposal else OUTSIDE_CALLS
+        project_who[project.id] = Who(
+            kind, project.domain, _critical(project.domain), project.industrial, country, mode
+        )
+    return _Lookups(orgs, call_modes, proposals, project_who, project_proposal)
+
+
+def _proposal_who(look: _Lookups, proposal: ProposalRow) -> Who:
+    kind, country = look.orgs.get(proposal.organisation_id, ("unknown", "??"))
+    mode = look.call_modes.get(proposal.call_id, OUTSIDE_CALLS)
+    return Who(kind, proposal.domain, proposal.critical_domain, proposal.industrial, country, mode)
+
+
+def _proposal_id(subject: str) -> int | None:
+    kind, _, ident = subject.partition(":")
+    return int(ident) if kind == "proposal" and ident.isdigit() else None
+
+
+def _sites(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else tuple(str(s) for s in value)
+
+
+def _grants(
+    session: Session, look: _Lookups, start: float, end: float, as_of: float
+) -> list[Grant]:
+    grants: list[Grant] = []
+    entries = session.scalars(
+        select(AuditRow)
+        .where(
+            AuditRow.action.in_([AWARD, EXTENSION_APPROVED]),
+            AuditRow.at >= start,
+            AuditRow.at < end,
+            AuditRow.at <= as_of,
+        )
+        .order_by(AuditRow.id)
+    )
+    allocations = {a.id: a for a in session.scalars(select(AllocationRow))}
+    for entry in entries:
+        details = entry.details or {}
+        if entry.action == AWARD:
+            proposal = look.proposals.get(_proposal_id(entry.subject) or -1)
+            if proposal is None:
+                continue
+            who = _proposal_who(look, proposal)
+            for alloc in details.get("allocations", []):
+                grants.append(
+                    Grant(
+                        entry.at,
+                        who,
+                        alloc.get("site_id"),
+                        _sites(alloc.get("pool_sites")),
+                        round(float(alloc.get("gpu_hours", 0.0)) * 3600),
+                    )
+                )
+        elif details.get("kind") == "extension":
+            row = allocations.get(int(details.get("allocation_id", -1)))
+            before = (details.get("before") or {}).get("granted_gpu_seconds")
+            after = (details.get("after") or {}).get("granted_gpu_seconds")
+            if row is None or before is None or after is None or after == before:
+                continue
+            who = look.project_who[row.project_id]
+            grants.append(
+                Grant(entry.at, who, row.site_id, _sites(row.pool_sites), int(after) - int(before))
+            )
+    for row in allocations.values():
+        outside = row.project_id not in look.project_proposal
+        if outside and start <= row.starts_at < end and row.starts_at <= as_of:
+            who = look.project_who[row.project_id]
+            grants.append(
+                Grant(
+                    row.starts_at, who, row.site_id, _sites(row.pool_sites), row.granted_gpu_seconds
+                )
+            )
+    return grants
+
+
+def _charges(
+    session: Session, look: _Lookups, start: float, end: float, as_of: float
+) -> list[Charge]:
+    rows = session.execute(
+        select(
+            LedgerEntryRow.at,
+            LedgerEntryRow.gpu_seconds,
+            AllocationRow.project_id,
+            AllocationRow.site_id,
+            AllocationRow.pool_sites,
+            JobRow.site_id,
+            JobRow.partition_id,
+        )
+        .join(AllocationRow, AllocationRow.id == LedgerEntryRow.allocation_id)
+        .outerjoin(JobRow, JobRow.id == LedgerEntryRow.job_id)
+        .where(
+            LedgerEntryRow.kind == "charge",
+            LedgerEntryRow.at >= start,
+            LedgerEntryRow.at < end,
+            LedgerEntryRow.at <= as_of,
+        )
+        .order_by(LedgerEntryRow.id)
+    )
+    return [
+        Charge(
+            at,
+            look.project_who[project],
+            job_site or alloc_site,
+            partition,
+            _sites(pool),
+            int(seconds),
+        )
+        for at, seconds, project, alloc_site, pool, job_site, partition in rows
+    ]
+
+
+def _first_by_proposal(rows: Iterable[tuple[str, float]]) -> dict[int, float]:
+    first: dict[int, float] = {}
+    for subject, at in rows:
+        pid = _proposal_id(subject)
+        if pid is not None and pid not in first:
+            first[pid] = at
+    return first
+
+
+def _accesses(
+    session: Session, look: _Lookups, start: float, end: float, as_of: float
+) -> list[Access]:
+    def events(actions: Iterable[str]) -> dict[int, tuple[float, str]]:
+        found: dict[int, tuple[float, str]] = {}
+        query = (
+            select(AuditRow.subject, AuditRow.at, AuditRow.action)
+            .where(AuditRow.action.in_(list(actions)), AuditRow.at <= as_of)
+            .order_by(AuditRow.at, AuditRow.id)
+        )
+        for subject, at, action in session.execute(query):
+            pid = _proposal_id(subject)
+            if pid is not None and pid not in found:
+                found[pid] = (at, action)
+        return found
+
+    submitted = events([SUBMIT])
+    decided = events(DECISIONS)
+    first_jobs = dict(
+        session.execute(
+            select(JobRow.project_id, func.min(JobRow.started_at))
+            .where(JobRow.started_at.is_not(None), JobRow.started_at <= as_of)
+            .group_by(JobRow.project_id)
+        ).all()
+    )
+    accesses = []
+    for pid, (at, _) in sorted(submitted.items()):
+        proposal = look.proposals.get(pid)
+        if proposal is None or not start <= at < end:
+            continue
+        decision = decided.get(pid)
+        awarded = decision is not None and decision[1] == AWARD
+        first = first_jobs.get(proposal.project_id) if awarded and proposal.project_id else None
+        accesses.append(
+            Access(
+                look.call_modes.get(proposal.call_id, OUTSIDE_CALLS),
+                at,
+                decision[0] if decision else None,
+                awarded,
+                float(first) if first is not None else None,
+            )
+        )
+    return accesses
+
+
+def _starts(
+    session: Session, look: _Lookups, start: float, end: float, as_of: float
+) -> list[JobStart]:
+    rows = session.execute(
+        select(JobRow.project_id, JobRow.site_id, JobRow.submitted_at, JobRow.started_at).where(
+            JobRow.started_at >= start, JobRow.started_at < end, JobRow.started_at <= as_of
+        )
+    )
+    return [
+        JobStart(look.project_who[project].mode, site, float(submitted), float(started or 0.0))
+        for project, site, submitted, started in rows
+    ]
+
+
+def read_books(session: Session, start: float, end: float, as_of: float) -> Books:
+    """Everything the figures need for [start, end) as it stood at ``as_of``."""
+    look = _lookups(session)
+    return Books(
+        start,
+        end,
+        as_of,
+        _grants(session, look, start, end, as_of),
+        _charges(session, look, start, end, as_of),
+        _accesses(session, look, start, end, as_of),
+        _starts(session, look, start, end, as_of),
+    )

@@ -1,0 +1,245 @@
+"""The programme's figures over a seeded year (services/fund/history_seed.py): properties one
+can check by hand, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from aifactories.db.models import AllocationRow, JobRow, UserRow
+from aifactories.domain.clock import ManualClock
+from aifactories.domain.errors import InvalidInput, PermissionDenied
+from aifactories.fund.valuation_rules import allocation_rate, partition_rates
+from aifactories.services.core.auth import principal_of_user
+from aifactories.services.core.context import Principal
+from aifactories.services.demo import load_demo
+from aifactories.services.fund.history_seed import SeededHistory, seed_history
+from aifactories.services.fund.programme_figures import (
+    DIMENSIONS,
+    HoursAndEuros,
+    ProgrammeFigures,
+    programme_figures,
+)
+from aifactories.services.fund.programme_figures_prices import PROGRAMME_SHARES
+from aifactories.services.platform import Platform
+from aifactories.settings import Settings
+from tests.conftest import database_of_kind
+from tests.fund.programme_figures_costs import SmallCostModel
+
+DAY_S = 86400.0
+
+
+@dataclass
+class Seeded:
+    platform: Platform
+    history: SeededHistory
+    costs: SmallCostModel
+
+    def principal(self, username: str) -> Principal:
+        with self.platform.ctx.reads() as session:
+            user = session.scalars(select(UserRow).where(UserRow.username == username)).one()
+            return principal_of_user(session, user)
+
+    def figures(self, as_of: float | None = None) -> ProgrammeFigures:
+        h = self.history
+        return programme_figures(
+            self.platform.ctx,
+            self.principal("oscar"),
+            start=h.start,
+            end=h.end,
+            as_of=h.end if as_of is None else as_of,
+            costs=self.costs,
+        )
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def seeded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Seeded]:
+    tmp: Path = tmp_path_factory.mktemp("figures")
+    with database_of_kind(request.param, tmp) as url:
+        clock = ManualClock()
+        settings = Settings(data_dir=tmp / "data", database_url=url, run_broker=False)  # type: ignore[call-arg]
+        platform = Platform(settings, clock=clock)
+        platform.migrate()
+        load_demo(platform.ctx)
+        history = seed_history(platform.ctx, start=clock.now() + DAY_S, proposals=40, seed=7)
+        yield Seeded(platform, history, SmallCostModel(platform.catalogue))
+        platform.stop()
+
+
+def _table(rows: list[HoursAndEuros], dimension: str) -> dict[str, HoursAndEuros]:
+    return {r.key: r for r in rows if r.dimension == dimension}
+
+
+def test_every_breakdown_adds_up_to_the_total(seeded: Seeded) -> None:
+    figures = seeded.figures()
+    for rows in (figures.granted, figures.used):
+        total = _table(rows, "total")["total"]
+        assert total.gpu_hours > 0 and total.eur > 0
+        for dimension in [name for name, _ in DIMENSIONS] + ["site"]:
+            parts = _table(rows, dimension).values()
+            assert sum(p.gpu_hours for p in parts) == pytest.approx(total.gpu_hours, rel=1e-9)
+            assert sum(p.eur for p in parts) == pytest.approx(total.eur, rel=1e-9)
+    kinds = set(_table(figures.granted, "kind"))
+    assert kinds == {"startup", "sme", "industry", "academia", "public"}
+    assert set(_table(figures.granted, "critical")) == {"yes", "no"}
+
+
+def test_granted_hours_are_the_awarded_requests_and_euros_their_price(seeded: Seeded) -> None:
+    figures = seeded.figures()
+    awarded = [p for p in seeded.history.proposals if p.awarded]
+    total = _table(figures.granted, "total")["total"]
+    with seeded.platform.ctx.reads() as session:
+        from aifactories.db.programme_models import ProposalRow
+
+        requested = sum(
+            session.get(ProposalRow, p.proposal_id).requested_gpu_hours  # type: ignore[union-attr]
+            for p in awarded
+        )
+    assert total.gpu_hours == pytest.approx(requested)
+    catalogue = seeded.platform.catalogue
+    by_site = _table(figures.granted, "site")
+    assert len(by_site) > 2
+    # a pool grant at the rate the books in euros give its allocation (fund/valuation_rules)
+    with seeded.platform.ctx.reads() as session:
+        pools = {
+            tuple(a.pool_sites or ())
+            for a in session.scalars(select(AllocationRow).where(AllocationRow.site_id.is_(None)))
+            if a.starts_at >= seeded.history.start
+        }
+    assert len(pools) == 1  # every pool grant may be used at the same sites: one price
+    rates = partition_rates(catalogue, seeded.costs)
+    operational = [s.id for s in catalogue.operational_sites]
+    rate = allocation_rate(rates, None, pools.pop(), operational)
+    assert rate is not None
+    assert by_site["pool"].eur == pytest.approx(by_site["pool"].gpu_hours * rate)
+    for site_id, row in by_site.items():
+        if site_id == "pool":
+            continue
+        site = catalogue.site(site_id)
+        assert site is not None and len(site.partitions) == 1  # one price: checkable by hand
+        part = site.partitions[0]
+        price = seeded.costs.partition(part.id).eur_per_gpu_hour / part.billing_weight
+        assert row.eur == pytest.approx(row.gpu_hours * price)
+
+
+def test_a_grant_counts_from_its_decision(seeded: Seeded) -> None:
+    fast = [p for p in seeded.history.proposals if p.mode == "fast_lane" and p.awarded]
+    target = fast[len(fast) // 2]
+    before = seeded.figures(as_of=target.decided_at - 1.0)
+    after = seeded.figures(as_of=target.decided_at)
+    with seeded.platform.ctx.reads() as session:
+        from aifactories.db.programme_models import ProposalRow
+
+        row = session.get(ProposalRow, target.proposal_id)
+        assert row is not None
+        hours = row.requested_gpu_hours
+    gained = (
+        _table(after.granted, "total")["total"].gpu_hours
+        - _table(before.granted, "total")["total"].gpu_hours
+    )
+    assert gained == pytest.approx(hours)
+    # and nothing recorded after as_of counts: no job had started by the first submission
+    first = seeded.history.proposals[0].submitted_at
+    early = seeded.figures(as_of=first - 1.0)
+    assert early.granted == [] and early.used == [] and early.waits == []
+
+
+def _days(values: list[float]) -> tuple[float, float]:
+    days = [v / DAY_S for v in values]
+    p90 = statistics.quantiles(days, n=10, method="inclusive")[8] if len(days) > 1 else days[0]
+    return statistics.median(days), p90
+
+
+def test_time_to_access_is_the_seeded_delays(seeded: Seeded) -> None:
+    figures = seeded.figures()
+    found = {(d.mode, d.stage): d for d in figures.time_to_access}
+    for mode in ("playground", "fast_lane"):
+        mine = [p for p in seeded.history.proposals if p.mode == mode]
+        decision = [p.decided_at - p.submitted_at for p in mine]
+        first = [p.first_job_at - p.decided_at for p in mine if p.first_job_at is not None]
+        total = [p.first_job_at - p.submitted_at for p in mine if p.first_job_at is not None]
+        for stage, values in (
+            ("submission_to_decision", decision),
+            ("decision_to_first_job", first),
+            ("submission_to_first_job", total),
+        ):
+            row = found[(mode, stage)]
+            median, p90 = _days(values)
+            assert row.count == len(values)
+            assert row.median_days == pytest.approx(median, abs=1e-6)
+            assert row.p90_days == pytest.approx(p90, abs=1e-6)
+    # Playground is awarded at submission
+    assert found[("playground", "submission_to_decision")].p90_days == 0
+
+
+def test_waits_are_the_seeded_waits(seeded: Seeded) -> None:
+    figures = seeded.figures()
+    by_mode = {w.mode: w for w in figures.waits}
+    for mode, waits in seeded.history.waits_s.items():
+        hours = [w / 3600 for w in waits]
+        assert by_mode[mode].count == len(hours)
+        assert by_mode[mode].median_h == pytest.approx(statistics.median(hours), abs=1e-6)
+        p90 = statistics.quantiles(hours, n=10, method="inclusive")[8]
+        assert by_mode[mode].p90_h == pytest.approx(p90, abs=1e-6)
+    assert by_mode["total"].count == seeded.history.jobs
+
+
+def test_used_utilisation_energy_and_shares(seeded: Seeded) -> None:
+    figures = seeded.figures()
+    with seeded.platform.ctx.reads() as session:
+        charged = int(session.scalar(select(func.sum(JobRow.charged_gpu_seconds))) or 0)
+    assert _table(figures.used, "total")["total"].gpu_hours == pytest.approx(charged / 3600)
+    assert all(0.0 <= u.utilisation <= 1.0 for u in figures.utilisation)
+    assert any(u.used_gpu_hours > 0 for u in figures.utilisation)
+    catalogue = seeded.platform.catalogue
+    physical = {u.partition_id: u.used_gpu_hours for u in figures.utilisation}
+    energy = {e.site_id: e for e in figures.energy}
+    kwh = 0.0
+    for pid, hours in physical.items():
+        kwh += hours * seeded.costs.partition(pid).kwh_per_gpu_hour
+        part = catalogue.partition(pid)
+        assert part is not None
+        if hours:  # physical hours = billed hours / the billing weight
+            billed = _table(figures.used, "site")[part.site_id].gpu_hours
+            assert hours == pytest.approx(billed / part.billing_weight)
+    assert energy["total"].kwh == pytest.approx(kwh)
+    assert energy["total"].kg_co2 == pytest.approx(sum(physical.values()) * 0.2)
+    hours = (seeded.history.end - seeded.history.start) / 3600
+    shares = {c.site_id: c for c in figures.capacity_shares}
+    melux = shares["meluxina-ai"]
+    assert melux.share == PROGRAMME_SHARES["meluxina-ai"].share == 0.5
+    assert "etude.lu" in melux.basis
+    for c in shares.values():
+        assert c.programme_gpu_hours + c.hosting_gpu_hours == pytest.approx(c.gpus * hours)
+        assert c.basis
+
+
+def test_rows_and_access(seeded: Seeded) -> None:
+    figures = seeded.figures()
+    rows = figures.rows()
+    families = {r.family for r in rows}
+    assert families == {
+        "granted",
+        "used",
+        "utilisation",
+        "time_to_access",
+        "wait",
+        "energy",
+        "capacity_share",
+    }
+    total = [r for r in rows if (r.family, r.key, r.metric) == ("granted", "total", "eur")]
+    assert total[0].value == _table(figures.granted, "total")["total"].eur
+    h = seeded.history
+    with pytest.raises(PermissionDenied):
+        programme_figures(seeded.platform.ctx, seeded.principal("alice"), start=h.start, end=h.end)
+    with pytest.raises(InvalidInput):
+        programme_figures(seeded.platform.ctx, seeded.principal("oscar"), start=h.end, end=h.start)
