@@ -80,6 +80,7 @@ PROBES: dict[str, Probe] = {
     "GET /metrics": Probe("GET", "/metrics"),
     "GET /me": Probe("GET", "/me"),
     "GET /sites": Probe("GET", "/sites"),
+    "GET /fund/costs": Probe("GET", "/fund/costs"),
     "POST /jobs": Probe(
         "POST",
         "/jobs",

@@ -18,6 +18,7 @@ from aifactories.api import (
     device_login,
     docs_ui,
     errors,
+    fund_costs,
     job_output,
     limits,
     metrics,
@@ -33,6 +34,7 @@ from aifactories.api.observability import ObservabilityMiddleware
 from aifactories.api.params import PathJobRef, PathRef, RefQ
 from aifactories.api.schemas import BalanceOut, HealthOut, JobOut, MeOut, SiteOut
 from aifactories.services.core.auth import project_codes
+from aifactories.services.fund.costs import site_partition_costs
 from aifactories.services.fund.valuation import job_euros
 from aifactories.services.jobs import job_queries
 from aifactories.services.jobs import jobs as job_service
@@ -118,7 +120,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 
     @app.get("/sites", response_model=list[SiteOut], responses=_ERRORS, tags=["sites"])
     def sites(context: Ctx, _who: Me) -> list[SiteOut]:
-        return [SiteOut.of(view) for view in list_sites(context)]
+        costs = site_partition_costs(context)
+        return [SiteOut.of(view, costs) for view in list_sites(context)]
 
     @app.post("/jobs", response_model=JobOut, status_code=201, responses=_ERRORS, tags=["jobs"])
     async def submit(
@@ -182,6 +185,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         tokens,
         job_output,
         device_login,
+        fund_costs,
     )
     for module in routers:
         app.include_router(module.router, responses=_ERRORS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -12,6 +13,7 @@ from aifactories.domain.clock import to_datetime
 from aifactories.domain.jobs import job_ref
 from aifactories.domain.units import gpu_hours
 from aifactories.fund.valuation_rules import AllocationEuros
+from aifactories.services.fund.costs import PartitionCostView, cost_fields
 from aifactories.services.fund.valuation import JobEuros
 from aifactories.services.jobs.balances import ProjectBalance
 from aifactories.services.jobs.sites import SiteView
@@ -173,6 +175,15 @@ class PartitionOut(BaseModel):
     free_gpus: int | None
     available: bool
     status_reason: str | None
+    # the cost model (docs/fund.md); null when it cannot be read. Per available GPU-hour.
+    eur_per_gpu_hour: float | None = Field(
+        None, description="full cost of one GPU-hour: energy + capital + operating, EUR"
+    )
+    energy_eur_per_gpu_hour: float | None = None
+    capital_eur_per_gpu_hour: float | None = None
+    operating_eur_per_gpu_hour: float | None = None
+    kwh_per_gpu_hour: float | None = None
+    kg_co2_per_gpu_hour: float | None = None
 
 
 class SiteOut(BaseModel):
@@ -186,7 +197,7 @@ class SiteOut(BaseModel):
     partitions: list[PartitionOut]
 
     @classmethod
-    def of(cls, view: SiteView) -> SiteOut:
+    def of(cls, view: SiteView, costs: Mapping[str, PartitionCostView] | None = None) -> SiteOut:
         site = view.site
         return cls(
             id=site.id,
@@ -196,7 +207,10 @@ class SiteOut(BaseModel):
             status=site.status.value,
             carbon_g_per_kwh=site.carbon_g_per_kwh,
             sources=list(site.sources),
-            partitions=[PartitionOut(**vars(p)) for p in view.partitions],
+            partitions=[
+                PartitionOut(**vars(p), **cost_fields((costs or {}).get(p.id)))
+                for p in view.partitions
+            ],
         )
 
 

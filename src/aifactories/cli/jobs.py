@@ -38,9 +38,25 @@ def job_path(job_id: str) -> str:
 @app.command()
 def sites(
     show_all: Annotated[bool, typer.Option("--all", help="include planned sites")] = False,
+    costs: Annotated[
+        bool,
+        typer.Option(
+            "--costs", help="each partition's cost per GPU-hour in parts, with its sources"
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """The catalogue: sites, partitions, billing weights and free GPUs now."""
+    """The catalogue: sites, partitions, billing weights, free GPUs now and EUR per GPU-hour."""
+    if costs:
+        from aifactories.cli import cost_render
+
+        breakdown = call(client().get, "/fund/costs")
+        if as_json:
+            render.print_json(breakdown)
+        else:
+            render.console.print(cost_render.costs_table(breakdown))
+            render.console.print(cost_render.sources_table(breakdown))
+        return
     data = call(client().get, "/sites")
     if as_json:
         render.print_json(data)

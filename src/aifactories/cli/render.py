@@ -68,7 +68,14 @@ def print_json(data: Any) -> None:
 
 def sites_table(sites: list[dict[str, Any]], show_planned: bool) -> Table:
     t = table("Sites of the federation", show_lines=False)
-    right = {"GPU memory", "GPUs", "billing weight", "free GPUs now"}
+    right = {
+        "GPU memory",
+        "GPUs",
+        "billing weight",
+        "free GPUs now",
+        "EUR/GPU-h",
+        "energy EUR/GPU-h",
+    }
     for column in (
         "site",
         "country",
@@ -80,6 +87,8 @@ def sites_table(sites: list[dict[str, Any]], show_planned: bool) -> Table:
         "GPUs",
         "billing weight",
         "free GPUs now",
+        "EUR/GPU-h",  # the full cost of one GPU-hour (cost model, docs/fund.md)
+        "energy EUR/GPU-h",
     ):
         t.add_column(column, justify="right" if column in right else "left")
     for site in sites:
@@ -87,7 +96,7 @@ def sites_table(sites: list[dict[str, Any]], show_planned: bool) -> Table:
             continue
         if not site["partitions"]:
             row = [site["id"], site["country"], site["supercomputer"], f"[dim]{site['status']}[/]"]
-            t.add_row(*row, *["-"] * 6)
+            t.add_row(*row, *["-"] * 8)
         for p in site["partitions"]:
             if p["free_gpus"] is None:
                 free = "[dim]unknown[/dim]"
@@ -106,8 +115,14 @@ def sites_table(sites: list[dict[str, Any]], show_planned: bool) -> Table:
                 plural(p["total_gpus"], "GPU"),
                 f"{p['billing_weight']:g}",
                 free,
+                _per_hour(p.get("eur_per_gpu_hour")),  # an older server sends none
+                _per_hour(p.get("energy_eur_per_gpu_hour")),
             )
     return t
+
+
+def _per_hour(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _seconds(iso: str | None) -> float | None:
