@@ -22,6 +22,7 @@ from aifactories.api import (
     job_output,
     limits,
     metrics,
+    programme_figures,
     projects,
     proposals,
     reviews,
@@ -186,6 +187,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         job_output,
         device_login,
         fund_costs,
+        programme_figures,
     )
     for module in routers:
         app.include_router(module.router, responses=_ERRORS)

@@ -143,6 +143,14 @@ COMMANDS: tuple[Lazy, ...] = (
         panel=PROGRAMME,
     ),
     Lazy(
+        "programme",
+        "aifactories.cli.programme",
+        "programme_app",
+        "The programme's figures over any period: a report (HTML, CSV, Parquet).",
+        group=True,
+        panel=PROGRAMME,
+    ),
+    Lazy(
         "up",
         "aifactories.cli.admin",
         "up",

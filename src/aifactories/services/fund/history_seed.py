@@ -26,7 +26,7 @@ from sqlalchemy import select
 from aifactories.broker.reconcile import finish_job
 from aifactories.db.jobs import try_reserve
 from aifactories.db.models import AllocationRow, JobRow, ProjectRow, UserRow
-from aifactories.db.programme_models import ProposalRow
+from aifactories.db.programme_models import CallRow, ProposalRow
 from aifactories.domain.clock import ManualClock, to_datetime
 from aifactories.domain.errors import Conflict
 from aifactories.domain.jobs import JobState
@@ -123,6 +123,12 @@ def _calls(run: _Run, code: str, end: float) -> tuple[str, str]:
     operator = run.principal(OPERATOR)
     budget = {site: 400_000.0 for site in SITES} | {"pool": 2_000_000.0}
     codes = (f"{code}-playground", f"{code}-fast-lane")
+    with run.ctx.reads() as session:
+        if session.scalar(select(CallRow.id).where(CallRow.code.in_(codes))) is not None:
+            raise Conflict(
+                f"a history starting {code.removeprefix('history-')} is seeded already "
+                f"(call {codes[0]}); seed another start or use a fresh database"
+            )
     for call_code, mode, title in zip(
         codes, ("playground", "fast_lane"), ("Playground", "Fast Lane"), strict=True
     ):
