@@ -278,3 +278,13 @@ def test_an_incomplete_new_model_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, 'accelerators:\n  X1:\n    kw: {value: 1, source: "x y z"}\n')
     with pytest.raises(InvalidInput, match=r"accelerators\.X1: missing capital_eur, life_years"):
         load_cost_model(_catalogue(), path)
+
+
+def test_the_table_in_the_docs_is_what_the_code_computes() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "fund.md").read_text(encoding="utf-8")
+    model = load_cost_model(load_default_catalogue())
+    for pid, cost in model.partitions.items():
+        row = next((line for line in docs.splitlines() if line.startswith(f"| {pid} |")), None)
+        assert row is not None, f"docs/fund.md has no row for {pid}"
+        assert f"**{cost.eur_per_gpu_hour:.2f}**" in row, f"{pid}: regenerate the table"
+        assert f"| {cost.energy_eur_per_gpu_hour:.3f} |" in row, pid
