@@ -104,7 +104,9 @@ def test_granted_hours_are_the_awarded_requests_and_euros_their_price(seeded: Se
             session.get(ProposalRow, p.proposal_id).requested_gpu_hours  # type: ignore[union-attr]
             for p in awarded
         )
-    assert total.gpu_hours == pytest.approx(requested)
+    extensions = seeded.history.extensions
+    assert extensions  # the seed approves some: they are grants too, at their approval
+    assert total.gpu_hours == pytest.approx(requested + sum(s for _, s in extensions) / 3600)
     catalogue = seeded.platform.catalogue
     by_site = _table(figures.granted, "site")
     assert len(by_site) > 2
@@ -147,6 +149,14 @@ def test_a_grant_counts_from_its_decision(seeded: Seeded) -> None:
         - _table(before.granted, "total")["total"].gpu_hours
     )
     assert gained == pytest.approx(hours)
+    approved_at, seconds = seeded.history.extensions[0]
+    before = seeded.figures(as_of=approved_at - 1.0)
+    after = seeded.figures(as_of=approved_at)
+    gained = (
+        _table(after.granted, "total")["total"].gpu_hours
+        - _table(before.granted, "total")["total"].gpu_hours
+    )
+    assert gained == pytest.approx(seconds / 3600)
     # and nothing recorded after as_of counts: no job had started by the first submission
     first = seeded.history.proposals[0].submitted_at
     early = seeded.figures(as_of=first - 1.0)

@@ -5,7 +5,8 @@ to the demo.
 Two calls open on the first day (Playground: automated checks, awarded at submission; Fast
 Lane: a programme operator's technical check some days later, a few rejected). Proposals
 come from every organisation kind of the demo (its principal investigators) and every
-domain, spread over the year; each awarded project submits jobs (``submit_job``), which
+domain, spread over the year; one awarded project in five asks for an extension, which the
+operator approves; each awarded project submits jobs (``submit_job``), which
 start after a seeded wait (the reservation as the broker makes it, ``try_reserve``) and end
 after a seeded runtime (``finish_job``, the broker's settlement: the charge by month). Every
 step runs on a manual clock set to its virtual time, so the audit log, the ledger and the
@@ -37,6 +38,11 @@ from aifactories.services.core.auth import principal_of_user
 from aifactories.services.core.context import Principal, ServiceContext
 from aifactories.services.jobs.job_spec import JobRequest
 from aifactories.services.jobs.jobs import submit_job
+from aifactories.services.programme.allocation_decisions import DecisionIn, decide_request
+from aifactories.services.programme.allocation_requests import (
+    AllocationRequestIn,
+    request_change,
+)
 from aifactories.services.programme.calls import CallIn, open_call
 from aifactories.services.programme.proposals import ProposalFields, create_draft, submit
 from aifactories.services.programme.technical_checks import technical_check
@@ -55,6 +61,7 @@ OPERATOR = "oscar"
 # sites with their own budget line; a proposal naming none is funded from the pool
 SITES = ("lumi-aif", "bsc-aif", "it4lia", "meluxina-ai", "jaif", "slaif", "czai")
 REJECT_EVERY = 7  # one Fast Lane proposal in seven fails its technical check
+EXTEND_EVERY = 5  # one awarded project in five gets an extension of a quarter of its grant
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +85,7 @@ class SeededHistory:
     proposals: list[SeededProposal] = field(default_factory=list)
     jobs: int = 0
     waits_s: dict[str, list[float]] = field(default_factory=dict)  # mode -> each job's wait
+    extensions: list[tuple[float, int]] = field(default_factory=list)  # approved at, GPU-s
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +241,36 @@ def _job(run: _Run, job: _SeededJob) -> None:
     run.at(now + wait + runtime, end)
 
 
+def _extension(run: _Run, pi: str, allocation_id: int, gpu_hours: int) -> None:
+    """Ten days after the award the PI asks for ``gpu_hours`` more; a day later the
+    programme operator approves (the grant the figures count at the approval)."""
+
+    def ask() -> None:
+        view = request_change(
+            run.ctx,
+            run.principal(pi),
+            allocation_id,
+            AllocationRequestIn(
+                kind="extension",
+                gpu_hours=float(gpu_hours),
+                justification="the seeded project needs a quarter more",
+            ),
+        )
+
+        def approve() -> None:
+            decide_request(
+                run.ctx,
+                run.principal(OPERATOR),
+                view.id,
+                DecisionIn(decision="approve", reason="the seeded project uses its hours well"),
+            )
+            run.history.extensions.append((run.clock.now(), gpu_hours * 3600))
+
+        run.at(run.clock.now() + DAY_S, approve)
+
+    run.at(run.clock.now() + 10 * DAY_S, ask)
+
+
 def _after_award(run: _Run, index: int, pi: str) -> None:
     """Once awarded: the project's jobs, the first submitted after a seeded delay, together
     using a seeded share (30 to 70%) of the grant."""
@@ -247,6 +285,8 @@ def _after_award(run: _Run, index: int, pi: str) -> None:
         ).one()
         allocation_id, granted_h = allocation.id, allocation.granted_gpu_seconds / HOUR_S
         code = project.code
+    if index % EXTEND_EVERY == EXTEND_EVERY - 1:
+        _extension(run, pi, allocation_id, round(granted_h * 0.25))
     jobs = run.rng.randint(4, 8)
     target = granted_h * run.rng.uniform(0.3, 0.7) / jobs
     when = run.clock.now() + run.rng.uniform(0.5, 5.0) * DAY_S

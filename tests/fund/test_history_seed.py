@@ -1,0 +1,132 @@
+"""The seeded year of the programme: written through the services at its virtual times, the
+same for the same seed, covering every organisation kind, domain and outcome, with books
+that balance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from aifactories.db.models import AllocationRow, JobRow, LedgerEntryRow
+from aifactories.db.programme_models import AuditRow, ProposalRow
+from aifactories.domain.clock import ManualClock
+from aifactories.domain.errors import Conflict
+from aifactories.domain.organisations import Domain, OrganisationKind
+from aifactories.services.demo import load_demo
+from aifactories.services.fund.history_seed import SeededHistory, seed_history
+from aifactories.services.platform import Platform
+from aifactories.settings import Settings
+
+DAY_S = 86400.0
+
+
+def _platform(tmp: Path, url: str | None = None) -> tuple[Platform, ManualClock]:
+    clock = ManualClock()
+    settings = Settings(  # type: ignore[call-arg]
+        data_dir=tmp / "data", database_url=url or f"sqlite:///{tmp / 'aif.db'}", run_broker=False
+    )
+    platform = Platform(settings, clock=clock)
+    platform.migrate()
+    load_demo(platform.ctx)
+    return platform, clock
+
+
+def _seed(platform: Platform, clock: ManualClock) -> SeededHistory:
+    return seed_history(platform.ctx, start=clock.now() + DAY_S, days=200, proposals=30, seed=11)
+
+
+def _everything(platform: Platform) -> dict[str, list[Any]]:
+    """What the history wrote, with its times, in a comparable form."""
+    with platform.ctx.reads() as session:
+        return {
+            "audit": [
+                tuple(r)
+                for r in session.execute(
+                    select(AuditRow.at, AuditRow.action, AuditRow.subject).order_by(AuditRow.id)
+                )
+            ],
+            "ledger": [
+                tuple(r)
+                for r in session.execute(
+                    select(
+                        LedgerEntryRow.at, LedgerEntryRow.kind, LedgerEntryRow.gpu_seconds
+                    ).order_by(LedgerEntryRow.id)
+                )
+            ],
+            "jobs": [
+                tuple(r)
+                for r in session.execute(
+                    select(
+                        JobRow.submitted_at,
+                        JobRow.started_at,
+                        JobRow.ended_at,
+                        JobRow.partition_id,
+                        JobRow.charged_gpu_seconds,
+                    ).order_by(JobRow.id)
+                )
+            ],
+        }
+
+
+def test_the_same_seed_writes_the_same_history(tmp_path: Path) -> None:
+    written = []
+    for name in ("one", "two"):
+        platform, clock = _platform(tmp_path / name)
+        _seed(platform, clock)
+        written.append(_everything(platform))
+        platform.stop()
+    assert written[0] == written[1]
+    assert len(written[0]["jobs"]) > 50 and len(written[0]["ledger"]) > 100
+
+
+def test_the_history_covers_the_programme_and_its_books_balance(
+    tmp_path: Path, database_url: str
+) -> None:
+    platform, clock = _platform(tmp_path, database_url)
+    try:
+        history = _seed(platform, clock)
+        kinds = {p.kind for p in history.proposals}
+        assert kinds == {k.value for k in OrganisationKind}
+        assert {p.domain for p in history.proposals} == {d.value for d in Domain}
+        assert {p.mode for p in history.proposals} == {"playground", "fast_lane"}
+        assert any(not p.awarded for p in history.proposals)
+        assert history.extensions
+        with platform.ctx.reads() as session:
+            # every step happened at its virtual time, inside the history
+            first, last = session.execute(
+                select(func.min(AuditRow.at), func.max(AuditRow.at)).where(
+                    AuditRow.at >= history.start
+                )
+            ).one()
+            assert history.start <= first and last <= history.end
+            awarded = session.scalar(
+                select(func.count())
+                .select_from(ProposalRow)
+                .where(ProposalRow.status == "awarded", ProposalRow.submitted_at >= history.start)
+            )
+            assert awarded == sum(p.awarded for p in history.proposals)
+            # every job ended and was charged; each allocation's used is its charges
+            assert (
+                session.scalar(
+                    select(func.count()).select_from(JobRow).where(JobRow.state != "completed")
+                )
+                == 0
+            )
+            for alloc in session.scalars(
+                select(AllocationRow).where(AllocationRow.starts_at >= history.start)
+            ):
+                charged = session.scalar(
+                    select(func.sum(LedgerEntryRow.gpu_seconds)).where(
+                        LedgerEntryRow.allocation_id == alloc.id, LedgerEntryRow.kind == "charge"
+                    )
+                )
+                assert alloc.reserved_gpu_seconds == 0
+                assert alloc.used_gpu_seconds == int(charged or 0)
+                assert 0 < alloc.used_gpu_seconds <= alloc.granted_gpu_seconds
+        with pytest.raises(Conflict, match="seeded already"):
+            _seed(platform, clock)
+    finally:
+        platform.stop()
