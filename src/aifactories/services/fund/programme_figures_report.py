@@ -16,11 +16,13 @@ from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
+from plotly.subplots import make_subplots
 
 from aifactories.twin.plotly_bundle import plotly_script
 
 COLUMNS = ("family", "key", "metric", "value", "unit")
 FILES = ("report.html", "figures.csv", "figures.parquet")
+COUNTS = frozenset({"jobs"})  # metrics shown as whole numbers
 BREAKDOWNS = (
     ("kind", "organisation kind"),
     ("domain", "domain"),
@@ -102,6 +104,35 @@ def _column(
     return [table.get(k, {}).get(metric, 0.0) for k in keys]
 
 
+def _granted_and_used(
+    words: str,
+    keys: list[str],
+    granted: dict[str, dict[str, float | None]],
+    used: dict[str, dict[str, float | None]],
+) -> go.Figure:
+    """GPU-hours on the left, euros on the right, granted beside used."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("GPU-hours", "EUR"))
+    colours = {"granted": "#1f77b4", "used": "#ff7f0e"}
+    for col, metric in ((1, "gpu_hours"), (2, "eur")):
+        for name, table in (("granted", granted), ("used", used)):
+            figure.add_trace(
+                go.Bar(
+                    name=name,
+                    x=keys,
+                    y=_column(table, keys, metric),
+                    marker_color=colours[name],
+                    showlegend=col == 1,
+                    legendgroup=name,
+                ),
+                row=1,
+                col=col,
+            )
+    figure.update_layout(
+        title=f"GPU-hours and euros granted and used by {words}", barmode="group", height=400
+    )
+    return figure
+
+
 def _money_sections(rows: Sequence[Mapping[str, Any]]) -> list[Section]:
     sections = []
     for dimension, words in BREAKDOWNS:
@@ -110,31 +141,7 @@ def _money_sections(rows: Sequence[Mapping[str, Any]]) -> list[Section]:
         keys = sorted(set(granted) | set(used))
         if not keys:
             continue
-        figure = _bars(
-            f"Euros granted and used by {words}",
-            keys,
-            [("granted", _column(granted, keys, "eur")), ("used", _column(used, keys, "eur"))],
-            "EUR",
-        )
-        figure.add_trace(
-            go.Scatter(
-                name="GPU-hours granted",
-                x=keys,
-                y=_column(granted, keys, "gpu_hours"),
-                mode="markers",
-                yaxis="y2",
-            )
-        )
-        figure.add_trace(
-            go.Scatter(
-                name="GPU-hours used",
-                x=keys,
-                y=_column(used, keys, "gpu_hours"),
-                mode="markers",
-                yaxis="y2",
-            )
-        )
-        figure.update_layout(yaxis2={"title": "GPU-hours", "overlaying": "y", "side": "right"})
+        figure = _granted_and_used(words, keys, granted, used)
         table = [
             (
                 k,
@@ -187,9 +194,12 @@ def _simple_section(
     metrics: list[tuple[str, str]],
     axis: str,
     *,
+    drawn: int = 1,
     stack: bool = False,
     digits: int = 1,
 ) -> Section | None:
+    """A bar per key for the first ``drawn`` metrics (those in the axis' unit); the table
+    holds every metric."""
     table = _pivot(rows, family, prefix)
     total = [r for r in rows if r["family"] == family and r["key"] == "total"]
     if total:
@@ -198,10 +208,13 @@ def _simple_section(
         return None
     keys = sorted(k for k in table if k != "total") + (["total"] if "total" in table else [])
     plotted = [k for k in keys if k != "total"] or keys
-    series = [(label, [table[k].get(metric) for k in plotted]) for metric, label in metrics]
+    series = [(label, [table[k].get(metric) for k in plotted]) for metric, label in metrics[:drawn]]
     figure = _bars(title, plotted, series, axis, stack=stack)
     header = (prefix.rstrip("=") or family, *(label for _, label in metrics))
-    body = [(k, *(_number(table[k].get(m), digits) for m, _ in metrics)) for k in keys]
+    body = [
+        (k, *(_number(table[k].get(m), 0 if m in COUNTS else digits) for m, _ in metrics))
+        for k in keys
+    ]
     return Section(title, figure, header, body)
 
 
@@ -217,6 +230,7 @@ def sections(rows: Sequence[Mapping[str, Any]]) -> list[Section]:
             "Waiting time of jobs per access mode",
             [("mean", "mean (h)"), ("median", "median (h)"), ("p90", "p90 (h)"), ("jobs", "jobs")],
             "hours",
+            drawn=3,
             digits=2,
         ),
         _simple_section(
@@ -230,7 +244,8 @@ def sections(rows: Sequence[Mapping[str, Any]]) -> list[Section]:
                 ("used_gpu_hours", "GPU-h used"),
                 ("available_gpu_hours", "GPU-h available"),
             ],
-            "ratio (GPU-hours, in the table)",
+            "share of the GPU-hours available",
+            drawn=2,
             digits=0,
         ),
         _simple_section(
@@ -240,6 +255,7 @@ def sections(rows: Sequence[Mapping[str, Any]]) -> list[Section]:
             "Energy and carbon of the GPU-hours used",
             [("energy", "kWh"), ("carbon", "kg CO2"), ("gpu_hours", "GPU-h")],
             "kWh, kg CO2",
+            drawn=2,
             digits=0,
         ),
         _simple_section(
@@ -254,7 +270,8 @@ def sections(rows: Sequence[Mapping[str, Any]]) -> list[Section]:
                 ("programme_share", "programme share"),
             ],
             "GPU-hours",
-            stack=False,
+            drawn=2,
+            stack=True,
             digits=0,
         ),
     ]
