@@ -162,12 +162,16 @@ def test_the_cli_shows_the_euros(h: Harness, small_costs: None) -> None:
         }
         balance = CliRunner().invoke(cli, ["balance", "-A", "po-twin"], env=env)
         job = CliRunner().invoke(cli, ["job", str(job_id)], env=env)
+        listed = CliRunner().invoke(cli, ["allocations", "list", "-A", "po-twin"], env=env)
     assert balance.exit_code == 0, balance.output
     assert "EUR granted" in balance.output and "EUR used" in balance.output
     row = next(line for line in balance.output.splitlines() if "it4lia" in line)
     assert "EUR 7,500" in row and "EUR 6.00" in row and "EUR 7,494" in row
     assert job.exit_code == 0, job.output
     assert "EUR 6.00 (at EUR 1.50 per GPU-hour used)" in job.output
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.output.splitlines() if "it4lia" in line)
+    assert "EUR 7,500" in row and "EUR 6.00" in row and "EUR 7,494" in row
 
 
 def test_the_project_page_shows_the_euros(h: Harness, small_costs: None) -> None:

@@ -25,7 +25,7 @@ WhyOpt = Annotated[str, typer.Option("--why", help="justification; the programme
 
 
 def _allocations_table(rows: list[dict[str, Any]], project: str) -> Table:
-    table = render.table(f"Allocations of {project} (GPU-hours)")
+    table = render.table(f"Allocations of {project} (GPU-hours, and in euros: docs/fund.md)")
     for column in (
         "id",
         "site",
@@ -37,9 +37,12 @@ def _allocations_table(rows: list[dict[str, Any]], project: str) -> Table:
         "used",
         "left",
         "used",
+        "EUR granted",
+        "EUR used",
+        "EUR left",
         "alerts",
     ):
-        right = column in {"granted", "reserved", "used", "left"}
+        right = column in {"granted", "reserved", "used", "left"} or column.startswith("EUR")
         table.add_column(column, justify="right" if right else "left")
     for a in rows:
         status = a["status"] if a["status"] == "open" else f"[dim]{a['status']}[/dim]"
@@ -54,6 +57,9 @@ def _allocations_table(rows: list[dict[str, Any]], project: str) -> Table:
             hours(a["used_gpu_hours"]),
             hours(a["left_gpu_hours"]),
             percent(a["used_percent"]),
+            render.euros(a.get("granted_eur")),  # an older server sends none: "-"
+            render.euros(a.get("used_eur")),
+            render.euros(a.get("left_eur")),
             ", ".join(f"{t} %" for t in a["alerts_sent"]) or "-",
         )
     return table
