@@ -174,10 +174,13 @@ def test_the_cli_shows_the_euros(h: Harness, small_costs: None) -> None:
     assert "EUR 7,500" in row and "EUR 6.00" in row and "EUR 7,494" in row
 
 
-def test_the_project_page_shows_the_euros(h: Harness, small_costs: None) -> None:
+def test_the_portal_shows_the_euros(h: Harness, small_costs: None) -> None:
     from tests.web.harness import portal
 
-    _run(h, "dario", "po-twin", BOOSTER)
+    job_id = _run(h, "dario", "po-twin", BOOSTER)
+    job_page = portal(h, "dario").get(f"/portal/jobs/{job_id}")
+    assert job_page.status_code == 200, job_page.text
+    assert "4 GPU-hours, worth EUR 6.00 at its partition" in " ".join(job_page.text.split())
     page = portal(h, "dario").get("/portal/projects/po-twin")
     assert page.status_code == 200, page.text
     text = " ".join(page.text.split())

@@ -22,6 +22,7 @@ from aifactories.domain.jobs import JobState, job_ref
 from aifactories.domain.projects import Role
 from aifactories.services.core.auth import require_project_access
 from aifactories.services.core.context import Principal, ServiceContext
+from aifactories.services.fund.valuation import job_euros
 from aifactories.services.jobs.job_queries import array_tasks, get_job
 
 MAX_PER_PAGE = 200
@@ -99,6 +100,7 @@ class JobDetail:
     may_cancel: bool
     may_read_output: bool
     separate_error: bool  # the site keeps standard error in a file of its own
+    charged_eur: float | None = None  # the charge in euros (docs/fund.md); None: unpriced
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,7 @@ def job_detail(ctx: ServiceContext, principal: Principal, ref: str) -> JobDetail
         or (role is not None and row.user_id == principal.user_id),
         may_read_output=role is not None,  # as job_output.find_readable_job
         separate_error=row.error_path is not None or batch.get("error") is not None,
+        charged_eur=job_euros(ctx.catalogue, row).charged,
     )
 
 
