@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import typer
 
 from aifactories.cli import render
-from aifactories.cli.human import hours
 from aifactories.cli.remote import call, client, fail
 
 programme_app = typer.Typer(
@@ -71,9 +70,9 @@ def report(
         progress.update(task, advance=1)
     render.console.print(
         f"{figures['period_from'][:10]} to {figures['period_to'][:10]}, as of "
-        f"{figures['as_of'][:19]}: granted {hours(_total(figures, 'granted', 'gpu_hours'), 0)} "
+        f"{figures['as_of'][:19]}: granted {_total(figures, 'granted', 'gpu_hours'):,.0f} "
         f"GPU-hours (EUR {_total(figures, 'granted', 'eur'):,.0f}), used "
-        f"{hours(_total(figures, 'used', 'gpu_hours'), 0)} GPU-hours "
+        f"{_total(figures, 'used', 'gpu_hours'):,.0f} GPU-hours "
         f"(EUR {_total(figures, 'used', 'eur'):,.0f})",
         highlight=False,
         soft_wrap=True,
