@@ -17,7 +17,7 @@ from aifactories.domain.errors import InvalidInput, PermissionDenied
 from aifactories.fund.valuation_rules import allocation_rate, partition_rates
 from aifactories.services.core.auth import principal_of_user
 from aifactories.services.core.context import Principal
-from aifactories.services.demo import load_demo
+from aifactories.services.demo import PROJECTS, load_demo
 from aifactories.services.fund.history_seed import SeededHistory, seed_history
 from aifactories.services.fund.programme_figures import (
     DIMENSIONS,
@@ -27,6 +27,11 @@ from aifactories.services.fund.programme_figures import (
 )
 from aifactories.services.fund.programme_figures_prices import PROGRAMME_SHARES
 from aifactories.services.platform import Platform
+from aifactories.services.programme.allocation_decisions import DecisionIn, decide_request
+from aifactories.services.programme.allocation_requests import (
+    AllocationRequestIn,
+    request_change,
+)
 from aifactories.settings import Settings
 from tests.conftest import database_of_kind
 from tests.fund.programme_figures_costs import SmallCostModel
@@ -253,3 +258,48 @@ def test_rows_and_access(seeded: Seeded) -> None:
         programme_figures(seeded.platform.ctx, seeded.principal("alice"), start=h.start, end=h.end)
     with pytest.raises(InvalidInput):
         programme_figures(seeded.platform.ctx, seeded.principal("oscar"), start=h.end, end=h.start)
+
+
+def test_allocations_outside_calls_count_at_their_start_at_their_first_size(
+    seeded: Seeded,
+) -> None:
+    """The demo's allocations come from no call: granted when they start, at the size they
+    had then, even after an extension (which counts at its approval)."""
+    ctx = seeded.platform.ctx
+    with ctx.reads() as session:
+        demo = session.scalars(
+            select(AllocationRow).where(AllocationRow.starts_at < seeded.history.start)
+        ).all()
+        first_start = min(a.starts_at for a in demo)
+        target = demo[0].id
+    demo_hours = sum(hours for *_, allocations in PROJECTS for _, hours in allocations)
+    clock = ctx.clock
+    assert isinstance(clock, ManualClock)
+    clock.set(seeded.history.end + DAY_S)
+    request = request_change(
+        ctx,
+        seeded.principal("alice"),
+        target,
+        AllocationRequestIn(kind="extension", gpu_hours=500.0, justification="more"),
+    )
+    decide_request(
+        ctx, seeded.principal("oscar"), request.id, DecisionIn(decision="approve", reason="ok")
+    )
+    figures = programme_figures(
+        ctx,
+        seeded.principal("oscar"),
+        start=first_start,
+        end=seeded.history.start,
+        as_of=clock.now(),
+        costs=seeded.costs,
+    )
+    granted = _table(figures.granted, "mode")
+    assert granted["outside_calls"].gpu_hours == pytest.approx(demo_hours)
+    later = programme_figures(
+        ctx,
+        seeded.principal("oscar"),
+        start=seeded.history.end,
+        end=clock.now() + 1,
+        costs=seeded.costs,
+    )
+    assert _table(later.granted, "total")["total"].gpu_hours == pytest.approx(500.0)

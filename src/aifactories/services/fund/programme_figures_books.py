@@ -5,7 +5,8 @@ What counts at ``as_of`` (so that a past date gives the same figures whenever co
 - a grant is an audit entry at or before ``as_of``: ``proposal.award`` (its allocations, as
   the entry lists them) or ``allocation.request.approve`` of an extension (the GPU-seconds it
   added); an allocation of a project that came from no call (an operator's, like the demo's)
-  has no such entry and counts as granted at its start, at its size now;
+  has no such entry and counts as granted at its start, at its size then (its size now less
+  what approved extensions and transfers changed);
 - use is a ledger ``charge`` entry dated at or before ``as_of`` (the ledger dates a charge at
   the end of the usage it covers, never later than it was written);
 - a proposal is submitted at its first ``proposal.submit`` entry and decided at its first
@@ -18,6 +19,7 @@ date, proposals by their submission, jobs by their start.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -197,16 +199,34 @@ def _grants(
             grants.append(
                 Grant(entry.at, who, row.site_id, _sites(row.pool_sites), int(after) - int(before))
             )
+    changed = _approved_changes(session)
     for row in allocations.values():
         outside = row.project_id not in look.project_proposal
         if outside and start <= row.starts_at < end and row.starts_at <= as_of:
             who = look.project_who[row.project_id]
-            grants.append(
-                Grant(
-                    row.starts_at, who, row.site_id, _sites(row.pool_sites), row.granted_gpu_seconds
-                )
-            )
+            first = row.granted_gpu_seconds - changed.get(row.id, 0)  # its size when made
+            grants.append(Grant(row.starts_at, who, row.site_id, _sites(row.pool_sites), first))
     return grants
+
+
+def _approved_changes(session: Session) -> dict[int, int]:
+    """GPU-seconds each allocation gained (or gave) by approved extensions and transfers,
+    ever: what its size now holds beyond its size when it was made."""
+    changed: dict[int, int] = defaultdict(int)
+    for details in session.scalars(
+        select(AuditRow.details).where(AuditRow.action == EXTENSION_APPROVED)
+    ):
+        details = details or {}
+        if details.get("kind") == "extension":
+            before = (details.get("before") or {}).get("granted_gpu_seconds")
+            after = (details.get("after") or {}).get("granted_gpu_seconds")
+            if before is not None and after is not None:
+                changed[int(details.get("allocation_id", -1))] += int(after) - int(before)
+        elif details.get("from_allocation_id") is not None:
+            amount = int(details.get("gpu_seconds", 0))
+            changed[int(details["from_allocation_id"])] -= amount
+            changed[int(details.get("to_allocation_id", -1))] += amount
+    return changed
 
 
 def _charges(
