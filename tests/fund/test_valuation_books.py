@@ -45,7 +45,7 @@ def _small_cost_model(catalogue: Catalogue) -> _Costs:
 
 @pytest.fixture
 def small_costs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(valuation, "load_cost_model", _small_cost_model)
+    monkeypatch.setattr(valuation, "cost_model_of", _small_cost_model)
     monkeypatch.setattr(valuation, "_RATES", {})
 
 

@@ -20,8 +20,7 @@ from sqlalchemy.orm import Session
 from aifactories.catalogue.loader import Catalogue
 from aifactories.db.accounts import allocations_of, project_by_ref
 from aifactories.db.models import AllocationRow, JobRow, LedgerEntryRow
-from aifactories.domain.errors import InvalidInput, NotFound
-from aifactories.fund.cost_model import load_cost_model
+from aifactories.domain.errors import ConfigurationError, NotFound
 from aifactories.fund.valuation_rules import (
     AllocationEuros,
     Held,
@@ -33,6 +32,7 @@ from aifactories.fund.valuation_rules import (
 )
 from aifactories.services.core.auth import require_project_access
 from aifactories.services.core.context import Principal, ServiceContext
+from aifactories.services.fund.costs import cost_model_of
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ def rates_of(catalogue: Catalogue) -> Mapping[str, PartitionRate]:
     if hit is not None and hit[0] is catalogue:
         return hit[1]
     try:
-        rates: Mapping[str, PartitionRate] = partition_rates(catalogue, load_cost_model(catalogue))
-    except InvalidInput as exc:  # a bad cost model file: its message names the file and field
+        rates: Mapping[str, PartitionRate] = partition_rates(catalogue, cost_model_of(catalogue))
+    except ConfigurationError as exc:  # a bad cost model file: its message names the file and field
         log.error("the books show no euros: the cost model cannot be read: %s", exc)
         rates = {}
     except Exception:  # a bug or a missing data file: the traceback, and still no outage
