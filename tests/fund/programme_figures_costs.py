@@ -20,7 +20,7 @@ class SmallPartitionCost:
 class SmallCostModel:
     def __init__(self, catalogue: Catalogue) -> None:
         parts = [p for site in catalogue.sites for p in site.partitions]
-        self.partitions = {
+        self.partitions: dict[str, SmallPartitionCost] = {
             p.id: SmallPartitionCost(1.0 + i, 0.5 + 0.1 * i, 0.2) for i, p in enumerate(parts)
         }
 

@@ -25,7 +25,7 @@ DAY_S = 86400.0
 
 def _platform(tmp: Path, url: str | None = None) -> tuple[Platform, ManualClock]:
     clock = ManualClock()
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         data_dir=tmp / "data", database_url=url or f"sqlite:///{tmp / 'aif.db'}", run_broker=False
     )
     platform = Platform(settings, clock=clock)

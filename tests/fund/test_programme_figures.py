@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from aifactories.db.models import AllocationRow, JobRow, UserRow
+from aifactories.db.programme_models import ProposalRow
 from aifactories.domain.clock import ManualClock
 from aifactories.domain.errors import InvalidInput, PermissionDenied
 from aifactories.fund.valuation_rules import allocation_rate, partition_rates
@@ -19,13 +20,9 @@ from aifactories.services.core.auth import principal_of_user
 from aifactories.services.core.context import Principal
 from aifactories.services.demo import PROJECTS, load_demo
 from aifactories.services.fund.history_seed import SeededHistory, seed_history
-from aifactories.services.fund.programme_figures import (
-    DIMENSIONS,
-    HoursAndEuros,
-    ProgrammeFigures,
-    programme_figures,
-)
+from aifactories.services.fund.programme_figures import DIMENSIONS, programme_figures
 from aifactories.services.fund.programme_figures_prices import PROGRAMME_SHARES
+from aifactories.services.fund.programme_figures_values import HoursAndEuros, ProgrammeFigures
 from aifactories.services.platform import Platform
 from aifactories.services.programme.allocation_decisions import DecisionIn, decide_request
 from aifactories.services.programme.allocation_requests import (
@@ -71,7 +68,7 @@ def seeded(
     tmp: Path = tmp_path_factory.mktemp("figures")
     with database_of_kind(request.param, tmp) as url:
         clock = ManualClock()
-        settings = Settings(data_dir=tmp / "data", database_url=url, run_broker=False)  # type: ignore[call-arg]
+        settings = Settings(data_dir=tmp / "data", database_url=url, run_broker=False)
         platform = Platform(settings, clock=clock)
         platform.migrate()
         load_demo(platform.ctx)
@@ -102,12 +99,12 @@ def test_granted_hours_are_the_awarded_requests_and_euros_their_price(seeded: Se
     figures = seeded.figures()
     awarded = [p for p in seeded.history.proposals if p.awarded]
     total = _table(figures.granted, "total")["total"]
+    ids = [p.proposal_id for p in awarded]
     with seeded.platform.ctx.reads() as session:
-        from aifactories.db.programme_models import ProposalRow
-
         requested = sum(
-            session.get(ProposalRow, p.proposal_id).requested_gpu_hours  # type: ignore[union-attr]
-            for p in awarded
+            session.scalars(
+                select(ProposalRow.requested_gpu_hours).where(ProposalRow.id.in_(ids))
+            ).all()
         )
     extensions = seeded.history.extensions
     assert extensions  # the seed approves some: they are grants too, at their approval
@@ -144,8 +141,6 @@ def test_a_grant_counts_from_its_decision(seeded: Seeded) -> None:
     before = seeded.figures(as_of=target.decided_at - 1.0)
     after = seeded.figures(as_of=target.decided_at)
     with seeded.platform.ctx.reads() as session:
-        from aifactories.db.programme_models import ProposalRow
-
         row = session.get(ProposalRow, target.proposal_id)
         assert row is not None
         hours = row.requested_gpu_hours

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 from aifactories.api.deps import Ctx, Me
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.errors import InvalidInput
-from aifactories.services.fund.programme_figures import ProgrammeFigures, programme_figures
+from aifactories.services.fund.programme_figures import programme_figures
+from aifactories.services.fund.programme_figures_values import ProgrammeFigures
 from aifactories.services.notifications.audit import parse_time
 
 router = APIRouter(tags=["programme"])
