@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from aifactories.db.models import AllocationRow, JobRow, UserRow
+from aifactories.db.jobs import charge_usage
+from aifactories.db.models import AllocationRow, JobRow, ProjectRow, SiteUsageRow, UserRow
 from aifactories.db.programme_models import ProposalRow
 from aifactories.domain.clock import ManualClock
 from aifactories.domain.errors import InvalidInput, PermissionDenied
 from aifactories.fund.valuation_rules import allocation_rate, partition_rates
+from aifactories.ledger.usage_split import split_usage
 from aifactories.services.core.auth import principal_of_user
 from aifactories.services.core.context import Principal
 from aifactories.services.demo import PROJECTS, load_demo
@@ -268,9 +270,7 @@ def test_allocations_outside_calls_count_at_their_start_at_their_first_size(
         first_start = min(a.starts_at for a in demo)
         target = demo[0].id
     demo_hours = sum(hours for *_, allocations in PROJECTS for _, hours in allocations)
-    clock = ctx.clock
-    assert isinstance(clock, ManualClock)
-    clock.set(seeded.history.end + DAY_S)
+    clock = _clock_at_least(seeded, seeded.history.end + DAY_S)
     request = request_change(
         ctx,
         seeded.principal("alice"),
@@ -298,3 +298,62 @@ def test_allocations_outside_calls_count_at_their_start_at_their_first_size(
         costs=seeded.costs,
     )
     assert _table(later.granted, "total")["total"].gpu_hours == pytest.approx(500.0)
+
+
+def _clock_at_least(seeded: Seeded, when: float) -> ManualClock:
+    """The platform's clock, moved on to ``when`` unless another test moved it further."""
+    clock = seeded.platform.ctx.clock
+    assert isinstance(clock, ManualClock)
+    if clock.now() < when:
+        clock.set(when)
+    return clock
+
+
+def test_usage_imported_from_a_site_counts_once_imported(seeded: Seeded) -> None:
+    """Usage run outside the broker is dated when it ran but written when imported: a date
+    before the import does not see it; after, it counts at its site, with no partition."""
+    ctx = seeded.platform.ctx
+    history = seeded.history
+    imported_at = _clock_at_least(seeded, history.end + 3 * DAY_S).now()
+    with ctx.sessions.begin() as session:
+        alloc = session.scalars(
+            select(AllocationRow)
+            .where(AllocationRow.site_id == "lumi-aif", AllocationRow.starts_at >= history.start)
+            .order_by(AllocationRow.id)
+        ).first()
+        assert alloc is not None
+        code = session.get(ProjectRow, alloc.project_id).code  # type: ignore[union-attr]
+        ran_from = alloc.starts_at + 3600
+        amount = 4 * 7200  # 4 GPUs for 2 hours, billing weight 1
+        session.add(
+            SiteUsageRow(
+                site_id="lumi-aif",
+                site_job_id="777",
+                started_at=ran_from,
+                ended_at=ran_from + 7200,
+                account=code,
+                project_id=alloc.project_id,
+                gpus=4,
+                elapsed_s=7200.0,
+                charged_gpu_seconds=amount,
+                imported_at=imported_at,
+            )
+        )
+        pieces = split_usage(ran_from, ran_from + 7200, amount, [alloc.ends_at])
+        note = f"direct lumi-aif job 777 ({code})"
+        assert charge_usage(session, alloc.project_id, "lumi-aif", pieces, imported_at, note) == []
+    before = seeded.figures(as_of=imported_at - 1.0)
+    after = seeded.figures(as_of=imported_at)
+    for dimension, key in (("total", "total"), ("site", "lumi-aif")):
+        gained = (
+            _table(after.used, dimension)[key].gpu_hours
+            - _table(before.used, dimension)[key].gpu_hours
+        )
+        assert gained == pytest.approx(2 * 4.0)
+    used = {u.partition_id: u.used_gpu_hours for u in before.utilisation}
+    assert {u.partition_id: u.used_gpu_hours for u in after.utilisation} == used
+    kwh = seeded.costs.partition("lumi-aif/lumi-g").kwh_per_gpu_hour * 8.0
+    energy = {e.site_id: e.kwh for e in after.energy}
+    assert energy["lumi-aif"] - {e.site_id: e.kwh for e in before.energy}["lumi-aif"] == (
+        pytest.approx(kwh)
+    )

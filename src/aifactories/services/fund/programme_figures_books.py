@@ -8,7 +8,9 @@ What counts at ``as_of`` (so that a past date gives the same figures whenever co
   has no such entry and counts as granted at its start, at its size then (its size now less
   what approved extensions and transfers changed);
 - use is a ledger ``charge`` entry dated at or before ``as_of`` (the ledger dates a charge at
-  the end of the usage it covers, never later than it was written);
+  the end of the usage it covers, never later than it was written); usage imported from a
+  site's accounting is dated when it ran, so it counts only if it was also imported
+  (``site_usage.imported_at``) at or before ``as_of``, and at the site it ran at;
 - a proposal is submitted at its first ``proposal.submit`` entry and decided at its first
   ``proposal.award``, ``proposal.reject`` or ``proposal.technical_check.reject`` entry, each
   at or before ``as_of``;
@@ -19,6 +21,7 @@ date, proposals by their submission, jobs by their start.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ from aifactories.db.models import (
     LedgerEntryRow,
     OrganisationRow,
     ProjectRow,
+    SiteUsageRow,
 )
 from aifactories.db.programme_models import AuditRow, CallRow, ProposalRow
 from aifactories.domain.organisations import CRITICAL_DOMAINS, Domain
@@ -42,6 +46,8 @@ SUBMIT = "proposal.submit"
 AWARD = "proposal.award"
 DECISIONS = (AWARD, "proposal.reject", "proposal.technical_check.reject")
 EXTENSION_APPROVED = "allocation.request.approve"
+# a charge of usage imported from a site's accounting (services/sites/usage_import.py)
+DIRECT = re.compile(r"^direct (\S+) job (\S+) \(")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +235,16 @@ def _approved_changes(session: Session) -> dict[int, int]:
     return changed
 
 
+def _imports(session: Session) -> dict[tuple[str, str], float]:
+    """When each job run outside the broker was imported from its site's accounting."""
+    found: dict[tuple[str, str], float] = {}
+    for site, job, at in session.execute(
+        select(SiteUsageRow.site_id, SiteUsageRow.site_job_id, SiteUsageRow.imported_at)
+    ):
+        found[(site, job)] = min(at, found.get((site, job), at))
+    return found
+
+
 def _charges(
     session: Session, look: _Lookups, start: float, end: float, as_of: float
 ) -> list[Charge]:
@@ -236,6 +252,8 @@ def _charges(
         select(
             LedgerEntryRow.at,
             LedgerEntryRow.gpu_seconds,
+            LedgerEntryRow.job_id,
+            LedgerEntryRow.note,
             AllocationRow.project_id,
             AllocationRow.site_id,
             AllocationRow.pool_sites,
@@ -251,18 +269,22 @@ def _charges(
             LedgerEntryRow.at <= as_of,
         )
         .order_by(LedgerEntryRow.id)
-    )
-    return [
-        Charge(
-            at,
-            look.project_who[project],
-            job_site or alloc_site,
-            partition,
-            _sites(pool),
-            int(seconds),
+    ).all()
+    imports = _imports(session) if any(r.job_id is None for r in rows) else {}
+    charges = []
+    for at, seconds, job_id, note, project, alloc_site, pool, job_site, partition in rows:
+        site = job_site or alloc_site
+        direct = DIRECT.match(note or "") if job_id is None else None
+        if direct is not None:
+            # usage imported from a site is dated when it ran: it counts once imported
+            imported = imports.get((direct[1], direct[2]))
+            if imported is None or imported > as_of:
+                continue
+            site = direct[1]
+        charges.append(
+            Charge(at, look.project_who[project], site, partition, _sites(pool), int(seconds))
         )
-        for at, seconds, project, alloc_site, pool, job_site, partition in rows
-    ]
+    return charges
 
 
 def _first_by_proposal(rows: Iterable[tuple[str, float]]) -> dict[int, float]:
