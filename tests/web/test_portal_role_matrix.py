@@ -70,6 +70,8 @@ GET /programme/award-runs/{award_run}/report  in   ok   403  403  403  403  403 
 GET /programme/allocation-requests            in   ok   403  403  403  403  403  403  403  403
 GET /programme/audit                          in   ok   403  403  403  403  403  403  403  403
 GET /programme/audit/export                   in   ok   403  403  403  403  403  403  403  403
+GET /programme/figures                        in   ok   403  403  403  403  403  403  403  403
+GET /programme/figures/csv                    in   ok   403  403  403  403  403  403  403  403
 GET /figures                                  ok   ok   ok   ok   ok   ok   ok   ok   ok   ok
 GET /calls/{fast_call}/apply                  in   ok   ok   ok   ok   ok   ok   ok   ok   ok
 """
