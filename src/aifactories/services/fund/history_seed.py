@@ -2,16 +2,19 @@
 programme's figures are computed and tested on, and what ``aif programme seed-history`` adds
 to the demo.
 
-Two calls open on the first day (Playground: automated checks, awarded at submission; Fast
-Lane: a programme operator's technical check some days later, a few rejected). Proposals
-come from every organisation kind of the demo (its principal investigators) and every
-domain, spread over the year; one awarded project in five asks for an extension, which the
-operator approves; each awarded project submits jobs (``submit_job``), which
-start after a seeded wait (the reservation as the broker makes it, ``try_reserve``) and end
-after a seeded runtime (``finish_job``, the broker's settlement: the charge by month). Every
-step runs on a manual clock set to its virtual time, so the audit log, the ledger and the
-job rows carry the times of the history. Seeded: the same seed and start give the same
-history. Needs the demo (``load_demo``) and a database without this history.
+Three calls open on the first day: Playground (automated checks, awarded at submission),
+Fast Lane (a programme operator's technical check one to six days later, one in seven
+rejected) and Large Scale (peer review at a cut-off every 30 days, the optimiser's awards
+applied a week after it: history_seed_peer.py). Proposals come from every organisation kind
+of the demo (its principal investigators) and every domain, spread over the year; one awarded
+project in five asks for an extension, which the operator approves; each awarded project
+submits jobs (``submit_job``), which start after a seeded wait (the reservation as the broker
+makes it, ``try_reserve``) and end after a seeded runtime (``finish_job``, the broker's
+settlement: the charge by month): history_seed_run.py. Every step runs on a manual clock set
+to its virtual time, so the audit log, the ledger and the job rows carry the times of the
+history; nothing is written after its end (a job running then keeps its reservation). Seeded:
+the same seed and start give the same history. Needs the demo (``load_demo``) and a
+database without this history.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from aifactories.domain.clock import ManualClock, to_datetime
 from aifactories.domain.errors import Conflict
 from aifactories.domain.organisations import Domain, OrganisationKind
 from aifactories.services.core.context import ServiceContext
+from aifactories.services.fund.history_seed_peer import MODE, last_submission, open_peer_call
 from aifactories.services.fund.history_seed_run import (
     APPLICANTS,
     DAY_S,
@@ -45,7 +49,7 @@ from aifactories.services.programme.technical_checks import technical_check
 __all__ = ["SeededHistory", "SeededProposal", "seed_history"]
 
 
-def _calls(run: SeedRun, code: str, end: float) -> tuple[str, str]:
+def _calls(run: SeedRun, code: str, end: float) -> dict[str, str]:
     operator = run.principal(OPERATOR)
     budget = {site: 400_000.0 for site in SITES} | {"pool": 2_000_000.0}
     codes = (f"{code}-playground", f"{code}-fast-lane")
@@ -69,67 +73,86 @@ def _calls(run: SeedRun, code: str, end: float) -> tuple[str, str]:
                 budget_gpu_hours=budget,
             ),
         )
-    return codes
+    return {"playground": codes[0], "fast_lane": codes[1]}
 
 
-def _proposal(run: SeedRun, i: int, days: int, proposals: int) -> None:
-    """The i-th proposal: its applicant, domain, mode and request; submitted at its time."""
-    kinds = list(APPLICANTS)
-    kind = kinds[i % len(kinds)]
+def _mode(run: SeedRun, i: int, submit_at: float) -> str:
+    """Playground for half the proposals, then Fast Lane and Large Scale in turn (Fast Lane
+    when no Large Scale cut-off is left)."""
+    if i % 2 == 0:
+        return "playground"
+    if i % 4 == 3 and MODE in run.calls and submit_at < last_submission(run):
+        return MODE
+    return "fast_lane"
+
+
+def _fields(run: SeedRun, i: int, mode: str, site: str | None) -> ProposalFields:
+    kind = list(APPLICANTS)[i % len(APPLICANTS)]
     domain = list(Domain)[i % len(Domain)]
-    playground = i % 2 == 0
-    mode = "playground" if playground else "fast_lane"
-    pi = APPLICANTS[kind]
-    if playground:
-        hours = run.rng.randrange(1000, 2001, 100)
-    else:
-        hours = run.rng.randrange(2000, 20001, 500)
-    site = SITES[i % len(SITES)] if i % 3 else None  # else: funded from the pool
+    hours, months = {
+        "playground": (run.rng.randrange(1000, 2001, 100), 3),
+        "fast_lane": (run.rng.randrange(2000, 20001, 500), 3),
+        MODE: (run.rng.randrange(60_000, 200_001, 10_000), 3),
+    }[mode]
     business = kind in (OrganisationKind.STARTUP, OrganisationKind.SME, OrganisationKind.INDUSTRY)
-    fields = ProposalFields(
+    return ProposalFields(
         title=f"Seeded {domain.value} project {i + 1}",
         abstract="A proposal of the seeded year of the programme.",
         domain=domain,
         industrial=business and i % 3 != 1,
         requested_gpu_hours=float(hours),
         largest_job_gpus=4,
-        preferred_sites=[site] if site else [],
-        period_months=3,
+        preferred_sites=[site] if site and mode != MODE else [],
+        period_months=months,
     )
-    spacing = 0.85 * days * DAY_S / max(1, proposals)  # the last ones still get their jobs
-    submit_at = run.history.start + DAY_S + i * spacing + run.rng.uniform(0, 12) * HOUR_S
-    decide_after = 0.0 if playground else run.rng.uniform(1.0, 6.0) * DAY_S
-    reject = not playground and i % REJECT_EVERY == 1
+
+
+def _proposal(run: SeedRun, i: int, submit_at: float) -> None:
+    """The i-th proposal: its applicant, domain, mode and request; submitted at ``submit_at``
+    and decided as its mode decides."""
+    kind = list(APPLICANTS)[i % len(APPLICANTS)]
+    pi = APPLICANTS[kind]
+    mode = _mode(run, i, submit_at)
+    site = SITES[i % len(SITES)] if i % 3 else None  # else: funded from the pool
+    fields = _fields(run, i, mode, site)
+    decide_after = run.rng.uniform(1.0, 6.0) * DAY_S if mode == "fast_lane" else 0.0
+    reject = mode == "fast_lane" and i % REJECT_EVERY == 1
 
     def propose() -> None:
-        call = run.calls[0] if playground else run.calls[1]
-        draft = create_draft(run.ctx, run.principal(pi), call, fields)
+        draft = create_draft(run.ctx, run.principal(pi), run.calls[mode], fields)
         row = submit(run.ctx, run.principal(pi), draft.id)
         now = run.clock.now()
+        domain = fields.domain.value if fields.domain else ""
+        decided = now + decide_after if mode != MODE else None
         seeded = SeededProposal(
-            row.id, mode, kind.value, domain.value, now, now + decide_after, not reject, None
+            row.id, mode, kind.value, domain, now, decided, mode != MODE and not reject, None
         )
         run.history.proposals.append(seeded)
         index = len(run.history.proposals) - 1
-        if playground:  # awarded at submission
+        if mode == "playground":  # awarded at submission
             after_award(run, index, pi)
-            return
-
-        def check() -> None:
-            technical_check(
-                run.ctx,
-                run.principal(OPERATOR),
-                row.id,
-                "reject" if reject else "accept",
-                "does not fit the hardware" if reject else "fits the partition",
-                site_id=site,
-            )
-            if not reject:
-                after_award(run, index, pi)
-
-        run.at(now + decide_after, check)
+        elif mode == MODE:  # decided at its cut-off (history_seed_peer.py)
+            run.peer[row.id] = (index, pi)
+        else:
+            run.at(now + decide_after, lambda: _check(run, row.id, index, pi, reject, site))
 
     run.at(submit_at, propose)
+
+
+def _check(
+    run: SeedRun, proposal_id: int, index: int, pi: str, reject: bool, site: str | None
+) -> None:
+    """A Fast Lane proposal's technical check by the programme operator."""
+    technical_check(
+        run.ctx,
+        run.principal(OPERATOR),
+        proposal_id,
+        "reject" if reject else "accept",
+        "does not fit the hardware" if reject else "fits the partition",
+        site_id=site,
+    )
+    if not reject:
+        after_award(run, index, pi)
 
 
 def seed_history(
@@ -146,8 +169,15 @@ def seed_history(
     end = begin + days * DAY_S
     clock = ManualClock(begin)
     run = SeedRun(replace(ctx, clock=clock), clock, random.Random(seed), SeededHistory(begin, end))
-    run.calls = _calls(run, f"history-{to_datetime(begin):%Y%m%d}", end)
+    code = f"history-{to_datetime(begin):%Y%m%d}"
+    run.calls = _calls(run, code, end)
+    peer = open_peer_call(run, code, end)
+    if peer is not None:
+        run.calls[MODE] = peer
+    # submissions from the second day to 40 days before the end: their projects run in it
+    spread = max(0.0, end - begin - 41 * DAY_S)
     for i in range(proposals):
-        _proposal(run, i, days, proposals)
-    run.run()
+        at = begin + DAY_S + spread * i / max(1, proposals) + run.rng.uniform(0, 12) * HOUR_S
+        _proposal(run, i, at)
+    run.run(until=end)
     return run.history

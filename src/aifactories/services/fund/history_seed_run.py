@@ -58,7 +58,7 @@ class SeededProposal:
     kind: str
     domain: str
     submitted_at: float
-    decided_at: float
+    decided_at: float | None  # None: not decided within the history
     awarded: bool
     first_job_at: float | None  # the first job's start
 
@@ -69,7 +69,7 @@ class SeededHistory:
     end: float
     proposals: list[SeededProposal] = field(default_factory=list)
     jobs: int = 0
-    waits_s: dict[str, list[float]] = field(default_factory=dict)  # mode -> each job's wait
+    waits_s: dict[str, list[float]] = field(default_factory=dict)  # mode -> each started job's
     extensions: list[tuple[float, int]] = field(default_factory=list)  # approved at, GPU-s
 
 
@@ -92,17 +92,21 @@ class SeedRun:
     history: SeededHistory
     queue: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
     seq: int = 0
-    calls: tuple[str, str] = ("", "")  # the Playground and Fast Lane calls' codes
+    calls: dict[str, str] = field(default_factory=dict)  # access mode -> its call's code
+    peer: dict[int, tuple[int, str]] = field(default_factory=dict)  # proposal -> index, PI
 
     def at(self, when: float, step: Callable[[], None]) -> None:
         self.seq += 1
         heapq.heappush(self.queue, (when, self.seq, step))
 
-    def run(self) -> None:
-        while self.queue:
+    def run(self, until: float) -> None:
+        """Every step in time order, up to ``until`` (the history's end: nothing after it is
+        written, so a history ending now leaves nothing in the future)."""
+        while self.queue and self.queue[0][0] < until:
             when, _, step = heapq.heappop(self.queue)
             self.clock.set(max(when, self.clock.now()))
             step()
+        self.queue.clear()
 
     def principal(self, username: str) -> Principal:
         with self.ctx.reads() as session:
@@ -159,12 +163,7 @@ def _job(run: SeedRun, job: _SeededJob) -> None:
         ),
     )
     job_id = row.id
-    run.history.waits_s.setdefault(job.mode, []).append(wait)
-    run.history.jobs += 1
     now = run.clock.now()
-    if job.first:
-        seeded = run.history.proposals[job.index]
-        run.history.proposals[job.index] = replace(seeded, first_job_at=now + wait)
 
     def start() -> None:
         with ctx.sessions() as session, session.begin():
@@ -182,6 +181,11 @@ def _job(run: SeedRun, job: _SeededJob) -> None:
             row.allocation_id, row.billing_weight = job.allocation_id, part.billing_weight
             row.reserved_gpu_seconds = reserve
             row.site_job_id = f"seeded-{job_id}"
+        run.history.waits_s.setdefault(job.mode, []).append(wait)
+        run.history.jobs += 1
+        if job.first:
+            seeded = run.history.proposals[job.index]
+            run.history.proposals[job.index] = replace(seeded, first_job_at=run.clock.now())
 
     def end() -> None:
         with ctx.sessions() as session, session.begin():
@@ -232,24 +236,30 @@ def _extension(run: SeedRun, pi: str, allocation_id: int, gpu_hours: int) -> Non
 
 
 def after_award(run: SeedRun, index: int, pi: str) -> None:
-    """Once awarded: the project's jobs, the first submitted after a seeded delay, together
-    using a seeded share (30 to 70%) of the grant."""
+    """Once awarded: the project's jobs, the first submitted a seeded delay after the award
+    (or after its allocation starts, if later), together using a seeded share (30 to 70%) of
+    the grant."""
     seeded = run.history.proposals[index]
     with run.ctx.reads() as session:
         proposal = session.get(ProposalRow, seeded.proposal_id)
         assert proposal is not None and proposal.project_id is not None
         project = session.get(ProjectRow, proposal.project_id)
         assert project is not None
+        # an award over several sites has an allocation at each: the jobs use the largest
         allocation = session.scalars(
-            select(AllocationRow).where(AllocationRow.project_id == project.id)
+            select(AllocationRow)
+            .where(AllocationRow.project_id == project.id)
+            .order_by(AllocationRow.granted_gpu_seconds.desc(), AllocationRow.id)
+            .limit(1)
         ).one()
         allocation_id, granted_h = allocation.id, allocation.granted_gpu_seconds / HOUR_S
+        opens = allocation.starts_at  # a Large Scale award may start with the next month
         code = project.code
     if index % EXTEND_EVERY == EXTEND_EVERY - 1:
         _extension(run, pi, allocation_id, round(granted_h * 0.25))
     jobs = run.rng.randint(4, 8)
     target = granted_h * run.rng.uniform(0.3, 0.7) / jobs
-    when = run.clock.now() + run.rng.uniform(0.5, 5.0) * DAY_S
+    when = max(run.clock.now(), opens) + run.rng.uniform(0.5, 5.0) * DAY_S
     for n in range(jobs):
         job = _SeededJob(pi, code, seeded.mode, allocation_id, target, index, n == 0)
         run.at(when, lambda job=job: _job(run, job))  # type: ignore[misc]
