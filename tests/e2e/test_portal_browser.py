@@ -217,3 +217,30 @@ def test_pages_fit_a_phone_and_are_pictured(
         shot = folder / f"portal-{name}-{size}.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 10_000
+
+
+def test_the_programme_figures_draw_their_charts_and_tables_for_an_operator(
+    desktop: BrowserContext, server: Server, tmp_path: Path
+) -> None:
+    page = desktop.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    page.on(
+        "response",
+        lambda r: problems.append(f"{r.url}: HTTP {r.status}") if r.status >= 400 else None,
+    )
+    page.goto(f"{server.url}/portal/login?next=/portal/programme/figures")
+    page.fill("input[name=token]", server.token("oscar"))
+    page.click("form[action='/portal/login/token'] button[type=submit]")
+    page.wait_for_url("**/portal/programme/figures")
+    # every family: a chart drawn on the page (its bars take room) and its table
+    assert page.locator("figure.bar-chart svg.bars").count() >= 12
+    assert page.locator("table caption").count() == 12
+    sites = load_default_catalogue().operational_sites
+    assert page.locator("#table-capacity tbody tr").count() == len(sites)
+    bar = page.locator("#chart-capacity rect.bar").first.bounding_box()
+    assert bar is not None and bar["width"] > 0 and bar["height"] > 0
+    folder = Path(os.environ.get("AIFACTORIES_SCREENSHOTS") or tmp_path)
+    page.screenshot(path=str(folder / "portal-programme-figures-desktop.png"), full_page=True)
+    assert problems == []

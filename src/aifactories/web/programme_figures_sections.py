@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aifactories.services.fund.programme_figures import POOL, STAGES
 from aifactories.services.fund.programme_figures_values import (
@@ -69,6 +69,7 @@ class Table:
     header: tuple[str, ...]  # the first names the rows
     rows: list[tuple[str, list[str]]]
     foot: tuple[str, list[str]] | None = None
+    text: tuple[int, ...] = ()  # the cells (by index) that are words, not numbers
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Section:
     intro: str
     plots: list[Plot]
     table: Table
+    sources: list[str] = field(default_factory=list)  # numbered below the table
 
 
 def number(value: float, unit: str) -> str:
@@ -225,6 +227,7 @@ def _utilisation(figures: ProgrammeFigures) -> Section:
 
 def _time_to_access(figures: ProgrammeFigures) -> Section:
     whole = [d for d in figures.time_to_access if d.stage == STAGES[2]]
+    order = {stage: i for i, stage in enumerate(STAGES)}
     return Section(
         "time-to-access",
         "Time to access, per access mode",
@@ -252,8 +255,9 @@ def _time_to_access(figures: ProgrammeFigures) -> Section:
                         number(d.p90_days, "days"),
                     ],
                 )
-                for d in figures.time_to_access
+                for d in sorted(figures.time_to_access, key=lambda d: (d.mode, order[d.stage]))
             ],
+            text=(0,),
         ),
     )
 
@@ -326,12 +330,14 @@ def _energy(figures: ProgrammeFigures) -> Section:
 
 def _capacity(figures: ProgrammeFigures) -> Section:
     rows = figures.capacity_shares
+    # one basis holds for most sites: said once, below the table, and referred to by number
+    bases = list(dict.fromkeys(c.basis for c in rows))
     return Section(
         "capacity",
         "The programme's share of capacity and the hosting states'",
         "Each site's GPU-hours over the period split between the programme and the hosting "
-        "state, and what the programme's jobs used; the share's source or assumption is in "
-        "the last column.",
+        "state, and what the programme's jobs used; each share's source or assumption is "
+        "numbered below the table.",
         [
             plot(
                 "chart-capacity",
@@ -357,7 +363,7 @@ def _capacity(figures: ProgrammeFigures) -> Section:
                 "Programme (GPU-h)",
                 "Hosting state (GPU-h)",
                 "Used by the programme (GPU-h)",
-                "Basis of the share",
+                "Source of the share",
             ),
             [
                 (
@@ -368,12 +374,14 @@ def _capacity(figures: ProgrammeFigures) -> Section:
                         number(c.programme_gpu_hours, "GPU-h"),
                         number(c.hosting_gpu_hours, "GPU-h"),
                         number(c.used_gpu_hours, "GPU-h"),
-                        c.basis,
+                        f"[{bases.index(c.basis) + 1}]",
                     ],
                 )
                 for c in rows
             ],
+            text=(5,),
         ),
+        sources=bases,
     )
 
 
