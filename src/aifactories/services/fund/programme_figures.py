@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 from aifactories.catalogue.loader import Catalogue
 from aifactories.domain.errors import InvalidInput
-from aifactories.fund.cost_model import load_cost_model
 from aifactories.services.core.auth import require_programme_operator
 from aifactories.services.core.context import Principal, ServiceContext
+from aifactories.services.fund.costs import cost_model_of
 from aifactories.services.fund.programme_figures_books import Books, Charge, Who, read_books
 from aifactories.services.fund.programme_figures_prices import (
     CostLookup,
@@ -282,8 +282,9 @@ def compute_figures(books: Books, prices: Prices) -> ProgrammeFigures:
 
 
 def default_costs(catalogue: Catalogue) -> CostLookup:
-    """The cost model of fund/cost_model.py for ``catalogue``."""
-    return load_cost_model(catalogue)
+    """The cost model of ``catalogue``, the one the books in euros use (read once; a wrong
+    cost model file is a ConfigurationError that names it)."""
+    return cost_model_of(catalogue)
 
 
 def programme_figures(
