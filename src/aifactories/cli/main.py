@@ -39,7 +39,7 @@ COMMANDS: tuple[Lazy, ...] = (
         "sites",
         "aifactories.cli.jobs",
         "app",
-        "The catalogue: sites, partitions, billing weights and free GPUs now.",
+        "The catalogue: sites, partitions, billing weights, free GPUs now and EUR per GPU-hour.",
         panel=JOBS,
     ),
     Lazy(
