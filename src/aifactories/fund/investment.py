@@ -32,8 +32,10 @@ Constraints:
 - at least K countries: y[k] <= sum_{c in k} n[c], sum_k y[k] >= K;
 - site power (s): sum over c at site s of kW[c] n[c] <= the site's grid connection.
 
-Among the plans that serve as much, the one with the least capital: a second pass holds the
-served value (less 1e-9 of it) and minimises the capital, started from the first plan.
+Among the plans that serve as much, the cheaper: each euro costs a tie-breaking 1e-6 x
+(weighted demand / budget), a millionth of the value at stake for the whole budget; and
+modules whose GPU-hours the plan leaves idle in every year are taken back afterwards (within
+its gap the solver may keep some).
 
 Then the why (investment_explain.py): the MIP's integers are fixed and the LP solved again for
 the duals of the capacity rows, the value of one more GPU-hour in country k and year t; the
@@ -58,15 +60,32 @@ from aifactories.scheduling.lp_solver import new_highs
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-MIP_REL_GAP = 1e-6
-"""Relative gap at which HiGHS stops: a millionth of the plan's value, tighter than HiGHS'
-default (1e-4), so that the why of each candidate is not an artefact of the tolerance."""
+MIP_REL_GAP = 1e-4
+"""Relative gap at which HiGHS stops: HiGHS' own default, 0.01% of the plan's value. Small
+plans (the tests') end exactly; 30 sites x 4 models takes 5 s to prove 1e-4 and far longer
+for 1e-6, as many candidates are nearly as good per euro (docs/benchmarks.md)."""
+
+
+TIE_BREAK = 1e-6  # the whole budget's worth, as a share of the weighted demand (see above)
 
 
 class InvestmentSolverError(AifError):
     """HiGHS could not solve the investment model (it says why); the inputs were valid."""
 
     code = "investment_solver_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Flows:
+    """The continuous columns, in order: kind 0 serves demand d at home (its country k),
+    1 serves d from its residency pool r, 2 moves capacity of country k into pool r; in
+    year t. -1 where a field does not apply."""
+
+    kind: IntArray
+    k: IntArray
+    d: IntArray
+    r: IntArray
+    t: IntArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +97,8 @@ class Model:
     countries: tuple[str, ...]
     n_candidates: int
     y_countries: IntArray  # country index of each y column
-    arc_k: IntArray  # x columns: supply country, demand, year
-    arc_d: IntArray
-    arc_t: IntArray
-    arc_value: FloatArray  # weight per GPU-hour of each arc
+    flows: Flows
+    flow_value: FloatArray  # weighted GPU-hours per GPU-hour of each flow column
     cap_row: IntArray  # [k, t] -> capacity row, -1 if none
     existing: FloatArray  # [k, t] today's GPU-hours
     min_countries_row: int  # -1 if none
@@ -147,55 +164,72 @@ def _build(p: InvestmentProblem) -> Model:
     demand_dt = base[:, None] * growth[None, :]  # [d, t]
     weights = np.array([p.priority_weights[d.priority] for d in p.demand])
 
-    arcs: list[tuple[int, int, int]] = []
-    for di, dem in enumerate(p.demand):
-        for ki, country in enumerate(countries):
-            if dem.residency is Residency.COUNTRY and country != dem.country:
+    # Flow columns: home h[d, t] (value w_d), away a[d, t] (w_d less the penalty) and pool
+    # flows g[k, r, t] (value 0) from country k to residency pool r (EU, any).
+    pools = (Residency.EU, Residency.ANY)
+    allowed = np.array([[k in p.eu_countries for k in countries], [True] * n_k])
+    columns: list[tuple[int, int, int, int, int]] = []  # kind, k, d, r, t
+    takers: set[tuple[int, int]] = set()  # pools and years some demand draws from
+    for d, dem in enumerate(p.demand):
+        home = k_of.get(dem.country, -1)
+        for t in range(n_t):
+            if demand_dt[d, t] <= 0:
                 continue
-            if dem.residency is Residency.EU and country not in p.eu_countries:
-                continue
-            arcs.extend(
-                (ki, di, t) for t in range(n_t) if has_supply[ki, t] and demand_dt[di, t] > 0
-            )
-    arc = np.array(arcs, dtype=np.int64).reshape(-1, 3)
-    arc_k, arc_d, arc_t = arc[:, 0], arc[:, 1], arc[:, 2]
-    away = np.array(
-        [countries[k] != p.demand[d].country for k, d in zip(arc_k, arc_d, strict=True)]
+            if home >= 0 and has_supply[home, t]:
+                columns.append((0, home, d, -1, t))
+            if dem.residency is not Residency.COUNTRY:
+                r = pools.index(dem.residency)
+                columns.append((1, -1, d, r, t))
+                takers.add((r, t))
+    for r in range(len(pools)):
+        for k in range(n_k):
+            for t in range(n_t):
+                if allowed[r, k] and has_supply[k, t] and (r, t) in takers:
+                    columns.append((2, k, -1, r, t))
+    table = np.array(columns, dtype=np.int64).reshape(-1, 5)
+    flows = Flows(*(table[:, i] for i in range(5)))
+    w_of = np.where(flows.d >= 0, weights[np.maximum(flows.d, 0)], 0.0)
+    flow_value = np.select(
+        [flows.kind == 0, flows.kind == 1], [w_of, w_of * (1.0 - p.away_penalty)], 0.0
     )
-    arc_value = weights[arc_d] * (1.0 - p.away_penalty * away) if arc.size else np.zeros(0)
 
     y_countries = np.zeros(0, dtype=np.int64)
     if p.min_countries:
         y_countries = np.unique(cand_k)
     n_y = y_countries.size
     x0 = n_c + n_y
-    n_cols = x0 + arc_k.size
+    n_f = flows.kind.size
+    n_cols = x0 + n_f
     rows = _Rows()
+    fcol = x0 + np.arange(n_f)
+    on_k = np.where(flows.kind == 0, flows.k, np.where(flows.kind == 2, flows.k, -1))
 
     cap_row = np.full((n_k, n_t), -1, dtype=np.int64)
-    arc_ids = np.arange(arc_k.size)
-    by_kt = arc_k * n_t + arc_t
-    order = np.argsort(by_kt, kind="stable")
-    bounds = np.searchsorted(by_kt[order], np.arange(n_k * n_t + 1))
     for k in range(n_k):
         for t in range(n_t):
             if not has_supply[k, t]:
                 continue
-            xs = x0 + arc_ids[order[bounds[k * n_t + t] : bounds[k * n_t + t + 1]]]
+            xs = fcol[(on_k == k) & (flows.t == t)]
             cs = np.flatnonzero((cand_k == k) & serves[:, t])
             hours = np.array([cands[i].gpu_hours_per_year for i in cs]) / unit
             cap_row[k, t] = rows.add(
                 np.concatenate([xs, cs]), np.concatenate([np.ones(xs.size), -hours]),
                 -inf, float(existing[k, t]) / unit,
             )  # fmt: skip
-    by_dt = arc_d * n_t + arc_t
-    order = np.argsort(by_dt, kind="stable")
-    bounds = np.searchsorted(by_dt[order], np.arange(len(p.demand) * n_t + 1))
+    served = flows.kind < 2
     for d in range(len(p.demand)):
+        mine = served & (flows.d == d)
         for t in range(n_t):
-            xs = x0 + arc_ids[order[bounds[d * n_t + t] : bounds[d * n_t + t + 1]]]
+            xs = fcol[mine & (flows.t == t)]
             if xs.size:
                 rows.add(xs, 1.0, -inf, float(demand_dt[d, t]) / unit)
+    for r in range(len(pools)):
+        for t in range(n_t):
+            take = fcol[(flows.kind == 1) & (flows.r == r) & (flows.t == t)]
+            give = fcol[(flows.kind == 2) & (flows.r == r) & (flows.t == t)]
+            if take.size:
+                rows.add(np.concatenate([take, give]),
+                         np.r_[np.ones(take.size), -np.ones(give.size)], -inf, 0.0)  # fmt: skip
 
     all_c = np.arange(n_c)
     capital = np.array([c.capital_eur for c in cands])
@@ -233,10 +267,12 @@ def _build(p: InvestmentProblem) -> Model:
 
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n_cols, len(rows.lower)
-    lp.col_cost_ = np.concatenate([np.zeros(x0), arc_value])
+    weighted_demand = float((weights[:, None] * demand_dt).sum()) / unit
+    tie = TIE_BREAK * weighted_demand / max(p.budget_eur, 1.0)
+    lp.col_cost_ = np.concatenate([-tie * capital, np.zeros(n_y), flow_value])
     lp.col_lower_ = np.zeros(n_cols)
     lp.col_upper_ = np.concatenate(
-        [[c.max_modules for c in cands], np.ones(n_y), np.full(arc_k.size, inf)]
+        [[c.max_modules for c in cands], np.ones(n_y), np.full(n_f, inf)]
     )
     lp.row_lower_, lp.row_upper_ = np.array(rows.lower), np.array(rows.upper)
     lp.sense_ = highspy.ObjSense.kMaximize
@@ -247,11 +283,10 @@ def _build(p: InvestmentProblem) -> Model:
     lp.a_matrix_.value_ = value
     lp.integrality_ = [highspy.HighsVarType.kInteger] * x0 + [
         highspy.HighsVarType.kContinuous
-    ] * int(arc_k.size)
+    ] * n_f
     return Model(
-        lp, unit, countries, n_c, y_countries, arc_k, arc_d, arc_t, arc_value, cap_row,
-        existing, min_row,
-    )  # fmt: skip
+        lp, unit, countries, n_c, y_countries, flows, flow_value, cap_row, existing, min_row
+    )
 
 
 def _fixed(h: Any, m: Model, fixed: FloatArray) -> tuple[FloatArray, FloatArray, float]:
@@ -270,41 +305,66 @@ def _fixed(h: Any, m: Model, fixed: FloatArray) -> tuple[FloatArray, FloatArray,
     x = np.maximum(np.asarray(solution.col_value)[m.x_start :], 0.0) * m.unit
     row_dual = np.abs(np.asarray(solution.row_dual))
     duals = np.where(m.cap_row >= 0, row_dual[np.maximum(m.cap_row, 0)], 0.0)
-    return x, duals, float(h.getInfo().objective_function_value) * m.unit
+    return x, duals, float(x @ m.flow_value)
 
 
-def _cheapest(h: Any, m: Model, p: InvestmentProblem) -> None:
-    """Second pass: among the plans that serve as much as the one found, the one with the
-    least capital (otherwise capacity that serves nothing more is as good as none while the
-    budget lasts). The served value is held by a row, the objective becomes the capital; then
-    both go back, so that the duals that follow are those of the served value."""
-    served = float(h.getInfo().objective_function_value)
-    n_x = m.arc_k.size
-    x_cols = (m.x_start + np.arange(n_x)).astype(np.int32)
-    h.addRow(served - 1e-9 * max(abs(served), 1.0), highspy.kHighsInf, n_x, x_cols, m.arc_value)
-    held = h.getNumRow() - 1
-    start = highspy.HighsSolution()
-    start.col_value = list(h.getSolution().col_value)
-    start.value_valid = True
-    scale = max(p.budget_eur, 1.0)
-    capital = np.array([-c.capital_eur / scale for c in p.candidates])
-    n_cols = np.arange(m.n_candidates, dtype=np.int32)
-    h.changeColsCost(n_x, x_cols, np.zeros(n_x))
-    h.changeColsCost(m.n_candidates, n_cols, capital)
-    h.setSolution(start)
-    h.run()
-    if (
-        h.getModelStatus()
-        not in (
-            highspy.HighsModelStatus.kOptimal,
-            highspy.HighsModelStatus.kTimeLimit,
-        )
-        or h.getInfo().primal_solution_status != 2
-    ):
-        raise _error(h)
-    h.changeRowBounds(held, -highspy.kHighsInf, highspy.kHighsInf)
-    h.changeColsCost(m.n_candidates, n_cols, np.zeros(m.n_candidates))
-    h.changeColsCost(n_x, x_cols, m.arc_value)
+def _drop_idle(p: InvestmentProblem, m: Model, integers: FloatArray, x: FloatArray) -> bool:
+    """Take back modules whose GPU-hours the plan leaves idle in every year they serve (the
+    solver stops within its gap and may keep some): dearest first, as long as the country
+    share and the number of countries still hold. The served hours stay as they are. Changes
+    ``integers`` in place; True if it did."""
+    f = m.flows
+    used = np.zeros_like(m.existing)
+    on = f.kind != 1
+    np.add.at(used, (f.k[on], f.t[on]), x[on])
+    k_of = {k: i for i, k in enumerate(m.countries)}
+    idle = m.existing - used
+    serves = [[t for t, y in enumerate(p.years) if c.serves(y)] for c in p.candidates]
+    for i, c in enumerate(p.candidates):
+        for t in serves[i]:
+            idle[k_of[c.country], t] += c.gpu_hours_per_year * integers[i]
+    acc = {k: 0.0 for k in m.countries}
+    for i, c in enumerate(p.candidates):
+        acc[c.country] += c.accelerators_per_module * integers[i]
+    dropped = False
+    for i in sorted(range(m.n_candidates), key=lambda j: -p.candidates[j].capital_eur):
+        c, k = p.candidates[i], k_of[p.candidates[i].country]
+        while integers[i] > 0 and all(idle[k, t] >= c.gpu_hours_per_year for t in serves[i]):
+            acc[c.country] -= c.accelerators_per_module
+            total = sum(acc.values())
+            share_ok = p.country_max_share is None or all(
+                v <= p.country_max_share * total * (1 + 1e-9) for v in acc.values()
+            )
+            countries_ok = not p.min_countries or (
+                sum(v > 0 for v in acc.values()) >= p.min_countries
+            )
+            if not (share_ok and countries_ok):
+                acc[c.country] += c.accelerators_per_module
+                break
+            integers[i] -= 1
+            for t in serves[i]:
+                idle[k, t] -= c.gpu_hours_per_year
+            dropped = True
+    return dropped
+
+
+def _decode(p: InvestmentProblem, m: Model, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """GPU-hours served per demand and year [d, t], and weighted GPU-hours served from each
+    country's capacity [k, t] (a pool's flows at the mean value of what the pool serves)."""
+    f, n_t = m.flows, len(p.years)
+    served = np.zeros((len(p.demand), n_t))
+    mask = f.kind < 2
+    np.add.at(served, (f.d[mask], f.t[mask]), x[mask])
+    weighted = np.zeros((len(m.countries), n_t))
+    home = f.kind == 0
+    np.add.at(weighted, (f.k[home], f.t[home]), x[home] * m.flow_value[home])
+    away, give = f.kind == 1, f.kind == 2
+    value, hours = np.zeros((2, n_t)), np.zeros((2, n_t))
+    np.add.at(value, (f.r[away], f.t[away]), x[away] * m.flow_value[away])
+    np.add.at(hours, (f.r[away], f.t[away]), x[away])
+    mean = value / np.maximum(hours, 1e-300)
+    np.add.at(weighted, (f.k[give], f.t[give]), x[give] * mean[f.r[give], f.t[give]])
+    return served, weighted
 
 
 def _error(h: Any) -> InvestmentSolverError:
@@ -348,24 +408,24 @@ def optimise_investments(
     else:
         raise _error(h)
     gap = float(h.getInfo().mip_gap) if m.x_start else 0.0
-    if m.n_candidates:
-        _cheapest(h, m, problem)
     integers = np.round(np.asarray(h.getSolution().col_value)[: m.x_start])
     x, duals, objective = _fixed(h, m, integers)
+    if _drop_idle(problem, m, integers, x):
+        x, duals, objective = _fixed(h, m, integers)
     if m.min_countries_row >= 0:  # with nothing built, "at least K countries" cannot hold
         h.changeRowBounds(m.min_countries_row, -highspy.kHighsInf, highspy.kHighsInf)
     base_x, _, base_objective = _fixed(h, m, np.zeros(m.x_start))
+    served, weighted = _decode(problem, m, x)
+    base_served, _ = _decode(problem, m, base_x)
     solution = Solution(
         modules=integers[: m.n_candidates].astype(np.int64),
         countries=m.countries,
-        arc_k=m.arc_k,
-        arc_d=m.arc_d,
-        arc_t=m.arc_t,
-        arc_value=m.arc_value,
-        x=x,
-        baseline_x=base_x,
+        served=served,
+        baseline_served=base_served,
+        weighted=weighted,
         duals=duals,
         existing=m.existing,
+        reachable=frozenset(m.countries[k] for k in np.unique(m.flows.k[m.flows.kind != 1])),
         objective=objective,
         baseline_objective=base_objective,
     )
@@ -374,7 +434,7 @@ def optimise_investments(
         solution,
         status=state,
         mip_gap=gap,
-        solver=f"HiGHS {h.version()} MIP ({m.x_start} integer, {m.arc_k.size} continuous "
+        solver=f"HiGHS {h.version()} MIP ({m.x_start} integer, {m.flow_value.size} continuous "
         f"columns, {h.getNumRow()} rows; mip_rel_gap {mip_rel_gap:g})",
         started=started,
     )

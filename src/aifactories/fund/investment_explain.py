@@ -43,14 +43,12 @@ _VALUE_EPS = 1e-6  # weighted GPU-hours: below this a module adds nothing
 class Solution:
     modules: IntArray  # per candidate
     countries: tuple[str, ...]
-    arc_k: IntArray
-    arc_d: IntArray
-    arc_t: IntArray
-    arc_value: FloatArray
-    x: FloatArray  # GPU-hours per arc
-    baseline_x: FloatArray
+    served: FloatArray  # GPU-hours served [demand, year]
+    baseline_served: FloatArray  # the same with today's capacity only
+    weighted: FloatArray  # weighted GPU-hours served from each country's capacity [k, t]
     duals: FloatArray  # [k, t]
     existing: FloatArray  # [k, t]
+    reachable: frozenset[str]  # countries whose capacity some demand may use
     objective: float
     baseline_objective: float
 
@@ -141,9 +139,7 @@ class _Usage:
 def _credit(p: InvestmentProblem, s: Solution) -> FloatArray:
     """Weighted GPU-hours each taken candidate serves over the horizon: its share of its
     country's capacity, year by year, times what that capacity serves."""
-    n_k, n_t = s.existing.shape
-    served = np.zeros((n_k, n_t))
-    np.add.at(served, (s.arc_k, s.arc_t), s.x * s.arc_value)
+    served = s.weighted
     k_of = {k: i for i, k in enumerate(s.countries)}
     capacity = s.existing.copy()
     for c, m in zip(p.candidates, s.modules, strict=True):
@@ -168,7 +164,7 @@ def _reasons(p: InvestmentProblem, s: Solution, usage: _Usage) -> list[Candidate
         if s.modules[i] and credit[i] > _VALUE_EPS
     }
     last = max(taken_cost.values(), default=None)
-    reachable = {s.countries[k] for k in np.unique(s.arc_k)}
+    reachable = s.reachable
     outcomes = []
     for i, c in enumerate(p.candidates):
         m = int(s.modules[i])
@@ -282,15 +278,13 @@ def _constraints(
 def _served(p: InvestmentProblem, s: Solution) -> list[ServedByClass]:
     classes = sorted(p.priority_weights)
     c_of = {c: i for i, c in enumerate(classes)}
-    d_class = np.array([c_of[d.priority] for d in p.demand], dtype=np.int64)
     shape = (len(classes), len(p.years))
     demand, served, base = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-    for d in p.demand:
+    for i, d in enumerate(p.demand):
         for t, y in enumerate(p.years):
             demand[c_of[d.priority], t] += p.demand_in(d, y)
-    if s.arc_d.size:
-        np.add.at(served, (d_class[s.arc_d], s.arc_t), s.x)
-        np.add.at(base, (d_class[s.arc_d], s.arc_t), s.baseline_x)
+            served[c_of[d.priority], t] += s.served[i, t]
+            base[c_of[d.priority], t] += s.baseline_served[i, t]
     return [
         ServedByClass(c, y, float(demand[i, t]), float(served[i, t]), float(base[i, t]))
         for i, c in enumerate(classes)
