@@ -84,7 +84,7 @@ def test_budget_for_two_takes_the_pair_that_serves_most_per_euro() -> None:
     assert a.eur_per_weighted_gpu_hour == pytest.approx(0.1)
     assert c.eur_per_weighted_gpu_hour == pytest.approx(10 / 120)
     assert "the last taken one" in a.reason and a.reason.startswith("taken")
-    assert b.reason.startswith("left: budget exhausted (EUR 0 left, a module costs EUR 10)")
+    assert b.reason.startswith("left: budget exhausted (EUR 0 left, it costs EUR 10)")
     assert "above the last taken one (EUR 0.1 per weighted GPU-hour)" in b.reason
     budget = plan.constraints[0]
     assert (budget.name, budget.binding) == ("budget", True)
@@ -108,7 +108,7 @@ def test_an_energy_cap_leaves_the_hungry_candidate() -> None:
     plan = optimise_investments(problem(hungry, BIG, energy_cap_mwh_per_year=100.0))
     chosen = by_id(plan)
     assert chosen["c"][0] == 1 and chosen["a"][0] == 0
-    assert "energy cap binding (80 of 100 MWh/yr in 2027, a module adds 50)" in chosen["a"][1]
+    assert "energy cap binding (80 of 100 MWh/yr in 2027, it adds 50)" in chosen["a"][1]
     energy = next(c for c in plan.constraints if c.name == "energy cap")
     assert energy.binding and energy.used == pytest.approx(80.0)
 

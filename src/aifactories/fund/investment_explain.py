@@ -61,6 +61,10 @@ def _eur(value: float) -> str:
     return f"EUR {value:,.0f}"
 
 
+def _one(c: Candidate) -> str:
+    return "it" if c.max_modules == 1 else "a module"
+
+
 def _per_hour(value: float) -> str:
     return f"EUR {value:.3g} per weighted GPU-hour"
 
@@ -102,7 +106,7 @@ class _Usage:
         over = self.capital + c.capital_eur - p.budget_eur
         if over > _REL_TOL * max(p.budget_eur, 1.0):
             left = max(p.budget_eur - self.capital, 0.0)
-            out.append(("budget", f"budget exhausted ({_eur(left)} left, a module costs "
+            out.append(("budget", f"budget exhausted ({_eur(left)} left, {_one(c)} costs "
                                   f"{_eur(c.capital_eur)})"))  # fmt: skip
         if p.budget_by_year_eur is not None:
             cumulative = dict(zip(p.years, np.cumsum(p.budget_by_year_eur), strict=True))
@@ -121,7 +125,7 @@ class _Usage:
             years = [y for y in p.years if c.serves(y) and used[y] + figure > cap * (1 + _REL_TOL)]
             if years:
                 out.append((name, f"{name} binding ({used[years[0]]:,.0f} of {cap:,.0f} {unit} "
-                                  f"in {years[0]}, a module adds {figure:,.0f})"))  # fmt: skip
+                                  f"in {years[0]}, {_one(c)} adds {figure:,.0f})"))  # fmt: skip
         if p.country_max_share is not None:
             mine = self.accelerators.get(c.country, 0) + c.accelerators_per_module
             total = sum(self.accelerators.values()) + c.accelerators_per_module
@@ -201,7 +205,7 @@ def _why_left(
     reachable: bool,
 ) -> str:
     if c.capital_eur > p.budget_eur * (1 + _REL_TOL):
-        return f"a module costs {_eur(c.capital_eur)}, more than the whole budget"
+        return f"{_one(c)} costs {_eur(c.capital_eur)}, more than the whole budget"
     if not reachable:
         return f"no demand may be served from {c.country} (each demand's residency rule)"
     if cost is None:
