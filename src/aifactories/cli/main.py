@@ -158,6 +158,13 @@ COMMANDS: tuple[Lazy, ...] = (
         panel=LOCAL,
     ),
     Lazy(
+        "invest",
+        "aifactories.cli.invest",
+        "invest_command",
+        "Where the next euro goes: the plan that serves the most priority-weighted demand.",
+        panel=LOCAL,
+    ),
+    Lazy(
         "simulate",
         "aifactories.cli.simulate",
         "simulate_command",

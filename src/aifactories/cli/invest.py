@@ -1,0 +1,125 @@
+"""Where the next euro goes: the investment plan that serves the most priority-weighted demand.
+
+``aif invest [SCENARIO.yaml] [--budget EUR] [--json]`` acts locally (no server needed): the
+plan file (default: the packaged InvestAI case, fund/data/investai.yaml), costs from the cost
+model, today's capacity from the platform's catalogue (AIFACTORIES_CATALOGUE, else embedded).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.markup import escape
+
+from aifactories.cli import render
+from aifactories.domain.errors import AifError, InvalidInput
+
+if TYPE_CHECKING:
+    from aifactories.services.fund.invest import InvestmentRun
+
+
+def invest_command(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(help="a plan file (YAML); default: the packaged InvestAI case"),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(help="budget in euros instead of the file's, e.g. 2e10", min=0),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the plan as JSON")] = False,
+) -> None:
+    """Where the next euro goes: the plan that serves the most priority-weighted demand."""
+    from aifactories.services.core.context import catalogue_from_settings
+    from aifactories.services.fund.invest import plan_from_file
+    from aifactories.settings import Settings
+
+    try:
+        run = plan_from_file(scenario, catalogue_from_settings(Settings()), budget_eur=budget)
+    except AifError as exc:
+        _fail(exc)
+    if as_json:
+        render.print_json(run.as_dict())
+        return
+    _print(run)
+
+
+def _eur(value: float) -> str:
+    return f"{value / 1e9:,.2f} bn" if abs(value) >= 1e8 else f"{value / 1e6:,.1f} m"
+
+
+def _print(run: InvestmentRun) -> None:
+    plan, p = run.plan, run.problem
+    t = render.table(f"{run.scenario.name}: where the next euro goes", show_lines=True)
+    for name, justify in (
+        ("candidate", "left"),
+        ("site", "left"),
+        ("model", "left"),
+        ("from", "right"),
+        ("", "left"),
+        ("accelerators", "right"),
+        ("capital EUR", "right"),
+        ("GPU-hours/yr", "right"),
+        ("why", "left"),
+    ):
+        t.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for o in plan.outcomes:
+        c = o.candidate
+        t.add_row(
+            c.id,
+            f"{c.site} ({c.country})",
+            c.gpu_model,
+            str(c.from_year),
+            "[green]taken[/green]" if o.taken else "left",
+            f"{o.accelerators:,}" if o.taken else f"0 of {c.max_accelerators:,}",
+            _eur(o.capital_eur) if o.taken else f"({_eur(c.capital_eur * c.max_modules)})",
+            f"{o.gpu_hours_per_year / 1e6:,.0f} M" if o.taken else "",
+            escape(o.reason),
+        )
+    out = render.console
+    out.print(t)
+    share = plan.objective / plan.weighted_demand if plan.weighted_demand else 0.0
+    base = plan.baseline_objective / plan.weighted_demand if plan.weighted_demand else 0.0
+    out.print(f"Objective: {escape(plan.objective_text)}", highlight=False)
+    out.print(
+        f"  weighted GPU-hours served {p.years[0]}-{p.years[-1]}: {plan.objective / 1e9:,.2f} bn "
+        f"of {plan.weighted_demand / 1e9:,.2f} bn asked ({share:.0%}); today's capacity alone "
+        f"{plan.baseline_objective / 1e9:,.2f} bn ({base:.0%})",
+        highlight=False,
+    )
+    out.print(
+        f"  capital EUR {_eur(plan.capital_eur)} of {_eur(plan.budget_eur)}; "
+        f"{sum(o.accelerators for o in plan.outcomes):,} new accelerators",
+        highlight=False,
+    )
+    served = render.table("GPU-hours a year by priority class (reference GPU-hours, M)")
+    for name in ("class", "year", "asked", "served", "today's capacity alone"):
+        served.add_column(name, justify="left" if name == "class" else "right")
+    for s in plan.served:
+        served.add_row(
+            s.priority,
+            str(s.year),
+            f"{s.demand_gpu_hours / 1e6:,.0f}",
+            f"{s.served_gpu_hours / 1e6:,.0f}",
+            f"{s.baseline_served_gpu_hours / 1e6:,.0f}",
+        )
+    out.print(served)
+    binding = plan.binding
+    out.print("Binding constraints:" if binding else "Binding constraints: none", highlight=False)
+    for held in binding:
+        out.print(f"  {held.name}: {escape(held.text)}", highlight=False)
+    out.print(
+        f"Solver: {escape(plan.solver)}; {plan.status}, gap {plan.mip_gap:.1e}, "
+        f"{plan.solve_seconds:.2f} s",
+        highlight=False,
+    )
+
+
+def _fail(exc: AifError) -> NoReturn:
+    bound = f" (expected: {exc.limit})" if isinstance(exc, InvalidInput) and exc.limit else ""
+    render.err_console.print(
+        f"[red]error:[/red] {escape(exc.message + bound)}", highlight=False, soft_wrap=True
+    )
+    raise typer.Exit(2) from None
