@@ -81,6 +81,27 @@ PROBES: dict[str, Probe] = {
     "GET /me": Probe("GET", "/me"),
     "GET /sites": Probe("GET", "/sites"),
     "GET /fund/costs": Probe("GET", "/fund/costs"),
+    "POST /fund/invest": Probe(
+        "POST",
+        "/fund/invest",
+        {
+            "name": "one site",
+            "years": [2027],
+            "budget_eur": 1e6,
+            "priorities": {"other": 1.0},
+            "accelerator_models": {"B200": {"speed": 3.5, "capital_eur": 1e5, "kw": 1.0}},
+            "demand": [{"country": "DE", "priority": "other", "gpu_hours_per_year": 1e5}],
+            "candidates": [
+                {
+                    "id": "gf",
+                    "country": "DE",
+                    "gpu_model": "B200",
+                    "accelerators": 8,
+                    "from_year": 2027,
+                }
+            ],
+        },
+    ),
     "POST /jobs": Probe(
         "POST",
         "/jobs",

@@ -19,6 +19,7 @@ from aifactories.api import (
     docs_ui,
     errors,
     fund_costs,
+    invest,
     job_output,
     limits,
     metrics,
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         device_login,
         fund_costs,
         programme_figures,
+        invest,
     )
     for module in routers:
         app.include_router(module.router, responses=_ERRORS)

@@ -29,6 +29,7 @@ from aifactories.fund.investment_model import InvestmentPlan, InvestmentProblem
 from aifactories.services.core.auth import require_programme_operator
 from aifactories.services.core.context import Principal, ServiceContext
 
+API_TIME_LIMIT_S = 60.0  # an API worker is not held longer than this by one plan
 MAX_CANDIDATES = 2_000  # an API body beyond this is refused: the MIP would hold a worker long
 
 
@@ -69,9 +70,11 @@ def plan_from_file(
 
 
 def plan_for_operator(
-    ctx: ServiceContext, principal: Principal, body: dict[str, object]
+    ctx: ServiceContext, principal: Principal, scenario: InvestScenario | dict[str, object]
 ) -> InvestmentRun:
-    """``POST /fund/invest``: programme operators only; the body is a plan file as JSON."""
+    """``POST /fund/invest``: programme operators only; the body is a plan file as JSON. The
+    solver stops at API_TIME_LIMIT_S with the best plan found (status ``time_limit``)."""
     require_programme_operator(principal, "plan the fund's investments")
-    scenario = parse_scenario(body, "body")
-    return plan_investments(scenario, ctx.catalogue, time_limit_s=60.0)
+    if not isinstance(scenario, InvestScenario):
+        scenario = parse_scenario(scenario, "body")
+    return plan_investments(scenario, ctx.catalogue, time_limit_s=API_TIME_LIMIT_S)

@@ -1,0 +1,22 @@
+"""REST endpoint: where the next euro goes (the investment optimiser), for programme operators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from aifactories.api.deps import Ctx, Me
+from aifactories.fund.invest_scenario import InvestScenario
+from aifactories.services.fund import invest
+
+router = APIRouter(tags=["fund"])
+
+
+@router.post("/fund/invest", response_model=dict[str, Any])
+def plan_investments(context: Ctx, who: Me, body: InvestScenario) -> Any:
+    """The plan that serves the most priority-weighted demand within the budget and caps of
+    the plan file in the body (the format of ``aif invest``'s YAML, as JSON): each candidate
+    taken or left and why, the objective, demand served, binding constraints, and the
+    partitions the plan adds. Programme operators only."""
+    return invest.plan_for_operator(context, who, body).as_dict()

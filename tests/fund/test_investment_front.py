@@ -1,0 +1,82 @@
+"""``aif invest`` on the packaged InvestAI case, and ``POST /fund/invest`` for programme
+operators only, on the API's test platform."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from aifactories.cli.main import app
+from tests.api.harness import Harness, make_harness
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for name in ("AIFACTORIES_CATALOGUE", "AIFACTORIES_COST_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLUMNS", "240")
+    return CliRunner()
+
+
+def test_cli_prints_the_investai_plan(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["invest"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "InvestAI gigafactories: where the next euro goes" in out
+    for word in ("gf-de", "it4lia-upgrade", "taken", "left: budget exhausted", "Objective:"):
+        assert word in out
+    assert "Binding constraints:" in out and "  budget: capital EUR" in out
+    assert "today's capacity alone" in out
+
+
+def test_cli_json_and_a_smaller_budget(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["invest", "--json", "--budget", "25e9"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["scenario"] == "InvestAI gigafactories"
+    assert plan["budget_eur"] == 25e9 and 20e9 < plan["capital_eur"] <= 25e9
+    taken = [c for c in plan["candidates"] if c["taken"]]
+    assert {a["candidate_id"] for a in plan["added_partitions"]} == {c["id"] for c in taken}
+    assert all(c["why"] for c in plan["candidates"])
+    # EUR 5 bn buys one gigafactory: the file's "at least four countries" cannot hold
+    small = runner.invoke(app, ["invest", "--budget", "5e9"])
+    assert small.exit_code == 2
+    assert "min_countries: no plan builds in 4 countries" in small.output
+
+
+def test_cli_says_what_is_wrong_in_a_plan_file(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "years": [2027], "budget_eur": "lots"}))
+    result = runner.invoke(app, ["invest", str(path)])
+    assert result.exit_code == 2
+    assert "budget_eur: " in result.output and "Input should be a valid number" in result.output
+    assert "priorities: Field required" in result.output
+
+
+@pytest.fixture
+def h(tmp_path: Path, database_url: str) -> Iterator[Harness]:
+    harness = make_harness(tmp_path, database_url)
+    yield harness
+    harness.platform.stop()
+
+
+def test_api_plans_for_programme_operators_only(h: Harness) -> None:
+    body = yaml.safe_load(
+        Path("src/aifactories/fund/data/investai.yaml").read_text(encoding="utf-8")
+    )
+    answer = h.client("oscar").post("/fund/invest", json=body)
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    assert plan["status"] == "optimal" and plan["capital_eur"] <= 20e9
+    assert any(c["taken"] for c in plan["candidates"])
+    assert h.client("alice").post("/fund/invest", json=body).status_code == 403
+    assert h.client(None).post("/fund/invest", json=body).status_code == 401
+    body["caps"]["country_max_share"] = 2
+    refused = h.client("oscar").post("/fund/invest", json=body)
+    assert refused.status_code == 422
+    assert "country_max_share" in refused.text
