@@ -89,8 +89,15 @@ def make_engine(url: str) -> Engine:
 def _private_files(database: str) -> None:
     """The database file is the platform's alone (0600), created so before SQLite opens it;
     SQLite gives its -wal and -shm files the database file's mode. Files made by an older
-    version are tightened too."""
-    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    version are tightened too.
+
+    An existing database file is never opened here: closing any descriptor of a file drops
+    every POSIX lock this process holds on it, SQLite's own included, so a second engine made
+    while a connection is open (``aif up`` migrates through one) would leave that connection
+    unlocked; the next process to close the database would then take itself for the last and
+    delete the live WAL (SQLite's "database disk image is malformed")."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     for suffix in ("", "-wal", "-shm", ".writelock"):
         with contextlib.suppress(FileNotFoundError, PermissionError):
             os.chmod(f"{database}{suffix}", 0o600)
