@@ -15,8 +15,10 @@ What counts at ``as_of`` (so that a past date gives the same figures whenever co
   ``proposal.award``, ``proposal.reject`` or ``proposal.technical_check.reject`` entry, each
   at or before ``as_of``;
 - a job started when its row says, if that is at or before ``as_of``.
-The period [start, end) selects by the same times: grants by their decision, charges by their
-date, proposals by their submission, jobs by their start.
+The period [start, end) selects by the same times: grants by their decision, proposals by
+their submission, jobs by their start; a charge covers the usage that ends at its date, so
+charges are selected in (start, end]: a month piece dated at the first instant of the next
+month belongs to its own month.
 """
 
 from __future__ import annotations
@@ -264,8 +266,10 @@ def _charges(
         .outerjoin(JobRow, JobRow.id == LedgerEntryRow.job_id)
         .where(
             LedgerEntryRow.kind == "charge",
-            LedgerEntryRow.at >= start,
-            LedgerEntryRow.at < end,
+            # a charge covers usage that ends at its date (a month piece ends at the first
+            # instant of the next month): it belongs to the period that date closes
+            LedgerEntryRow.at > start,
+            LedgerEntryRow.at <= end,
             LedgerEntryRow.at <= as_of,
         )
         .order_by(LedgerEntryRow.id)

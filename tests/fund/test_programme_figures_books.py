@@ -1,0 +1,171 @@
+"""The programme's figures against the books, job by job: which charges a period and an
+``as_of`` select, at which billing weight, and what a hostile period answers. On SQLite and
+PostgreSQL, over the demo on a catalogue where LUMI has a second partition (billing weight 3)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from aifactories.broker.reconcile import finish_job
+from aifactories.catalogue.loader import Catalogue, parse_catalogue
+from aifactories.db.jobs import try_reserve
+from aifactories.db.models import AllocationRow, JobRow, UserRow
+from aifactories.domain.clock import ManualClock
+from aifactories.domain.jobs import JobState
+from aifactories.domain.units import charge_gpu_seconds
+from aifactories.services.core.auth import principal_of_user
+from aifactories.services.core.context import Principal
+from aifactories.services.demo import load_demo
+from aifactories.services.fund.programme_figures import programme_figures
+from aifactories.services.fund.programme_figures_values import ProgrammeFigures
+from aifactories.services.jobs.job_spec import JobRequest
+from aifactories.services.jobs.jobs import submit_job
+from aifactories.services.platform import Platform
+from aifactories.settings import Settings
+from tests.conftest import database_of_kind
+from tests.fund.programme_figures_costs import SmallCostModel
+
+HOUR_S = 3600.0
+DAY_S = 86400.0
+LUMI_G = "lumi-aif/lumi-g"
+LUMI_X = "lumi-aif/lumi-x"  # the test's second LUMI partition, billing weight 3
+
+
+def day(year: int, month: int, dd: int) -> float:
+    return datetime(year, month, dd, tzinfo=UTC).timestamp()
+
+
+def catalogue_data(x_weight: float = 3.0) -> dict[str, Any]:
+    path = Path(__file__).parents[2] / "src/aifactories/catalogue/catalogue.yaml"
+    data: dict[str, Any] = yaml.safe_load(path.read_text("utf-8"))
+    lumi = next(s for s in data["sites"] if s["id"] == "lumi-aif")
+    first = lumi["partitions"][0]
+    second = dict(first, name="lumi-x", nodes=100, billing_weight=x_weight)
+    second.pop("aliases", None)
+    lumi["partitions"] = [first, second]
+    return data
+
+
+def catalogue_with(x_weight: float = 3.0, g_weight: float = 1.0) -> Catalogue:
+    data = catalogue_data(x_weight)
+    lumi = next(s for s in data["sites"] if s["id"] == "lumi-aif")
+    lumi["partitions"][0]["billing_weight"] = g_weight
+    return parse_catalogue(data, "test catalogue")
+
+
+@dataclasses.dataclass
+class Books:
+    platform: Platform
+    clock: ManualClock
+    costs: SmallCostModel
+
+    def principal(self, username: str) -> Principal:
+        with self.platform.ctx.reads() as session:
+            user = session.scalars(select(UserRow).where(UserRow.username == username)).one()
+            return principal_of_user(session, user)
+
+    def figures(
+        self,
+        start: float,
+        end: float,
+        as_of: float | None = None,
+        catalogue: Catalogue | None = None,
+    ) -> ProgrammeFigures:
+        ctx = self.platform.ctx
+        if catalogue is not None:
+            ctx = dataclasses.replace(ctx, catalogue=catalogue)
+        return programme_figures(
+            ctx, self.principal("oscar"), start=start, end=end, as_of=as_of, costs=self.costs
+        )
+
+    def run_job(
+        self, partition_id: str, start: float, end: float, gpus: int = 4, settled: float = 0.0
+    ) -> int:
+        """A job of kalevala-mri on ``partition_id`` from ``start`` to ``end``, charged by
+        the broker's reconciliation at ``end + settled``."""
+        ctx = self.platform.ctx
+        part = ctx.catalogue.partition(partition_id)
+        assert part is not None
+        self.clock.set(max(self.clock.now(), start))
+        request = JobRequest(
+            project="kalevala-mri",
+            gpus=gpus,
+            nodes=1,
+            options=[f"--partition={LUMI_G}"],
+            time_limit=int(end - start) + 3600,
+            command=["train"],
+            name="train",
+        )
+        job_id = submit_job(ctx, self.principal("carol"), request).id
+        with ctx.sessions.begin() as session:
+            row = session.get(JobRow, job_id)
+            assert row is not None
+            alloc = session.scalars(
+                select(AllocationRow).where(AllocationRow.site_id == "lumi-aif")
+            ).one()
+            held = charge_gpu_seconds(gpus, row.time_limit_s, part.billing_weight)
+            if row.reserved_gpu_seconds:  # the submission reserved already: start afresh
+                held = row.reserved_gpu_seconds
+            else:
+                assert try_reserve(session, alloc.id, held, job_id, start)
+            row.state = "running"
+            row.placed_at = row.started_at = start
+            row.site_id, row.partition_id = "lumi-aif", partition_id
+            row.shape_nodes, row.shape_gpus_per_node, row.shape_exclusive = 1, gpus, False
+            row.allocation_id, row.billing_weight = alloc.id, part.billing_weight
+            row.reserved_gpu_seconds, row.site_job_id = held, f"s{job_id}"
+        self.clock.set(max(self.clock.now(), end + settled))
+        with ctx.sessions.begin() as session:
+            row = session.get(JobRow, job_id)
+            assert row is not None
+            finish_job(
+                session,
+                row,
+                JobState.COMPLETED,
+                self.clock.now(),
+                elapsed_s=end - start,
+                ended_at=end,
+                exit_code=0,
+                allocated_gpus=gpus,
+            )
+        return job_id
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def books(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Books]:
+    catalogue_file = tmp_path / "catalogue.yaml"
+    catalogue_file.write_text(yaml.safe_dump(catalogue_data()), "utf-8")
+    with database_of_kind(request.param, tmp_path) as url:
+        clock = ManualClock(day(2026, 1, 5))
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            database_url=url,
+            run_broker=False,
+            catalogue=catalogue_file,
+        )
+        platform = Platform(settings, clock=clock)
+        platform.migrate()
+        load_demo(platform.ctx)
+        yield Books(platform, clock, SmallCostModel(platform.catalogue))
+        platform.stop()
+
+
+def used_hours(figures: ProgrammeFigures) -> float:
+    return next((r.gpu_hours for r in figures.used if r.dimension == "total"), 0.0)
+
+
+def test_usage_across_a_month_boundary_counts_in_the_month_it_ran(books: Books) -> None:
+    """A job on lumi-g from 30 January to 2 February: two days in January, one in February."""
+    books.run_job(LUMI_G, day(2026, 1, 30), day(2026, 2, 2))
+    jan, feb, mar = day(2026, 1, 1), day(2026, 2, 1), day(2026, 3, 1)
+    assert used_hours(books.figures(jan, feb)) == pytest.approx(4 * 48.0)
+    assert used_hours(books.figures(feb, mar)) == pytest.approx(4 * 24.0)
+    assert used_hours(books.figures(jan, mar)) == pytest.approx(4 * 72.0)
