@@ -19,6 +19,7 @@ Errors name the file, the entry and the field, and say what is expected.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -30,6 +31,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -38,8 +40,26 @@ from pydantic import (
 from aifactories.domain.errors import InvalidInput
 from aifactories.fund.cost_figures import DateFigure, Figure
 
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that also reads 5e8 and 1.0e6 as numbers (YAML 1.2), which YAML 1.1 reads
+    as text for want of a dot and a sign; quoted text stays text and is refused."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?([0-9][0-9_]*)?\.?[0-9]+[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> object:
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+
+
 EMBEDDED_FILES = ("costs.yaml", "electricity_prices.yaml", "carbon_intensity.yaml")
-Text = Annotated[str, Field(min_length=3, max_length=2000)]
+# Stripped first: a source of blanks is no source.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
 
 
 class _Sourced(BaseModel):
@@ -59,7 +79,27 @@ class _Figure(_Sourced):
     """A number with its basis; subclasses bound the value to what makes sense."""
 
     value: float
-    period: Annotated[str, Field(min_length=4, max_length=40)] | None = None
+    period: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=4, max_length=40)] | None
+    ) = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        # Strict: YAML reads yes/on/true as a boolean, which pydantic would take for 1.0, and
+        # a quoted "1.5" or an exponent without a dot (5e8) as text, which it would parse.
+        if isinstance(value, bool):
+            raise ValueError(
+                f"value must be a number, got {value} (YAML reads yes/no/on/off as true/false)"
+            )
+        if isinstance(value, str):
+            raise ValueError(
+                f"value must be a number, got the text {value[:40]!r}: write the number "
+                "without quotes"
+            )
+        if not isinstance(value, int | float):
+            raise ValueError(f"value must be a number, got a {type(value).__name__}")
+        return value
 
     @field_validator("period", mode="before")
     @classmethod
@@ -86,20 +126,32 @@ class _Figure(_Sourced):
         return Figure(self.value, self.source, self.assumption, self.period)
 
 
-class _Euros(_Figure):
-    low_open = True
+# The bounds are what a real AI factory can have, so that a typo (a life of 1e-9 years, a
+# capital of EUR 1e15) is refused with its field rather than priced at infinity.
 
 
-class _Kilowatts(_Figure):
-    low_open, high = True, 100.0
+class _Euros(_Figure):  # a partition's capital: at most EUR 100 bn
+    low_open, high = True, 1e11
 
 
-class _Years(_Figure):
-    low_open, high = True, 50.0
+class _AcceleratorEuros(_Figure):  # one accelerator with its share of the system
+    low_open, high = True, 5e6
 
 
-class _Share(_Figure):
-    high = 2.0
+class _YearlyEuros(_Figure):  # a partition's operating cost a year
+    high = 1e10
+
+
+class _Kilowatts(_Figure):  # per accelerator, its node's share included
+    low, high = 0.01, 20.0
+
+
+class _Years(_Figure):  # a depreciation life
+    low, high = 0.5, 30.0
+
+
+class _Share(_Figure):  # yearly operating cost over capital
+    high = 1.0
 
 
 class _Pue(_Figure):
@@ -131,7 +183,7 @@ class _Defaults(BaseModel):
 class _Accelerator(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    capital_eur: _Euros | None = None
+    capital_eur: _AcceleratorEuros | None = None
     kw: _Kilowatts | None = None
     life_years: _Years | None = None
     operating_share: _Share | None = None
@@ -145,7 +197,7 @@ class _Partition(BaseModel):
     life_years: _Years | None = None
     accelerator_kw: _Kilowatts | None = None
     pue: _Pue | None = None
-    operating_eur_per_year: _Figure | None = None
+    operating_eur_per_year: _YearlyEuros | None = None
     electricity_eur_per_mwh: _Price | None = None
     carbon_g_per_kwh: _Carbon | None = None
 
@@ -240,6 +292,8 @@ def _message(error: Any) -> str:
     msg = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return "unknown field (misspelt?); see docs/fund.md for the fields of each section"
+    if error["type"] == "string_too_short":
+        return f"{msg} (blanks around it do not count): name the page, document or reason"
     if error["type"] == "string_pattern_mismatch":
         return (
             f"{error.get('input')!r} is not a valid key here: countries are ISO codes (ES) or "
@@ -254,7 +308,7 @@ def read_cost_file(path: Path) -> _CostFile:
     except OSError as exc:
         raise InvalidInput(str(path), f"cannot read the cost model file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise InvalidInput(str(path), f"not valid YAML: {exc}") from None
     return parse_cost_file(data, str(path))
@@ -266,5 +320,5 @@ def embedded_cost_data() -> CostData:
     for name in EMBEDDED_FILES:
         text = resources.files("aifactories.fund").joinpath("data", name).read_text("utf-8")
         source = f"embedded {name}"
-        lay(data, parse_cost_file(yaml.safe_load(text), source), source)
+        lay(data, parse_cost_file(load_yaml(text), source), source)
     return data

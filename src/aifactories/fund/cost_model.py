@@ -33,6 +33,7 @@ from typing import TypeVar
 
 from aifactories.catalogue.loader import Catalogue, load_default_catalogue
 from aifactories.domain.errors import InvalidInput
+from aifactories.fund.cost_checks import check_accelerator, check_partition
 from aifactories.fund.cost_data import embedded_cost_data, lay, read_cost_file
 from aifactories.fund.cost_derive import (
     accelerator_costs,
@@ -157,7 +158,8 @@ def load_cost_model(catalogue: Catalogue | None = None, path: Path | None = None
     """The cost model of ``catalogue`` (default: the embedded one): the embedded data files,
     with ``path`` (else ``$AIFACTORIES_COST_MODEL``, if set) laid over them.
 
-    Raises :class:`InvalidInput` naming the file, the entry and the field of bad data.
+    Raises :class:`InvalidInput` naming the file, the entry and the field of bad data, and
+    the partition whose derived cost is not finite or not plausible (fund/cost_checks.py).
     """
     catalogue = catalogue or load_default_catalogue()
     if path is None:
@@ -179,6 +181,8 @@ def load_cost_model(catalogue: Catalogue | None = None, path: Path | None = None
         default_pue=default_pue(data),
         files=tuple(data.files),
     )
+    for accelerator in partial.accelerators.values():
+        check_accelerator(accelerator, partial.default_pue, partial.electricity(AVERAGE), data)
     commissioning = default_commissioning(data)
     partitions: dict[str, PartitionCost] = {}
     for site in catalogue.sites:
@@ -202,6 +206,7 @@ def load_cost_model(catalogue: Catalogue | None = None, path: Path | None = None
                 electricity=partial.electricity(site.country),
                 carbon=carbon,
             )
+            check_partition(partitions[p.id], data)
     return replace(partial, partitions=partitions)
 
 
