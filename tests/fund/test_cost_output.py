@@ -84,7 +84,10 @@ def test_aif_sites_shows_euros_and_the_breakdown(h: Harness) -> None:
 
 
 def test_a_bad_cost_model_file_leaves_the_sites_listed(
-    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     bad = tmp_path / "costs.yaml"
     bad.write_text("partitions:\n  jaif/booster:\n    pue: {value: 1.3}\n", encoding="utf-8")
@@ -98,6 +101,13 @@ def test_a_bad_cost_model_file_leaves_the_sites_listed(
         assert all(p["eur_per_gpu_hour"] is None for s in sites.json() for p in s["partitions"])
         costs = client.get("/fund/costs")
         assert costs.status_code == 500
-        assert str(bad) in costs.text and "partitions.jaif/booster.pue" in costs.text
+        # a user is told it cannot be read, not where the operator's file is
+        assert str(bad) not in costs.text and str(tmp_path) not in costs.text
+        assert "an operator has the details" in costs.text
+        # the operator gets the file, the entry and the field
+        told = harness.client("oscar").get("/fund/costs")
+        assert told.status_code == 500
+        assert str(bad) in told.text and "partitions.jaif/booster.pue" in told.text
+        assert str(bad) in caplog.text  # and the log has it
     finally:
         harness.platform.stop()

@@ -44,6 +44,7 @@ class PartitionCostOut(BaseModel):
 
 
 @router.get("/fund/costs", response_model=list[PartitionCostOut])
-def costs(context: Ctx, _who: Me) -> list[PartitionCostOut]:
-    """What one GPU-hour of each partition costs, with the sources of every figure."""
-    return [PartitionCostOut.of(view) for view in partition_costs(context)]
+def costs(context: Ctx, who: Me) -> list[PartitionCostOut]:
+    """What one GPU-hour of each partition costs, with the sources of every figure. A cost
+    model file that cannot be read: 500, with its problem for programme operators."""
+    return [PartitionCostOut.of(view) for view in partition_costs(context, who)]

@@ -3,7 +3,9 @@
 The cost model (:mod:`aifactories.fund.cost_model`) is data read once per catalogue, like the
 catalogue itself: a changed cost model file is read by the next start. The sites list shows no
 euros when the file cannot be read (the sites are still listed; the cause is logged), while
-``/fund/costs``, whose whole answer is the cost model, says what is wrong with the file.
+``/fund/costs``, whose whole answer is the cost model, says what is wrong with the file to
+programme operators, and to others only that it cannot be read: the message names the
+operator's file (``AIFACTORIES_COST_MODEL``, an absolute path on the server), which is theirs.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from aifactories.fund.cost_model import (
     PartitionCost,
     load_cost_model,
 )
-from aifactories.services.core.context import ServiceContext
+from aifactories.services.core.context import Principal, ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +32,13 @@ _LOCK = threading.Lock()
 _KEPT = 8  # a process has one catalogue (tests make a few): never many
 
 
-def cost_model_of(catalogue: Catalogue) -> CostModel:
-    """The cost model of ``catalogue``, read once. Raises :class:`ConfigurationError` naming
-    the file, the entry and the field when a cost model file is wrong."""
+UNREADABLE = "the cost model cannot be read; an operator has the details"
+
+
+def cost_model_of(catalogue: Catalogue, principal: Principal | None = None) -> CostModel:
+    """The cost model of ``catalogue``, read once. Raises :class:`ConfigurationError` when a
+    cost model file is wrong: naming the file, the entry and the field for a programme
+    operator (``principal``), else saying only that it cannot be read (the log has it all)."""
     hit = _MODELS.get(id(catalogue))
     if hit is None or hit[0] is not catalogue:
         try:
@@ -46,7 +52,9 @@ def cost_model_of(catalogue: Catalogue) -> CostModel:
             _MODELS[id(catalogue)] = (catalogue, loaded)
         hit = (catalogue, loaded)
     if isinstance(hit[1], InvalidInput):
-        raise ConfigurationError(f"the cost model cannot be read: {hit[1].message}")
+        if principal is not None and principal.is_operator:
+            raise ConfigurationError(f"the cost model cannot be read: {hit[1].message}")
+        raise ConfigurationError(UNREADABLE)
     return hit[1]
 
 
@@ -116,9 +124,10 @@ def cost_fields(view: PartitionCostView | None) -> dict[str, float]:
     }
 
 
-def partition_costs(ctx: ServiceContext) -> list[PartitionCostView]:
-    """Every catalogue partition's cost breakdown with its sources, in catalogue order."""
-    model = cost_model_of(ctx.catalogue)
+def partition_costs(ctx: ServiceContext, principal: Principal) -> list[PartitionCostView]:
+    """Every catalogue partition's cost breakdown with its sources, in catalogue order
+    (a cost model that cannot be read: the file's problem for programme operators only)."""
+    model = cost_model_of(ctx.catalogue, principal)
     return [view_of(model.partitions[p.id]) for s in ctx.catalogue.sites for p in s.partitions]
 
 
