@@ -192,6 +192,7 @@ def optimise_investments(
     else:
         raise _error(h)
     gap = float(h.getInfo().mip_gap) if m.x_start else 0.0
+    h.setOptionValue("time_limit", highspy.kHighsInf)  # the LPs after it run to the end
     integers = np.round(np.asarray(h.getSolution().col_value)[: m.x_start])
     x, duals, objective = _fixed(h, m, integers)
     if _drop_idle(problem, m, integers, x):
