@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from aifactories.catalogue.loader import Catalogue
 from aifactories.cli.main import app as cli
+from aifactories.domain.errors import ConfigurationError
 from aifactories.executors.mock import MockExecutor
 from aifactories.services.fund import valuation
 from tests.api.harness import Harness, make_harness
@@ -46,6 +47,17 @@ def _small_cost_model(catalogue: Catalogue) -> _Costs:
 @pytest.fixture
 def small_costs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(valuation, "cost_model_of", _small_cost_model)
+    monkeypatch.setattr(valuation, "_RATES", {})
+
+
+def _unreadable(catalogue: Catalogue) -> _Costs:
+    raise ConfigurationError("the cost model cannot be read; an operator has the details")
+
+
+@pytest.fixture
+def no_costs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cost model file that cannot be read (the platform logs why, and shows no euros)."""
+    monkeypatch.setattr(valuation, "cost_model_of", _unreadable)
     monkeypatch.setattr(valuation, "_RATES", {})
 
 
@@ -199,3 +211,30 @@ def test_a_job_is_valued_with_the_real_cost_model(h: Harness) -> None:
     assert job["eur_per_gpu_hour"] == round(cost, 2)
     assert job["charged_eur"] == round(4 * cost, 2)
     assert _allocation(h, "dario", "po-twin")["used_eur"] == job["charged_eur"]
+
+
+EURO_FIELDS = ("eur_per_gpu_hour", "granted_eur", "reserved_eur", "used_eur", "left_eur")
+
+
+def test_without_a_cost_model_every_euro_is_null_together(h: Harness, no_costs: None) -> None:
+    _run(h, "dario", "po-twin", BOOSTER)  # something charged, nothing reserved
+    allocation = _allocation(h, "dario", "po-twin")
+    assert allocation["used_gpu_seconds"] == 8 * 1800  # the GPU-hours are the books
+    assert {k: allocation[k] for k in EURO_FIELDS} == dict.fromkeys(EURO_FIELDS)
+    (listed,) = h.client("dario").get("/projects/po-twin/allocations").json()
+    assert {k: listed[k] for k in EURO_FIELDS} == dict.fromkeys(EURO_FIELDS)
+    from aifactories.api.app import create_app
+
+    with served(create_app(h.platform.settings, platform=h.platform)) as url:
+        env = {
+            "AIFACTORIES_SERVER": url,
+            "AIFACTORIES_TOKEN": h.tokens["dario"],
+            "AIFACTORIES_CONFIG": "/nonexistent/profile.json",
+            "NO_COLOR": "1",
+            "COLUMNS": "250",
+        }
+        balance = CliRunner().invoke(cli, ["balance", "-A", "po-twin"], env=env)
+    assert balance.exit_code == 0, balance.output
+    row = next(line for line in balance.output.splitlines() if "it4lia" in line)
+    cells = [c.strip() for c in row.replace("|", "\u2502").split("\u2502") if c.strip()]
+    assert "EUR" not in row and cells[-3:] == ["-", "-", "-"]

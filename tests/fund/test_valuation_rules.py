@@ -9,6 +9,7 @@ import pytest
 
 from aifactories.catalogue.loader import Catalogue, parse_catalogue
 from aifactories.fund.valuation_rules import (
+    AllocationEuros,
     Held,
     allocation_rate,
     charge_eur,
@@ -139,11 +140,11 @@ def test_what_no_charge_explains_is_valued_at_the_allocations_rate() -> None:
     assert value.reserved == 0.0
 
 
-def test_an_allocation_with_no_priced_partition_has_no_euros() -> None:
-    value = value_allocation(granted=3600, reserved=0, used=0, rate=None)
-    assert (value.granted, value.reserved, value.used, value.left) == (None, 0.0, 0.0, None)
-    # a charge on a priced partition is still worth what it cost, the rest is unknown
-    priced = value_allocation(3600, 0, 1800, None, charges=[Held(1800, 2.0)])
-    assert priced.used == pytest.approx(1.0)
-    unknown = value_allocation(3600, 0, 1800, None, charges=[Held(1800, None)])
-    assert unknown.used is None
+NOT_VALUED = AllocationEuros(None, None, None, None, None)
+
+
+def test_an_allocation_with_no_priced_partition_has_no_euros_at_all() -> None:
+    # all five null together: not "EUR 0.00 used" beside "granted: null"
+    assert value_allocation(granted=3600, reserved=0, used=0, rate=None) == NOT_VALUED
+    assert value_allocation(3600, 0, 1800, None, charges=[Held(1800, 2.0)]) == NOT_VALUED
+    assert value_allocation(3600, 1800, 0, None, reservations=[Held(1800, None)]) == NOT_VALUED

@@ -134,8 +134,8 @@ class Held:
 
 @dataclass(frozen=True, slots=True)
 class AllocationEuros:
-    """An allocation's balance in euros, next to its GPU-seconds. None: not valued (no
-    partition the allocation may use is in the cost model)."""
+    """An allocation's balance in euros, next to its GPU-seconds. None, all five together:
+    not valued (no cost model, or no partition the allocation may use is in it)."""
 
     eur_per_gpu_hour: float | None  # per billing-weighted GPU-hour: the allocation's rate
     granted: float | None
@@ -174,7 +174,11 @@ def value_allocation(
     charges: Iterable[Held] = (),
 ) -> AllocationEuros:
     """An allocation's granted, reserved, used and left GPU-seconds in euros (the rules in
-    the module's docstring)."""
+    the module's docstring). Without a rate (no cost model, or none of its partitions priced)
+    every figure is None together: a used EUR 0.00 beside a granted null would read as
+    "nothing used" when it is "not valued"."""
+    if rate is None:
+        return AllocationEuros(None, None, None, None, None)
     left = granted - reserved - used
     return AllocationEuros(
         eur_per_gpu_hour=rate,
