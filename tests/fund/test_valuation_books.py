@@ -238,3 +238,32 @@ def test_without_a_cost_model_every_euro_is_null_together(h: Harness, no_costs: 
     row = next(line for line in balance.output.splitlines() if "it4lia" in line)
     cells = [c.strip() for c in row.replace("|", "\u2502").split("\u2502") if c.strip()]
     assert "EUR" not in row and cells[-3:] == ["-", "-", "-"]
+
+
+def test_the_allocations_list_reads_balances_and_euros_in_one_transaction(
+    h: Harness, small_costs: None
+) -> None:
+    from sqlalchemy import event
+
+    _run(h, "dario", "po-twin", BOOSTER, finish=False)  # something reserved
+    begun: list[int] = []
+
+    def count(_connection: object) -> None:
+        begun.append(1)
+
+    engine = h.platform.ctx.read_engine
+    event.listen(engine, "begin", count)
+    try:
+        counts = []
+        for url in ("/projects/po-twin/balance", "/projects/po-twin/allocations"):
+            begun.clear()
+            answer = h.client("dario").get(url)
+            assert answer.status_code == 200, answer.text
+            counts.append(len(begun))
+    finally:
+        event.remove(engine, "begin", count)
+    # the balance reads GPU-seconds and euros in one transaction; the list does the same
+    # (before: a second transaction for the euros, which could value other GPU-seconds)
+    assert counts[1] == counts[0]
+    (listed,) = h.client("dario").get("/projects/po-twin/allocations").json()
+    assert listed["reserved_eur"] == pytest.approx(listed["reserved_gpu_seconds"] / 3600 * 1.5)

@@ -17,7 +17,7 @@ from aifactories.domain.clock import to_datetime
 from aifactories.domain.units import gpu_hours
 from aifactories.fund.valuation_rules import AllocationEuros
 from aifactories.services.core.input_types import Comment
-from aifactories.services.fund.valuation import project_allocation_euros
+from aifactories.services.fund.valuation import project_allocations_valued
 from aifactories.services.programme import (
     allocation_close,
     allocation_decisions,
@@ -203,9 +203,8 @@ class CloseIn(BaseModel):
 def list_allocations(context: Ctx, who: Me, project: PathRef) -> list[AllocationOut]:
     """A project's allocations with their balance (in GPU-hours and in euros), use in per
     cent and alerts sent."""
-    listed = service.list_allocations(context, who, project)
-    euros = project_allocation_euros(context, who, project)
-    return [AllocationOut.of(a, euros.get(a.id)) for a in listed]
+    valued = project_allocations_valued(context, who, project)  # one read: both agree
+    return [AllocationOut.of(v.allocation, v.euros) for v in valued]
 
 
 @router.get("/allocations/{allocation_id}/alerts", response_model=list[AlertOut])

@@ -33,6 +33,7 @@ from aifactories.fund.valuation_rules import (
 from aifactories.services.core.auth import require_project_access
 from aifactories.services.core.context import Principal, ServiceContext
 from aifactories.services.fund.costs import cost_model_of
+from aifactories.services.programme.allocation_common import AllocationView, alert_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +140,40 @@ def allocation_euros(
     }
 
 
+@dataclass(frozen=True)
+class ValuedAllocation:
+    """An allocation and its balance in euros, read together."""
+
+    allocation: AllocationView
+    euros: AllocationEuros
+
+
+def project_allocations_valued(
+    ctx: ServiceContext, principal: Principal, project_ref: str
+) -> list[ValuedAllocation]:
+    """A project's allocations, oldest first, with their alerts and their euros (members and
+    operators), in one read: the euros value the very GPU-seconds listed beside them, as
+    ``project_balance`` does, not those of a later transaction."""
+    with ctx.reads() as session:
+        project = project_by_ref(session, project_ref)
+        if project is None:
+            raise NotFound(f"project {project_ref!r} does not exist or you are not a member of it")
+        require_project_access(principal, project.id, project_ref)
+        rows = allocations_of(session, project.id)
+        alerts = alert_thresholds(session, [r.id for r in rows])
+        euros = allocation_euros(session, ctx.catalogue, rows)
+        return [
+            ValuedAllocation(AllocationView.of(r, project.code, alerts.get(r.id, ())), euros[r.id])
+            for r in rows
+        ]
+
+
 def project_allocation_euros(
     ctx: ServiceContext, principal: Principal, project_ref: str
 ) -> dict[int, AllocationEuros]:
-    """The euro balance of each of a project's allocations (members and operators)."""
+    """The euro balance of each of a project's allocations (members and operators); a
+    separate read: for pages that list the allocations in the same request, prefer
+    :func:`project_allocations_valued`."""
     with ctx.reads() as session:
         project = project_by_ref(session, project_ref)
         if project is None:
