@@ -29,6 +29,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 
 from aifactories.catalogue.loader import Catalogue
 from aifactories.domain.errors import InvalidInput
@@ -63,6 +64,8 @@ DIMENSIONS: tuple[tuple[str, Callable[[Who], str]], ...] = (
     ("mode", lambda w: w.mode),
 )
 POOL = "pool"
+EARLIEST = 0.0  # 1970-01-01T00:00:00Z
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 STAGES = ("submission_to_decision", "decision_to_first_job", "submission_to_first_job")
 
 
@@ -287,6 +290,18 @@ def default_costs(catalogue: Catalogue) -> CostLookup:
     return cost_model_of(catalogue)
 
 
+def _check_time(when: float, field: str) -> float:
+    """A time the figures can read the books at: finite and within years 1970 to 9999 (the
+    books hold nothing earlier, and dates beyond 9999 cannot be written back)."""
+    if not (math.isfinite(when) and EARLIEST <= when <= LATEST):
+        raise InvalidInput(
+            field,
+            f"{when!r} is no time the books can be read at",
+            "a date between 1970-01-01 and 9999-12-31 (ISO 8601, or finite epoch seconds)",
+        )
+    return when
+
+
 def programme_figures(
     ctx: ServiceContext,
     principal: Principal,
@@ -299,9 +314,11 @@ def programme_figures(
     """The programme's figures for [start, end) as the books stood at ``as_of`` (default:
     now). Programme operators only."""
     require_programme_operator(principal, "read the programme's figures")
+    _check_time(start, "from")
+    _check_time(end, "to")
     if not end > start:
         raise InvalidInput("to", "the period must end after it starts", "a date after --from")
-    when = ctx.clock.now() if as_of is None else as_of
+    when = ctx.clock.now() if as_of is None else _check_time(as_of, "as_of")
     lookup = costs if costs is not None else default_costs(ctx.catalogue)
     with ctx.reads() as session:
         books = read_books(session, start, end, when)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,9 +116,13 @@ def parse_time(text: str | None, field: str) -> float | None:
         return None
     text = text.strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):  # nan, inf: no time at all
+            raise InvalidInput(field, f"{text!r} is no time", "a date or finite epoch seconds")
+        return seconds
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
