@@ -208,9 +208,17 @@ def test_a_job_is_valued_with_the_real_cost_model(h: Harness) -> None:
     job_id = _run(h, "dario", "po-twin", BOOSTER)
     job = h.client("dario").get(f"/jobs/{job_id}").json()
     cost = load_cost_model(h.platform.catalogue).partition(BOOSTER).eur_per_gpu_hour
-    assert job["eur_per_gpu_hour"] == round(cost, 2)
+    assert job["eur_per_gpu_hour"] == round(cost, 4)
     assert job["charged_eur"] == round(4 * cost, 2)
-    assert _allocation(h, "dario", "po-twin")["used_eur"] == job["charged_eur"]
+    allocation = _allocation(h, "dario", "po-twin")
+    assert allocation["used_eur"] == job["charged_eur"]
+    # the rate is sent with 4 decimals: hours x rate gives the euros beside it, within rounding
+    # (to the cent, EUR 0.34 x 5,000 GPU-hours would be off by up to EUR 25)
+    rate = allocation["eur_per_gpu_hour"]
+    assert rate != round(rate, 2)
+    for hours, eur in (("granted_gpu_hours", "granted_eur"), ("left_gpu_hours", "left_eur")):
+        assert abs(allocation[hours] * rate - allocation[eur]) <= 0.005 + allocation[hours] * 5e-5
+    assert abs(4 * job["eur_per_gpu_hour"] - job["charged_eur"]) <= 0.005 + 4 * 5e-5
 
 
 EURO_FIELDS = ("eur_per_gpu_hour", "granted_eur", "reserved_eur", "used_eur", "left_eur")

@@ -59,7 +59,9 @@ class JobOut(BaseModel):
         None, description="the charge in euros: GPU-hours used x eur_per_gpu_hour; null: unpriced"
     )
     eur_per_gpu_hour: float | None = Field(
-        None, description="the full cost of one GPU-hour of the job's partition (cost model)"
+        None,
+        description="the full cost of one GPU-hour of the job's partition (cost model), "
+        "to 4 decimals",
     )
     requeues: int
     cancel_requested: bool
@@ -113,7 +115,7 @@ class JobOut(BaseModel):
             charged_gpu_hours=round(gpu_hours(row.charged_gpu_seconds), 4),
             charged_gpu_seconds=row.charged_gpu_seconds,
             charged_eur=_eur(euros.charged) if euros is not None else None,
-            eur_per_gpu_hour=_eur(euros.eur_per_gpu_hour) if euros is not None else None,
+            eur_per_gpu_hour=_rate(euros.eur_per_gpu_hour) if euros is not None else None,
             requeues=row.requeues,
             cancel_requested=row.cancel_requested,
             ref=job_ref(row.id, row.array_job_id, row.array_task_id),
@@ -133,12 +135,21 @@ def _eur(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
+def _rate(value: float | None) -> float | None:
+    """A rate in euros per GPU-hour: to 4 decimals, so that GPU-hours x rate gives the euros
+    sent beside it to the cent (a rate rounded to the cent is off by up to EUR 0.005 an hour:
+    EUR 25 on 5,000 GPU-hours)."""
+    return None if value is None else round(value, 4)
+
+
 class EurosOut(BaseModel):
     """An allocation's balance in euros (docs/fund.md, "The books in euros"); null: not
     valued (no partition it may use has a cost)."""
 
     eur_per_gpu_hour: float | None = Field(
-        None, description="euros per billing-weighted GPU-hour of the partitions it may use"
+        None,
+        description="euros per billing-weighted GPU-hour of the partitions it may use, "
+        "to 4 decimals (the euros are to the cent)",
     )
     granted_eur: float | None = None
     reserved_eur: float | None = None
@@ -150,7 +161,7 @@ class EurosOut(BaseModel):
         if euros is None:
             return {}
         return {
-            "eur_per_gpu_hour": _eur(euros.eur_per_gpu_hour),
+            "eur_per_gpu_hour": _rate(euros.eur_per_gpu_hour),
             "granted_eur": _eur(euros.granted),
             "reserved_eur": _eur(euros.reserved),
             "used_eur": _eur(euros.used),
