@@ -50,6 +50,13 @@ def small_costs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(valuation, "_RATES", {})
 
 
+def _costs_without_acc(catalogue: Catalogue) -> _Costs:
+    """The small cost model, but it does not price bsc-aif/acc."""
+    costs = dict(_small_cost_model(catalogue).partitions)
+    del costs[ACC]
+    return _Costs(costs)
+
+
 def _unreadable(catalogue: Catalogue) -> _Costs:
     raise ConfigurationError("the cost model cannot be read; an operator has the details")
 
@@ -154,7 +161,7 @@ def test_a_weighted_job_on_a_pool_in_euros(h: Harness, small_costs: None) -> Non
     billed = sum(p.total_gpus * p.billing_weight for p in partitions)
     rate = euros / billed
     allocation = _allocation(h, "alice", "aurora-vision")
-    assert allocation["eur_per_gpu_hour"] == round(rate, 2)
+    assert allocation["eur_per_gpu_hour"] == round(rate, 4)
     assert allocation["granted_eur"] == round(20_000 * rate, 2)
     assert (allocation["reserved_eur"], allocation["used_eur"]) == (0.0, 16.0)
     assert allocation["left_eur"] == round((20_000 - 8) * rate, 2)
@@ -275,3 +282,31 @@ def test_the_allocations_list_reads_balances_and_euros_in_one_transaction(
     assert counts[1] == counts[0]
     (listed,) = h.client("dario").get("/projects/po-twin/allocations").json()
     assert listed["reserved_eur"] == pytest.approx(listed["reserved_gpu_seconds"] / 3600 * 1.5)
+
+
+def test_time_on_a_partition_the_cost_model_does_not_price_is_valued_at_the_allocations_rate(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule of docs/fund.md: such a job has no euros of its own (null), but the GPU-hours
+    it holds or used on an allocation are valued at the allocation's rate, so the
+    allocation's four figures stay whole."""
+    monkeypatch.setattr(valuation, "cost_model_of", _costs_without_acc)
+    monkeypatch.setattr(valuation, "_RATES", {})
+    running = _run(h, "alice", "aurora-vision", ACC, finish=False)
+    allocation = _allocation(h, "alice", "aurora-vision")
+    rate = allocation["eur_per_gpu_hour"]
+    assert rate is not None  # the pool's other partitions are priced
+    # 8 GPUs x 2 h x weight 2 = 32 billed GPU-hours held, at the allocation's rate
+    assert allocation["reserved_eur"] == pytest.approx(32 * rate, abs=0.01)
+    job = h.client("alice").get(f"/jobs/{running}").json()
+    site = h.executors[job["site_id"]]
+    assert isinstance(site, MockExecutor)
+    site.finish(job["site_job_id"], elapsed_s=1800)
+    h.cycle()
+    job = h.client("alice").get(f"/jobs/{running}").json()
+    assert job["charged_gpu_seconds"] == 8 * 1800 * 2
+    assert (job["eur_per_gpu_hour"], job["charged_eur"]) == (None, None)
+    allocation = _allocation(h, "alice", "aurora-vision")
+    # 8 GPUs x 0.5 h x weight 2 = 8 billed GPU-hours used, at the allocation's rate
+    assert allocation["used_eur"] == pytest.approx(8 * rate, abs=0.01)
+    assert allocation["reserved_eur"] == 0.0

@@ -13,7 +13,10 @@ cost per GPU-hour (capital, energy, operation; the cost model). The rules joinin
   ``sum(gpus x eur_per_gpu_hour) / sum(gpus x billing_weight)``, what an hour of all those
   GPUs costs over what that hour would charge. Granted and left are valued at the rate;
   reserved and used at the partitions the jobs hold or ran on (the rate for what has no
-  partition: usage imported from a site's own accounting).
+  partition, usage imported from a site's own accounting, and for a partition the cost
+  model does not price: the allocation's figures stay whole, docs/fund.md);
+- without a rate (no cost model, or none of its partitions priced) an allocation has no
+  euros at all: all five figures None together.
 
 So the four euro figures of an allocation add up only when the billing weights are in
 proportion to the partitions' costs; the difference is the price of where the jobs ran.
