@@ -1,6 +1,7 @@
 """The programme's figures against the books, job by job: which charges a period and an
 ``as_of`` select, at which billing weight, and what a hostile period answers. On SQLite and
-PostgreSQL, over the demo on a catalogue where LUMI has a second partition (billing weight 3)."""
+PostgreSQL, over the demo on a catalogue where LUMI has two partitions: lumi-g at billing weight
+2 and lumi-x at 3."""
 
 from __future__ import annotations
 
@@ -16,16 +17,18 @@ from sqlalchemy import select
 
 from aifactories.broker.reconcile import finish_job
 from aifactories.catalogue.loader import Catalogue, parse_catalogue
-from aifactories.db.jobs import try_reserve
-from aifactories.db.models import AllocationRow, JobRow, UserRow
+from aifactories.db.jobs import charge_usage, try_reserve
+from aifactories.db.models import AllocationRow, JobRow, ProjectRow, SiteUsageRow, UserRow
 from aifactories.domain.clock import ManualClock
 from aifactories.domain.jobs import JobState
 from aifactories.domain.units import charge_gpu_seconds
+from aifactories.ledger.usage_split import split_usage
 from aifactories.services.core.auth import principal_of_user
 from aifactories.services.core.context import Principal
 from aifactories.services.demo import load_demo
 from aifactories.services.fund.programme_figures import programme_figures
 from aifactories.services.fund.programme_figures_values import ProgrammeFigures
+from aifactories.services.fund.valuation import allocation_euros
 from aifactories.services.jobs.job_spec import JobRequest
 from aifactories.services.jobs.jobs import submit_job
 from aifactories.services.platform import Platform
@@ -43,22 +46,19 @@ def day(year: int, month: int, dd: int) -> float:
     return datetime(year, month, dd, tzinfo=UTC).timestamp()
 
 
-def catalogue_data(x_weight: float = 3.0) -> dict[str, Any]:
+def catalogue_data(x_weight: float = 3.0, g_weight: float = 2.0) -> dict[str, Any]:
     path = Path(__file__).parents[2] / "src/aifactories/catalogue/catalogue.yaml"
     data: dict[str, Any] = yaml.safe_load(path.read_text("utf-8"))
     lumi = next(s for s in data["sites"] if s["id"] == "lumi-aif")
-    first = lumi["partitions"][0]
+    first = dict(lumi["partitions"][0], billing_weight=g_weight)
     second = dict(first, name="lumi-x", nodes=100, billing_weight=x_weight)
     second.pop("aliases", None)
     lumi["partitions"] = [first, second]
     return data
 
 
-def catalogue_with(x_weight: float = 3.0, g_weight: float = 1.0) -> Catalogue:
-    data = catalogue_data(x_weight)
-    lumi = next(s for s in data["sites"] if s["id"] == "lumi-aif")
-    lumi["partitions"][0]["billing_weight"] = g_weight
-    return parse_catalogue(data, "test catalogue")
+def catalogue_with(x_weight: float = 3.0, g_weight: float = 2.0) -> Catalogue:
+    return parse_catalogue(catalogue_data(x_weight, g_weight), "test catalogue")
 
 
 @dataclasses.dataclass
@@ -163,9 +163,103 @@ def used_hours(figures: ProgrammeFigures) -> float:
 
 
 def test_usage_across_a_month_boundary_counts_in_the_month_it_ran(books: Books) -> None:
-    """A job on lumi-g from 30 January to 2 February: two days in January, one in February."""
+    """A job on lumi-g from 30 January to 2 February: two days in January, one in February
+    (billed GPU-hours: 4 GPUs x hours x weight 2)."""
     books.run_job(LUMI_G, day(2026, 1, 30), day(2026, 2, 2))
     jan, feb, mar = day(2026, 1, 1), day(2026, 2, 1), day(2026, 3, 1)
-    assert used_hours(books.figures(jan, feb)) == pytest.approx(4 * 48.0)
-    assert used_hours(books.figures(feb, mar)) == pytest.approx(4 * 24.0)
-    assert used_hours(books.figures(jan, mar)) == pytest.approx(4 * 72.0)
+    assert used_hours(books.figures(jan, feb)) == pytest.approx(4 * 48.0 * 2)
+    assert used_hours(books.figures(feb, mar)) == pytest.approx(4 * 24.0 * 2)
+    assert used_hours(books.figures(jan, mar)) == pytest.approx(4 * 72.0 * 2)
+
+
+def physical(figures: ProgrammeFigures, site_id: str) -> float:
+    return next((e.gpu_hours for e in figures.energy if e.site_id == site_id), 0.0)
+
+
+def test_a_charge_keeps_the_weight_it_was_made_at(books: Books) -> None:
+    """A job on lumi-x charged at weight 3; the catalogue then weighs lumi-x 1.5: the figures
+    do not change, and their euros are the books' (services/fund/valuation.py)."""
+    books.run_job(LUMI_X, day(2026, 1, 10), day(2026, 1, 11))
+    jan, feb = day(2026, 1, 1), day(2026, 2, 1)
+    before = books.figures(jan, feb)
+    after = books.figures(jan, feb, catalogue=catalogue_with(x_weight=1.5))
+    assert used_hours(before) == pytest.approx(4 * 24.0 * 3)
+    eur = 4 * 24.0 * books.costs.partition(LUMI_X).eur_per_gpu_hour
+    assert next(r.eur for r in before.used if r.dimension == "total") == pytest.approx(eur)
+    assert before.used == after.used
+    assert before.energy == after.energy
+    used = {u.partition_id: u.used_gpu_hours for u in after.utilisation}
+    assert used[LUMI_X] == pytest.approx(4 * 24.0)
+
+
+def test_used_euros_are_the_books_used_euros(books: Books) -> None:
+    """With the cost model the books use (the default): the figures' used euros equal the sum
+    of every allocation's used euros, lumi-x (which the cost model does not price) at the
+    allocation's rate as the books value it."""
+    books.run_job(LUMI_G, day(2026, 1, 10), day(2026, 1, 11))
+    books.run_job(LUMI_X, day(2026, 1, 12), day(2026, 1, 13))
+    ctx = books.platform.ctx
+    with ctx.reads() as session:
+        rows = session.scalars(select(AllocationRow)).all()
+        valued = allocation_euros(session, ctx.catalogue, rows)
+    books_eur = sum(v.used or 0.0 for v in valued.values())
+    assert books_eur > 0
+    figures = programme_figures(
+        ctx, books.principal("oscar"), start=day(2026, 1, 1), end=day(2026, 2, 1)
+    )
+    eur = next(r.eur for r in figures.used if r.dimension == "total")
+    assert eur == pytest.approx(books_eur)
+
+
+def test_imported_usage_is_physical_hours_at_the_import_weight(books: Books) -> None:
+    """Usage imported from LUMI's accounting is charged at the lowest weight of its
+    partitions (2, lumi-g's; services/sites/usage_import.py): 4 GPUs for 2 hours are 8
+    physical GPU-hours, not the billed hours over the site's mean weight."""
+    ctx = books.platform.ctx
+    ran_from = day(2026, 1, 10)
+    books.clock.set(day(2026, 1, 20))
+    with ctx.sessions.begin() as session:
+        alloc = session.scalars(
+            select(AllocationRow).where(AllocationRow.site_id == "lumi-aif")
+        ).one()
+        code = session.get(ProjectRow, alloc.project_id).code  # type: ignore[union-attr]
+        amount = charge_gpu_seconds(4, 7200, 2.0)
+        session.add(
+            SiteUsageRow(
+                site_id="lumi-aif",
+                site_job_id="777",
+                started_at=ran_from,
+                ended_at=ran_from + 7200,
+                account=code,
+                project_id=alloc.project_id,
+                gpus=4,
+                elapsed_s=7200.0,
+                charged_gpu_seconds=amount,
+                imported_at=books.clock.now(),
+            )
+        )
+        pieces = split_usage(ran_from, ran_from + 7200, amount, [alloc.ends_at])
+        note = f"direct lumi-aif job 777 ({code})"
+        left = charge_usage(session, alloc.project_id, "lumi-aif", pieces, books.clock.now(), note)
+        assert left == []
+    figures = books.figures(day(2026, 1, 1), day(2026, 2, 1))
+    assert used_hours(figures) == pytest.approx(16.0)  # billed: 8 GPU-hours x weight 2
+    assert physical(figures, "lumi-aif") == pytest.approx(8.0)
+    share = {c.site_id: c.used_gpu_hours for c in figures.capacity_shares}
+    assert share["lumi-aif"] == pytest.approx(8.0)
+
+
+def test_a_partition_the_cost_model_lacks_is_valued_at_the_allocations_rate(
+    books: Books,
+) -> None:
+    """As the books value it (fund/valuation_rules.py ``value_held``): lumi-x unpriced, its
+    use at the rate of the LUMI allocation (lumi-g's cost over its weight), and said."""
+    books.run_job(LUMI_X, day(2026, 1, 10), day(2026, 1, 11))
+    del books.costs.partitions[LUMI_X]
+    figures = books.figures(day(2026, 1, 1), day(2026, 2, 1))
+    billed = 4 * 24.0 * 3
+    rate = books.costs.partition(LUMI_G).eur_per_gpu_hour / 2.0
+    assert next(r.eur for r in figures.used if r.dimension == "total") == pytest.approx(
+        billed * rate
+    )
+    assert any(LUMI_X in note and "allocation" in note for note in figures.notes)

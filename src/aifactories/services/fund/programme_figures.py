@@ -29,6 +29,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aifactories.catalogue.loader import Catalogue
@@ -85,19 +86,45 @@ def _grant_rate(prices: Prices, site_id: str | None, pool: tuple[str, ...] | Non
     return prices.site(site_id) if site_id is not None else prices.pool(pool)
 
 
-def _charge_rate(prices: Prices, charge: Charge) -> Rate:
-    if charge.partition_id is not None:
-        return prices.partition(charge.partition_id)
-    return _grant_rate(prices, charge.site_id, charge.pool_sites)
+@dataclass(frozen=True, slots=True)
+class Valued:
+    """What a charge stands for: physical GPU-hours, and their euros, kWh and kg CO2."""
+
+    physical_hours: float
+    eur: float
+    kwh: float
+    kg_co2: float
 
 
-def _physical_hours(prices: Prices, charge: Charge) -> float:
-    """GPU-hours the charge stands for on the hardware: billed hours / the billing weight."""
+def value_charge(prices: Prices, charge: Charge) -> Valued:
+    """A charge as the books in euros value it (services/fund/valuation.py): at its
+    partition's full cost per GPU-hour, divided by the billing weight *the job was charged
+    at*; a charge with no priced partition (usage imported from a site's accounting, a
+    partition the cost model lacks) at the rate of the allocation it was charged to.
+    Imported usage was charged at the lowest weight of its site's partitions
+    (services/sites/usage_import.py): that weight gives its physical GPU-hours back, and its
+    energy is at the site's GPU-weighted mean."""
+    billed = charge.gpu_seconds / HOUR_S
+    at_allocation = billed * _grant_rate(prices, charge.alloc_site_id, charge.pool_sites).eur
     if charge.partition_id is not None:
-        weight = prices.billing_weight(charge.partition_id)
-    else:
-        weight = _charge_rate(prices, charge).billing_weight or 1.0
-    return charge.gpu_seconds / HOUR_S / weight
+        weight = charge.billing_weight or prices.billing_weight(charge.partition_id)
+        physical = billed / weight
+        cost = prices.cost(charge.partition_id)
+        if cost is None:
+            return Valued(physical, at_allocation, 0.0, 0.0)
+        return Valued(physical, physical * cost.eur, physical * cost.kwh, physical * cost.kg_co2)
+    if charge.imported and charge.site_id is not None:
+        physical = billed / prices.import_weight(charge.site_id)
+        site = prices.site_cost(charge.site_id)
+        return Valued(physical, at_allocation, physical * site.kwh, physical * site.kg_co2)
+    # a charge with no job at all: the allocation's rate, energy included
+    rate = _grant_rate(prices, charge.alloc_site_id, charge.pool_sites)
+    return Valued(
+        billed / (rate.billing_weight or 1.0),
+        at_allocation,
+        billed * rate.kwh,
+        billed * rate.kg_co2,
+    )
 
 
 def _by_dimension(items: Iterable[tuple[Who, str, float, float]]) -> list[HoursAndEuros]:
@@ -137,7 +164,7 @@ def used(books: Books, prices: Prices) -> list[HoursAndEuros]:
             c.who,
             c.site_id or POOL,
             c.gpu_seconds / HOUR_S,
-            c.gpu_seconds / HOUR_S * _charge_rate(prices, c).eur,
+            value_charge(prices, c).eur,
         )
         for c in books.charges
     )
@@ -154,7 +181,7 @@ def utilisation(books: Books, prices: Prices) -> list[Utilisation]:
     used_by: dict[str, float] = defaultdict(float)
     for charge in books.charges:
         if charge.partition_id is not None:
-            used_by[charge.partition_id] += _physical_hours(prices, charge)
+            used_by[charge.partition_id] += value_charge(prices, charge).physical_hours
     parts = {p.id: p for p in prices.catalogue.operational_partitions}
     for pid in used_by:
         part = prices.catalogue.partition(pid)
@@ -224,12 +251,11 @@ def energy(books: Books, prices: Prices) -> list[Energy]:
     """kWh (GPU-hours x kW x PUE, from the cost model) and kg CO2 of the use, per site."""
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     for charge in books.charges:
-        rate = _charge_rate(prices, charge)
-        billed = charge.gpu_seconds / HOUR_S
+        value = value_charge(prices, charge)
         for key in (charge.site_id or POOL, "total"):
-            sums[key][0] += _physical_hours(prices, charge)
-            sums[key][1] += billed * rate.kwh
-            sums[key][2] += billed * rate.kg_co2
+            sums[key][0] += value.physical_hours
+            sums[key][1] += value.kwh
+            sums[key][2] += value.kg_co2
     return [Energy(k, h, kwh, kg) for k, (h, kwh, kg) in sorted(sums.items())]
 
 
@@ -240,7 +266,7 @@ def capacity_shares(books: Books, prices: Prices) -> list[CapacityShare]:
     used_at: dict[str, float] = defaultdict(float)
     for charge in books.charges:
         if charge.site_id is not None:
-            used_at[charge.site_id] += _physical_hours(prices, charge)
+            used_at[charge.site_id] += value_charge(prices, charge).physical_hours
     rows = []
     for site in prices.catalogue.operational_sites:
         gpus = sum(p.total_gpus for p in site.partitions)
@@ -279,7 +305,9 @@ def compute_figures(books: Books, prices: Prices) -> ProgrammeFigures:
         by_basis[c.basis].append(f"{c.site_id} {c.share:.0%}")
     figures.notes = [f"programme share at {', '.join(sites)}: {b}" for b, sites in by_basis.items()]
     figures.notes += [
-        f"no cost known for {what}: valued at 0 EUR" for what in sorted(prices.unpriced)
+        f"no cost known for {what}: its use valued at the rate of the allocation charged "
+        "(0 EUR if none), no energy counted"
+        for what in sorted(prices.unpriced)
     ]
     return figures
 

@@ -79,8 +79,11 @@ class Charge:
     who: Who
     site_id: str | None  # where it ran (the job's site, else the allocation's)
     partition_id: str | None  # None: usage imported from a site's accounting
-    pool_sites: tuple[str, ...] | None
+    billing_weight: float | None  # the weight the job was charged at (None: no job)
+    alloc_site_id: str | None  # the allocation charged: its site (None: a pool)
+    pool_sites: tuple[str, ...] | None  # and a pool's sites (None: any)
     gpu_seconds: int
+    imported: bool = False  # usage imported from a site's accounting
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +264,7 @@ def _charges(
             AllocationRow.pool_sites,
             JobRow.site_id,
             JobRow.partition_id,
+            JobRow.billing_weight,
         )
         .join(AllocationRow, AllocationRow.id == LedgerEntryRow.allocation_id)
         .outerjoin(JobRow, JobRow.id == LedgerEntryRow.job_id)
@@ -276,7 +280,7 @@ def _charges(
     ).all()
     imports = _imports(session) if any(r.job_id is None for r in rows) else {}
     charges = []
-    for at, seconds, job_id, note, project, alloc_site, pool, job_site, partition in rows:
+    for at, seconds, job_id, note, project, alloc_site, pool, job_site, partition, weight in rows:
         site = job_site or alloc_site
         direct = DIRECT.match(note or "") if job_id is None else None
         if direct is not None:
@@ -286,7 +290,17 @@ def _charges(
                 continue
             site = direct[1]
         charges.append(
-            Charge(at, look.project_who[project], site, partition, _sites(pool), int(seconds))
+            Charge(
+                at,
+                look.project_who[project],
+                site,
+                partition,
+                weight,
+                alloc_site,
+                _sites(pool),
+                int(seconds),
+                direct is not None,
+            )
         )
     return charges
 

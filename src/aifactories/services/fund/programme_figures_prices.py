@@ -90,6 +90,15 @@ class Rate:
 NO_RATE = Rate(0.0, 0.0, 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class PerGpuHour:
+    """Per physical GPU-hour of a partition (the cost model's figures, unweighted)."""
+
+    eur: float
+    kwh: float
+    kg_co2: float
+
+
 @dataclass
 class Prices:
     """Rates per partition, site and pool, read once from the cost model. A partition the
@@ -158,5 +167,48 @@ class Prices:
         return self._mean((p for s in chosen for p in s.partitions), "pool")
 
     def billing_weight(self, partition_id: str) -> float:
+        """Today's weight: only for a charge that does not say the weight it was made at."""
         part = self.catalogue.partition(partition_id)
         return part.billing_weight if part and part.billing_weight else 1.0
+
+    def cost(self, partition_id: str) -> PerGpuHour | None:
+        """Per physical GPU-hour of the partition; None (and listed in ``unpriced``) when
+        the cost model does not know it."""
+        found = self._costs.get(partition_id)
+        if found is None:
+            self.unpriced.add(partition_id)
+        return found
+
+    @cached_property
+    def _costs(self) -> dict[str, PerGpuHour]:
+        return {
+            pid: PerGpuHour(
+                r.eur * r.billing_weight, r.kwh * r.billing_weight, r.kg_co2 * r.billing_weight
+            )
+            for pid, r in self._partitions.items()
+        }
+
+    def site_cost(self, site_id: str) -> PerGpuHour:
+        """Per physical GPU-hour at a site, its priced partitions weighted by their GPUs:
+        for usage imported from the site's accounting, which names no partition."""
+        site = self.catalogue.site(site_id)
+        priced = [
+            (p.total_gpus, self._costs[p.id])
+            for p in (site.partitions if site else ())
+            if p.id in self._costs
+        ]
+        gpus = sum(g for g, _ in priced)
+        if not gpus:
+            self.unpriced.add(f"site {site_id}")
+            return PerGpuHour(0.0, 0.0, 0.0)
+        return PerGpuHour(
+            sum(g * c.eur for g, c in priced) / gpus,
+            sum(g * c.kwh for g, c in priced) / gpus,
+            sum(g * c.kg_co2 for g, c in priced) / gpus,
+        )
+
+    def import_weight(self, site_id: str) -> float:
+        """The billing weight usage imported from ``site_id``'s accounting was charged at:
+        the lowest of the site's partitions (services/sites/usage_import.py's rule)."""
+        site = self.catalogue.site(site_id)
+        return min((p.billing_weight for p in site.partitions), default=1.0) if site else 1.0
