@@ -54,6 +54,9 @@ def test_fund_costs_list_every_partition_with_its_sources(h: Harness) -> None:
         names = {f["name"] for f in row["figures"]}
         assert {"capital_eur", "commissioned", "pue", "electricity_eur_per_mwh"} <= names
         assert all(f["source"] or f["assumption"] for f in row["figures"])
+    lumi = next(r for r in rows if r["partition_id"] == "lumi-aif/lumi-g")
+    capital = next(f for f in lumi["figures"] if f["name"] == "capital_eur")
+    assert capital["confidence"] == "L"  # LUMI's EUR 145 m rests on one weak page
     assert h.client(None).get("/fund/costs").status_code == 401
 
 

@@ -19,6 +19,11 @@ class CostFigureOut(BaseModel):
     source: str | None = Field(description="where the figure comes from")
     assumption: str | None = Field(description="why the figure was assumed, or how derived")
     period: str | None = Field(description="the year or semester the figure stands for")
+    confidence: str | None = Field(
+        None,
+        description="how far the source can be trusted: H official or two sources agree, "
+        "M one reputable secondary source, L one weak source; null: not rated",
+    )
 
 
 class PartitionCostOut(BaseModel):

@@ -80,5 +80,7 @@ def sources_table(costs: list[dict[str, Any]]) -> Table:
                 basis.append(f"[italic]assumption:[/italic] {f['assumption']}")
             if f.get("period"):
                 basis.append(f"({f['period']})")
+            if f.get("confidence"):  # an older server sends none
+                basis.append(f"(confidence {f['confidence']})")
             t.add_row(c["partition_id"], f["name"], figure_value(f), " ".join(basis))
     return t

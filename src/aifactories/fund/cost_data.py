@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -67,6 +67,9 @@ class _Sourced(BaseModel):
 
     source: Text | None = None
     assumption: Text | None = None
+    # as in funding.yaml: H official or two independent sources agree, M one reputable
+    # secondary source, L one weak source (kept for want of a better one)
+    confidence: Literal["H", "M", "L"] | None = None
 
     @model_validator(mode="after")
     def _has_basis(self) -> _Sourced:
@@ -123,7 +126,7 @@ class _Figure(_Sourced):
         return self
 
     def figure(self) -> Figure:
-        return Figure(self.value, self.source, self.assumption, self.period)
+        return Figure(self.value, self.source, self.assumption, self.period, self.confidence)
 
 
 # The bounds are what a real AI factory can have, so that a typo (a life of 1e-9 years, a
@@ -170,7 +173,7 @@ class _DateFigure(_Sourced):
     value: date
 
     def figure(self) -> DateFigure:
-        return DateFigure(self.value, self.source, self.assumption)
+        return DateFigure(self.value, self.source, self.assumption, self.confidence)
 
 
 class _Defaults(BaseModel):

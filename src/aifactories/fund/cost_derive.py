@@ -85,6 +85,7 @@ def partition_cost(
             per.value * gpus,
             assumption=f"{gpus:,} GPUs x EUR {per.value:,.0f} per {gpu_model} "
             f"(accelerators.{gpu_model}.capital_eur: {per.basis})",
+            confidence=per.confidence,
         )
     life = _figure(own, "life_years") or _inherited(from_model("life_years").life_years, gpu_model)
     kw = _figure(own, "accelerator_kw") or _inherited(from_model("accelerator_kw").kw, gpu_model)
@@ -118,7 +119,7 @@ def _inherited(default: Figure, gpu_model: str) -> Figure:
     """A model default used for a partition: the same figure, saying where it came from."""
     reason = f"the {gpu_model} default, the partition's own figure is not published"
     assumption = f"{reason}; {default.assumption}" if default.assumption else reason
-    return Figure(default.value, default.source, assumption, default.period)
+    return Figure(default.value, default.source, assumption, default.period, default.confidence)
 
 
 def commissioning_of(when: date) -> DateFigure:

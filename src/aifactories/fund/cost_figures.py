@@ -20,6 +20,9 @@ class Figure:
     source: str | None = None
     assumption: str | None = None
     period: str | None = None  # the year or semester the figure stands for, if it has one
+    # how far the source can be trusted, as in funding.yaml: H official or two independent
+    # sources agree, M one reputable secondary source, L one weak source; None: not rated
+    confidence: str | None = None
 
     @property
     def basis(self) -> str:
@@ -27,6 +30,8 @@ class Figure:
         parts = [self.source] if self.source else []
         if self.assumption:
             parts.append(f"assumption: {self.assumption}")
+        if self.confidence:
+            parts.append(f"confidence {self.confidence}")
         where = "; ".join(parts)
         return f"{where} ({self.period})" if self.period else where
 
@@ -38,12 +43,15 @@ class DateFigure:
     value: date
     source: str | None = None
     assumption: str | None = None
+    confidence: str | None = None  # as Figure's
 
     @property
     def basis(self) -> str:
         parts = [self.source] if self.source else []
         if self.assumption:
             parts.append(f"assumption: {self.assumption}")
+        if self.confidence:
+            parts.append(f"confidence {self.confidence}")
         return "; ".join(parts)
 
 

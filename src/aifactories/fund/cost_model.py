@@ -151,6 +151,7 @@ def _country_or_average(table: Mapping[str, Figure], country: str, what: str) ->
         assumption=f"no {what} for {country} in the cost model; the EU average is used"
         + (f" ({average.assumption})" if average.assumption else ""),
         period=average.period,
+        confidence=average.confidence,
     )
 
 

@@ -67,6 +67,7 @@ class FigureView:
     source: str | None
     assumption: str | None
     period: str | None
+    confidence: str | None  # H, M or L (docs/fund.md); None: not rated
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,17 @@ class PartitionCostView:
 
 def _figure_view(name: str, figure: Figure | DateFigure) -> FigureView:
     if isinstance(figure, DateFigure):
-        return FigureView(name, figure.value.isoformat(), figure.source, figure.assumption, None)
-    return FigureView(name, figure.value, figure.source, figure.assumption, figure.period)
+        return FigureView(
+            name,
+            figure.value.isoformat(),
+            figure.source,
+            figure.assumption,
+            None,
+            figure.confidence,
+        )
+    return FigureView(
+        name, figure.value, figure.source, figure.assumption, figure.period, figure.confidence
+    )
 
 
 def view_of(cost: PartitionCost) -> PartitionCostView:
