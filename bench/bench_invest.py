@@ -132,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 if the target is missed")
     args = parser.parse_args(argv)
     problem = bench_problem(args.sites, args.seed, args.every_year)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     plan = optimise_investments(problem, mip_rel_gap=args.gap, time_limit_s=args.time_limit)
-    took = time.perf_counter() - started
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
     taken = [o for o in plan.outcomes if o.taken]
     print(
         f"{args.sites} sites x {len(MODELS)} models"
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print("binding: " + "; ".join(c.text for c in plan.binding))
     ok = took < TARGET_S and plan.status == "optimal"
     print(f"{'time to the explained plan':<30} {took:>8.2f} s   target < {TARGET_S:g} s   "
-          f"{'OK' if ok else 'MISSED'}")  # fmt: skip
+          f"{'OK' if ok else 'MISSED'}   (CPU {cpu:.2f} s, HiGHS' threads included)")  # fmt: skip
     return 1 if args.strict and not ok else 0
 
 
