@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from aifactories.broker.reconcile import finish_job
 from aifactories.catalogue.loader import Catalogue, parse_catalogue
+from aifactories.db.engine import make_engine
 from aifactories.db.jobs import charge_usage, try_reserve
+from aifactories.db.migrate import upgrade
 from aifactories.db.models import AllocationRow, JobRow, ProjectRow, SiteUsageRow, UserRow
 from aifactories.domain.clock import ManualClock
 from aifactories.domain.jobs import JobState
@@ -91,6 +93,12 @@ class Books:
     ) -> int:
         """A job of kalevala-mri on ``partition_id`` from ``start`` to ``end``, charged by
         the broker's reconciliation at ``end + settled``."""
+        job_id = self.start_job(partition_id, start, end, gpus)
+        self.settle_job(job_id, start, end, gpus, end + settled)
+        return job_id
+
+    def start_job(self, partition_id: str, start: float, end: float, gpus: int = 4) -> int:
+        """The job submitted and running from ``start`` (reserved for its whole run)."""
         ctx = self.platform.ctx
         part = ctx.catalogue.partition(partition_id)
         assert part is not None
@@ -112,7 +120,7 @@ class Books:
                 select(AllocationRow).where(AllocationRow.site_id == "lumi-aif")
             ).one()
             held = charge_gpu_seconds(gpus, row.time_limit_s, part.billing_weight)
-            if row.reserved_gpu_seconds:  # the submission reserved already: start afresh
+            if row.reserved_gpu_seconds:  # the submission reserved already
                 held = row.reserved_gpu_seconds
             else:
                 assert try_reserve(session, alloc.id, held, job_id, start)
@@ -122,8 +130,12 @@ class Books:
             row.shape_nodes, row.shape_gpus_per_node, row.shape_exclusive = 1, gpus, False
             row.allocation_id, row.billing_weight = alloc.id, part.billing_weight
             row.reserved_gpu_seconds, row.site_job_id = held, f"s{job_id}"
-        self.clock.set(max(self.clock.now(), end + settled))
-        with ctx.sessions.begin() as session:
+        return job_id
+
+    def settle_job(self, job_id: int, start: float, end: float, gpus: int, at: float) -> None:
+        """The reconciliation learns at ``at`` that the job ran until ``end``, and charges it."""
+        self.clock.set(max(self.clock.now(), at))
+        with self.platform.ctx.sessions.begin() as session:
             row = session.get(JobRow, job_id)
             assert row is not None
             finish_job(
@@ -136,7 +148,6 @@ class Books:
                 exit_code=0,
                 allocated_gpus=gpus,
             )
-        return job_id
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -263,3 +274,87 @@ def test_a_partition_the_cost_model_lacks_is_valued_at_the_allocations_rate(
         billed * rate
     )
     assert any(LUMI_X in note and "allocation" in note for note in figures.notes)
+
+
+def test_a_charge_written_after_as_of_does_not_count(books: Books) -> None:
+    """A job that ran 10 to 11 January, settled on the 14th: as of the 12th nothing was
+    recorded yet, although the charge is dated the 11th."""
+    books.run_job(LUMI_G, day(2026, 1, 10), day(2026, 1, 11), settled=3 * DAY_S)
+    jan, feb = day(2026, 1, 1), day(2026, 2, 1)
+    assert used_hours(books.figures(jan, feb, as_of=day(2026, 1, 12))) == 0.0
+    assert used_hours(books.figures(jan, feb, as_of=day(2026, 1, 14))) == pytest.approx(4 * 24 * 2)
+
+
+def test_a_past_date_gives_the_same_figures_before_and_after_a_later_write(books: Books) -> None:
+    """January as of 1 February 01:00, computed then and again after the job that crossed the
+    month boundary was charged (on 2 February, a piece dated 1 February 00:00)."""
+    start, end = day(2026, 1, 30), day(2026, 2, 2)
+    job_id = books.start_job(LUMI_G, start, end)
+    jan, feb = day(2026, 1, 1), day(2026, 2, 1)
+    as_of = feb + 3600
+    books.clock.set(as_of)
+    then = books.figures(jan, feb, as_of=as_of)
+    books.settle_job(job_id, start, end, 4, end)
+    again = books.figures(jan, feb, as_of=as_of)
+    assert again.used == then.used and again.energy == then.energy
+    assert again.utilisation == then.utilisation
+    assert used_hours(books.figures(jan, feb, as_of=end)) == pytest.approx(4 * 48 * 2)
+
+
+def test_the_migration_records_old_entries_when_dated_and_imports_when_imported(
+    database_url: str,
+) -> None:
+    """Upgrading a 0008 database: an entry is recorded at its date, an imported one at its
+    import (the run that matches its date, though the Slurm job id was used twice)."""
+    upgrade(database_url, "0008")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO organisations (id, name, kind, country) "
+                    "VALUES (1, 'o', 'sme', 'FI')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO projects (id, code, title, organisation_id, domain, industrial,"
+                    " priority_weight) VALUES (1, 'p', 't', 1, 'health', false, 1.0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO allocations (id, project_id, site_id, granted_gpu_seconds,"
+                    " reserved_gpu_seconds, used_gpu_seconds, starts_at, ends_at, status)"
+                    " VALUES (1, 1, 'lumi-aif', 100000, 0, 300, 0, 1e10, 'open')"
+                )
+            )
+            for started, imported in ((1000.0, 5000.0), (9000.0, 20000.0)):
+                conn.execute(
+                    text(
+                        "INSERT INTO site_usage (site_id, site_job_id, started_at, ended_at,"
+                        " account, project_id, gpus, elapsed_s, charged_gpu_seconds, imported_at)"
+                        " VALUES ('lumi-aif', '77', :s, :e, 'p', 1, 1, 100, 100, :i)"
+                    ),
+                    {"s": started, "e": started + 100, "i": imported},
+                )
+            for at, note in (
+                (1100.0, "direct lumi-aif job 77 (p) (1970-01)"),
+                (9100.0, "direct lumi-aif job 77 (p) (1970-01)"),
+                (3000.0, "job 5 completed"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO ledger_entries (allocation_id, job_id, kind, gpu_seconds,"
+                        " at, note) VALUES (1, NULL, 'charge', 100, :at, :note)"
+                    ),
+                    {"at": at, "note": note},
+                )
+        upgrade(database_url)
+        with engine.connect() as conn:
+            found = dict(
+                conn.execute(text("SELECT at, recorded_at FROM ledger_entries")).tuples().all()
+            )
+        assert found == {1100.0: 5000.0, 9100.0: 20000.0, 3000.0: 3000.0}
+    finally:
+        engine.dispose()

@@ -72,7 +72,12 @@ def reserve_many(session: Session, wants: Sequence[tuple[int, int, int]], now: f
 
 def _reserve_entry(allocation_id: int, job_id: int, gpu_seconds: int, now: float) -> LedgerEntryRow:
     return LedgerEntryRow(
-        allocation_id=allocation_id, job_id=job_id, kind="reserve", gpu_seconds=gpu_seconds, at=now
+        allocation_id=allocation_id,
+        job_id=job_id,
+        kind="reserve",
+        gpu_seconds=gpu_seconds,
+        at=now,
+        recorded_at=now,
     )
 
 
@@ -132,6 +137,7 @@ def settle(
                 gpu_seconds=reserved - charged,
                 at=now,
                 note=note,
+                recorded_at=now,
             )
         )
 
@@ -155,6 +161,7 @@ def _add_charges(
                     gpu_seconds=charged,
                     at=now,
                     note=note,
+                    recorded_at=now,
                 )
             )
         return
@@ -168,6 +175,7 @@ def _add_charges(
                     gpu_seconds=piece.gpu_seconds,
                     at=piece.end,
                     note=f"{note or f'job {job_id}'} ({piece.month})",
+                    recorded_at=now,  # written now, perhaps days after the usage it covers
                 )
             )
 

@@ -171,6 +171,10 @@ class JobRow(Base):
     project: Mapped[ProjectRow] = relationship(lazy="joined", innerjoin=True)
 
 
+def _recorded_at_default(context: Any) -> float:
+    return float(context.get_current_parameters()["at"])
+
+
 class LedgerEntryRow(Base):
     """The books: every reserve, release and charge, written with the job change it belongs to."""
 
@@ -183,6 +187,10 @@ class LedgerEntryRow(Base):
     gpu_seconds: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[float] = mapped_column(Float, index=True)
     note: Mapped[str | None] = mapped_column(Text)
+    # when the entry was written (the injected clock): ``at`` dates the usage, which a job's
+    # settlement or an import writes later; the programme's figures as of a date read this.
+    # An insert that does not say (seeded history written at its own times) records ``at``.
+    recorded_at: Mapped[float] = mapped_column(Float, default=_recorded_at_default)
 
 
 class PlatformMetaRow(Base):

@@ -7,14 +7,18 @@ What counts at ``as_of`` (so that a past date gives the same figures whenever co
   added); an allocation of a project that came from no call (an operator's, like the demo's)
   has no such entry and counts as granted at its start, at its size then (its size now less
   what approved extensions and transfers changed);
-- use is a ledger ``charge`` entry dated at or before ``as_of`` (the ledger dates a charge at
-  the end of the usage it covers, never later than it was written); usage imported from a
-  site's accounting is dated when it ran, so it counts only if it was also imported
-  (``site_usage.imported_at``) at or before ``as_of``, and at the site it ran at;
+- use is a ledger ``charge`` entry *recorded* (``recorded_at``, when it was written) at or
+  before ``as_of``: the ledger dates a charge at the end of the usage it covers, but writes it
+  when the job is settled or its usage imported from a site's accounting, perhaps days later;
 - a proposal is submitted at its first ``proposal.submit`` entry and decided at its first
   ``proposal.award``, ``proposal.reject`` or ``proposal.technical_check.reject`` entry, each
   at or before ``as_of``;
-- a job started when its row says, if that is at or before ``as_of``.
+- a job started when its row says, if that is at or before ``as_of``. That time is the
+  site's start, written when the broker learns it (later), and a requeue clears it: no row
+  records when a start became known, so a start learnt after ``as_of`` still counts and a
+  requeued one is gone (docs/fund.md says so);
+- an allocation made outside calls counts from its ``starts_at``: allocations keep no
+  creation time.
 The period [start, end) selects by the same times: grants by their decision, proposals by
 their submission, jobs by their start; a charge covers the usage that ends at its date, so
 charges are selected in (start, end]: a month piece dated at the first instant of the next
@@ -38,7 +42,6 @@ from aifactories.db.models import (
     LedgerEntryRow,
     OrganisationRow,
     ProjectRow,
-    SiteUsageRow,
 )
 from aifactories.db.programme_models import AuditRow, CallRow, ProposalRow
 from aifactories.domain.organisations import CRITICAL_DOMAINS, Domain
@@ -240,16 +243,6 @@ def _approved_changes(session: Session) -> dict[int, int]:
     return changed
 
 
-def _imports(session: Session) -> dict[tuple[str, str], float]:
-    """When each job run outside the broker was imported from its site's accounting."""
-    found: dict[tuple[str, str], float] = {}
-    for site, job, at in session.execute(
-        select(SiteUsageRow.site_id, SiteUsageRow.site_job_id, SiteUsageRow.imported_at)
-    ):
-        found[(site, job)] = min(at, found.get((site, job), at))
-    return found
-
-
 def _charges(
     session: Session, look: _Lookups, start: float, end: float, as_of: float
 ) -> list[Charge]:
@@ -274,21 +267,17 @@ def _charges(
             # instant of the next month): it belongs to the period that date closes
             LedgerEntryRow.at > start,
             LedgerEntryRow.at <= end,
-            LedgerEntryRow.at <= as_of,
+            # written by then: a job's settlement and an import write usage days after it ran
+            LedgerEntryRow.recorded_at <= as_of,
         )
         .order_by(LedgerEntryRow.id)
     ).all()
-    imports = _imports(session) if any(r.job_id is None for r in rows) else {}
     charges = []
     for at, seconds, job_id, note, project, alloc_site, pool, job_site, partition, weight in rows:
         site = job_site or alloc_site
         direct = DIRECT.match(note or "") if job_id is None else None
         if direct is not None:
-            # usage imported from a site is dated when it ran: it counts once imported
-            imported = imports.get((direct[1], direct[2]))
-            if imported is None or imported > as_of:
-                continue
-            site = direct[1]
+            site = direct[1]  # imported usage: where it ran
         charges.append(
             Charge(
                 at,
