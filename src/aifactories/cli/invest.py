@@ -1,8 +1,10 @@
 """Where the next euro goes: the investment plan that serves the most priority-weighted demand.
 
-``aif invest [SCENARIO.yaml] [--budget EUR] [--json]`` acts locally (no server needed): the
-plan file (default: the packaged InvestAI case, fund/data/investai.yaml), costs from the cost
-model, today's capacity from the platform's catalogue (AIFACTORIES_CATALOGUE, else embedded).
+``aif invest [SCENARIO.yaml] [--budget EUR] [--json] [--check [--days D] [--out DIR]]`` acts
+locally (no server needed): the plan file (default: the packaged InvestAI case,
+fund/data/investai.yaml), costs from the cost model, today's capacity from the platform's
+catalogue (AIFACTORIES_CATALOGUE, else embedded). ``--check`` then runs the plan in the twin
+(services/fund/plan_check.py) and writes its report in a new folder inside ``--out``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from aifactories.cli import render
 from aifactories.domain.errors import AifError, InvalidInput
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from aifactories.catalogue.loader import Catalogue
     from aifactories.services.fund.invest import InvestmentRun
 
 
@@ -30,20 +35,97 @@ def invest_command(
         typer.Option(help="budget in euros instead of the file's, e.g. 2e10", min=0),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the plan as JSON")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="run the plan in the twin: today's federation and with the plan, over the "
+            "same jobs (the plan's last-year demand); writes an HTML report",
+        ),
+    ] = False,
+    days: Annotated[
+        float,
+        typer.Option(
+            help="with --check: days of demand to simulate (a week by default: today's "
+            "federation, far below the demand, keeps every job queued, and its cycles grow "
+            "with the queue; a year of the InvestAI demand takes hours)",
+            min=0.01,
+            max=3660,
+        ),
+    ] = 7.0,
+    seed: Annotated[int, typer.Option(help="with --check: the demand's seed")] = 0,
+    out: Annotated[
+        Path, typer.Option(help="with --check: the report goes in a new folder inside this")
+    ] = Path("report"),
 ) -> None:
     """Where the next euro goes: the plan that serves the most priority-weighted demand."""
     from aifactories.services.core.context import catalogue_from_settings
     from aifactories.services.fund.invest import plan_from_file
     from aifactories.settings import Settings
 
+    catalogue = catalogue_from_settings(Settings())
     try:
-        run = plan_from_file(scenario, catalogue_from_settings(Settings()), budget_eur=budget)
+        run = plan_from_file(scenario, catalogue, budget_eur=budget)
     except AifError as exc:
         _fail(exc)
     if as_json:
         render.print_json(run.as_dict())
-        return
-    _print(run)
+    else:
+        _print(run)
+    if check:
+        _check(run, catalogue, days=days, seed=seed, out=out)
+
+
+def _check(run: InvestmentRun, catalogue: Catalogue, *, days: float, seed: int, out: Path) -> None:
+    """The plan in the twin, with a progress bar per federation, then the figures side by side."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from aifactories.services.fund.plan_check import check_plan_in_twin
+    from aifactories.services.twin.run_folders import new_run_folder
+
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=render.err_console,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def progress(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = bars.add_task(f"twin: {label}", total=total)
+        bars.update(tasks[label], completed=done)
+
+    try:
+        folder = new_run_folder(out, "invest-check")
+        with bars:
+            result = check_plan_in_twin(
+                run, catalogue, folder, days=days, seed=seed, progress=progress
+            )
+    except AifError as exc:
+        _fail(exc)
+    before, after = result.check.before, result.check.after
+    t = render.table(f"The plan in the twin: {result.check.jobs:,} jobs over {days:g} days")
+    for name in ("", before.label, after.label):
+        t.add_column(name, justify="left" if not name else "right")
+    for name, a, b in (
+        ("accelerators", f"{before.gpus:,}", f"{after.gpus:,}"),
+        ("jobs never started", f"{before.never_started:,}", f"{after.never_started:,}"),
+        ("mean wait (h)", f"{before.mean_wait_h:,.2f}", f"{after.mean_wait_h:,.2f}"),
+        ("90th percentile wait (h)", f"{before.p90_wait_h:,.2f}", f"{after.p90_wait_h:,.2f}"),
+        ("utilisation", f"{before.utilisation:.0%}", f"{after.utilisation:.0%}"),
+        (
+            "work done (A100-hours, M)",
+            f"{before.work_a100_hours / 1e6:,.1f}",
+            f"{after.work_a100_hours / 1e6:,.1f}",
+        ),
+        ("energy (GWh)", f"{before.energy_mwh / 1e3:,.1f}", f"{after.energy_mwh / 1e3:,.1f}"),
+        ("carbon (kt CO2e)", f"{before.carbon_t / 1e3:,.1f}", f"{after.carbon_t / 1e3:,.1f}"),
+    ):
+        t.add_row(name, a, b)
+    render.console.print(t)
+    render.console.print(f"wrote {result.report} (open it in a browser)")
 
 
 def _eur(value: float) -> str:

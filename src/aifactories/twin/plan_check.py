@@ -45,8 +45,8 @@ from aifactories.twin.traces.model import Trace
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
 MAX_JOBS = 1_200_000
-"""Above this many jobs in the checked period, jobs are made larger (``size_factor``) rather
-than more numerous: the year at gigafactory scale stays within minutes and a few GB."""
+"""Above this many jobs a year, jobs are made larger (``size_factor``) rather than more
+numerous: the year at gigafactory scale stays within minutes and a few GB."""
 
 Progress = Callable[[str, int, int], None]
 
@@ -100,11 +100,13 @@ def demand_trace(
             "demand", f"{demand_a100_hours_per_year}", limit="A100-hours a year, above 0"
         )
     per_job = mean_gpu_hours_per_job(1)
-    size = size_factor_for(demand_a100_hours_per_year * days / 365.25 / per_job)
-    load = demand_a100_hours_per_year / (reference_gpus * HOURS_PER_YEAR)
-    trace = generate_federation_year(
-        reference_gpus, days=days, load=load, seed=seed, size_factor=size
-    )
+    # Sized on a year's jobs whatever the period, so a short check has the same jobs.
+    size = size_factor_for(demand_a100_hours_per_year / per_job)
+    # At least the GPUs the demand would keep busy, so that the load stays within the
+    # generator's range however far demand outgrows today's federation.
+    reference = max(reference_gpus, math.ceil(demand_a100_hours_per_year / HOURS_PER_YEAR))
+    load = demand_a100_hours_per_year / (reference * HOURS_PER_YEAR)
+    trace = generate_federation_year(reference, days=days, load=load, seed=seed, size_factor=size)
     return trace, size
 
 
