@@ -161,7 +161,7 @@ def used(books: Books, prices: Prices) -> list[HoursAndEuros]:
     """GPU-hours charged in the period and the euros of the GPU time behind them."""
     return _by_dimension(
         (
-            c.who,
+            books.project_who[c.project_id],
             c.site_id or POOL,
             c.gpu_seconds / HOUR_S,
             value_charge(prices, c).eur,
@@ -349,5 +349,5 @@ def programme_figures(
     when = ctx.clock.now() if as_of is None else _check_time(as_of, "as_of")
     lookup = costs if costs is not None else default_costs(ctx.catalogue)
     with ctx.reads() as session:
-        books = read_books(session, start, end, when)
+        books = read_books(session, start, end, when, [s.id for s in ctx.catalogue.sites])
     return compute_figures(books, Prices(ctx.catalogue, lookup))

@@ -27,7 +27,6 @@ month belongs to its own month.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,20 +38,20 @@ from sqlalchemy.orm import Session
 from aifactories.db.models import (
     AllocationRow,
     JobRow,
-    LedgerEntryRow,
     OrganisationRow,
     ProjectRow,
 )
 from aifactories.db.programme_models import AuditRow, CallRow, ProposalRow
 from aifactories.domain.organisations import CRITICAL_DOMAINS, Domain
+from aifactories.services.fund.programme_figures_charges import Charge, read_charges
+
+__all__ = ["Access", "Books", "Charge", "Grant", "JobStart", "Who", "read_books"]
 
 OUTSIDE_CALLS = "outside_calls"  # the access mode of a project that came from no call
 SUBMIT = "proposal.submit"
 AWARD = "proposal.award"
 DECISIONS = (AWARD, "proposal.reject", "proposal.technical_check.reject")
 EXTENSION_APPROVED = "allocation.request.approve"
-# a charge of usage imported from a site's accounting (services/sites/usage_import.py)
-DIRECT = re.compile(r"^direct (\S+) job (\S+) \(")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,19 +73,6 @@ class Grant:
     site_id: str | None  # None: the pool
     pool_sites: tuple[str, ...] | None  # a pool grant's sites; None: any
     gpu_seconds: int
-
-
-@dataclass(frozen=True, slots=True)
-class Charge:
-    at: float
-    who: Who
-    site_id: str | None  # where it ran (the job's site, else the allocation's)
-    partition_id: str | None  # None: usage imported from a site's accounting
-    billing_weight: float | None  # the weight the job was charged at (None: no job)
-    alloc_site_id: str | None  # the allocation charged: its site (None: a pool)
-    pool_sites: tuple[str, ...] | None  # and a pool's sites (None: any)
-    gpu_seconds: int
-    imported: bool = False  # usage imported from a site's accounting
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,15 +101,29 @@ class Books:
     as_of: float
     grants: list[Grant]
     charges: list[Charge]
+    project_who: dict[int, Who]
     accesses: list[Access]
     starts: list[JobStart]
+
+
+@dataclass(frozen=True, slots=True)
+class _Proposal:
+    """What the figures read of a proposal (its texts stay in the database)."""
+
+    id: int
+    project_id: int | None
+    call_id: int
+    organisation_id: int
+    domain: str
+    critical_domain: bool
+    industrial: bool
 
 
 @dataclass
 class _Lookups:
     orgs: dict[int, tuple[str, str]]  # id -> kind, country
     call_modes: dict[int, str]
-    proposals: dict[int, ProposalRow]
+    proposals: dict[int, _Proposal]
     project_who: dict[int, Who]
     project_proposal: dict[int, int]
 
@@ -143,10 +143,25 @@ def _lookups(session: Session) -> _Lookups:
         )
     }
     call_modes = {i: m for i, m in session.execute(select(CallRow.id, CallRow.mode))}
-    proposals = {p.id: p for p in session.scalars(select(ProposalRow))}
+    proposals = {
+        row.id: _Proposal(*row)
+        for row in session.execute(
+            select(
+                ProposalRow.id,
+                ProposalRow.project_id,
+                ProposalRow.call_id,
+                ProposalRow.organisation_id,
+                ProposalRow.domain,
+                ProposalRow.critical_domain,
+                ProposalRow.industrial,
+            )
+        )
+    }
     project_proposal = {p.project_id: p.id for p in proposals.values() if p.project_id is not None}
     project_who: dict[int, Who] = {}
-    for project in session.scalars(select(ProjectRow)):
+    for project in session.execute(
+        select(ProjectRow.id, ProjectRow.organisation_id, ProjectRow.domain, ProjectRow.industrial)
+    ):
         kind, country = orgs.get(project.organisation_id, ("unknown", "??"))
         proposal = proposals.get(project_proposal.get(project.id, -1))
         mode = call_modes.get(proposal.call_id, OUTSIDE_CALLS) if proposal else OUTSIDE_CALLS
@@ -156,7 +171,7 @@ def _lookups(session: Session) -> _Lookups:
     return _Lookups(orgs, call_modes, proposals, project_who, project_proposal)
 
 
-def _proposal_who(look: _Lookups, proposal: ProposalRow) -> Who:
+def _proposal_who(look: _Lookups, proposal: _Proposal) -> Who:
     kind, country = look.orgs.get(proposal.organisation_id, ("unknown", "??"))
     mode = look.call_modes.get(proposal.call_id, OUTSIDE_CALLS)
     return Who(kind, proposal.domain, proposal.critical_domain, proposal.industrial, country, mode)
@@ -185,7 +200,19 @@ def _grants(
         )
         .order_by(AuditRow.id)
     )
-    allocations = {a.id: a for a in session.scalars(select(AllocationRow))}
+    allocations = {
+        a.id: a
+        for a in session.execute(
+            select(
+                AllocationRow.id,
+                AllocationRow.project_id,
+                AllocationRow.site_id,
+                AllocationRow.pool_sites,
+                AllocationRow.granted_gpu_seconds,
+                AllocationRow.starts_at,
+            )
+        )
+    }
     for entry in entries:
         details = entry.details or {}
         if entry.action == AWARD:
@@ -241,57 +268,6 @@ def _approved_changes(session: Session) -> dict[int, int]:
             changed[int(details["from_allocation_id"])] -= amount
             changed[int(details.get("to_allocation_id", -1))] += amount
     return changed
-
-
-def _charges(
-    session: Session, look: _Lookups, start: float, end: float, as_of: float
-) -> list[Charge]:
-    rows = session.execute(
-        select(
-            LedgerEntryRow.at,
-            LedgerEntryRow.gpu_seconds,
-            LedgerEntryRow.job_id,
-            LedgerEntryRow.note,
-            AllocationRow.project_id,
-            AllocationRow.site_id,
-            AllocationRow.pool_sites,
-            JobRow.site_id,
-            JobRow.partition_id,
-            JobRow.billing_weight,
-        )
-        .join(AllocationRow, AllocationRow.id == LedgerEntryRow.allocation_id)
-        .outerjoin(JobRow, JobRow.id == LedgerEntryRow.job_id)
-        .where(
-            LedgerEntryRow.kind == "charge",
-            # a charge covers usage that ends at its date (a month piece ends at the first
-            # instant of the next month): it belongs to the period that date closes
-            LedgerEntryRow.at > start,
-            LedgerEntryRow.at <= end,
-            # written by then: a job's settlement and an import write usage days after it ran
-            LedgerEntryRow.recorded_at <= as_of,
-        )
-        .order_by(LedgerEntryRow.id)
-    ).all()
-    charges = []
-    for at, seconds, job_id, note, project, alloc_site, pool, job_site, partition, weight in rows:
-        site = job_site or alloc_site
-        direct = DIRECT.match(note or "") if job_id is None else None
-        if direct is not None:
-            site = direct[1]  # imported usage: where it ran
-        charges.append(
-            Charge(
-                at,
-                look.project_who[project],
-                site,
-                partition,
-                weight,
-                alloc_site,
-                _sites(pool),
-                int(seconds),
-                direct is not None,
-            )
-        )
-    return charges
 
 
 def _first_by_proposal(rows: Iterable[tuple[str, float]]) -> dict[int, float]:
@@ -362,15 +338,19 @@ def _starts(
     ]
 
 
-def read_books(session: Session, start: float, end: float, as_of: float) -> Books:
-    """Everything the figures need for [start, end) as it stood at ``as_of``."""
+def read_books(
+    session: Session, start: float, end: float, as_of: float, site_ids: Iterable[str]
+) -> Books:
+    """Everything the figures need for [start, end) as it stood at ``as_of`` (``site_ids``:
+    the catalogue's, to tell where imported usage ran)."""
     look = _lookups(session)
     return Books(
         start,
         end,
         as_of,
         _grants(session, look, start, end, as_of),
-        _charges(session, look, start, end, as_of),
+        read_charges(session, start, end, as_of, site_ids),
+        look.project_who,
         _accesses(session, look, start, end, as_of),
         _starts(session, look, start, end, as_of),
     )
