@@ -13,14 +13,21 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from aifactories.broker.reconcile import finish_job
 from aifactories.catalogue.loader import Catalogue, parse_catalogue
 from aifactories.db.engine import make_engine
 from aifactories.db.jobs import charge_usage, try_reserve
 from aifactories.db.migrate import upgrade
-from aifactories.db.models import AllocationRow, JobRow, ProjectRow, SiteUsageRow, UserRow
+from aifactories.db.models import (
+    AllocationRow,
+    JobRow,
+    LedgerEntryRow,
+    ProjectRow,
+    SiteUsageRow,
+    UserRow,
+)
 from aifactories.domain.clock import ManualClock
 from aifactories.domain.jobs import JobState
 from aifactories.domain.units import charge_gpu_seconds
@@ -29,6 +36,7 @@ from aifactories.services.core.auth import principal_of_user
 from aifactories.services.core.context import Principal
 from aifactories.services.demo import load_demo
 from aifactories.services.fund.programme_figures import programme_figures
+from aifactories.services.fund.programme_figures_books import read_books
 from aifactories.services.fund.programme_figures_values import ProgrammeFigures
 from aifactories.services.fund.valuation import allocation_euros
 from aifactories.services.jobs.job_spec import JobRequest
@@ -358,3 +366,61 @@ def test_the_migration_records_old_entries_when_dated_and_imports_when_imported(
         assert found == {1100.0: 5000.0, 9100.0: 20000.0, 3000.0: 3000.0}
     finally:
         engine.dispose()
+
+
+def test_charges_are_summed_in_the_database_and_imports_not_read(books: Books) -> None:
+    """However many charges a job has, the figures read one sum per what values them; they
+    read neither site_usage nor a proposal's texts."""
+    ctx = books.platform.ctx
+    books.run_job(LUMI_G, day(2026, 1, 10), day(2026, 1, 11))
+    jan, feb = day(2026, 1, 1), day(2026, 2, 1)
+    with ctx.reads() as session:
+        before = read_books(session, jan, feb, day(2026, 3, 1), ["lumi-aif"]).charges
+    with ctx.sessions.begin() as session:
+        entry = session.scalars(
+            select(LedgerEntryRow).where(LedgerEntryRow.kind == "charge")
+        ).first()
+        assert entry is not None
+        for i in range(30):
+            session.add(
+                LedgerEntryRow(
+                    allocation_id=entry.allocation_id,
+                    job_id=entry.job_id,
+                    kind="charge",
+                    gpu_seconds=3600,
+                    at=day(2026, 1, 12) + i,
+                    recorded_at=day(2026, 1, 12) + i,
+                )
+            )
+    statements: list[str] = []
+
+    def seen(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(ctx.read_engine, "before_cursor_execute", seen)
+    try:
+        with ctx.reads() as session:
+            after = read_books(session, jan, feb, day(2026, 3, 1), ["lumi-aif"]).charges
+    finally:
+        event.remove(ctx.read_engine, "before_cursor_execute", seen)
+    assert len(after) == len(before) == 1
+    assert after[0].gpu_seconds == before[0].gpu_seconds + 30 * 3600
+    text_ = " ".join(statements)
+    assert "site_usage" not in text_ and "proposals.abstract" not in text_
+
+
+def test_capacity_counts_only_the_hours_passed_at_as_of(books: Books) -> None:
+    """January and February as of 1 February: 31 days of capacity, not 59."""
+    jan, feb, mar = day(2026, 1, 1), day(2026, 2, 1), day(2026, 3, 1)
+    books.clock.set(feb)
+    figures = books.figures(jan, mar, as_of=feb)
+    part = books.platform.catalogue.partition(LUMI_G)
+    assert part is not None
+    available = {u.partition_id: u.available_gpu_hours for u in figures.utilisation}
+    assert available[LUMI_G] == pytest.approx(part.total_gpus * 31 * 24)
+    site = {c.site_id: c for c in figures.capacity_shares}["lumi-aif"]
+    lumi_gpus = sum(p.total_gpus for p in books.platform.catalogue.site("lumi-aif").partitions)  # type: ignore[union-attr]
+    assert site.programme_gpu_hours + site.hosting_gpu_hours == pytest.approx(lumi_gpus * 31 * 24)
+    # a period wholly after as_of has no capacity yet
+    later = books.figures(feb + DAY_S, mar, as_of=feb)
+    assert all(u.available_gpu_hours == 0 for u in later.utilisation)

@@ -171,7 +171,9 @@ def used(books: Books, prices: Prices) -> list[HoursAndEuros]:
 
 
 def _period_hours(books: Books) -> float:
-    return max(0.0, books.end - books.start) / HOUR_S
+    """The hours of the period that had passed at ``as_of``: capacity not yet there to be
+    used is no capacity left unused."""
+    return max(0.0, min(books.end, books.as_of) - books.start) / HOUR_S
 
 
 def utilisation(books: Books, prices: Prices) -> list[Utilisation]:
