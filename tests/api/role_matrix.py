@@ -66,6 +66,8 @@ GET /sites                                    401  2xx  2xx  2xx  2xx  2xx  2xx 
 GET /fund/costs                               401  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx  2xx
 # where the next euro goes: the investment optimiser on a plan file, programme operators only
 POST /fund/invest                             401  2xx  403  403  403  403  403  403  403  403
+# the programme's figures over a period (GPU-hours, euros, access, waits), programme operators only
+GET /programme/figures                        401  2xx  403  403  403  403  403  403  403  403
 # the operator sees the project but is no member: 403 (the others cannot see it: 404)
 POST /jobs                                    401  403  404  404  404  2xx  2xx  404  404  404
 # alice's request again with her Idempotency-Key: her job back (2xx+); bob's is his own (2xx-)

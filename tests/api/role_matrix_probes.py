@@ -81,6 +81,9 @@ PROBES: dict[str, Probe] = {
     "GET /me": Probe("GET", "/me"),
     "GET /sites": Probe("GET", "/sites"),
     "GET /fund/costs": Probe("GET", "/fund/costs"),
+    "GET /programme/figures": Probe(
+        "GET", "/programme/figures", params={"from": "2026-01-01", "to": "2026-12-31"}
+    ),
     "POST /fund/invest": Probe(
         "POST",
         "/fund/invest",

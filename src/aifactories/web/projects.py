@@ -24,7 +24,7 @@ from aifactories.domain.errors import Conflict, InvalidInput, NotFound, Permissi
 from aifactories.domain.projects import Role
 from aifactories.services.core.context import Principal
 from aifactories.services.core.input_types import check_line, check_ref
-from aifactories.services.fund.valuation import project_allocation_euros
+from aifactories.services.fund.valuation import project_allocations_valued
 from aifactories.services.programme import allocation_requests
 from aifactories.services.programme import projects as project_service
 from aifactories.services.programme.allocation_common import site_text
@@ -212,8 +212,9 @@ def _project_page(
     ctx = context(request)
     project = project_service.get_project(ctx, principal, code)  # 404 first: nothing leaks
     summary = project_summary(ctx, principal, code)
-    allocations = list_allocations(ctx, principal, code)
-    euros = project_allocation_euros(ctx, principal, code)
+    valued = project_allocations_valued(ctx, principal, code)  # one read: euros match hours
+    allocations = [v.allocation for v in valued]
+    euros = {v.allocation.id: v.euros for v in valued}
     usage = usage_over_time(ctx, principal, code)
     role = principal.role_in(project["id"])
     is_pi = role is Role.PI
