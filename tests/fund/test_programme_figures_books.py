@@ -13,13 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select
 
 from aifactories.broker.reconcile import finish_job
 from aifactories.catalogue.loader import Catalogue, parse_catalogue
-from aifactories.db.engine import make_engine
 from aifactories.db.jobs import charge_usage, try_reserve
-from aifactories.db.migrate import upgrade
 from aifactories.db.models import (
     AllocationRow,
     JobRow,
@@ -307,65 +305,6 @@ def test_a_past_date_gives_the_same_figures_before_and_after_a_later_write(books
     assert again.used == then.used and again.energy == then.energy
     assert again.utilisation == then.utilisation
     assert used_hours(books.figures(jan, feb, as_of=end)) == pytest.approx(4 * 48 * 2)
-
-
-def test_the_migration_records_old_entries_when_dated_and_imports_when_imported(
-    database_url: str,
-) -> None:
-    """Upgrading a 0008 database: an entry is recorded at its date, an imported one at its
-    import (the run that matches its date, though the Slurm job id was used twice)."""
-    upgrade(database_url, "0008")
-    engine = make_engine(database_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO organisations (id, name, kind, country) "
-                    "VALUES (1, 'o', 'sme', 'FI')"
-                )
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO projects (id, code, title, organisation_id, domain, industrial,"
-                    " priority_weight) VALUES (1, 'p', 't', 1, 'health', false, 1.0)"
-                )
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO allocations (id, project_id, site_id, granted_gpu_seconds,"
-                    " reserved_gpu_seconds, used_gpu_seconds, starts_at, ends_at, status)"
-                    " VALUES (1, 1, 'lumi-aif', 100000, 0, 300, 0, 1e10, 'open')"
-                )
-            )
-            for started, imported in ((1000.0, 5000.0), (9000.0, 20000.0)):
-                conn.execute(
-                    text(
-                        "INSERT INTO site_usage (site_id, site_job_id, started_at, ended_at,"
-                        " account, project_id, gpus, elapsed_s, charged_gpu_seconds, imported_at)"
-                        " VALUES ('lumi-aif', '77', :s, :e, 'p', 1, 1, 100, 100, :i)"
-                    ),
-                    {"s": started, "e": started + 100, "i": imported},
-                )
-            for at, note in (
-                (1100.0, "direct lumi-aif job 77 (p) (1970-01)"),
-                (9100.0, "direct lumi-aif job 77 (p) (1970-01)"),
-                (3000.0, "job 5 completed"),
-            ):
-                conn.execute(
-                    text(
-                        "INSERT INTO ledger_entries (allocation_id, job_id, kind, gpu_seconds,"
-                        " at, note) VALUES (1, NULL, 'charge', 100, :at, :note)"
-                    ),
-                    {"at": at, "note": note},
-                )
-        upgrade(database_url)
-        with engine.connect() as conn:
-            found = dict(
-                conn.execute(text("SELECT at, recorded_at FROM ledger_entries")).tuples().all()
-            )
-        assert found == {1100.0: 5000.0, 9100.0: 20000.0, 3000.0: 3000.0}
-    finally:
-        engine.dispose()
 
 
 def test_charges_are_summed_in_the_database_and_imports_not_read(books: Books) -> None:

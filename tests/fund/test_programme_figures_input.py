@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from aifactories.cli import programme as cli_programme
+from aifactories.cli.client import Client
+from aifactories.cli.config import Profile
 from aifactories.db.models import UserRow
 from aifactories.domain.errors import InvalidInput
 from aifactories.services.core.auth import principal_of_user
@@ -87,3 +91,20 @@ def test_the_portal_shows_the_problem_next_to_its_field(h: Harness) -> None:
         )
         assert found, (query, field)
         assert "no time" in found.group(1)
+
+
+def test_the_command_prints_what_is_wrong(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    api = Client(Profile(server="http://testserver", token=h.tokens["oscar"]))
+    api._http = h.client("oscar")
+    monkeypatch.setattr(cli_programme, "client", lambda: api)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        cli_programme.programme_app,
+        ["report", "--from", "2026-01-01", "--to", "2026-02-01", "--as-of", "1e20"],
+        env={"NO_COLOR": "1", "COLUMNS": "250", "AIFACTORIES_CONFIG": "/nonexistent/p.json"},
+    )
+    assert result.exit_code != 0
+    assert "as_of" in result.output and "1970-01-01 and 9999-12-31" in result.output
+    assert not (tmp_path / "programme-report").exists()

@@ -2,9 +2,11 @@
 and each site's share of capacity that the programme (the EuroHPC JU) holds.
 
 GPU-hours in the books are *billed* GPU-hours: a job is charged GPUs x hours x the
-partition's billing weight, and grants are in the same unit. A billed GPU-hour at partition
-p is worth ``eur_per_gpu_hour(p) / billing_weight(p)`` euros (the physical GPU time it buys,
-at the partition's full cost); energy and carbon follow the physical GPU-hours the same way.
+partition's billing weight, and grants are in the same unit. A billed GPU-hour of a job at
+partition p is worth ``eur_per_gpu_hour(p) / w`` euros, w the weight the job was charged at
+(the physical GPU time it buys, at the partition's full cost: :meth:`Prices.cost`); energy
+and carbon follow the physical GPU-hours the same way (programme_figures.py
+``value_charge``).
 A grant at a site (not tied to one partition) is priced as the books in euros price an
 allocation (fund/valuation_rules.py): the euros of an hour of all the site's GPUs over what
 that hour would charge, sum(gpus x EUR per GPU-hour) / sum(gpus x billing weight); a pool
@@ -101,9 +103,10 @@ class PerGpuHour:
 
 @dataclass
 class Prices:
-    """Rates per partition, site and pool, read once from the cost model. A partition the
-    cost model does not know (a site removed from the catalogue) is worth 0 and listed in
-    ``unpriced``, so that the report can say so rather than hide it."""
+    """Costs per partition and rates per site and pool, read once from the cost model. A
+    partition the cost model does not know is listed in ``unpriced``, so that the report can
+    say so rather than hide it (its use is valued at the allocation's rate, as the books do;
+    a site or pool with no priced partition at 0)."""
 
     catalogue: Catalogue
     costs: CostLookup
@@ -126,13 +129,6 @@ class Prices:
                     weight,
                 )
         return rates
-
-    def partition(self, partition_id: str) -> Rate:
-        rate = self._partitions.get(partition_id)
-        if rate is None:
-            self.unpriced.add(partition_id)
-            return NO_RATE
-        return rate
 
     def _mean(self, parts: Iterable[Partition], what: str) -> Rate:
         """Per billed GPU-hour over several partitions, capacity-weighted as the books in
