@@ -324,9 +324,10 @@ def _check_time(when: float, field: str) -> float:
     """A time the figures can read the books at: finite and within years 1970 to 9999 (the
     books hold nothing earlier, and dates beyond 9999 cannot be written back)."""
     if not (math.isfinite(when) and EARLIEST <= when <= LATEST):
+        what = f"{when:g} (epoch seconds) is outside years 1970 to 9999"
         raise InvalidInput(
             field,
-            f"{when!r} is no time the books can be read at",
+            what if math.isfinite(when) else f"{when!r} is no time",
             "a date between 1970-01-01 and 9999-12-31 (ISO 8601, or finite epoch seconds)",
         )
     return when
