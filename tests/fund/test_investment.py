@@ -168,8 +168,12 @@ def test_per_year_budget_carries_unspent_money_forward() -> None:
 def test_at_least_k_countries_and_an_impossible_k() -> None:
     plan = optimise_investments(problem(THREE, BIG, min_countries=2))
     assert {o.candidate.country for o in plan.outcomes if o.taken} == {"DE", "FR"}
-    with pytest.raises(InvalidInput, match="min_countries: no plan builds in 3 countries"):
+    with pytest.raises(
+        InvalidInput, match=r"min_countries: .* 3 countries, but the candidates are in 2"
+    ):
         optimise_investments(problem(THREE, BIG, min_countries=3))
+    with pytest.raises(InvalidInput, match="min_countries: no plan builds in 2 countries"):
+        optimise_investments(problem(THREE, BIG, min_countries=2, budget_eur=1.0))
 
 
 def test_a_candidate_dearer_than_the_whole_budget() -> None:

@@ -80,3 +80,103 @@ def test_api_plans_for_programme_operators_only(h: Harness) -> None:
     refused = h.client("oscar").post("/fund/invest", json=body)
     assert refused.status_code == 422
     assert "country_max_share" in refused.text
+
+
+def _plan_file(**changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "name": "degenerate",
+        "years": [2027, 2028],
+        "budget_eur": 1e9,
+        "priorities": {"science": 1.0},
+        "pue": 1.2,
+        "accelerator_models": {
+            "H": {
+                "speed": 2,
+                "capital_eur": 30_000,
+                "kw": 1,
+                "life_years": 5,
+                "operating_share": 0.05,
+            }
+        },
+        "countries": {"DE": {"electricity_eur_per_mwh": 100, "carbon_g_per_kwh": 300}},
+        "existing": {
+            "sites": [{"site": "s", "country": "DE", "gpu_model": "H", "accelerators": 10}]
+        },
+        "demand": [{"country": "DE", "priority": "science", "gpu_hours_per_year": 1e6}],
+        "candidates": [
+            {"id": "c1", "country": "DE", "gpu_model": "H", "accelerators": 100, "from_year": 2027}
+        ],
+    }
+    body.update(changes)
+    return body
+
+
+ZERO_DEMAND = [{"country": "DE", "priority": "science", "gpu_hours_per_year": 0}]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"candidates": []},  # nothing to choose
+        {"candidates": [], "demand": ZERO_DEMAND},  # and nothing asked: an empty model
+        {"candidates": [], "demand": ZERO_DEMAND, "existing": {}},  # schemathesis' 500
+        {"demand": ZERO_DEMAND},  # nothing asked
+        {
+            "candidates": [
+                {
+                    "id": "c1",
+                    "country": "DE",
+                    "gpu_model": "H",
+                    "accelerators": 100,
+                    "from_year": 2040,
+                }
+            ]
+        },  # serves no year of the horizon
+        {"budget_eur": 0, "budget_by_year_eur": [0, 0]},
+        {"priorities": {"science": 0}},
+    ],
+    ids=[
+        "no-candidates",
+        "no-candidates-no-demand",
+        "empty",
+        "no-demand",
+        "too-late",
+        "no-money",
+        "no-weight",
+    ],
+)
+def test_api_a_plan_with_nothing_to_choose_is_today_capacity(
+    h: Harness, changes: dict[str, object]
+) -> None:
+    """Degenerate plan files answer a valid plan that builds nothing: its objective is what
+    today's capacity serves (the baseline), not a solver error."""
+    answer = h.client("oscar").post("/fund/invest", json=_plan_file(**changes))
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    assert plan["status"] == "optimal" and plan["added_partitions"] == []
+    assert not any(c["taken"] for c in plan["candidates"])
+    assert plan["objective"] == pytest.approx(plan["baseline_objective"])
+    served_today = 10 * 8766 * 0.7 * 2 * 2  # 10 accelerators at speed 2, two years
+    asked = sum(
+        d["gpu_hours_per_year"] for d in changes.get("demand", [{"gpu_hours_per_year": 1e6}])
+    )  # type: ignore[index]
+    weight = 0 if changes.get("priorities") else 1
+    today = 0 if "existing" in changes else served_today
+    assert plan["objective"] == pytest.approx(weight * min(2 * asked, today))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"candidates": [], "caps": {"min_countries": 2}}, "min_countries"),
+        ({"growth_rate": 5}, "growth_rate"),
+        ({"budget_eur": 1e300}, "budget_eur"),
+        ({"accelerator_models": {"H": {"speed": 1e6}}}, "speed"),
+    ],
+)
+def test_api_an_impossible_or_absurd_plan_file_is_refused_naming_the_field(
+    h: Harness, changes: dict[str, object], field: str
+) -> None:
+    answer = h.client("oscar").post("/fund/invest", json=_plan_file(**changes))
+    assert answer.status_code == 422, answer.text
+    assert field in answer.json()["message"]

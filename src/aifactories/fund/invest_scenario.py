@@ -48,8 +48,11 @@ from aifactories.fund.investment_model import (
 
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 code, e.g. DE")]
 Name = Annotated[str, Field(min_length=1, max_length=64)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Figures above 1e15 (EUR, GPU-hours, MWh, t CO2) are no plan's: the bound keeps the solver's
+# numbers finite and within the range it can compare (a 500 otherwise).
+LARGEST = 1e15
+Positive = Annotated[float, Field(gt=0, le=LARGEST, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, le=LARGEST, allow_inf_nan=False)]
 Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Year = Annotated[int, Field(ge=2000, le=2100)]
 
@@ -59,7 +62,9 @@ class _Strict(BaseModel):
 
 
 class AcceleratorModelEntry(_Strict):
-    speed: Positive = Field(description="reference (A100) GPU-hours one hour of it serves")
+    speed: Annotated[float, Field(ge=0.001, le=1000, allow_inf_nan=False)] = Field(
+        description="reference (A100) GPU-hours one hour of it serves"
+    )
     capital_eur: Positive | None = Field(None, description="per accelerator; else cost model")
     kw: Positive | None = Field(None, description="per accelerator with its node share")
     life_years: Positive | None = None
@@ -138,7 +143,9 @@ class InvestScenario(_Strict):
     years: Annotated[list[Year], Field(min_length=1, max_length=30)]
     budget_eur: NonNegative
     budget_by_year_eur: list[NonNegative] | None = None
-    growth_rate: Annotated[float, Field(gt=-1, le=10)] = 0.0
+    # a yearly rate; beyond these, 30 years of it span more orders of magnitude than a
+    # solver's tolerances can tell apart
+    growth_rate: Annotated[float, Field(ge=-0.5, le=2)] = 0.0
     priorities: Annotated[dict[Name, NonNegative], Field(min_length=1)]
     away_penalty: Annotated[float, Field(ge=0, le=1)] = 0.0
     utilisation: Share = 0.7

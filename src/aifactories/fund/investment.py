@@ -67,6 +67,11 @@ plans (the tests') end exactly; 30 sites x 4 models takes 5 s to prove 1e-4 and 
 for 1e-6, as many candidates are nearly as good per euro (docs/benchmarks.md)."""
 
 
+_SOLVED = (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kModelEmpty)
+"""An empty model (no candidate and no demand in reach: nothing to choose, nothing to serve)
+is solved: its plan builds nothing and serves what today's capacity serves, nothing."""
+
+
 class InvestmentSolverError(AifError):
     """HiGHS could not solve the investment model (it says why); the inputs were valid."""
 
@@ -83,7 +88,7 @@ def _fixed(h: Any, m: Model, fixed: FloatArray) -> tuple[FloatArray, FloatArray,
         )
         h.changeColsBounds(cols.size, cols, fixed, fixed)
     h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+    if h.getModelStatus() not in _SOLVED:
         raise _error(h)
     solution = h.getSolution()
     x = np.maximum(np.asarray(solution.col_value)[m.x_start :], 0.0) * m.unit
@@ -151,11 +156,33 @@ def _decode(p: InvestmentProblem, m: Model, x: FloatArray) -> tuple[FloatArray, 
     return served, weighted
 
 
-def _error(h: Any) -> InvestmentSolverError:
+def _error(h: Any) -> AifError:
+    if h.getModelStatus() == highspy.HighsModelStatus.kUnknown:
+        # HiGHS gives up on numerics, not on a bug: figures many orders of magnitude apart
+        # (a demand of a thousandth of a GPU-hour against modules of millions)
+        return InvalidInput(
+            "scenario",
+            "the solver cannot compare its figures: demand, modules' GPU-hours, money or caps "
+            "are too many orders of magnitude apart",
+            "state them in a realistic range",
+        )
     return InvestmentSolverError(
         f"HiGHS could not solve the investment model ({h.getNumRow()} rows, "
         f"{h.getNumCol()} columns): {h.modelStatusToString(h.getModelStatus())}"
     )
+
+
+def _check_countries(p: InvestmentProblem) -> None:
+    """ "At least K countries" that the candidates cannot reach, said before solving (the
+    model has no row for it when there is no candidate at all)."""
+    countries = {c.country for c in p.candidates}
+    if p.min_countries and len(countries) < p.min_countries:
+        raise InvalidInput(
+            "min_countries",
+            f"asks for new capacity in {p.min_countries} countries, but the candidates are in "
+            f"{len(countries)} ({', '.join(sorted(countries)) or 'none'})",
+            "lower it, or add candidates in more countries",
+        )
 
 
 def optimise_investments(
@@ -170,12 +197,19 @@ def optimise_investments(
     ``time_limit_s``. Raises :class:`InvalidInput` when the constraints admit no plan (at least
     K countries that the budget cannot reach)."""
     started = time.perf_counter()
+    _check_countries(problem)
     m = build_model(problem)
     options: dict[str, float] = {"mip_rel_gap": mip_rel_gap}
     if time_limit_s is not None:
         options["time_limit"] = time_limit_s
     h = new_highs(**options)
-    h.passModel(m.lp)
+    if h.passModel(m.lp) == highspy.HighsStatus.kError:
+        raise InvalidInput(
+            "scenario",
+            "its figures are too far apart for the solver (money, GPU-hours or caps many "
+            "orders of magnitude from one another)",
+            "state them in a realistic range",
+        )
     h.run()
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
@@ -185,7 +219,7 @@ def optimise_investments(
             "lower it, or add cheaper candidates in more countries",
         )
     found = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
-    if status == highspy.HighsModelStatus.kOptimal:
+    if status in _SOLVED:
         state = "optimal"
     elif status == highspy.HighsModelStatus.kTimeLimit and found:
         state = "time_limit"

@@ -180,6 +180,13 @@ def build_model(p: InvestmentProblem) -> Model:
 
     all_c = np.arange(n_c)
     capital = np.array([c.capital_eur for c in cands])
+    # No more modules than the budget buys (exact, and a tighter relaxation); a candidate
+    # the budget cannot buy once is fixed at 0 and its capital left out of the rows, which
+    # keeps a dear candidate's figure from swamping the budget row's scale.
+    with np.errstate(divide="ignore", over="ignore"):  # free or nearly free: no bound
+        affordable = np.floor(p.budget_eur / capital * (1 + 1e-12))
+    modules_ub = np.minimum([c.max_modules for c in cands], affordable)
+    capital = np.where(modules_ub > 0, capital, 0.0)
     scale = max(p.budget_eur, 1.0)
     rows.add(all_c, capital / scale, -inf, p.budget_eur / scale)
     if p.budget_by_year_eur is not None:
@@ -218,9 +225,7 @@ def build_model(p: InvestmentProblem) -> Model:
     tie = TIE_BREAK * weighted_demand / max(p.budget_eur, 1.0)
     lp.col_cost_ = np.concatenate([-tie * capital, np.zeros(n_y), flow_value])
     lp.col_lower_ = np.zeros(n_cols)
-    lp.col_upper_ = np.concatenate(
-        [[c.max_modules for c in cands], np.ones(n_y), np.full(n_f, inf)]
-    )
+    lp.col_upper_ = np.concatenate([modules_ub, np.ones(n_y), np.full(n_f, inf)])
     lp.row_lower_, lp.row_upper_ = np.array(rows.lower), np.array(rows.upper)
     lp.sense_ = highspy.ObjSense.kMaximize
     start_, index, value = rows.matrix(n_cols)
