@@ -37,6 +37,11 @@ Constraints:
 - at least K countries: y[k] <= sum_{c in k} n[c], sum_k y[k] >= K;
 - site power (s): sum over c at site s of kW[c] n[c] <= the site's grid connection.
 
+Tightening, which no plan with whole modules violates (the optimum is the same, the relaxation
+closer to it): n[c] <= the modules the whole budget buys; and, per country k and year t, mixed-
+integer rounding cuts on the home flows of k's demands (investment_build._home_cuts): the
+relaxation would otherwise build a fraction of a module to meet k's home demand exactly.
+
 The matrix is built in investment_build.py. Among the plans that serve as much, the
 cheaper: each euro costs a tie-breaking 1e-6 x (weighted demand / budget), a millionth of the
 value at stake for the whole budget; and modules whose GPU-hours the plan leaves idle in every

@@ -87,6 +87,60 @@ class _Rows:
         return start, rows[order], vals[order]
 
 
+def _home_cuts(
+    rows: _Rows,
+    flows: Flows,
+    fcol: IntArray,
+    *,
+    hours_c: FloatArray,
+    cand_k: IntArray,
+    serves: npt.NDArray[np.bool_],
+    existing: FloatArray,
+    demand_dt: FloatArray,
+    weights: FloatArray,
+) -> None:
+    """Mixed-integer rounding cuts on the home flows of each country and year: valid for
+    every plan with whole modules, they take from the LP relaxation the value it finds by
+    building a fraction of a module to meet the home demand exactly (home is worth more than
+    abroad, by the away penalty, so the relaxation fills each country up to its home demand
+    and the integers cannot). Without them HiGHS took 9 to 28 s to find seed 5's optimum of
+    the bench (docs/benchmarks.md).
+
+    For country k, year t and the home flows h of its demands of weight w or more (D their
+    demand, E today's capacity): h <= E + sum_c H_c n_c and h <= D, so with u = D - h >= 0,
+    sum_c H_c n_c + u >= D - E = b. Divided by a module's GPU-hours delta (one cut per model
+    size in k), with f = frac(b / delta) and f_c = frac(H_c / delta), the MIR inequality
+    sum_c (floor(H_c / delta) f + min(f_c, f)) n_c + u / delta >= f ceil(b / delta)
+    holds for integer n_c >= 0 (Marchand and Wolsey's mixed-integer rounding)."""
+    home = flows.kind == 0
+    w_of = weights[np.maximum(flows.d, 0)]
+    for k, t in zip(*np.nonzero(existing >= 0), strict=True):
+        cs = np.flatnonzero((cand_k == k) & serves[:, t])
+        mine = home & (flows.k == k) & (flows.t == t)
+        if not cs.size or not mine.any():
+            continue
+        for w in np.unique(w_of[mine]):
+            sel = mine & (w_of >= w)
+            demand = float(demand_dt[flows.d[sel], t].sum())
+            b = demand - existing[k, t]
+            if b <= 0:
+                continue
+            for delta in np.unique(hours_c[cs]):
+                q = b / delta
+                f = q - np.floor(q)
+                if not 1e-6 < f < 1 - 1e-6:  # a whole number of modules: nothing to cut
+                    continue
+                a = hours_c[cs] / delta
+                coef = np.floor(a) * f + np.minimum(a - np.floor(a), f)
+                # with u = D - sum h: sum coef n - sum h / delta >= f ceil(q) - D / delta
+                rows.add(
+                    np.concatenate([cs, fcol[sel]]),
+                    np.concatenate([coef, np.full(int(sel.sum()), -1.0 / delta)]),
+                    f * np.ceil(q) - demand / delta,
+                    highspy.kHighsInf,
+                )
+
+
 def build_model(p: InvestmentProblem) -> Model:
     inf = highspy.kHighsInf
     cands = p.candidates
@@ -178,6 +232,9 @@ def build_model(p: InvestmentProblem) -> Model:
                 rows.add(np.concatenate([take, give]),
                          np.r_[np.ones(take.size), -np.ones(give.size)], -inf, 0.0)  # fmt: skip
 
+    _home_cuts(rows, flows, fcol, hours_c=np.array([c.gpu_hours_per_year for c in cands]) / unit,
+               cand_k=cand_k, serves=serves, existing=existing / unit,
+               demand_dt=demand_dt / unit, weights=weights)  # fmt: skip
     all_c = np.arange(n_c)
     capital = np.array([c.capital_eur for c in cands])
     # No more modules than the budget buys (exact, and a tighter relaxation); a candidate
