@@ -188,3 +188,12 @@ def test_invalid_problems_name_the_field() -> None:
         problem(THREE, BIG, years=(2027, 2029))
     with pytest.raises(InvalidInput, match="candidates: ids must be unique, repeated: a"):
         problem([THREE[0], THREE[0]], BIG)
+
+
+def test_a_free_candidate_with_no_budget_is_built_as_far_as_demand_asks() -> None:
+    """Capital 0 and a budget of 0: the budget bounds no module of it (no 0/0)."""
+    free = cand("free", "DE", 0.0, 400.0, modules=8)
+    plan = optimise_investments(problem([free], BIG, budget_eur=0.0))
+    # 2,000 GPU-hours asked (DE at home, FR from abroad): 5 modules, the rest left idle
+    assert by_id(plan)["free"][0] == 5
+    assert plan.objective == pytest.approx(2_000.0, rel=1e-9)

@@ -240,8 +240,10 @@ def build_model(p: InvestmentProblem) -> Model:
     # No more modules than the budget buys (exact, and a tighter relaxation); a candidate
     # the budget cannot buy once is fixed at 0 and its capital left out of the rows, which
     # keeps a dear candidate's figure from swamping the budget row's scale.
-    with np.errstate(divide="ignore", over="ignore"):  # free or nearly free: no bound
-        affordable = np.floor(p.budget_eur / capital * (1 + 1e-12))
+    affordable = np.full(n_c, np.inf)  # a free candidate: no bound
+    priced = capital > 0
+    with np.errstate(over="ignore"):  # nearly free: no bound either
+        affordable[priced] = np.floor(p.budget_eur / capital[priced] * (1 + 1e-12))
     modules_ub = np.minimum([c.max_modules for c in cands], affordable)
     capital = np.where(modules_ub > 0, capital, 0.0)
     scale = max(p.budget_eur, 1.0)
