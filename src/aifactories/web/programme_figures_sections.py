@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aifactories.services.fund.programme_figures import POOL, STAGES
+from aifactories.services.fund.programme_figures_report import BREAKDOWNS  # the report's order
 from aifactories.services.fund.programme_figures_values import (
     Energy,
     HoursAndEuros,
@@ -19,16 +20,6 @@ from aifactories.services.fund.programme_figures_values import (
 from aifactories.web.figures import BAR_H, BAR_W, LABEL_W, TOP, Bar, Chart, Group, label
 from aifactories.web.templating import eur, gpu_hours
 
-# the breakdowns of the GPU-hours and euros granted and used, in the report's order
-BREAKDOWNS = (
-    ("kind", "organisation kind"),
-    ("domain", "domain"),
-    ("critical", "critical domain"),
-    ("industrial", "industrial application"),
-    ("country", "country"),
-    ("mode", "access mode"),
-    ("site", "site"),
-)
 # keys shown as they are (a country code, a site or partition id), not turned into words
 VERBATIM = frozenset({"country", "site"})
 YES_NO = {
