@@ -4,6 +4,7 @@ that balance."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,52 @@ def test_the_history_covers_the_programme_and_its_books_balance(
             _seed(platform, clock)
     finally:
         platform.stop()
+
+
+@pytest.mark.parametrize("ending", ["2026-12-07T01:03:55", "2026-06-30T12:00:00"])
+def test_a_default_year_submits_each_job_inside_its_allocation(tmp_path: Path, ending: str) -> None:
+    # The command's defaults (a year ending now, 60 proposals): a project's jobs spread over
+    # weeks, and none may come after its allocation ends (the budget would refuse it and the
+    # seed stop halfway).
+    end = datetime.fromisoformat(ending).replace(tzinfo=UTC).timestamp()
+    clock = ManualClock(end - 40.0)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'aif.db'}",
+        run_broker=False,
+    )
+    platform = Platform(settings, clock=clock)
+    platform.migrate()
+    load_demo(platform.ctx)
+    clock.advance(35.0)
+    history = seed_history(platform.ctx)  # the command's defaults: a year ending now
+    assert len(history.proposals) == 60
+    with platform.ctx.reads() as session:
+        for row in session.scalars(select(JobRow).where(JobRow.name == "seeded")):
+            alloc = session.get(AllocationRow, row.allocation_id)
+            assert alloc is not None and alloc.starts_at <= row.submitted_at < alloc.ends_at
+
+
+def test_the_command_refuses_while_the_platform_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A running platform's broker would place the seeded jobs as they are written and
+    # reserve their budgets twice (a seed beside 'aif up' stopped halfway on "budget").
+    from typer.testing import CliRunner
+
+    from aifactories.cli.main import app
+
+    monkeypatch.setenv("AIFACTORIES_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("AIFACTORIES_DATABASE_URL", raising=False)
+    platform = Platform(Settings())
+    platform.migrate()
+    load_demo(platform.ctx)
+    platform.lease.tick()  # as 'aif up' does: this instance now leads the broker
+    try:
+        result = CliRunner().invoke(app, ["programme", "seed-history", "--days", "30"])
+    finally:
+        platform.stop()
+    assert result.exit_code == 1
+    assert "stop 'aif up'" in result.output
+    with platform.ctx.reads() as session:
+        assert session.scalar(select(func.count()).select_from(ProposalRow)) == 0

@@ -98,6 +98,14 @@ def seed_history_command(
     platform = Platform(Settings())
     try:
         platform.check_schema()
+        lease = platform.lease.view()
+        if lease.active:
+            # Its broker would place the seeded jobs as they are written and reserve their
+            # budgets a second time; the history is written in virtual time, alone.
+            fail(
+                f"the platform is running ({lease.holder} leads its broker), which would run "
+                "the seeded jobs itself: stop 'aif up', seed, then start it again"
+            )
         with render.console.status(f"writing {days} days of the programme ..."):
             history = seed_history(platform.ctx, days=days, proposals=proposals, seed=seed)
     except AifError as exc:

@@ -142,6 +142,10 @@ def _job(run: SeedRun, job: _SeededJob) -> None:
         assert alloc is not None
         sites = [alloc.site_id] if alloc.site_id else list(alloc.pool_sites or SITES)
         left = alloc.granted_gpu_seconds - alloc.reserved_gpu_seconds - alloc.used_gpu_seconds
+        # a project's jobs spread over weeks may outlive a short allocation: none after it
+        valid = alloc.status == "open" and alloc.starts_at <= run.clock.now() < alloc.ends_at
+    if not valid:
+        return
     site = ctx.catalogue.site(run.rng.choice(sorted(sites)))
     assert site is not None
     part = site.partitions[0]
