@@ -78,18 +78,10 @@ def invest_command(
 
 def _check(run: InvestmentRun, catalogue: Catalogue, *, days: float, seed: int, out: Path) -> None:
     """The plan in the twin, with a progress bar per federation, then the figures side by side."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from aifactories.services.fund.plan_check import check_plan_in_twin
     from aifactories.services.twin.run_folders import new_run_folder
 
-    bars = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=render.err_console,
-    )
+    bars = render.progress_bars()
     tasks: dict[str, TaskID] = {}
 
     def progress(label: str, done: int, total: int) -> None:

@@ -17,6 +17,7 @@ from aifactories.cli.human import duration, gb, hours, local_day, local_time, pl
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
     from rich.table import Table
 
 # Built on first use by __getattr__ below, so that importing this module loads no Rich.
@@ -60,6 +61,19 @@ STATE_STYLE = {
     "cancelled": "magenta",
     "timeout": "red",
 }
+
+
+def progress_bars() -> Progress:
+    """Bars for long work, one task each: what it is, the bar, done of total, time taken."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=globals().get("err_console") or __getattr__("err_console"),  # the shared one
+    )
 
 
 def print_json(data: Any) -> None:

@@ -9,12 +9,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.markup import escape
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 
 from aifactories.cli import render
@@ -155,7 +150,7 @@ def simulate_command(
         prepared = prepare(chosen, _configured)
         from aifactories.twin.policy_titles import policy_title
 
-        with _bars() as bars:
+        with render.progress_bars() as bars:
             tasks: dict[str, TaskID] = {}
 
             def progress(name: str, done: int, total: int) -> None:
@@ -251,16 +246,6 @@ def _fail(exc: AifError) -> NoReturn:
     raise typer.Exit(2) from None
 
 
-def _bars() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=render.err_console,
-    )
-
-
 def _sweep(
     scenario: Scenario,
     texts: list[str],
@@ -284,7 +269,7 @@ def _sweep(
     # their logs there); any other engine writes nothing until the sweep has its rows.
     out = _run_folder(scenario, run_dir, sweep=True) if choice.kind == "slurm" else None
     logs = out / "worker-logs" if out is not None else None
-    with open_engine(choice, logs=logs) as engine, _bars() as bars:
+    with open_engine(choice, logs=logs) as engine, render.progress_bars() as bars:
         task = bars.add_task("runs", total=None)
 
         def progress(point: SweepPoint, done: int, total: int) -> None:

@@ -8,6 +8,7 @@ import re
 from aifactories.domain.errors import InvalidInput
 
 SECONDS_PER_HOUR = 3600
+HOURS_PER_YEAR = 8766.0  # 365.25 days: the mean year, leap years included
 
 
 def gpu_hours(gpu_seconds: int) -> float:

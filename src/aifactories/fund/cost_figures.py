@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from aifactories.domain.errors import InvalidInput
-
-HOURS_PER_YEAR = 8766.0  # 365.25 days: the mean year, leap years included
+from aifactories.domain.units import HOURS_PER_YEAR as HOURS_PER_YEAR  # the cost model's year
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +26,7 @@ class Figure:
     @property
     def basis(self) -> str:
         """One line for people: the source, else ``assumption: <reason>``."""
-        parts = [self.source] if self.source else []
-        if self.assumption:
-            parts.append(f"assumption: {self.assumption}")
-        if self.confidence:
-            parts.append(f"confidence {self.confidence}")
-        where = "; ".join(parts)
+        where = _basis(self.source, self.assumption, self.confidence)
         return f"{where} ({self.period})" if self.period else where
 
 
@@ -47,12 +41,7 @@ class DateFigure:
 
     @property
     def basis(self) -> str:
-        parts = [self.source] if self.source else []
-        if self.assumption:
-            parts.append(f"assumption: {self.assumption}")
-        if self.confidence:
-            parts.append(f"confidence {self.confidence}")
-        return "; ".join(parts)
+        return _basis(self.source, self.assumption, self.confidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,3 +139,13 @@ class PartitionCost:
             "carbon_g_per_kwh": self.carbon_g_per_kwh,
             "operating_eur_per_year": self.operating_eur_per_year,
         }
+
+
+def _basis(source: str | None, assumption: str | None, confidence: str | None) -> str:
+    """A figure's source, its assumption and its confidence, as one line."""
+    parts = [source] if source else []
+    if assumption:
+        parts.append(f"assumption: {assumption}")
+    if confidence:
+        parts.append(f"confidence {confidence}")
+    return "; ".join(parts)

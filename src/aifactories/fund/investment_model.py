@@ -15,8 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from aifactories.domain.errors import InvalidInput
-
-HOURS_PER_YEAR = 8766.0  # 365.25 days, as the cost model counts a year
+from aifactories.domain.units import HOURS_PER_YEAR as HOURS_PER_YEAR  # the plan files' year
 
 EU_COUNTRIES = frozenset(
     {"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU"}

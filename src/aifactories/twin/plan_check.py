@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from aifactories.domain.errors import InvalidInput
 from aifactories.domain.sites import Site
-from aifactories.domain.units import SECONDS_PER_HOUR
+from aifactories.domain.units import HOURS_PER_YEAR, SECONDS_PER_HOUR
 from aifactories.twin.federation import (
     DEFAULT_GPU_POWER_KW,
     DEFAULT_PUE,
@@ -43,7 +43,6 @@ from aifactories.twin.traces.federation_year import (
 )
 from aifactories.twin.traces.model import Trace
 
-HOURS_PER_YEAR = 8766.0  # 365.25 days
 MAX_JOBS = 1_200_000
 """Above this many jobs a year, jobs are made larger (``size_factor``) rather than more
 numerous: the year at gigafactory scale stays within minutes and a few GB."""
