@@ -12,9 +12,12 @@ Jobs larger than any partition of today's federation never start there; they are
 (``never_started``) rather than dropped, since unmet demand is what an investment answers.
 Waits are those of the jobs that started; GPU-hours are physical GPU time delivered.
 
-What a programme's proposal takes to reach its first job (the time to access) depends on
-calls and reviews, which the twin does not simulate; its nearest figure here is each
-project's wait for its first job (``first_wait_h``), by organisation kind.
+Time to access per access mode (``time_to_access``): each job stands for a project's first
+job and is in an access mode by a stated rule; its time to access is its mode's time from
+submission to decision (a figure given: the published targets by default, the programme's
+measured medians when the service passes them) plus its wait in the twin
+(twin/plan_access.py says why every job, not only the demand's projects' first). The wait of
+the demand's own projects' first jobs, by organisation kind, is ``first_wait_h``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,15 @@ from aifactories.twin.federation import (
 from aifactories.twin.metrics.results import JobResult, PolicyRun
 from aifactories.twin.metrics.stats import percentile
 from aifactories.twin.metrics.utilisation import utilisation
+from aifactories.twin.plan_access import (
+    AccessTime,
+    DecisionTime,
+    check_decision_times,
+    job_modes,
+    mode_counts,
+    published_decision_times,
+    time_to_access,
+)
 from aifactories.twin.simulation import Simulation, TwinSetup
 from aifactories.twin.traces.federation_year import (
     generate_federation_year,
@@ -70,6 +82,7 @@ class FederationYear:
     share_by_domain: Mapping[str, float]
     share_by_country: Mapping[str, float]
     first_wait_h: Mapping[str, float]  # median wait of projects' first jobs, by kind
+    time_to_access: Mapping[str, AccessTime]  # by access mode: decision + first-job wait
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,8 @@ class PlanCheck:
     policy: str
     before: FederationYear
     after: FederationYear
+    mode_jobs: Mapping[str, int]  # how many jobs each access mode has
+    decision_times: Mapping[str, DecisionTime]  # by access mode, with their basis
 
 
 def size_factor_for(jobs_per_period: float) -> int:
@@ -120,16 +135,23 @@ def check_plan(
     speed: Mapping[str, float] | None = None,
     gpu_power_kw: Mapping[str, float] | None = None,
     pue: float = DEFAULT_PUE,
+    decision_times: Mapping[str, DecisionTime] | None = None,
     progress: Progress | None = None,
 ) -> PlanCheck:
-    """Run the same demand on ``today`` and on ``today + added``; their figures side by side."""
+    """Run the same demand on ``today`` and on ``today + added``; their figures side by side.
+    ``decision_times``: each access mode's time from submission to decision (default: the
+    published targets)."""
     if not today:
         raise InvalidInput("sites", "no operational site today", limit="at least one")
+    decisions = dict(decision_times or published_decision_times())
+    check_decision_times(decisions)
     today_gpus = sum(p.total_gpus for s in today for p in s.partitions)
     trace, size = demand_trace(demand_a100_hours_per_year, today_gpus, days, seed)
     after = (*today, *added)
     countries = sorted({s.country for s in after})
     projects = projects_for(trace, countries, seed)
+    kinds = {name: p.organisation_kind for name, p in projects.items()}
+    modes = job_modes(trace, kinds, seed, size)
     figures = []
     for label, sites in (("today", tuple(today)), ("with the plan", after)):
         setup = TwinSetup(
@@ -144,7 +166,10 @@ def check_plan(
         report: Callable[[int, int], None] | None = None
         if progress is not None:
             report = _named(progress, label)
-        figures.append(_figures(label, sites, simulation.run(report), setup.speed))
+        run = simulation.run(report)
+        figures.append(
+            _figures(label, sites, run, setup.speed, time_to_access(run.results, modes, decisions))
+        )
     return PlanCheck(
         days=days,
         demand_a100_hours_per_year=demand_a100_hours_per_year,
@@ -153,6 +178,8 @@ def check_plan(
         policy=policy,
         before=figures[0],
         after=figures[1],
+        mode_jobs=mode_counts(modes),
+        decision_times=decisions,
     )
 
 
@@ -164,7 +191,11 @@ def _named(progress: Progress, label: str) -> Callable[[int, int], None]:
 
 
 def _figures(
-    label: str, sites: Sequence[Site], run: PolicyRun, speed: Mapping[str, float]
+    label: str,
+    sites: Sequence[Site],
+    run: PolicyRun,
+    speed: Mapping[str, float],
+    access: Mapping[str, AccessTime],
 ) -> FederationYear:
     results = run.results
     started = [r for r in results if r.start_s is not None]
@@ -194,6 +225,7 @@ def _figures(
         share_by_domain=_shares(results, lambda r: r.domain),
         share_by_country=_shares(results, lambda r: r.country),
         first_wait_h=_first_waits(started),
+        time_to_access=access,
     )
 
 

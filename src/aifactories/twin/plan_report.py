@@ -11,6 +11,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from aifactories.twin.plan_access import mode_titles
 from aifactories.twin.plan_check import FederationYear, PlanCheck
 from aifactories.twin.report import page
 
@@ -85,6 +86,77 @@ def _share_rows(before: Mapping[str, float], after: Mapping[str, float]) -> list
     ]
 
 
+def _days(hours: float) -> str:
+    return "n/a" if math.isnan(hours) else f"{hours / 24:,.2f}"
+
+
+def _access(check: PlanCheck) -> tuple[go.Figure, str]:
+    """Time to access per access mode (decision + first-job wait): a plot and its table."""
+    titles = mode_titles()
+    counts = check.mode_jobs
+    before, after = check.before.time_to_access, check.after.time_to_access
+    names = [titles[m] for m in titles]
+    figure = go.Figure(
+        [
+            go.Bar(
+                name=year.label,
+                x=names,
+                y=[year.time_to_access[m].median_h / 24 for m in titles],
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [
+                        (year.time_to_access[m].p90_h - year.time_to_access[m].median_h) / 24
+                        for m in titles
+                    ],
+                    "arrayminus": [0.0] * len(titles),
+                },
+            )
+            for year in (check.before, check.after)
+        ]
+    )
+    figure.update_layout(
+        title="Time to access per access mode: median, bar to the 90th percentile (days)",
+        yaxis_title="days",
+        barmode="group",
+        height=360,
+    )
+    rows = [
+        [
+            titles[m],
+            f"{counts[m]:,}",
+            _days(check.decision_times[m].hours),
+            check.decision_times[m].basis,
+            _days(before[m].median_h),
+            _days(before[m].p90_h),
+            _days(after[m].median_h),
+            _days(after[m].p90_h),
+            f"{before[m].no_access:,} / {after[m].no_access:,}",
+        ]
+        for m in titles
+    ]
+    headers = [
+        "access mode",
+        "jobs",
+        "decision (days)",
+        "decision time from",
+        f"median, {check.before.label}",
+        f"p90, {check.before.label}",
+        f"median, {check.after.label}",
+        f"p90, {check.after.label}",
+        "never started (today / with the plan)",
+    ]
+    text = (
+        "<h2>Time to access per access mode (days)</h2>"
+        "<p>Each job stands for the first job of a project arriving when it does: its time to "
+        "access is its mode's time from submission to decision plus its wait in the twin. "
+        "Its mode: the smallest of Playground, Fast Lane and Large Scale whose largest grant "
+        "holds its work; half of the academic and public jobs above Playground go to AI for "
+        "Science (seeded). twin/plan_access.py states the rule.</p>" + _table(headers, rows)
+    )
+    return figure, text
+
+
 def write_plan_report(
     out: Path, title: str, check: PlanCheck, investments: Sequence[Investment], notes: str = ""
 ) -> Path:
@@ -92,6 +164,7 @@ def write_plan_report(
     before, after = check.before, check.after
     years = (before, after)
     capital = sum(i.capital_eur for i in investments)
+    access_figure, access_text = _access(check)
     invest_rows = [
         [i.label, f"{i.capital_eur / 1e6:,.0f}", f"{i.accelerators:,}", i.gpu_model]
         for i in investments
@@ -115,6 +188,7 @@ def write_plan_report(
         ),
         _side_by_side("Mean wait of started jobs (h)", years, [y.mean_wait_h for y in years], "h"),
         _side_by_side("Jobs never started", years, [y.never_started for y in years], "jobs"),
+        access_figure,
         _shares(
             "Delivered GPU-hours by organisation kind", before.share_by_kind, after.share_by_kind
         ),
@@ -132,6 +206,7 @@ def write_plan_report(
         + _table(["investment", "EUR m", "accelerators", "model"], invest_rows)
         + "<h2>Today and with the plan</h2>"
         + _table(["figure", before.label, after.label], _rows(check))
+        + access_text
         + "<h2>Shares of delivered GPU-hours (%)</h2>"
         + _table(
             ["organisation kind", "today", "with the plan"],

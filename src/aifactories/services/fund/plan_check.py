@@ -9,7 +9,9 @@ the plan file (the same reference GPU-hours the optimiser counted).
 
 The demand checked is the scenario's demand in the plan's last year (grown by its rate), in
 reference GPU-hours, which the twin counts as A100-hours. See twin/plan_check.py for what is
-measured and what is not (the time to access, which depends on calls and reviews).
+measured. Time to access per access mode adds each mode's time from submission to decision,
+which the twin does not simulate: the figures passed in (services/fund/plan_decisions.py: the
+programme's measured medians), else the published targets.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from aifactories.domain.sites import Site
 from aifactories.fund.cost_model import CostModel, load_cost_model
 from aifactories.fund.investment_model import AddedPartition
 from aifactories.services.fund.invest import InvestmentRun
+from aifactories.services.fund.plan_decisions import DecisionTimes, published
 from aifactories.twin.plan_check import PlanCheck, Progress, check_plan
 from aifactories.twin.plan_report import Investment, write_plan_report
 
@@ -52,6 +55,7 @@ class PlanCheckResult:
     check: PlanCheck
     report: Path
     added_sites: tuple[Site, ...]
+    decisions: DecisionTimes  # each access mode's time to decision, and where it came from
 
 
 def added_sites(added: Sequence[AddedPartition], today: Sequence[Site]) -> tuple[Site, ...]:
@@ -107,9 +111,11 @@ def check_plan_in_twin(
     seed: int = 0,
     policy: str = "easy_backfill",
     cost_model: CostModel | None = None,
+    decisions: DecisionTimes | None = None,
     progress: Progress | None = None,
 ) -> PlanCheckResult:
-    """Run the plan's check and write ``out/plan.html``."""
+    """Run the plan's check and write ``out/plan.html``. ``decisions``: each access mode's
+    time from submission to decision (default: the published targets)."""
     plan, problem = run.plan, run.problem
     if not plan.added:
         raise InvalidInput(
@@ -118,6 +124,7 @@ def check_plan_in_twin(
             limit="a budget that buys at least one candidate",
         )
     costs = cost_model or load_cost_model(catalogue)
+    decided = decisions or published("no programme books given")
     today = tuple(catalogue.operational_sites)
     # The grid of each new site's country (today's sites keep the catalogue's own figure).
     new_sites = tuple(
@@ -138,6 +145,7 @@ def check_plan_in_twin(
         speed=twin_speeds(run, catalogue),
         gpu_power_kw=power,
         pue=costs.default_pue.value,
+        decision_times=decided.times,
         progress=progress,
     )
     investments = [
@@ -151,11 +159,11 @@ def check_plan_in_twin(
         f"{problem.years[0]}). The new capacity is in service for the whole checked year. "
         "Speeds as the optimiser counted them (the file's, else billing weights); power per "
         "accelerator (its node's share), the PUE and each new site's grid carbon from the "
-        "cost model."
+        f"cost model. Time to access: decision times from {decided.source}."
     )
     title = "aifactories: the plan checked in the twin"
     report = write_plan_report(out, title, check, investments, notes)
-    return PlanCheckResult(check, report, new_sites)
+    return PlanCheckResult(check, report, new_sites, decided)
 
 
 def _with_carbon(site: Site, carbon_g_per_kwh: float) -> Site:
