@@ -82,15 +82,17 @@ class AccessTime:
 
 
 def published_decision_times() -> dict[str, DecisionTime]:
-    """Each mode's published target (programme/access_modes.yaml, ``target_working_days``)
-    as calendar hours."""
+    """Each mode's target (programme/access_modes.yaml, ``target_working_days``) as calendar
+    hours: the published access-mode targets (about 2, 4 and 10 working days for Playground,
+    Fast Lane and Large Scale); AI for Science has none published, so the file's peer-review
+    figure, as Large Scale's."""
     times = {}
     for mode in TWIN_MODES:
-        rules = mode_defaults(mode)
-        days = rules.target_working_days
+        days = mode_defaults(mode).target_working_days
+        what = "published target" if mode in _BY_SIZE else "no published target: the file's"
         times[mode.value] = DecisionTime(
             days * CALENDAR_DAYS_PER_WORKING_DAY * 24.0,
-            f"published target: {days} working days (access_modes.yaml), x 7/5 calendar days",
+            f"{what} {days} working days (access_modes.yaml) x 7/5 calendar days",
         )
     return times
 
