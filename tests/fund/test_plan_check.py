@@ -76,13 +76,21 @@ def test_a_plan_that_takes_nothing_has_nothing_to_check(tmp_path: Path) -> None:
 
 
 def test_aif_invest_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AIFACTORIES_CATALOGUE", "AIFACTORIES_COST_MODEL"):
+    for name in ("AIFACTORIES_CATALOGUE", "AIFACTORIES_COST_MODEL", "AIFACTORIES_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIFACTORIES_DATA_DIR", str(tmp_path / "data"))  # no local database
     monkeypatch.setenv("COLUMNS", "200")
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["invest", "--check", "--days", "0.5", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "The plan in the twin" in result.output and "with the plan" in result.output
+    # time to access per access mode, today and with the plan, and where decisions came from
+    for title in ("Playground", "Fast Lane", "Large Scale", "AI for Science"):
+        assert f"time to access, {title}: median / p90 (days)" in result.output
+    playground = next(line for line in result.output.splitlines() if "Playground: median" in line)
+    assert playground.count(" / ") == 3  # the row's title, then two median / p90 pairs
+    assert "published access-mode targets (no local database)" in result.output
+    assert not (tmp_path / "data" / "aifactories.db").exists()  # none made for the check
     (folder,) = [p for p in out.iterdir() if p.name != "latest"]
     assert (folder / "plan.html").exists()
     refused = CliRunner().invoke(app, ["invest", "--check", "--days", "0"])

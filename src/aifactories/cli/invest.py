@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     from aifactories.catalogue.loader import Catalogue
     from aifactories.services.fund.invest import InvestmentRun
+    from aifactories.services.fund.plan_decisions import DecisionTimes
+    from aifactories.twin.plan_access import AccessTime
 
 
 def invest_command(
@@ -80,6 +82,7 @@ def _check(run: InvestmentRun, catalogue: Catalogue, *, days: float, seed: int, 
     """The plan in the twin, with a progress bar per federation, then the figures side by side."""
     from aifactories.services.fund.plan_check import check_plan_in_twin
     from aifactories.services.twin.run_folders import new_run_folder
+    from aifactories.twin.plan_access import mode_titles
 
     bars = render.progress_bars()
     tasks: dict[str, TaskID] = {}
@@ -90,10 +93,11 @@ def _check(run: InvestmentRun, catalogue: Catalogue, *, days: float, seed: int, 
         bars.update(tasks[label], completed=done)
 
     try:
+        decisions = _decision_times()
         folder = new_run_folder(out, "invest-check")
         with bars:
             result = check_plan_in_twin(
-                run, catalogue, folder, days=days, seed=seed, progress=progress
+                run, catalogue, folder, days=days, seed=seed, decisions=decisions, progress=progress
             )
     except AifError as exc:
         _fail(exc)
@@ -116,8 +120,43 @@ def _check(run: InvestmentRun, catalogue: Catalogue, *, days: float, seed: int, 
         ("carbon (kt CO2e)", f"{before.carbon_t / 1e3:,.1f}", f"{after.carbon_t / 1e3:,.1f}"),
     ):
         t.add_row(name, a, b)
+    for mode, title in mode_titles().items():
+        t.add_row(
+            f"time to access, {title}: median / p90 (days)",
+            _access_days(before.time_to_access[mode]),
+            _access_days(after.time_to_access[mode]),
+        )
     render.console.print(t)
+    render.console.print(
+        f"time to access: each job's wait + its access mode's decision time, from "
+        f"{escape(result.decisions.source)}",
+        highlight=False,
+        soft_wrap=True,
+    )
     render.console.print(f"wrote {result.report} (open it in a browser)")
+
+
+def _access_days(access: AccessTime) -> str:
+    if access.jobs == 0:
+        return "n/a"
+    return f"{access.median_h / 24:,.2f} / {access.p90_h / 24:,.2f}"
+
+
+def _decision_times() -> DecisionTimes:
+    """Each access mode's decision time: the local database's medians when it has decided
+    proposals, else the published targets (no database is created for this)."""
+    from aifactories.services.fund.plan_decisions import decision_times_from_books, published
+    from aifactories.services.platform import Platform
+    from aifactories.settings import Settings
+
+    settings = Settings()
+    if settings.database_url is None and not (settings.data_dir / "aifactories.db").exists():
+        return published("no local database")
+    platform = Platform(settings)
+    try:
+        return decision_times_from_books(platform.ctx)
+    finally:
+        platform.stop()
 
 
 def _eur(value: float) -> str:
