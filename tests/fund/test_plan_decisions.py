@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from aifactories.cli.main import app
 from aifactories.domain.clock import ManualClock
 from aifactories.services.demo import load_demo
 from aifactories.services.fund.history_seed import SeededHistory, seed_history
@@ -70,3 +72,23 @@ def test_the_books_medians_where_proposals_were_decided(platform: Platform) -> N
     assert found.times["ai_for_science"] == published["ai_for_science"]
     assert "measured medians for Playground, Fast Lane" in found.source
     assert "published targets for" in found.source and "AI for Science" in found.source
+
+
+def test_aif_invest_check_reads_the_local_books(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AIFACTORIES_CATALOGUE", "AIFACTORIES_COST_MODEL", "AIFACTORIES_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIFACTORIES_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "200")
+    local = Platform(Settings(data_dir=tmp_path / "data", run_broker=False))
+    local.migrate()
+    load_demo(local.ctx)
+    seed_history(local.ctx, days=60, proposals=8, seed=2)  # a history ending now
+    local.stop()
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["invest", "--check", "--days", "0.2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "from the programme's measured medians for Playground" in result.output
+    (folder,) = [p for p in out.iterdir() if p.name != "latest"]
+    assert "median over" in (folder / "plan.html").read_text(encoding="utf-8")
