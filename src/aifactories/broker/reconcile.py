@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aifactories.broker import events, job_mail
 from aifactories.db.jobs import ACTIVE_STATES, charge_usage, settle
-from aifactories.db.models import AllocationRow, JobRow
+from aifactories.db.models import AllocationRow, JobRow, RequeuedStartRow
 from aifactories.domain.errors import ExecutorError
 from aifactories.domain.ids import SiteId
 from aifactories.domain.jobs import JobState, check_transition
@@ -110,8 +110,22 @@ def _usage_pieces(
 
 
 def requeue_job(session: Session, row: JobRow, now: float, reason: str) -> None:
-    """Give a job back to the queue: release its reservation, forget its placement."""
+    """Give a job back to the queue: release its reservation, forget its placement. A start
+    it had is kept in ``requeued_starts``: the programme's figures as of a date before now
+    still count it (rare, so off the broker's start path)."""
     check_transition(row.id, JobState(row.state), JobState.PENDING)
+    if row.started_at is not None:
+        session.add(
+            RequeuedStartRow(
+                job_id=row.id,
+                site_id=row.site_id,
+                started_at=row.started_at,
+                recorded_at=row.start_recorded_at
+                if row.start_recorded_at is not None
+                else row.started_at,
+                requeued_at=now,
+            )
+        )
     if row.allocation_id is not None and row.reserved_gpu_seconds:
         settle(
             session,
@@ -129,7 +143,7 @@ def requeue_job(session: Session, row: JobRow, now: float, reason: str) -> None:
     row.shape_nodes = row.shape_gpus_per_node = None
     row.shape_exclusive = None
     row.billing_weight = None
-    row.placed_at = row.started_at = None
+    row.placed_at = row.started_at = row.start_recorded_at = None
     row.requeues += 1
     row.reason = reason
 
@@ -150,12 +164,14 @@ def _apply_status(session: Session, row: JobRow, status: SiteJobStatus, now: flo
             check_transition(row.id, JobState(row.state), JobState.RUNNING)
             row.state = JobState.RUNNING.value
             row.started_at = status.started_at or now
+            row.start_recorded_at = now  # in the same UPDATE: learnt now, whenever it began
             row.reason = None
             job_mail.began(session, row, now)
         return
     if status.state.final:
         if row.started_at is None and status.started_at is not None:
             row.started_at = status.started_at
+            row.start_recorded_at = now
         finish_job(
             session,
             row,

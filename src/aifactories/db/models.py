@@ -90,6 +90,10 @@ class MembershipRow(Base):
     cap_gpu_seconds: Mapped[int | None] = mapped_column(BigInteger)
 
 
+def _created_at_default(context: Any) -> float:
+    return float(context.get_current_parameters()["starts_at"])
+
+
 class AllocationRow(Base):
     """A budget of GPU-seconds. ``reserved + used <= granted`` always (checked in SQL too)."""
 
@@ -113,6 +117,17 @@ class AllocationRow(Base):
     starts_at: Mapped[float] = mapped_column(Float)
     ends_at: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(10), default="open")
+    # when it was made (the injected clock): the programme's figures as of a date count an
+    # allocation made outside calls only once made. An insert that does not say records its
+    # start (migration 0010 did the same for allocations made before it, awards excepted).
+    # Never NULL; nullable because SQLite cannot make it NOT NULL without rebuilding a table
+    # that jobs and the ledger reference.
+    created_at: Mapped[float | None] = mapped_column(Float, default=_created_at_default)
+
+
+def _start_recorded_default(context: Any) -> float | None:
+    started = context.get_current_parameters().get("started_at")
+    return None if started is None else float(started)
 
 
 class JobRow(Base):
@@ -150,6 +165,10 @@ class JobRow(Base):
     submitted_at: Mapped[float] = mapped_column(Float)
     placed_at: Mapped[float | None] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float)
+    # when the broker learnt of the start (the injected clock; ``started_at`` is the site's,
+    # reported later): the programme's figures as of a date count a start only once learnt.
+    # An insert that does not say (seeded history) records ``started_at``.
+    start_recorded_at: Mapped[float | None] = mapped_column(Float, default=_start_recorded_default)
     ended_at: Mapped[float | None] = mapped_column(Float)
     site_id: Mapped[str | None] = mapped_column(String(64))
     partition_id: Mapped[str | None] = mapped_column(String(130))
@@ -169,6 +188,21 @@ class JobRow(Base):
 
     # loaded with the job, so that front-ends can name the project without another query
     project: Mapped[ProjectRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class RequeuedStartRow(Base):
+    """A start that a requeue cleared from its job (the job went back to the queue): kept so
+    that the programme's figures as of a date before the requeue still see the start then on
+    record. Written only by a requeue, never on the broker's start path."""
+
+    __tablename__ = "requeued_starts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    site_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[float] = mapped_column(Float)  # the site's, as the job had it
+    recorded_at: Mapped[float] = mapped_column(Float)  # the job's start_recorded_at
+    requeued_at: Mapped[float] = mapped_column(Float)  # when the requeue cleared it
 
 
 def _recorded_at_default(context: Any) -> float:

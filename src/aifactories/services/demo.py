@@ -190,6 +190,7 @@ def _ensure(session: Session, ctx: ServiceContext) -> None:
                     starts_at=now - 86400,
                     ends_at=now + YEAR_S,
                     status="open",
+                    created_at=now,
                 )
             )
 

@@ -178,7 +178,7 @@ def _job(run: SeedRun, job: _SeededJob) -> None:
                 raise Conflict(f"seeded job {job_id}: allocation {job.allocation_id} has no room")
             # as the broker's apply and reconcile leave a job that started (broker/apply.py)
             row.state = JobState.RUNNING.value
-            row.placed_at = row.started_at = run.clock.now()
+            row.placed_at = row.started_at = row.start_recorded_at = run.clock.now()
             row.site_id, row.partition_id = site.id, part.id
             row.shape_nodes, row.shape_gpus_per_node = nodes, gpus // nodes
             row.shape_exclusive = nodes > 1

@@ -13,12 +13,12 @@ What counts at ``as_of`` (so that a past date gives the same figures whenever co
 - a proposal is submitted at its first ``proposal.submit`` entry and decided at its first
   ``proposal.award``, ``proposal.reject`` or ``proposal.technical_check.reject`` entry, each
   at or before ``as_of``;
-- a job started when its row says, if that is at or before ``as_of``. That time is the
-  site's start, written when the broker learns it (later), and a requeue clears it: no row
-  records when a start became known, so a start learnt after ``as_of`` still counts and a
-  requeued one is gone (docs/fund.md says so);
-- an allocation made outside calls counts from its ``starts_at``: allocations keep no
-  creation time.
+- a job started when its row says (the site's time) if the broker had learnt it at or before
+  ``as_of`` (``start_recorded_at``: a start reported late does not change an old ``as_of``);
+  a start a requeue cleared since (``requeued_starts``) counts as it stood before ``as_of``:
+  learnt by then and cleared after (programme_figures_starts.py);
+- an allocation made outside calls counts from its ``starts_at`` once made (``created_at``)
+  at or before ``as_of``.
 The period [start, end) selects by the same times: grants by their decision, proposals by
 their submission, jobs by their start; a charge covers the usage that ends at its date, so
 charges are selected in (start, end]: a month piece dated at the first instant of the next
@@ -37,13 +37,13 @@ from sqlalchemy.orm import Session
 
 from aifactories.db.models import (
     AllocationRow,
-    JobRow,
     OrganisationRow,
     ProjectRow,
 )
 from aifactories.db.programme_models import AuditRow, CallRow, ProposalRow
 from aifactories.domain.organisations import CRITICAL_DOMAINS, Domain
 from aifactories.services.fund.programme_figures_charges import Charge, read_charges
+from aifactories.services.fund.programme_figures_starts import starts_on_record
 
 __all__ = ["Access", "Books", "Charge", "Grant", "JobStart", "Who", "read_books"]
 
@@ -210,6 +210,7 @@ def _grants(
                 AllocationRow.pool_sites,
                 AllocationRow.granted_gpu_seconds,
                 AllocationRow.starts_at,
+                AllocationRow.created_at,
             )
         )
     }
@@ -243,7 +244,8 @@ def _grants(
     changed = _approved_changes(session)
     for row in allocations.values():
         outside = row.project_id not in look.project_proposal
-        if outside and start <= row.starts_at < end and row.starts_at <= as_of:
+        made = row.starts_at <= as_of and (row.created_at or row.starts_at) <= as_of
+        if outside and start <= row.starts_at < end and made:
             who = look.project_who[row.project_id]
             first = row.granted_gpu_seconds - changed.get(row.id, 0)  # its size when made
             grants.append(Grant(row.starts_at, who, row.site_id, _sites(row.pool_sites), first))
@@ -297,11 +299,10 @@ def _accesses(
 
     submitted = events([SUBMIT])
     decided = events(DECISIONS)
+    starts = starts_on_record(as_of)
     first_jobs = dict(
         session.execute(
-            select(JobRow.project_id, func.min(JobRow.started_at))
-            .where(JobRow.started_at.is_not(None), JobRow.started_at <= as_of)
-            .group_by(JobRow.project_id)
+            select(starts.c.project_id, func.min(starts.c.started_at)).group_by(starts.c.project_id)
         ).all()
     )
     accesses = []
@@ -327,10 +328,11 @@ def _accesses(
 def _starts(
     session: Session, look: _Lookups, start: float, end: float, as_of: float
 ) -> list[JobStart]:
+    starts = starts_on_record(as_of)
     rows = session.execute(
-        select(JobRow.project_id, JobRow.site_id, JobRow.submitted_at, JobRow.started_at).where(
-            JobRow.started_at >= start, JobRow.started_at < end, JobRow.started_at <= as_of
-        )
+        select(starts.c.project_id, starts.c.site_id, starts.c.submitted_at, starts.c.started_at)
+        .where(starts.c.started_at >= start, starts.c.started_at < end)
+        .order_by(starts.c.job_id, starts.c.started_at)
     )
     return [
         JobStart(look.project_who[project].mode, site, float(submitted), float(started or 0.0))

@@ -94,6 +94,7 @@ def award_proposal(
                 starts_at=alloc.starts_at,
                 ends_at=alloc.ends_at,
                 status="open",
+                created_at=now,
             )
         )
     proposal.status = ProposalStatus.AWARDED.value
