@@ -1,9 +1,12 @@
 """Where the next euro goes: the investment plan that serves the most priority-weighted demand.
 
-``aif invest [SCENARIO.yaml] [--budget EUR] [--json] [--check [--days D] [--out DIR]]`` acts
+``aif invest [SCENARIO.yaml] [--budget EUR] [--json] [--check [--days D] [--out DIR]]
+[--demand-from file|programme|twin [--as-of DATE] [--growth RATE] [--window-days N]]`` acts
 locally (no server needed): the plan file (default: the packaged InvestAI case,
 fund/data/investai.yaml), costs from the cost model, today's capacity from the platform's
-catalogue (AIFACTORIES_CATALOGUE, else embedded). ``--check`` then runs the plan in the twin
+catalogue (AIFACTORIES_CATALOGUE, else embedded); the demand from the file, or derived from
+the local database's proposals or the twin's workload (fund/demand_rules.py states the rule).
+``--check`` then runs the plan in the twin
 (services/fund/plan_check.py) and writes its report in a new folder inside ``--out``.
 """
 
@@ -17,13 +20,16 @@ from rich.markup import escape
 
 from aifactories.cli import render
 from aifactories.domain.errors import AifError, InvalidInput
+from aifactories.fund.demand_rules import DEFAULT_WINDOW_DAYS, DemandSource
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
     from aifactories.catalogue.loader import Catalogue
+    from aifactories.fund.invest_request import DemandOptions
     from aifactories.services.fund.invest import InvestmentRun
     from aifactories.services.fund.plan_decisions import DecisionTimes
+    from aifactories.settings import Settings
     from aifactories.twin.plan_access import AccessTime
 
 
@@ -55,19 +61,44 @@ def invest_command(
             max=3660,
         ),
     ] = 7.0,
-    seed: Annotated[int, typer.Option(help="with --check: the demand's seed")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(help="the twin's seed: --check's jobs and --demand-from twin's workload"),
+    ] = 0,
+    demand_from: Annotated[
+        DemandSource,
+        typer.Option(
+            help="where the demand comes from: the plan file's rows (file), the programme's "
+            "proposals in the local database (programme: GPU-hours requested over --window-days "
+            "before --as-of, annualised), or a year of the twin's workload (twin); grown by "
+            "--growth a year to the plan's first year"
+        ),
+    ] = DemandSource.FILE,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="the demand's date, ISO 8601 (e.g. 2026-12-07); default now"),
+    ] = None,
+    growth: Annotated[
+        float | None,
+        typer.Option(help="yearly growth of the demand, e.g. 0.3; default the file's"),
+    ] = None,
+    window_days: Annotated[
+        int, typer.Option(help="with --demand-from programme: the trailing window, in days")
+    ] = DEFAULT_WINDOW_DAYS,
     out: Annotated[
         Path, typer.Option(help="with --check: the report goes in a new folder inside this")
     ] = Path("report"),
 ) -> None:
     """Where the next euro goes: the plan that serves the most priority-weighted demand."""
+    from aifactories.fund.invest_request import demand_options
     from aifactories.services.core.context import catalogue_from_settings
-    from aifactories.services.fund.invest import plan_from_file
     from aifactories.settings import Settings
 
-    catalogue = catalogue_from_settings(Settings())
+    settings = Settings()
+    catalogue = catalogue_from_settings(settings)
     try:
-        run = plan_from_file(scenario, catalogue, budget_eur=budget)
+        options = demand_options(demand_from, as_of, growth, window_days, seed)
+        run = _plan(scenario, catalogue, settings, budget, options)
     except AifError as exc:
         _fail(exc)
     if as_json:
@@ -76,6 +107,32 @@ def invest_command(
         _print(run)
     if check:
         _check(run, catalogue, days=days, seed=seed, out=out)
+
+
+def _plan(
+    scenario: Path | None,
+    catalogue: Catalogue,
+    settings: Settings,
+    budget: float | None,
+    options: DemandOptions,
+) -> InvestmentRun:
+    """The plan; with the programme's demand, read from the local database."""
+    from aifactories.domain.clock import SystemClock
+    from aifactories.services.fund.invest import plan_from_file
+    from aifactories.services.platform import Platform
+
+    if options.demand_from is not DemandSource.PROGRAMME:
+        return plan_from_file(
+            scenario, catalogue, budget_eur=budget, demand=options, clock=SystemClock()
+        )
+    platform = Platform(settings)
+    try:
+        platform.check_schema()
+        return plan_from_file(
+            scenario, catalogue, budget_eur=budget, demand=options, ctx=platform.ctx
+        )
+    finally:
+        platform.stop()
 
 
 def _check(run: InvestmentRun, catalogue: Catalogue, *, days: float, seed: int, out: Path) -> None:
@@ -193,6 +250,7 @@ def _print(run: InvestmentRun) -> None:
         )
     out = render.console
     out.print(t)
+    out.print(escape(run.demand_text), highlight=False)
     share = plan.objective / plan.weighted_demand if plan.weighted_demand else 0.0
     base = plan.baseline_objective / plan.weighted_demand if plan.weighted_demand else 0.0
     out.print(f"Objective: {escape(plan.objective_text)}", highlight=False)

@@ -26,6 +26,7 @@ nothing), with u its utilisation and a year of 8,766 hours::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -316,8 +317,11 @@ def build_problem(
     costs: CostModel | None = None,
     catalogue: Catalogue | None = None,
     budget_eur: float | None = None,
+    demand: Sequence[Demand] | None = None,
+    growth_rate: float | None = None,
 ) -> InvestmentProblem:
-    """The optimiser's problem from a plan file; ``budget_eur`` replaces the file's budget."""
+    """The optimiser's problem from a plan file; ``budget_eur``, ``demand`` (rows derived
+    elsewhere: fund/demand_rules.py) and ``growth_rate`` replace the file's."""
     figures = _Figures(s, costs)
     candidates = []
     for i, e in enumerate(s.candidates):
@@ -330,11 +334,13 @@ def build_problem(
         budget_eur=s.budget_eur if budget_eur is None else budget_eur,
         candidates=tuple(candidates),
         demand=tuple(
-            Demand(d.country, d.priority, d.gpu_hours_per_year, d.residency) for d in s.demand
+            (Demand(d.country, d.priority, d.gpu_hours_per_year, d.residency) for d in s.demand)
+            if demand is None
+            else demand
         ),
         priority_weights=dict(s.priorities),
         existing=tuple(_existing(s, catalogue)),
-        growth_rate=s.growth_rate,
+        growth_rate=s.growth_rate if growth_rate is None else growth_rate,
         budget_by_year_eur=None if s.budget_by_year_eur is None else tuple(s.budget_by_year_eur),
         energy_cap_mwh_per_year=s.caps.energy_mwh_per_year,
         carbon_cap_t_per_year=s.caps.carbon_t_per_year,
