@@ -49,6 +49,22 @@ def test_cli_json_and_a_smaller_budget(runner: CliRunner) -> None:
     assert "min_countries: no plan builds in 4 countries" in small.output
 
 
+def test_cli_lowest_mean_wait(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["invest", "--objective", "mean_wait"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Minimise the mean wait per GPU-hour asked" in out and "not weighted by priority" in out
+    assert "h per GPU-hour asked (queueing" in out and "the model's estimate" in out
+    assert "per hour of mean wait saved" in out and "HiGHS' dual bound" in out
+    plan = json.loads(runner.invoke(app, ["invest", "--objective", "mean_wait", "--json"]).output)
+    assert plan["objective_kind"] == "mean_wait"
+    assert plan["objective"] == pytest.approx(plan["wait"]["mean_wait_h"])
+    assert plan["objective"] < plan["baseline_objective"] == plan["baseline_wait"]["mean_wait_h"]
+    assert plan["dual_bound"] <= plan["objective"]
+    wrong = runner.invoke(app, ["invest", "--objective", "shortest"])
+    assert wrong.exit_code == 2 and "objective" in wrong.output
+
+
 def test_cli_says_what_is_wrong_in_a_plan_file(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump({"name": "x", "years": [2027], "budget_eur": "lots"}))
@@ -80,6 +96,19 @@ def test_api_plans_for_programme_operators_only(h: Harness) -> None:
     refused = h.client("oscar").post("/fund/invest", json=body)
     assert refused.status_code == 422
     assert "country_max_share" in refused.text
+
+
+def test_api_lowest_mean_wait_and_a_wrong_objective(h: Harness) -> None:
+    answer = h.client("oscar").post("/fund/invest", json=_plan_file(objective="mean_wait"))
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    assert plan["objective_kind"] == "mean_wait" and plan["wait"]["mean_wait_h"] > 0
+    assert plan["objective"] <= plan["baseline_objective"]
+    wrong = h.client("oscar").post("/fund/invest", json=_plan_file(objective="shortest"))
+    assert wrong.status_code == 422, wrong.text
+    assert "objective" in wrong.json()["message"]
+    long_jobs = _plan_file(objective="mean_wait", mean_job_hours=0)
+    assert h.client("oscar").post("/fund/invest", json=long_jobs).status_code == 422
 
 
 def _plan_file(**changes: object) -> dict[str, object]:
@@ -149,7 +178,14 @@ def test_api_a_plan_with_nothing_to_choose_is_today_capacity(
     h: Harness, changes: dict[str, object]
 ) -> None:
     """Degenerate plan files answer a valid plan that builds nothing: its objective is what
-    today's capacity serves (the baseline), not a solver error."""
+    today's capacity serves (the baseline), not a solver error; with either objective (but
+    demand of weight 0 still waits: the mean wait is not weighted by priority)."""
+    waits = h.client("oscar").post(
+        "/fund/invest", json=_plan_file(**changes, objective="mean_wait")
+    )
+    assert waits.status_code == 200, waits.text
+    if "priorities" not in changes:
+        assert waits.json()["objective"] == pytest.approx(waits.json()["baseline_objective"])
     answer = h.client("oscar").post("/fund/invest", json=_plan_file(**changes))
     assert answer.status_code == 200, answer.text
     plan = answer.json()

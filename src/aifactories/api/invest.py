@@ -15,8 +15,9 @@ router = APIRouter(tags=["fund"])
 
 @router.post("/fund/invest", response_model=dict[str, Any])
 def plan_investments(context: Ctx, who: Me, body: InvestRequest) -> Any:
-    """The plan that serves the most priority-weighted demand within the budget and caps of
-    the plan file in the body (the format of ``aif invest``'s YAML, as JSON): each candidate
+    """The plan that serves the most priority-weighted demand (or, with ``objective:
+    mean_wait``, that has the lowest mean wait) within the budget and caps of the plan file
+    in the body (the format of ``aif invest``'s YAML, as JSON): each candidate
     taken or left and why, the objective, demand served, binding constraints, and the
     partitions the plan adds. Beside the file, ``demand_from`` (``file``, the default;
     ``programme``: the proposals submitted in the ``window_days`` before ``as_of``, their

@@ -21,6 +21,7 @@ from rich.markup import escape
 from aifactories.cli import render
 from aifactories.domain.errors import AifError, InvalidInput
 from aifactories.fund.demand_rules import DEFAULT_WINDOW_DAYS, DemandSource
+from aifactories.fund.investment_model import Objective
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -85,6 +86,14 @@ def invest_command(
     window_days: Annotated[
         int, typer.Option(help="with --demand-from programme: the trailing window, in days")
     ] = DEFAULT_WINDOW_DAYS,
+    objective: Annotated[
+        Objective | None,
+        typer.Option(
+            help="served: the most priority-weighted GPU-hours served; mean_wait: the lowest "
+            "mean wait per GPU-hour asked (an M/M/1 queue per country and year, unserved "
+            "GPU-hours waiting a year; docs/fund.md); default the file's (served)"
+        ),
+    ] = None,
     out: Annotated[
         Path, typer.Option(help="with --check: the report goes in a new folder inside this")
     ] = Path("report"),
@@ -98,7 +107,7 @@ def invest_command(
     catalogue = catalogue_from_settings(settings)
     try:
         options = demand_options(demand_from, as_of, growth, window_days, seed)
-        run = _plan(scenario, catalogue, settings, budget, options)
+        run = _plan(scenario, catalogue, settings, budget, options, objective)
     except AifError as exc:
         _fail(exc)
     if as_json:
@@ -115,6 +124,7 @@ def _plan(
     settings: Settings,
     budget: float | None,
     options: DemandOptions,
+    objective: Objective | None = None,
 ) -> InvestmentRun:
     """The plan; with the programme's demand, read from the local database."""
     from aifactories.domain.clock import SystemClock
@@ -123,13 +133,23 @@ def _plan(
 
     if options.demand_from is not DemandSource.PROGRAMME:
         return plan_from_file(
-            scenario, catalogue, budget_eur=budget, demand=options, clock=SystemClock()
+            scenario,
+            catalogue,
+            budget_eur=budget,
+            demand=options,
+            clock=SystemClock(),
+            objective=objective,
         )
     platform = Platform(settings)
     try:
         platform.check_schema()
         return plan_from_file(
-            scenario, catalogue, budget_eur=budget, demand=options, ctx=platform.ctx
+            scenario,
+            catalogue,
+            budget_eur=budget,
+            demand=options,
+            ctx=platform.ctx,
+            objective=objective,
         )
     finally:
         platform.stop()
@@ -221,7 +241,7 @@ def _eur(value: float) -> str:
 
 
 def _print(run: InvestmentRun) -> None:
-    plan, p = run.plan, run.problem
+    plan = run.plan
     t = render.table(f"{run.scenario.name}: where the next euro goes", show_lines=True)
     for name, justify in (
         ("candidate", "left"),
@@ -251,15 +271,9 @@ def _print(run: InvestmentRun) -> None:
     out = render.console
     out.print(t)
     out.print(escape(run.demand_text), highlight=False)
-    share = plan.objective / plan.weighted_demand if plan.weighted_demand else 0.0
-    base = plan.baseline_objective / plan.weighted_demand if plan.weighted_demand else 0.0
     out.print(f"Objective: {escape(plan.objective_text)}", highlight=False)
-    out.print(
-        f"  weighted GPU-hours served {p.years[0]}-{p.years[-1]}: {plan.objective / 1e9:,.2f} bn "
-        f"of {plan.weighted_demand / 1e9:,.2f} bn asked ({share:.0%}); today's capacity alone "
-        f"{plan.baseline_objective / 1e9:,.2f} bn ({base:.0%})",
-        highlight=False,
-    )
+    for line in plan.summary():
+        out.print(f"  {escape(line)}", highlight=False)
     out.print(
         f"  capital EUR {_eur(plan.capital_eur)} of {_eur(plan.budget_eur)}; "
         f"{sum(o.accelerators for o in plan.outcomes):,} new accelerators",

@@ -44,8 +44,10 @@ from aifactories.fund.investment_model import (
     Demand,
     ExistingCapacity,
     InvestmentProblem,
+    Objective,
     Residency,
 )
+from aifactories.fund.investment_wait import MEAN_JOB_HOURS
 
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 code, e.g. DE")]
 Name = Annotated[str, Field(min_length=1, max_length=64)]
@@ -149,6 +151,13 @@ class InvestScenario(_Strict):
     growth_rate: Annotated[float, Field(ge=-0.5, le=2)] = 0.0
     priorities: Annotated[dict[Name, NonNegative], Field(min_length=1)]
     away_penalty: Annotated[float, Field(ge=0, le=1)] = 0.0
+    objective: Objective = Field(
+        Objective.SERVED,
+        description="served (priority-weighted) or mean_wait (fund/investment_wait.py)",
+    )
+    mean_job_hours: Annotated[float, Field(gt=0, le=HOURS_PER_YEAR)] = Field(
+        MEAN_JOB_HOURS, description="mean_wait: the queue's mean job length, hours"
+    )
     utilisation: Share = 0.7
     pue: Annotated[float, Field(ge=1, le=3)] | None = None
     caps: CapsEntry = CapsEntry()
@@ -319,9 +328,10 @@ def build_problem(
     budget_eur: float | None = None,
     demand: Sequence[Demand] | None = None,
     growth_rate: float | None = None,
+    objective: Objective | None = None,
 ) -> InvestmentProblem:
     """The optimiser's problem from a plan file; ``budget_eur``, ``demand`` (rows derived
-    elsewhere: fund/demand_rules.py) and ``growth_rate`` replace the file's."""
+    elsewhere: fund/demand_rules.py), ``growth_rate`` and ``objective`` replace the file's."""
     figures = _Figures(s, costs)
     candidates = []
     for i, e in enumerate(s.candidates):
@@ -348,4 +358,6 @@ def build_problem(
         min_countries=s.caps.min_countries,
         site_power_kw={k: v * 1000.0 for k, v in s.caps.site_power_mw.items()},
         away_penalty=s.away_penalty,
+        objective=s.objective if objective is None else objective,
+        mean_job_hours=s.mean_job_hours,
     )

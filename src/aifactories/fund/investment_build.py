@@ -3,6 +3,15 @@
 The model itself (variables, constraints, objective) is described in ``investment.py``; this
 module builds it column-wise from the problem, in units that keep coefficients near 1: GPU-hours
 in units of the mean demand, money in units of the budget, each cap in units of itself.
+
+With the mean-wait objective (investment_wait.py) each pool (country k, year t) has three more
+columns after the flows, its load L, capacity C and wait W, and these rows instead of the
+capacity row: C - sum_c H_c n_c = E (the capacity row: its dual is what a GPU-hour of
+capacity saves), sum of k's flows - L = 0, L <= MAX_UTILISATION x C, and per tangent
+utilisation u, W / alpha(u) - L + beta(u) / alpha(u) C >= 0 (the plane divided by alpha to
+keep its coefficients within 0.002..1). HiGHS minimises (sum of demand - served) + S / T x
+sum W (+ the tie-break): the total wait in GPU-hours that wait T, the unserved wait, so that
+its relative gap is a gap on the mean wait itself.
 """
 
 from __future__ import annotations
@@ -14,7 +23,8 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
-from aifactories.fund.investment_model import InvestmentProblem, Residency
+from aifactories.fund.investment_model import InvestmentProblem, Objective, Residency
+from aifactories.fund.investment_wait import MAX_UTILISATION, TANGENTS, tangent, unserved_wait_hours
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -49,10 +59,21 @@ class Model:
     cap_row: IntArray  # [k, t] -> capacity row, -1 if none
     existing: FloatArray  # [k, t] today's GPU-hours
     min_countries_row: int  # -1 if none
+    objective: Objective
+    wait_col: IntArray  # [k, t] -> W column (mean_wait; L and C just before it), -1 if none
+    asked: float  # GPU-hours asked over the horizon (the mean wait's denominator)
+    job_hours: float  # S: the queue's mean job length (mean_wait)
+    unserved_hours: float  # T: hours an unserved GPU-hour counts as waiting (mean_wait)
+    cut_rows: IntArray  # the home-flow cuts (valid for whole modules, not for a changed row)
+    tie_total: float  # the tie-break on capital for the whole budget, in the model's objective
 
     @property
     def x_start(self) -> int:
         return self.n_candidates + int(self.y_countries.size)
+
+    @property
+    def n_flows(self) -> int:
+        return int(self.flow_value.size)
 
 
 class _Rows:
@@ -190,9 +211,13 @@ def build_model(p: InvestmentProblem) -> Model:
     table = np.array(columns, dtype=np.int64).reshape(-1, 5)
     flows = Flows(*(table[:, i] for i in range(5)))
     w_of = np.where(flows.d >= 0, weights[np.maximum(flows.d, 0)], 0.0)
-    flow_value = np.select(
-        [flows.kind == 0, flows.kind == 1], [w_of, w_of * (1.0 - p.away_penalty)], 0.0
-    )
+    wait = p.objective is Objective.MEAN_WAIT
+    if wait:  # every GPU-hour served counts alike (investment_wait.py)
+        flow_value = np.where(flows.kind < 2, 1.0, 0.0)
+    else:
+        flow_value = np.select(
+            [flows.kind == 0, flows.kind == 1], [w_of, w_of * (1.0 - p.away_penalty)], 0.0
+        )
 
     y_countries = np.zeros(0, dtype=np.int64)
     if p.min_countries:
@@ -206,6 +231,7 @@ def build_model(p: InvestmentProblem) -> Model:
     on_k = np.where(flows.kind == 0, flows.k, np.where(flows.kind == 2, flows.k, -1))
 
     cap_row = np.full((n_k, n_t), -1, dtype=np.int64)
+    wait_col = np.full((n_k, n_t), -1, dtype=np.int64)
     for k in range(n_k):
         for t in range(n_t):
             if not has_supply[k, t]:
@@ -213,10 +239,20 @@ def build_model(p: InvestmentProblem) -> Model:
             xs = fcol[(on_k == k) & (flows.t == t)]
             cs = np.flatnonzero((cand_k == k) & serves[:, t])
             hours = np.array([cands[i].gpu_hours_per_year for i in cs]) / unit
-            cap_row[k, t] = rows.add(
-                np.concatenate([xs, cs]), np.concatenate([np.ones(xs.size), -hours]),
-                -inf, float(existing[k, t]) / unit,
-            )  # fmt: skip
+            now = float(existing[k, t]) / unit
+            if not wait:
+                cap_row[k, t] = rows.add(
+                    np.concatenate([xs, cs]), np.concatenate([np.ones(xs.size), -hours]), -inf, now
+                )
+                continue
+            load, room, w = n_cols, n_cols + 1, n_cols + 2  # L, C, W of the pool
+            n_cols += 3
+            wait_col[k, t] = w
+            cap_row[k, t] = rows.add(np.r_[room, cs], np.r_[1.0, -hours], now, now)
+            rows.add(np.r_[xs, load], np.r_[np.ones(xs.size), -1.0], 0.0, 0.0)
+            rows.add([load, room], [1.0, -MAX_UTILISATION], -inf, 0.0)
+            for a, b in map(tangent, TANGENTS):
+                rows.add([w, load, room], [1.0 / a, -1.0, b / a], 0.0, inf)
     served = flows.kind < 2
     for d in range(len(p.demand)):
         mine = served & (flows.d == d)
@@ -232,9 +268,13 @@ def build_model(p: InvestmentProblem) -> Model:
                 rows.add(np.concatenate([take, give]),
                          np.r_[np.ones(take.size), -np.ones(give.size)], -inf, 0.0)  # fmt: skip
 
-    _home_cuts(rows, flows, fcol, hours_c=np.array([c.gpu_hours_per_year for c in cands]) / unit,
-               cand_k=cand_k, serves=serves, existing=existing / unit,
+    # with the mean wait, home flows fill at most MAX_UTILISATION of the capacity
+    usable = MAX_UTILISATION / unit if wait else 1.0 / unit
+    first_cut = len(rows.lower)
+    _home_cuts(rows, flows, fcol, hours_c=np.array([c.gpu_hours_per_year for c in cands]) * usable,
+               cand_k=cand_k, serves=serves, existing=existing * usable,
                demand_dt=demand_dt / unit, weights=weights)  # fmt: skip
+    cut_rows = np.arange(first_cut, len(rows.lower), dtype=np.int64)
     all_c = np.arange(n_c)
     capital = np.array([c.capital_eur for c in cands])
     # No more modules than the budget buys (exact, and a tighter relaxation); a candidate
@@ -280,21 +320,32 @@ def build_model(p: InvestmentProblem) -> Model:
 
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n_cols, len(rows.lower)
-    weighted_demand = float((weights[:, None] * demand_dt).sum()) / unit
-    tie = TIE_BREAK * weighted_demand / max(p.budget_eur, 1.0)
-    lp.col_cost_ = np.concatenate([-tie * capital, np.zeros(n_y), flow_value])
+    n_w = n_cols - x0 - n_f  # the pools' L, C and W columns (mean_wait)
+    asked = float(demand_dt.sum())
+    job_hours, unserved = p.mean_job_hours, unserved_wait_hours(p.mean_job_hours)
+    if wait:  # minimise the total wait, in GPU-hours waiting T (see the module docstring)
+        tie = TIE_BREAK * asked / unit / max(p.budget_eur, 1.0)
+        w_cost = np.zeros(n_w)
+        w_cost[2::3] = job_hours / unserved
+        lp.col_cost_ = np.concatenate([tie * capital, np.zeros(n_y), -flow_value, w_cost])
+        lp.offset_ = asked / unit
+        lp.sense_ = highspy.ObjSense.kMinimize
+    else:
+        weighted_demand = float((weights[:, None] * demand_dt).sum()) / unit
+        tie = TIE_BREAK * weighted_demand / max(p.budget_eur, 1.0)
+        lp.col_cost_ = np.concatenate([-tie * capital, np.zeros(n_y), flow_value])
+        lp.sense_ = highspy.ObjSense.kMaximize
     lp.col_lower_ = np.zeros(n_cols)
-    lp.col_upper_ = np.concatenate([modules_ub, np.ones(n_y), np.full(n_f, inf)])
+    lp.col_upper_ = np.concatenate([modules_ub, np.ones(n_y), np.full(n_f + n_w, inf)])
     lp.row_lower_, lp.row_upper_ = np.array(rows.lower), np.array(rows.upper)
-    lp.sense_ = highspy.ObjSense.kMaximize
     start_, index, value = rows.matrix(n_cols)
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = start_.astype(np.int32)
     lp.a_matrix_.index_ = index.astype(np.int32)
     lp.a_matrix_.value_ = value
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * x0 + [
-        highspy.HighsVarType.kContinuous
-    ] * n_f
-    return Model(
-        lp, unit, countries, n_c, y_countries, flows, flow_value, cap_row, existing, min_row
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * x0 + [highspy.HighsVarType.kContinuous] * (
+        n_f + n_w
     )
+    return Model(lp, unit, countries, n_c, y_countries, flows, flow_value, cap_row, existing,
+                 min_row, p.objective, wait_col, asked, job_hours, unserved, cut_rows,
+                 tie * max(p.budget_eur, 0.0))  # fmt: skip

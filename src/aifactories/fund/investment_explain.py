@@ -29,8 +29,10 @@ from aifactories.fund.investment_model import (
     ConstraintState,
     InvestmentPlan,
     InvestmentProblem,
+    Objective,
     ServedByClass,
 )
+from aifactories.fund.investment_wait import MAX_UTILISATION, WaitFigures, unserved_wait_hours
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -51,6 +53,10 @@ class Solution:
     reachable: frozenset[str]  # countries whose capacity some demand may use
     objective: float
     baseline_objective: float
+    dual_bound: float
+    asked: float  # GPU-hours asked over the horizon
+    wait: WaitFigures | None = None  # mean_wait only
+    baseline_wait: WaitFigures | None = None
 
 
 def _eur(value: float) -> str:
@@ -65,7 +71,17 @@ def _one(c: Candidate) -> str:
     return "it" if c.max_modules == 1 else "a module"
 
 
-def _per_hour(value: float) -> str:
+def _per_unit(p: InvestmentProblem) -> str:
+    """What a candidate's EUR are per: its share of the objective."""
+    if p.objective is Objective.MEAN_WAIT:
+        return "hour of mean wait saved"
+    return "weighted GPU-hour"
+
+
+def _per_hour(p: InvestmentProblem, value: float) -> str:
+    if p.objective is Objective.MEAN_WAIT:
+        money = _eur(value) if abs(value) >= 1e6 else f"EUR {value:.3g}"
+        return f"{money} per hour of mean wait saved"
     return f"EUR {value:.3g} per weighted GPU-hour"
 
 
@@ -141,11 +157,14 @@ class _Usage:
 
 
 def _credit(p: InvestmentProblem, s: Solution) -> FloatArray:
-    """Weighted GPU-hours each taken candidate serves over the horizon: its share of its
-    country's capacity, year by year, times what that capacity serves."""
-    served = s.weighted
+    """Weighted GPU-hours each taken candidate serves over the horizon (or the hours of mean
+    wait it saves): its share of its country's capacity, year by year, times what that
+    capacity serves (or saves against leaving its load unserved)."""
+    served = s.weighted / _scale(p, s)
     k_of = {k: i for i, k in enumerate(s.countries)}
-    capacity = s.existing.copy()
+    # the wait a country's pools save against today alone is the new capacity's: shared by it
+    mean_wait = p.objective is Objective.MEAN_WAIT
+    capacity = np.zeros_like(s.existing) if mean_wait else s.existing.copy()
     for c, m in zip(p.candidates, s.modules, strict=True):
         for t, y in enumerate(p.years):
             if m and c.serves(y):
@@ -159,9 +178,16 @@ def _credit(p: InvestmentProblem, s: Solution) -> FloatArray:
     return credit
 
 
+def _scale(p: InvestmentProblem, s: Solution) -> float:
+    """Objective units per unit of Solution.weighted and duals: 1 (weighted GPU-hours), or
+    the GPU-hours asked (hours of wait summed over GPU-hours, to hours of mean wait)."""
+    return max(s.asked, 1e-300) if p.objective is Objective.MEAN_WAIT else 1.0
+
+
 def _reasons(p: InvestmentProblem, s: Solution, usage: _Usage) -> list[CandidateOutcome]:
     k_of = {k: i for i, k in enumerate(s.countries)}
     credit = _credit(p, s)
+    scale = _scale(p, s)
     taken_cost = {
         i: p.candidates[i].capital_eur * int(s.modules[i]) / credit[i]
         for i in range(len(p.candidates))
@@ -172,10 +198,13 @@ def _reasons(p: InvestmentProblem, s: Solution, usage: _Usage) -> list[Candidate
     outcomes = []
     for i, c in enumerate(p.candidates):
         m = int(s.modules[i])
-        margin = sum(
-            c.gpu_hours_per_year * s.duals[k_of[c.country], t]
-            for t, y in enumerate(p.years)
-            if c.serves(y)
+        margin = (
+            sum(
+                c.gpu_hours_per_year * s.duals[k_of[c.country], t]
+                for t, y in enumerate(p.years)
+                if c.serves(y)
+            )
+            / scale
         )
         next_cost = c.capital_eur / margin if margin > _VALUE_EPS else None
         why_not = ""
@@ -185,9 +214,11 @@ def _reasons(p: InvestmentProblem, s: Solution, usage: _Usage) -> list[Candidate
             outcomes.append(CandidateOutcome(c, 0, next_cost, "left: " + why_not))
             continue
         cost = taken_cost.get(i)
-        words = f"taken: {_per_hour(cost)} served" if cost is not None else "taken"
+        words = f"taken: {_per_hour(p, cost)}" if cost is not None else "taken"
+        if cost is not None and p.objective is Objective.SERVED:
+            words += " served"
         if cost is not None and cost == last and len(taken_cost) > 1:
-            words += " (the last taken one: the dearest per weighted GPU-hour)"
+            words += f" (the last taken one: the dearest per {_per_unit(p)})"
         if p.min_countries and cost is None:
             words += " (to build in at least the required number of countries)"
         if m < c.max_modules:
@@ -208,13 +239,19 @@ def _why_left(
         return f"{_one(c)} costs {_eur(c.capital_eur)}, more than the whole budget"
     if not reachable:
         return f"no demand may be served from {c.country} (each demand's residency rule)"
+    if cost is None and p.objective is Objective.MEAN_WAIT:
+        return (
+            "it would shorten no wait: the pools it would join are lightly loaded or serve "
+            f"nothing, and the demand in its reach is served within {MAX_UTILISATION:.0%} "
+            "utilisation"
+        )
     if cost is None:
         return "nothing left in its reach to serve: the demand it may serve is met by the plan"
     blocked = [words for _, words in usage.blockers(c)]
-    compare = f"{_per_hour(cost)} at the margin"
+    compare = f"{_per_hour(p, cost)} at the margin"
     if last is not None:
         relation = "above" if cost > last else "below"
-        compare += f", {relation} the last taken one ({_per_hour(last)})"
+        compare += f", {relation} the last taken one ({_per_hour(p, last)})"
     if blocked:
         return "; ".join(blocked) + f"; {compare}"
     return f"within the solver's gap ({compare})"
@@ -233,7 +270,8 @@ def _constraints(
     def state(name: str, used: float, limit: float, unit: str, text: str) -> None:
         count = blocked.get(name, 0)
         if count:
-            text += f"; stops {count} candidate(s) that would serve more"
+            gain = "shorten the wait" if p.objective is Objective.MEAN_WAIT else "serve more"
+            text += f"; stops {count} candidate(s) that would {gain}"
         out.append(ConstraintState(name, used, limit, unit, count > 0, text))
 
     state("budget", usage.capital, p.budget_eur, "EUR",
@@ -298,6 +336,15 @@ def _served(p: InvestmentProblem, s: Solution) -> list[ServedByClass]:
 
 
 def describe(p: InvestmentProblem) -> str:
+    if p.objective is Objective.MEAN_WAIT:
+        return (
+            f"Minimise the mean wait per GPU-hour asked over {p.years[0]}-{p.years[-1]}, not "
+            f"weighted by priority: each country's capacity a year is one queue of jobs of "
+            f"{p.mean_job_hours:g} h (M/M/1, loaded to {MAX_UTILISATION:.0%} at most), each "
+            f"GPU-hour left unserved waits {unserved_wait_hours(p.mean_job_hours):,.0f} h; "
+            f"demand grows {p.growth_rate:.0%} a year; within {_eur(p.budget_eur)}. The "
+            f"model's estimate, not the twin's (--check)."
+        )
     weights = ", ".join(f"{k} x{w:g}" for k, w in sorted(p.priority_weights.items()))
     text = (
         f"Maximise the GPU-hours served over {p.years[0]}-{p.years[-1]}, weighted by priority "
@@ -320,7 +367,10 @@ def explain(
     usage = _Usage(p, s.modules)
     outcomes = _reasons(p, s, usage)
     weighted_demand = sum(
-        p.priority_weights[d.priority] * p.demand_in(d, y) for d in p.demand for y in p.years
+        (1.0 if p.objective is Objective.MEAN_WAIT else p.priority_weights[d.priority])
+        * p.demand_in(d, y)
+        for d in p.demand
+        for y in p.years
     )
     return InvestmentPlan(
         outcomes=tuple(outcomes),
@@ -333,6 +383,10 @@ def explain(
         objective_text=describe(p),
         status=status,
         mip_gap=mip_gap,
+        dual_bound=s.dual_bound,
         solver=solver,
         solve_seconds=time.perf_counter() - started,
+        objective_kind=p.objective,
+        wait=s.wait,
+        baseline_wait=s.baseline_wait,
     )

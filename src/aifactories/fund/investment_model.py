@@ -16,6 +16,7 @@ from typing import Any
 
 from aifactories.domain.errors import InvalidInput
 from aifactories.domain.units import HOURS_PER_YEAR as HOURS_PER_YEAR  # the plan files' year
+from aifactories.fund.investment_wait import MEAN_JOB_HOURS, WaitFigures
 
 EU_COUNTRIES = frozenset(
     {"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU"}
@@ -30,6 +31,13 @@ class Residency(StrEnum):
     ANY = "any"  # anywhere in the federation (EuroHPC participating states included)
     EU = "eu"  # in an EU member state
     COUNTRY = "country"  # in the demand's own country
+
+
+class Objective(StrEnum):
+    """What the plan optimises (investment.py, investment_wait.py)."""
+
+    SERVED = "served"  # the most priority-weighted GPU-hours served
+    MEAN_WAIT = "mean_wait"  # the lowest mean wait per GPU-hour asked (the model's queue)
 
 
 class CandidateKind(StrEnum):
@@ -120,8 +128,12 @@ class InvestmentProblem:
     site_power_kw: Mapping[str, float] = field(default_factory=dict)  # new draw per site
     away_penalty: float = 0.0  # share of a demand's weight lost when served abroad
     eu_countries: frozenset[str] = EU_COUNTRIES
+    objective: Objective = Objective.SERVED
+    mean_job_hours: float = MEAN_JOB_HOURS  # the queue's job length, for Objective.MEAN_WAIT
 
     def __post_init__(self) -> None:
+        if not 0 < self.mean_job_hours <= HOURS_PER_YEAR:
+            raise InvalidInput("mean_job_hours", "is the mean length of a job", "(0, 8766] h")
         if not self.years or list(self.years) != list(
             range(self.years[0], self.years[0] + len(self.years))
         ):
@@ -250,15 +262,21 @@ class InvestmentPlan:
     outcomes: tuple[CandidateOutcome, ...]
     constraints: tuple[ConstraintState, ...]
     served: tuple[ServedByClass, ...]
-    objective: float  # priority-weighted GPU-hours served over the horizon
+    # served: priority-weighted GPU-hours served over the horizon; mean_wait: hours of mean
+    # wait per GPU-hour asked (the model's estimate, investment_wait.py)
+    objective: float
     baseline_objective: float  # the same with no investment
-    weighted_demand: float  # priority-weighted GPU-hours asked over the horizon
+    weighted_demand: float  # priority-weighted GPU-hours asked (mean_wait: unweighted)
     budget_eur: float
     objective_text: str
     status: str  # optimal or time_limit
-    mip_gap: float
+    mip_gap: float  # relative, as HiGHS proved it
+    dual_bound: float  # HiGHS' bound on the objective: no plan does better than this
     solver: str
     solve_seconds: float
+    objective_kind: Objective = Objective.SERVED
+    wait: WaitFigures | None = None  # mean_wait: the plan's wait, split
+    baseline_wait: WaitFigures | None = None  # mean_wait: today's capacity alone
 
     @property
     def capital_eur(self) -> float:
@@ -285,10 +303,41 @@ class InvestmentPlan:
     def binding(self) -> tuple[ConstraintState, ...]:
         return tuple(c for c in self.constraints if c.binding)
 
+    def summary(self) -> list[str]:
+        """The objective in words: what the plan reaches, today's capacity alone, and how
+        close HiGHS proved it to the best (its relative gap and dual bound)."""
+        years = sorted({s.year for s in self.served})
+        span = f"{years[0]}-{years[-1]}" if years else "the horizon"
+        if self.wait is not None and self.baseline_wait is not None:
+            w, b = self.wait, self.baseline_wait
+            return [
+                f"mean wait {span}: {w.mean_wait_h:,.1f} h per GPU-hour asked (queueing "
+                f"{w.queue_h:,.1f} h, unserved {w.unserved_h:,.1f} h: {w.unserved_share:.1%} "
+                f"of the GPU-hours asked); the GPU-hours served wait {w.served_wait_h:,.1f} h",
+                f"today's capacity alone: {b.mean_wait_h:,.1f} h (queueing {b.queue_h:,.1f} h, "
+                f"unserved {b.unserved_h:,.1f} h: {b.unserved_share:.1%}); the model's "
+                "estimate, not the twin's (--check runs the plan in the twin)",
+                f"proven: within {self.mip_gap:.2%} of the best; no plan waits less than "
+                f"{self.dual_bound:,.2f} h (HiGHS' dual bound)",
+            ]
+        share = self.objective / self.weighted_demand if self.weighted_demand else 0.0
+        base = self.baseline_objective / self.weighted_demand if self.weighted_demand else 0.0
+        return [
+            f"weighted GPU-hours served {span}: {self.objective / 1e9:,.2f} bn of "
+            f"{self.weighted_demand / 1e9:,.2f} bn asked ({share:.0%}); today's capacity alone "
+            f"{self.baseline_objective / 1e9:,.2f} bn ({base:.0%})",
+            f"proven: within {self.mip_gap:.2%} of the best; no plan serves more than "
+            f"{self.dual_bound / 1e9:,.3f} bn (HiGHS' dual bound)",
+        ]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
+            "objective_kind": self.objective_kind.value,
             "objective": self.objective,
+            "dual_bound": self.dual_bound,
+            "wait": None if self.wait is None else self.wait.as_dict(),
+            "baseline_wait": None if self.baseline_wait is None else self.baseline_wait.as_dict(),
             "baseline_objective": self.baseline_objective,
             "weighted_demand": self.weighted_demand,
             "objective_text": self.objective_text,

@@ -28,7 +28,7 @@ from aifactories.fund.invest_scenario import (
     parse_scenario,
 )
 from aifactories.fund.investment import optimise_investments
-from aifactories.fund.investment_model import InvestmentPlan, InvestmentProblem
+from aifactories.fund.investment_model import InvestmentPlan, InvestmentProblem, Objective
 from aifactories.services.core.auth import require_programme_operator
 from aifactories.services.core.context import Principal, ServiceContext
 from aifactories.services.fund.invest_demand import derive_demand
@@ -102,10 +102,14 @@ def plan_from_file(
     demand: DemandOptions | None = None,
     ctx: ServiceContext | None = None,
     clock: Clock | None = None,
+    objective: Objective | None = None,
 ) -> InvestmentRun:
     """``aif invest``: a plan file, or the packaged InvestAI case when ``path`` is None; its
-    demand as ``demand`` says (the programme's needs ``ctx``; services/fund/invest_demand.py)."""
+    demand as ``demand`` says (the programme's needs ``ctx``; services/fund/invest_demand.py);
+    ``objective`` instead of the file's."""
     scenario = load_scenario(path)
+    if objective is not None:
+        scenario = scenario.model_copy(update={"objective": objective})
     options = demand or DemandOptions()
     derived = derive_demand(scenario, options, catalogue, ctx=ctx, clock=clock)
     return plan_investments(
