@@ -244,7 +244,8 @@ def _grants(
     changed = _approved_changes(session)
     for row in allocations.values():
         outside = row.project_id not in look.project_proposal
-        made = row.starts_at <= as_of and (row.created_at or row.starts_at) <= as_of
+        created = row.starts_at if row.created_at is None else row.created_at
+        made = row.starts_at <= as_of and created <= as_of
         if outside and start <= row.starts_at < end and made:
             who = look.project_who[row.project_id]
             first = row.granted_gpu_seconds - changed.get(row.id, 0)  # its size when made
