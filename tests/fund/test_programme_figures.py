@@ -253,6 +253,8 @@ def test_used_utilisation_energy_and_shares(seeded: Seeded) -> None:
     melux = shares["meluxina-ai"]
     assert melux.share == PROGRAMME_SHARES["meluxina-ai"].share == 0.5
     assert "etude.lu" in melux.basis
+    # published for the new system, applied to today's partition: both said
+    assert "assumption: MeluXina-AI's split applied" in melux.basis
     for c in shares.values():
         assert c.programme_gpu_hours + c.hosting_gpu_hours == pytest.approx(c.gpus * hours)
         assert c.basis

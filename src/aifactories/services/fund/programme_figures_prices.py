@@ -53,6 +53,8 @@ class ProgrammeShare:
 
     @property
     def basis(self) -> str:
+        if self.source and self.assumption:
+            return f"{self.source}; assumption: {self.assumption}"
         return self.source or self.assumption or ""
 
 
@@ -62,6 +64,10 @@ PROGRAMME_SHARES: dict[str, ProgrammeShare] = {
         0.5,
         source="funding.yaml: etude.lu (MeluXina-AI, 50/50 EuroHPC/state; "
         "50% of capacity for EuroHPC)",
+        # The split is published for the new MeluXina-AI system; the catalogue's partition is
+        # MeluXina's accelerator module today, so applying it there is itself an assumption.
+        assumption="MeluXina-AI's split applied to the site's partition today (MeluXina's "
+        "accelerator module) until the new system is in the catalogue",
     ),
 }
 DEFAULT_SHARE = ProgrammeShare(
