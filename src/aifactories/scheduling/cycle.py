@@ -11,16 +11,21 @@ are enforced here, before the policy is asked (see :mod:`aifactories.scheduling.
 * the EASY-style reservation of the first job blocked for capacity, for policies that ask
   for it: later jobs may take capacity on its partition only if they end before its
   expected start (:mod:`aifactories.scheduling.estimate`).
+
+The twin (``explain`` False, a deep :class:`StandingQueue`) reads the queue by fit class and
+passes over a whole class once none of its jobs can start or reserve in the cycle
+(:func:`_class_passed_over`); the placements are those of reading every job.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 
 from aifactories.domain.errors import InvalidInput
 from aifactories.domain.ids import JobId
-from aifactories.domain.jobs import PendingJob
+from aifactories.domain.jobs import JobSpec, PendingJob
 from aifactories.domain.units import reservation_gpu_seconds
 from aifactories.scheduling.backfill import Backfill, BackfillRule
 from aifactories.scheduling.estimate import Releases
@@ -29,6 +34,7 @@ from aifactories.scheduling.policy import Candidate, CycleContext, Policy
 from aifactories.scheduling.reasons import never_reason
 from aifactories.scheduling.reservations import Reservations
 from aifactories.scheduling.snapshot import CycleResult, Placement, Snapshot
+from aifactories.scheduling.standing_queue import MergedRead, StandingQueue
 from aifactories.scheduling.working import (
     Budgets,
     Entry,
@@ -103,12 +109,22 @@ def run_cycle(
     # together is passed over at once, where its failure changes nothing: the rule makes no
     # reservation for it (greedy, or EASY once its one reservation is made).
     skip_rules = (Backfill.NONE, Backfill.EASY) if not explain else ()
+    # Under those rules a job that cannot start has no effect once EASY's reservation is
+    # made, so a standing queue is read by fit class and a class left behind as a whole
+    # once it cannot start (capacity only shrinks in a cycle). Not with max_job_test: the
+    # jobs passed over would have counted among those tested.
+    read: MergedRead | None = None
+    classes: dict[SpecKey, Entry] | None = {} if timed else None
+    if rule.kind in skip_rules and rule.max_job_test is None and isinstance(ordered, StandingQueue):
+        ordered = read = ordered.read()
     for job in ordered:
         spec = job.spec
         if skip_rules:
             if free_left <= 0:
                 break  # reservations only keep capacity from later jobs: none is left
             if spec.gpus > free_left and not looking_for_head and rule.kind in skip_rules:
+                if read is not None:
+                    read.drop(spec.fit_key)  # every job of its class needs as many GPUs
                 continue
         key = (spec.fit_key, spec.time_limit_s) if timed else spec.fit_key
         entry = entries.get(key)
@@ -209,22 +225,58 @@ def run_cycle(
                 failed.append((job, entry, Note.NO_CANDIDATE, None))
         else:
             failed.append((job, entry, Note.NO_CANDIDATE, None))
-        if entry.never is not None:
-            continue
-        if rule.kind is Backfill.STRICT:
-            blocked_by = job
-        elif reserving and (looking_for_head or rule.kind is not Backfill.EASY):
-            payable = _reserve(job, entry, rule, budgets, reservations, now)
-            if rule.kind is Backfill.EASY:
-                # EASY reserves for one job: the first blocked one its budget could pay for;
-                # if its start cannot be estimated, nobody gets a reservation this cycle.
-                looking_for_head = not payable
+        if entry.never is None:
+            if rule.kind is Backfill.STRICT:
+                blocked_by = job
+            elif reserving and (looking_for_head or rule.kind is not Backfill.EASY):
+                payable = _reserve(job, entry, rule, budgets, reservations, now)
+                if rule.kind is Backfill.EASY:
+                    # EASY reserves for one job: the first blocked one its budget could pay
+                    # for; if its start cannot be estimated, nobody gets a reservation.
+                    looking_for_head = not payable
+        if (
+            read is not None
+            and not entry.live
+            and _class_passed_over(spec, entry, slots, classes, looking_for_head)
+        ):
+            read.drop(spec.fit_key)
 
     blocked = blocked_by is not None
     if not explain:
         return CycleResult(placements=tuple(placements), waits=(), blocked=blocked)
     waits = explain_waits(failed, reservations.by_job, blocked_by, budgets, releases, now)
     return CycleResult(placements=tuple(placements), waits=tuple(waits), blocked=blocked)
+
+
+def _class_passed_over(
+    spec: JobSpec,
+    entry: Entry,
+    slots: Sequence[Slot],
+    classes: dict[SpecKey, Entry] | None,
+    looking_for_head: bool,
+) -> bool:
+    """Whether no later job of ``spec``'s fit class can start or reserve in this cycle,
+    after one of them (``entry``) found every partition it may use full.
+
+    Where no partition has a MaxTime, the entry is the class's: all its jobs see the same
+    partitions full. Otherwise (``classes``) the class's partitions are those of its
+    shortest possible job (a shorter limit fits wherever a longer one does), kept in an
+    entry per class whose full partitions are dropped as the cycle goes. A job that finds
+    every partition full still makes EASY's reservation while the cycle looks for one,
+    unless it can use no partition at all.
+    """
+    whole = entry
+    if classes is not None:
+        known = classes.get(spec.fit_key)
+        if known is None:
+            shortest = dataclasses.replace(spec, time_limit_s=0)
+            options = options_for(shortest, slots, (spec.fit_key, 0))
+            known = classes[spec.fit_key] = Entry(options, None)
+        known.live = [option for option in known.live if option.slot.fits(option)]
+        if known.live:
+            return False
+        whole = known
+    return not looking_for_head or not whole.options
 
 
 def _check_order(pending: Sequence[PendingJob], ordered: Sequence[PendingJob], name: str) -> None:
