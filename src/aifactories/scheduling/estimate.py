@@ -26,6 +26,18 @@ from aifactories.domain.ids import PartitionId
 from aifactories.domain.jobs import ActiveJob
 from aifactories.scheduling.working import Slot
 
+# Each partition's release profile by the very sequence of running jobs it was built from,
+# across cycles: the twin hands a partition's jobs as the same tuple until one starts or
+# ends there, and an overloaded federation runs many cycles in between (one per arrival).
+# Kept by identity (the entry holds the sequence, so its id is never reused while kept).
+_KEPT: dict[PartitionId, tuple[Sequence[ActiveJob], float, list[float], list[int]]] = {}
+
+
+def _still(built: float, ends: list[float], now: float) -> bool:
+    """Whether a profile built at ``built`` is the one its jobs give at ``now``: the same
+    instant, or no job overdue at either (an overdue job counts as ending now)."""
+    return now == built or not ends or (ends[0] > built and ends[0] >= now)
+
 
 class Releases:
     """When each partition's busy GPUs come back, built lazily and cached per partition.
@@ -58,7 +70,15 @@ class Releases:
             return known
         grouped = self._by_partition
         if grouped is not None:  # the caller grouped them: read this partition's jobs only
-            found = _events(grouped.get(partition_id, ()), self._now).get(partition_id)
+            jobs = grouped.get(partition_id, ())
+            kept = _KEPT.get(partition_id)
+            if kept is not None and kept[0] is jobs and _still(kept[1], kept[2], self._now):
+                known = self._base[partition_id] = kept[2], kept[3]
+                return known
+            found = _events(jobs, self._now).get(partition_id)
+            known = self._base[partition_id] = _profile(found) if found else ([], [])
+            _KEPT[partition_id] = (jobs, self._now, *known)
+            return known
         else:
             if self._events is None:  # every partition's at once, in one pass
                 self._events = _events(self._active, self._now)
