@@ -47,6 +47,8 @@ from aifactories.scheduling.working import (
     options_for,
 )
 
+_UNWRITTEN = "no partition can ever take it"  # a cycle without waits writes no reason
+
 
 def run_cycle(
     snapshot: Snapshot,
@@ -130,7 +132,9 @@ def run_cycle(
         entry = entries.get(key)
         if entry is None:
             options = options_for(spec, slots, key)
-            never = None if options else never_reason(spec, snapshot.partitions)
+            never = None
+            if not options:  # its reason is only written with the waits
+                never = never_reason(spec, snapshot.partitions) if explain else _UNWRITTEN
             entry = entries[key] = Entry(options, never)
         if blocked_by is not None or untested <= 0:
             if not explain:

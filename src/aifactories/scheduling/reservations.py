@@ -119,6 +119,13 @@ class Reservations:
         first = self._releases.expected_start(slot, gpus)
         if first is None or first > latest:
             return None
+        # The expected start is an expected release, so the first of the rises: most jobs
+        # start there, and trying it first spares merging the release and hold lists.
+        start = first
+        if resolution > 0:
+            start = self._now + math.ceil((start - self._now) / resolution) * resolution
+        if self._stays_free(slot, gpus, start, start + duration):
+            return start
         for tries, start in enumerate(self._rises(slot, first)):
             if start > latest or tries >= _MAX_TRIES:
                 return None
