@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from aifactories.domain.errors import InvalidInput
-from aifactories.fund.investment import optimise_investments
+from aifactories.fund.investment import _drop_idle, _fixed, optimise_investments
+from aifactories.fund.investment_build import build_model
 from aifactories.fund.investment_model import (
     Candidate,
     CandidateKind,
@@ -18,6 +20,7 @@ from aifactories.fund.investment_model import (
     InvestmentProblem,
     Residency,
 )
+from aifactories.scheduling.lp_solver import new_highs
 
 WEIGHTS = {"critical_domain": 1.5, "industrial": 1.5, "other": 1.0}
 
@@ -197,3 +200,26 @@ def test_a_free_candidate_with_no_budget_is_built_as_far_as_demand_asks() -> Non
     # 2,000 GPU-hours asked (DE at home, FR from abroad): 5 modules, the rest left idle
     assert by_id(plan)["free"][0] == 5
     assert plan.objective == pytest.approx(2_000.0, rel=1e-9)
+
+
+def test_idle_modules_taken_back_leave_no_country_counted_without_capacity() -> None:
+    """The clean-up after the MIP (investment._drop_idle) takes back ES's idle module: ES
+    must no longer count among "at least K countries", or the plan's LP is infeasible."""
+    p = problem(
+        [cand("de", "DE", 1, 100), cand("fr", "FR", 1, 100), cand("es", "ES", 1, 100)],
+        [
+            Demand("DE", "other", 100.0, Residency.COUNTRY),
+            Demand("FR", "other", 100.0, Residency.COUNTRY),
+        ],
+        budget_eur=3.0,
+        min_countries=2,
+    )
+    m = build_model(p)
+    h = new_highs()
+    h.passModel(m.lp)
+    integers = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0])  # n (DE, FR, ES), y (DE, ES, FR)
+    plan = _fixed(h, m, integers.copy())
+    assert _drop_idle(p, m, integers, plan.x)
+    assert list(integers[:3]) == [1.0, 1.0, 0.0]
+    assert integers[3 + m.y_countries.tolist().index(m.countries.index("ES"))] == 0.0
+    assert _fixed(h, m, integers).objective == pytest.approx(200.0)
