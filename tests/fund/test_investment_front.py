@@ -57,7 +57,7 @@ def test_cli_lowest_mean_wait(runner: CliRunner) -> None:
     assert "h per GPU-hour asked (queueing" in out and "the model's estimate" in out
     assert "per hour of mean wait saved" in out and "HiGHS' dual bound" in out
     plan = json.loads(runner.invoke(app, ["invest", "--objective", "mean_wait", "--json"]).output)
-    assert plan["objective_kind"] == "mean_wait"
+    assert plan["objective_kind"] == "mean_wait" and "mean wait" in plan["objective_unit"]
     assert plan["objective"] == pytest.approx(plan["wait"]["mean_wait_h"])
     assert plan["objective"] < plan["baseline_objective"] == plan["baseline_wait"]["mean_wait_h"]
     assert plan["dual_bound"] <= plan["objective"]

@@ -190,7 +190,8 @@ class CandidateOutcome:
 
     candidate: Candidate
     modules: int
-    eur_per_weighted_gpu_hour: float | None  # capital per weighted GPU-hour (None: serves none)
+    # capital per weighted GPU-hour (mean_wait: per hour of mean wait saved); None: adds none
+    eur_per_weighted_gpu_hour: float | None
     reason: str
 
     @property
@@ -334,6 +335,12 @@ class InvestmentPlan:
         return {
             "status": self.status,
             "objective_kind": self.objective_kind.value,
+            # the unit of "objective" and of each candidate's "eur_per_weighted_gpu_hour"
+            "objective_unit": (
+                "hours of mean wait per GPU-hour asked (candidates: EUR per hour saved)"
+                if self.objective_kind is Objective.MEAN_WAIT
+                else "weighted GPU-hours served (candidates: EUR per weighted GPU-hour)"
+            ),
             "objective": self.objective,
             "dual_bound": self.dual_bound,
             "wait": None if self.wait is None else self.wait.as_dict(),
