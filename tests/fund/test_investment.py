@@ -223,3 +223,30 @@ def test_idle_modules_taken_back_leave_no_country_counted_without_capacity() -> 
     assert list(integers[:3]) == [1.0, 1.0, 0.0]
     assert integers[3 + m.y_countries.tolist().index(m.countries.index("ES"))] == 0.0
     assert _fixed(h, m, integers).objective == pytest.approx(200.0)
+
+
+def test_idle_module_taken_back_counts_the_built_countries_the_mip_left_uncounted() -> None:
+    """The MIP may build in K+1 countries and count only K (y[k] = 0 beside a module): when
+    the clean-up takes back a counted country's module, the uncounted one that keeps its
+    module must be counted, or fewer than K remain and the plan's LP is infeasible (found
+    with the InvestAI file and the seeded programme's small demand)."""
+    p = problem(
+        [cand("de", "DE", 1, 100), cand("fr", "FR", 1, 100), cand("es", "ES", 1, 100)],
+        [
+            Demand("DE", "other", 100.0, Residency.COUNTRY),
+            Demand("FR", "other", 100.0, Residency.COUNTRY),
+        ],
+        budget_eur=3.0,
+        min_countries=2,
+    )
+    m = build_model(p)
+    h = new_highs()
+    h.passModel(m.lp)
+    y = {m.countries[k]: 3 + j for j, k in enumerate(m.y_countries.tolist())}
+    integers = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])  # n (DE, FR, ES), then y
+    integers[y["DE"]] = integers[y["ES"]] = 1.0  # FR built but not counted
+    plan = _fixed(h, m, integers.copy())
+    assert _drop_idle(p, m, integers, plan.x)
+    assert list(integers[:3]) == [1.0, 1.0, 0.0]
+    assert (integers[y["DE"]], integers[y["FR"]], integers[y["ES"]]) == (1.0, 1.0, 0.0)
+    assert _fixed(h, m, integers).objective == pytest.approx(200.0)

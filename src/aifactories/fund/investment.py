@@ -173,11 +173,11 @@ def _drop_idle(p: InvestmentProblem, m: Model, integers: FloatArray, x: FloatArr
                 idle[k, t] -= c.gpu_hours_per_year
             dropped = True
     # "at least K countries": y[k] <= k's modules, so a country left without any is no
-    # longer counted (the share check above kept K of them with some)
+    # longer counted, and each that keeps one is (the MIP may have left a built country's
+    # y at 0 when it had K others; taking one of those back must not leave fewer than K
+    # counted: the check above kept K countries with modules)
     for j, k in enumerate(m.y_countries):
-        integers[m.n_candidates + j] = min(
-            integers[m.n_candidates + j], float(acc[m.countries[k]] > 0)
-        )
+        integers[m.n_candidates + j] = float(acc[m.countries[k]] > 0)
     return dropped
 
 
