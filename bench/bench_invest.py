@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{plan.baseline_objective:.6g}); HiGHS' dual bound {plan.dual_bound:.10g}, proven "
         f"gap {plan.mip_gap:.2g} (target gap {args.gap:g})"
     )
+    if plan.tie_break is not None:
+        t = plan.tie_break
+        print(f"{t.text()} ({t.status}, {t.seconds:.2f} s)")
     print("binding: " + "; ".join(c.text for c in plan.binding))
     ok = took < TARGET_S and plan.status == "optimal"
     print(f"{'time to the explained plan':<30} {took:>8.2f} s   target < {TARGET_S:g} s   "

@@ -46,9 +46,10 @@ integer rounding cuts on the home flows of k's demands (investment_build._home_c
 relaxation would otherwise build a fraction of a module to meet k's home demand exactly.
 
 The matrix is built in investment_build.py. Among the plans that serve as much, the
-cheaper: each euro costs a tie-breaking 1e-6 x (weighted demand / budget), a millionth of the
-value at stake for the whole budget; and modules whose GPU-hours the plan leaves idle in every
-year are taken back afterwards (within its gap the solver may keep some).
+cheapest: a second stage minimises the capital among the plans proven within the gap of the
+best (investment_cheapest.py: why a second stage and not only the objective's tie-breaking
+1e-6 x (weighted demand / budget) per euro, which HiGHS' gap swamps); and modules whose
+GPU-hours the plan leaves idle in every year are taken back afterwards.
 
 Then the why (investment_explain.py): the MIP's integers are fixed and the LP solved again for
 the duals of the capacity rows, the value of one more GPU-hour in country k and year t; the
@@ -66,6 +67,12 @@ import numpy as np
 
 from aifactories.domain.errors import AifError, InvalidInput
 from aifactories.fund.investment_build import FloatArray, Model, build_model
+from aifactories.fund.investment_cheapest import (
+    CAPITAL_REL_GAP,
+    TieBreak,
+    cheapest,
+    time_limit,
+)
 from aifactories.fund.investment_explain import Solution, explain
 from aifactories.fund.investment_model import InvestmentPlan, InvestmentProblem, Objective
 from aifactories.fund.investment_wait import WaitFigures
@@ -105,6 +112,22 @@ class _Fixed:
     figures: WaitFigures | None
 
 
+def _trim_pools(m: Model, x: FloatArray) -> FloatArray:
+    """The capacity given to each pool (r, t) cut down to what the pool's demands take: a
+    GPU-hour given and not taken is worth nothing, so the LP may give any amount of idle
+    capacity (its path decides; after the tie-break's MIP it gave all), and the idle-module
+    clean-up and the why count given capacity as used."""
+    f, n_t = m.flows, m.existing.shape[1]
+    take, give = f.kind == 1, f.kind == 2
+    taken, given = np.zeros((2, n_t)), np.zeros((2, n_t))
+    np.add.at(taken, (f.r[take], f.t[take]), x[take])
+    np.add.at(given, (f.r[give], f.t[give]), x[give])
+    share = np.minimum(taken / np.maximum(given, 1e-300), 1.0)
+    out = x.copy()
+    out[give] *= share[f.r[give], f.t[give]]
+    return out
+
+
 def _fixed(h: Any, m: Model, fixed: FloatArray) -> _Fixed:
     """The LP with n and y held at ``fixed``."""
     cols = np.arange(m.x_start, dtype=np.int32)
@@ -118,7 +141,7 @@ def _fixed(h: Any, m: Model, fixed: FloatArray) -> _Fixed:
         raise _error(h)
     solution = h.getSolution()
     values = np.asarray(solution.col_value)
-    x = np.maximum(values[m.x_start : m.x_start + m.n_flows], 0.0) * m.unit
+    x = _trim_pools(m, np.maximum(values[m.x_start : m.x_start + m.n_flows], 0.0) * m.unit)
     row_dual = np.abs(np.asarray(solution.row_dual))
     duals = np.where(m.cap_row >= 0, row_dual[np.maximum(m.cap_row, 0)], 0.0)
     if m.objective is not Objective.MEAN_WAIT:
@@ -275,11 +298,12 @@ def optimise_investments(
     time_limit_s: float | None = None,
     random_seed: int | None = None,
 ) -> InvestmentPlan:
-    """The plan that serves the most priority-weighted demand (see the module docstring).
+    """The plan that serves the most priority-weighted demand (see the module docstring), the
+    cheapest of those within ``mip_rel_gap`` of the best.
 
     Status ``optimal``: proven within ``mip_rel_gap``; ``time_limit``: the best plan found in
-    ``time_limit_s``. Raises :class:`InvalidInput` when the constraints admit no plan (at least
-    K countries that the budget cannot reach)."""
+    ``time_limit_s`` (the tie-break's own limit is within it). Raises :class:`InvalidInput`
+    when the constraints admit no plan (at least K countries that the budget cannot reach)."""
     started = time.perf_counter()
     _check_countries(problem)
     m = build_model(problem)
@@ -314,12 +338,28 @@ def optimise_investments(
     info = h.getInfo()
     gap = float(info.mip_gap) if m.x_start else 0.0
     bound = _bound(m, float(info.mip_dual_bound)) if m.x_start else None
-    h.setOptionValue("time_limit", highspy.kHighsInf)  # the LPs after it run to the end
+    capital = np.array([c.capital_eur for c in problem.candidates], dtype=np.float64)
     integers = np.round(np.asarray(h.getSolution().col_value)[: m.x_start])
+    first_capital = float(capital @ integers[: m.n_candidates])
+    tie_state, tie_s = "optimal", 0.0  # nothing to choose: no candidate
+    if m.n_candidates:
+        limit = time_limit(time.perf_counter() - started, time_limit_s)
+        integers, tie_state, tie_s = cheapest(
+            h, m, capital, tolerance=mip_rel_gap, bound=info.mip_dual_bound, time_limit_s=limit
+        )
+    h.setOptionValue("time_limit", highspy.kHighsInf)  # the LPs after it run to the end
     plan = _fixed(h, m, integers)
     # idle capacity shortens the queue: with the mean wait no module is idle
     if m.objective is Objective.SERVED and _drop_idle(problem, m, integers, plan.x):
         plan = _fixed(h, m, integers)
+    if bound is not None and float(capital @ integers[: m.n_candidates]) < first_capital:
+        # a cheaper plan may serve less, within the gap: the gap is the kept plan's
+        worse = (
+            plan.objective - bound if m.objective is Objective.MEAN_WAIT else bound - plan.objective
+        )
+        gap = max(gap, worse / max(abs(plan.objective), 1e-300))
+    tie_break = TieBreak(mip_rel_gap, CAPITAL_REL_GAP, first_capital,
+                         float(capital @ integers[: m.n_candidates]), tie_state, tie_s)  # fmt: skip
     if m.min_countries_row >= 0:  # with nothing built, "at least K countries" cannot hold
         h.changeRowBounds(m.min_countries_row, -highspy.kHighsInf, highspy.kHighsInf)
     duals = plan.duals
@@ -354,6 +394,7 @@ def optimise_investments(
         solution,
         status=state,
         mip_gap=gap,
+        tie_break=tie_break,
         solver=f"HiGHS {h.version()} MIP ({m.x_start} integer, {h.getNumCol() - m.x_start} "
         f"continuous columns, {h.getNumRow()} rows; mip_rel_gap {mip_rel_gap:g})",
         started=started,

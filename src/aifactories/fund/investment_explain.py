@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from aifactories.fund.investment_cheapest import TieBreak
 from aifactories.fund.investment_model import (
     Candidate,
     CandidateOutcome,
@@ -210,6 +211,8 @@ def _reasons(p: InvestmentProblem, s: Solution, usage: _Usage) -> list[Candidate
         why_not = ""
         if m < c.max_modules:
             why_not = _why_left(p, c, usage, next_cost, last, c.country in reachable)
+            if m == 0 and next_cost is None and c.country in reachable:
+                why_not += _met_by(p, c, s.modules)
         if m == 0:
             outcomes.append(CandidateOutcome(c, 0, next_cost, "left: " + why_not))
             continue
@@ -225,6 +228,26 @@ def _reasons(p: InvestmentProblem, s: Solution, usage: _Usage) -> list[Candidate
             words += f"; {m} of {c.max_modules} modules, no more: {why_not}"
         outcomes.append(CandidateOutcome(c, m, cost, words))
     return outcomes
+
+
+def _met_by(p: InvestmentProblem, c: Candidate, modules: IntArray) -> str:
+    """What meets the need a candidate left with nothing to serve would have met: a cheaper
+    candidate taken in its country, or the countries "at least K countries" is met in, for
+    no more capital (the tie-break keeps the cheapest plan within the gap, investment.py)."""
+    taken = [o for o, m in zip(p.candidates, modules, strict=True) if m > 0]
+    here = sorted((o for o in taken if o.country == c.country), key=lambda o: o.capital_eur)
+    if here and here[0].capital_eur <= c.capital_eur:
+        o = here[0]
+        each = "" if o.max_modules == 1 else " a module"
+        word = "cheaper" if o.capital_eur < c.capital_eur else "as cheap"
+        return f"; a {word} candidate, {o.id} ({_eur(o.capital_eur)}{each}), meets the same need"
+    if here:
+        return f"; the plan builds in {c.country} already ({', '.join(o.id for o in here)})"
+    countries = sorted({o.country for o in taken})
+    if p.min_countries and countries:
+        return (f"; the plan meets 'at least {p.min_countries} countries' in "
+                f"{', '.join(countries)}, for no more capital")  # fmt: skip
+    return ""
 
 
 def _why_left(
@@ -254,7 +277,8 @@ def _why_left(
         compare += f", {relation} the last taken one ({_per_hour(p, last)})"
     if blocked:
         return "; ".join(blocked) + f"; {compare}"
-    return f"within the solver's gap ({compare})"
+    return (f"within the solver's gap: the cheapest plan within it leaves {_one(c)} "
+            f"({compare})")  # fmt: skip
 
 
 def _constraints(
@@ -363,6 +387,7 @@ def explain(
     mip_gap: float,
     solver: str,
     started: float,
+    tie_break: TieBreak | None = None,
 ) -> InvestmentPlan:
     usage = _Usage(p, s.modules)
     outcomes = _reasons(p, s, usage)
@@ -389,4 +414,5 @@ def explain(
         objective_kind=p.objective,
         wait=s.wait,
         baseline_wait=s.baseline_wait,
+        tie_break=tie_break,
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from aifactories.domain.errors import InvalidInput
 from aifactories.domain.units import HOURS_PER_YEAR as HOURS_PER_YEAR  # the plan files' year
+from aifactories.fund.investment_cheapest import TieBreak
 from aifactories.fund.investment_wait import MEAN_JOB_HOURS, WaitFigures
 
 EU_COUNTRIES = frozenset(
@@ -278,6 +279,7 @@ class InvestmentPlan:
     objective_kind: Objective = Objective.SERVED
     wait: WaitFigures | None = None  # mean_wait: the plan's wait, split
     baseline_wait: WaitFigures | None = None  # mean_wait: today's capacity alone
+    tie_break: TieBreak | None = None  # the cheapest of the plans within the gap (the 2nd stage)
 
     @property
     def capital_eur(self) -> float:
@@ -305,8 +307,12 @@ class InvestmentPlan:
         return tuple(c for c in self.constraints if c.binding)
 
     def summary(self) -> list[str]:
-        """The objective in words: what the plan reaches, today's capacity alone, and how
-        close HiGHS proved it to the best (its relative gap and dual bound)."""
+        """The objective in words: what the plan reaches, today's capacity alone, how close
+        HiGHS proved it to the best (its relative gap and dual bound), and the tie-break."""
+        tie = [] if self.tie_break is None else [self.tie_break.text()]
+        return self._objective_summary() + tie
+
+    def _objective_summary(self) -> list[str]:
         years = sorted({s.year for s in self.served})
         span = f"{years[0]}-{years[-1]}" if years else "the horizon"
         if self.wait is not None and self.baseline_wait is not None:
@@ -346,6 +352,7 @@ class InvestmentPlan:
             "wait": None if self.wait is None else self.wait.as_dict(),
             "baseline_wait": None if self.baseline_wait is None else self.baseline_wait.as_dict(),
             "baseline_objective": self.baseline_objective,
+            "tie_break": None if self.tie_break is None else self.tie_break.as_dict(),
             "weighted_demand": self.weighted_demand,
             "objective_text": self.objective_text,
             "budget_eur": self.budget_eur,
