@@ -244,7 +244,7 @@ def _met_by(p: InvestmentProblem, c: Candidate, modules: IntArray) -> str:
     if here:
         return f"; the plan builds in {c.country} already ({', '.join(o.id for o in here)})"
     countries = sorted({o.country for o in taken})
-    if p.min_countries and countries:
+    if p.min_countries and len(countries) == p.min_countries:  # the rule binds
         return (f"; the plan meets 'at least {p.min_countries} countries' in "
                 f"{', '.join(countries)}, for no more capital")  # fmt: skip
     return ""
