@@ -5,11 +5,24 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import highspy
+import numpy as np
 import pytest
 
 from aifactories.fund.investment import MIP_REL_GAP, optimise_investments
+from aifactories.fund.investment_build import build_model
+from aifactories.fund.investment_cheapest import (
+    CHEAPEST_TIME_LIMIT_S,
+    MIN_TIME_LIMIT_S,
+    SOLVE_BUDGET_S,
+    TieBreak,
+    cheapest,
+    time_limit,
+)
 from aifactories.fund.investment_model import Demand, ExistingCapacity, Objective, Residency
+from aifactories.scheduling.lp_solver import new_highs
 from tests.fund.test_investment import by_id, cand, problem
+from tests.fund.test_investment_bench import _bench
 
 # DE's demand (EU residency) is served by today's capacity there: nothing built serves more
 AT_HOME = [Demand("DE", "other", 1_000.0, Residency.EU)]
@@ -89,3 +102,36 @@ def test_the_cheapest_plan_keeps_the_budget_and_the_country_share() -> None:
 
     with pytest.raises(Exception, match="no plan builds in 2 countries"):
         optimise_investments(replace(p, budget_eur=18.0))
+
+
+def test_at_its_time_limit_the_tie_break_keeps_a_plan_no_dearer_and_says_so() -> None:
+    """On the bench's problem (seed 1) with 1 ms, HiGHS stops with the first plan, given as
+    its start: kept; the model is left as it was (rows, sense, options) for the LPs after."""
+    p = _bench().bench_problem(30, 1)
+    m = build_model(p)
+    h = new_highs(mip_rel_gap=MIP_REL_GAP)
+    h.passModel(m.lp)
+    h.run()
+    capital = np.array([c.capital_eur for c in p.candidates])
+    first = np.round(np.asarray(h.getSolution().col_value)[: m.x_start])
+    chosen, status, _ = cheapest(
+        h, m, capital, tolerance=MIP_REL_GAP, bound=h.getInfo().mip_dual_bound, time_limit_s=1e-3
+    )
+    assert status == "time_limit"
+    assert capital @ chosen[: m.n_candidates] <= capital @ first[: m.n_candidates]
+    assert h.getNumRow() == m.lp.num_row_
+    assert h.getObjectiveSense()[1] == highspy.ObjSense.kMaximize
+    assert h.getOptionValue("mip_rel_gap")[1] == MIP_REL_GAP
+    assert h.getOptionValue("time_limit")[1] == highspy.kHighsInf
+    said = TieBreak(MIP_REL_GAP, 0.01, 20e9, 19.5e9, status, 3.0).text()
+    assert said == (
+        "tie-break: the cheapest found in 3.0 s (not proven the cheapest) of the plans within "
+        "0.20% of the best: EUR 19.50 bn; the first plan found cost EUR 20.00 bn"
+    )
+
+
+def test_the_tie_break_gets_what_the_first_mip_left_of_the_solve_budget() -> None:
+    assert time_limit(1.0, None) == CHEAPEST_TIME_LIMIT_S
+    assert time_limit(6.0, None) == pytest.approx(SOLVE_BUDGET_S - 6.0)
+    assert time_limit(9.5, None) == MIN_TIME_LIMIT_S
+    assert time_limit(1.0, 2.0) == 2.0  # the caller's own limit bounds it too

@@ -9,7 +9,10 @@ more GPU-hour of capacity in country k serves in year t.
   the taken ones is "the last taken one".
 - A left candidate (or the next module of a partly taken one) is valued at the margin: one
   module adds gpu_hours_per_year x pi[k, t] over the years it serves. Zero: the demand in its
-  reach is served already. Otherwise a constraint stops it (a plan that could add it for free
+  reach is served already, and, left with nothing to serve, what meets its need instead: a
+  cheaper candidate taken in its country, or the countries a binding "at least K countries"
+  is met in (the plan is the cheapest within the gap, investment_cheapest.py). Otherwise a
+  constraint stops it (a plan that could add it for free
   would have): the budget, a per-year budget, the energy or carbon cap, the country share or
   the site's power; each one that one more module would break is named.
 """
