@@ -12,9 +12,9 @@ more GPU-hour of capacity in country k serves in year t.
   reach is served already, and, left with nothing to serve, what meets its need instead: a
   cheaper candidate taken in its country, or the countries a binding "at least K countries"
   is met in (the plan is the cheapest within the gap, investment_cheapest.py). Otherwise a
-  constraint stops it (a plan that could add it for free
-  would have): the budget, a per-year budget, the energy or carbon cap, the country share or
-  the site's power; each one that one more module would break is named.
+  constraint stops it (a plan that could add it for free would have): the budget, a per-year
+  budget, the energy or carbon cap, the country share or the site's power; each one that one
+  more module would break is named.
 """
 
 from __future__ import annotations
