@@ -12,6 +12,10 @@ A pool can be resized (a partition grows or loses nodes while jobs run, as when 
 a rack or takes nodes out for maintenance). Growth is immediate. A shrink removes idle nodes
 first and then drains busy ones: like Slurm's DRAIN state, a draining node takes no new work
 and leaves the partition when its last job ends, so nothing running is killed.
+
+The twin places and frees whole-node jobs by the million (a 4,096-GPU job is 1,024 nodes):
+whole free nodes are a byte per node (:attr:`NodePool._idle`), so the lowest ones are found
+run by run with C-speed scans and taken or freed a run at a time, not node by node.
 """
 
 from __future__ import annotations
@@ -76,19 +80,20 @@ class NodePool:
         # before any change), so a 2,048-node job makes no 2,048 sets.
         self._busy: dict[int, set[int] | frozenset[int]] = {}
         self._full = frozenset(range(gpus_per_node))
+        self._all = tuple(range(gpus_per_node))  # the GPUs of every whole-node grant
         self._held = 0  # GPUs in _busy, kept as a count: the twin asks at every change
         # Partly busy nodes bucketed by their free GPU count (0..gpus_per_node-1): best fit
         # looks at gpus_per_node buckets instead of scanning every busy node.
         self._by_free: list[set[int]] = [set() for _ in range(gpus_per_node)]
-        # Lowest-index picks stay O(log n) with lazy min-heaps (entries may be stale or
-        # repeated; they are checked against the sets when they reach the top):
-        # one per bucket, and one of whole free nodes below ``_fresh``; every node from
-        # ``_fresh`` up to ``_limit`` has never been handed out and, unless removed, is a
-        # whole-free candidate by itself.
+        # Lowest-index picks in a bucket stay O(log n) with lazy min-heaps (entries may be
+        # stale or repeated; they are checked against the bucket when they reach the top).
         self._bucket_heaps: list[list[int]] = [[] for _ in range(gpus_per_node)]
-        self._free_heap: list[int] = []
-        self._fresh = 0
-        self._whole: dict[int, NodeGrant] = {}  # see _whole_grant
+        # ``_idle[n]`` is 1 for a whole free node that takes work (not busy, not removed),
+        # 0 otherwise, for n below ``_limit``: ``find`` scans it in C for the lowest ones.
+        self._idle = bytearray(b"\x01") * nodes
+        # The grant of all of node n's GPUs, for n below len(_whole): immutable, so made once
+        # per node and shared by every job that holds the node whole (see _whole_grants).
+        self._whole: list[NodeGrant] = []
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -126,13 +131,14 @@ class NodePool:
         if shape.exclusive or shape.gpus_per_node == self.gpus_per_node:
             # Whole nodes either way: best fit of a full node's GPUs finds no partly free
             # node and takes the lowest whole free one, node after node.
-            chosen = self._lowest_free_nodes(shape.nodes, exclude=set(), taking=True)
-            if chosen is None:
+            runs = self._lowest_idle_runs(shape.nodes)
+            if runs is None:
                 return None
-            whole = self._whole
-            grants = tuple(whole.get(n) or self._whole_grant(n) for n in chosen)
-            self._take_whole(chosen)
-            return grants
+            picked_whole: list[NodeGrant] = []
+            for start, end in runs:
+                self._take_whole(start, end)
+                picked_whole.extend(self._whole_grants(start, end))
+            return tuple(picked_whole)
         else:
             picked: list[NodeGrant] = []
             taken: set[int] = set()
@@ -170,6 +176,8 @@ class NodePool:
                 raise ValueError(f"GPUs {grant.gpus} of node {grant.node} are not free")
             if busy:
                 self._by_free[self.gpus_per_node - len(busy)].discard(grant.node)
+            else:
+                self._idle[grant.node] = 0
             before = len(busy)
             if grant.node not in self._busy:
                 self._busy[grant.node] = busy
@@ -178,23 +186,38 @@ class NodePool:
             self._held += len(mine) - before
             self._file(grant.node, mine)
 
-    def _whole_grant(self, node: int) -> NodeGrant:
-        """The grant of all of ``node``'s GPUs: immutable, so made once per node and shared
-        by every job that holds the whole node (a 128-node job would otherwise make 128)."""
-        grant = self._whole[node] = NodeGrant(node, tuple(range(self.gpus_per_node)))
-        return grant
+    def _whole_grants(self, start: int, end: int) -> list[NodeGrant]:
+        """The whole-node grants of nodes ``start`` to ``end - 1``, made on first use (a
+        128-node job would otherwise make 128 grants, and a million jobs a hundred million)."""
+        whole = self._whole
+        if end > len(whole):
+            gpus = self._all
+            whole.extend(NodeGrant(node, gpus) for node in range(len(whole), end))
+        return whole[start:end]
 
-    def _take_whole(self, nodes: list[int]) -> None:
-        """Mark whole free nodes busy: what :meth:`take` does for them, without its checks,
-        since :meth:`_lowest_free_nodes` only hands out free nodes that take work (the twin
-        places multi-node jobs by the hundred thousand)."""
+    def _take_whole(self, start: int, end: int) -> None:
+        """Mark the whole free nodes ``start`` to ``end - 1`` busy: what :meth:`take` does
+        for them, without its checks, since :meth:`_lowest_idle_runs` only hands out free
+        nodes that take work (the twin places multi-node jobs by the hundred thousand)."""
+        nodes = range(start, end)
+        self._idle[start:end] = bytes(end - start)
         self._busy.update(dict.fromkeys(nodes, self._full))
         self._by_free[0].update(nodes)
-        self._held += self.gpus_per_node * len(nodes)
+        self._held += self.gpus_per_node * (end - start)
 
     def release(self, grants: Sequence[NodeGrant]) -> None:
         """Free ``grants``; releasing GPUs that are already free is a no-op."""
         gpn = self.gpus_per_node
+        if not self._draining:
+            # Whole-node grants (the ones allocate made: they share ``_all``) of nodes held
+            # whole (they share ``_full``) are freed together; the rest node by node below.
+            whole = self._all
+            nodes = [grant.node for grant in grants if grant.gpus is whole]
+            if nodes and list(map(self._busy.get, nodes)).count(self._full) == len(nodes):
+                self._release_whole(nodes)
+                if len(nodes) == len(grants):
+                    return
+                grants = [grant for grant in grants if grant.gpus is not whole]
         for grant in grants:
             busy = self._busy.get(grant.node)
             if busy is None:
@@ -205,8 +228,7 @@ class NodePool:
                 self._by_free[0].discard(grant.node)
                 del self._busy[grant.node]
                 self._held -= gpn
-                if grant.node < self._fresh:
-                    heapq.heappush(self._free_heap, grant.node)
+                self._idle[grant.node] = 1
                 continue
             if grant.node in self._draining:
                 busy = self._own(grant.node)
@@ -226,8 +248,23 @@ class NodePool:
                 self._file(grant.node, busy)
             else:
                 del self._busy[grant.node]
-                if grant.node < self._fresh:
-                    heapq.heappush(self._free_heap, grant.node)
+                self._idle[grant.node] = 1
+
+    def _release_whole(self, nodes: list[int]) -> None:
+        """Free distinct nodes that jobs held whole, none of them draining (:meth:`release`)."""
+        busy = self._busy
+        for node in nodes:
+            del busy[node]
+        freed = nodes
+        self._by_free[0].difference_update(freed)
+        self._held -= self.gpus_per_node * len(freed)
+        low, high = min(freed), max(freed)
+        if high - low + 1 == len(freed):  # distinct nodes, so one run: most big jobs
+            self._idle[low : high + 1] = b"\x01" * len(freed)
+        else:
+            idle = self._idle
+            for node in freed:
+                idle[node] = 1
 
     def resize(self, nodes: int) -> None:
         """Make the partition ``nodes`` nodes from now on.
@@ -252,9 +289,10 @@ class NodePool:
             if self.nodes >= nodes:
                 break
             self._absent.discard(node)
-            heapq.heappush(self._free_heap, node)  # whole free again: a pick candidate
+            self._idle[node] = 1  # whole free again: a pick candidate
             self.nodes += 1
         if self.nodes < nodes:
+            self._idle.extend(b"\x01" * (nodes - self.nodes))
             self._limit += nodes - self.nodes
             self.nodes = nodes
         excess = self.nodes - nodes
@@ -262,6 +300,7 @@ class NodePool:
         while excess and node >= 0:  # idle nodes first (stale heap entries are skipped)
             if node not in self._busy and node not in self._absent:
                 self._absent.add(node)
+                self._idle[node] = 0
                 excess -= 1
             node -= 1
         if excess:
@@ -283,7 +322,7 @@ class NodePool:
         while self._limit and self._limit - 1 in self._absent:
             self._limit -= 1
             self._absent.discard(self._limit)
-        self._fresh = min(self._fresh, self._limit)
+        del self._idle[self._limit :]
 
     def _file(self, node: int, busy: set[int] | frozenset[int]) -> None:
         free = self.gpus_per_node - len(busy)
@@ -305,35 +344,31 @@ class NodePool:
                 heapq.heappop(heap)
             if heap:
                 return heap[0]
-        chosen = self._lowest_free_nodes(1, exclude)
-        return None if chosen is None else chosen[0]
+        return self._lowest_idle(exclude)
 
-    def _lowest_free_nodes(
-        self, count: int, exclude: set[int], taking: bool = False
-    ) -> list[int] | None:
-        """The ``count`` lowest free nodes not in ``exclude``. ``taking``: the caller takes
-        them at once, so they do not go back to the heap of free nodes."""
-        excluded_free = sum(1 for node in exclude if node not in self._busy)
-        if self.whole_free_nodes() - excluded_free < count:
+    def _lowest_idle(self, exclude: set[int]) -> int | None:
+        """The lowest whole free node not in ``exclude``, or None."""
+        idle = self._idle
+        node = idle.find(1)
+        while node >= 0 and node in exclude:
+            node = idle.find(1, node + 1)
+        return None if node < 0 else node
+
+    def _lowest_idle_runs(self, count: int) -> list[tuple[int, int]] | None:
+        """The ``count`` lowest whole free nodes as runs ``(start, end)`` of consecutive
+        nodes, or None if there are fewer. Nothing changes until the caller takes them."""
+        if self.whole_free_nodes() < count:
             return None
-        chosen: list[int] = []
-        seen: set[int] = set()
-        while len(chosen) < count:
-            if self._free_heap and self._free_heap[0] < self._fresh:
-                node = heapq.heappop(self._free_heap)
-            elif self._fresh < self._limit:
-                node = self._fresh
-                self._fresh += 1
-            else:  # cannot happen while the count check above holds
-                break
-            if node in seen or node in self._busy or node in self._absent:
-                continue  # a repeated or stale entry, or a removed node: drop it
-            seen.add(node)
-            if node not in exclude:
-                chosen.append(node)
-        # Candidates go back: they stay free until take() marks them (lazily dropped then).
-        found = len(chosen) == count
-        for node in seen:
-            if not (taking and found) or node in exclude:
-                heapq.heappush(self._free_heap, node)
-        return chosen if found else None
+        idle = self._idle
+        runs: list[tuple[int, int]] = []
+        end = 0
+        while count:
+            start = idle.find(1, end)
+            if start < 0:  # cannot happen while the count check above holds
+                return None
+            end = idle.find(0, start, start + count)
+            if end < 0:  # free up to start + count (or to the last node)
+                end = min(start + count, len(idle))
+            runs.append((start, end))
+            count -= end - start
+        return runs
