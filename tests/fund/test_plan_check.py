@@ -95,3 +95,24 @@ def test_aif_invest_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert (folder / "plan.html").exists()
     refused = CliRunner().invoke(app, ["invest", "--check", "--days", "0"])
     assert refused.exit_code == 2
+
+
+def test_aif_invest_check_sequential_prints_the_same_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AIFACTORIES_CATALOGUE", "AIFACTORIES_COST_MODEL", "AIFACTORIES_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIFACTORIES_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "200")
+    tables = []
+    for extra in ([], ["--sequential"]):
+        args = ["invest", "--check", "--days", "0.5", "--out", str(tmp_path / "r"), *extra]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        first = next(i for i, line in enumerate(lines) if "The plan in the twin" in line)
+        # the check's table and notes, but not the report's folder (each run makes its own)
+        tables.append([line for line in lines[first:] if "wrote " not in line])
+    parallel, sequential = tables
+    assert len(sequential) > 10 and any("mean wait (h)" in line for line in sequential)
+    assert sequential == parallel

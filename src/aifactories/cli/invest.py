@@ -1,6 +1,7 @@
 """Where the next euro goes: the investment plan that serves the most priority-weighted demand.
 
-``aif invest [SCENARIO.yaml] [--budget EUR] [--json] [--check [--days D] [--out DIR]]
+``aif invest [SCENARIO.yaml] [--budget EUR] [--json] [--check [--days D] [--out DIR]
+[--sequential]]
 [--demand-from file|programme|twin [--as-of DATE] [--growth RATE] [--window-days N]]`` acts
 locally (no server needed): the plan file (default: the packaged InvestAI case,
 fund/data/investai.yaml), costs from the cost model, today's capacity from the platform's
@@ -55,9 +56,9 @@ def invest_command(
     days: Annotated[
         float,
         typer.Option(
-            help="with --check: days of demand to simulate (a week by default: today's "
-            "federation, far below the demand, keeps every job queued, and its cycles grow "
-            "with the queue; a year of the InvestAI demand takes hours)",
+            help="with --check: days of demand to simulate (a week by default, about 15 s; "
+            "--days 365 runs the year of the InvestAI demand, about 10 min and 3 GB on 2 cores: "
+            "bench/bench_plan_check_year.py)",
             min=0.01,
             max=3660,
         ),
@@ -97,6 +98,15 @@ def invest_command(
     out: Annotated[
         Path, typer.Option(help="with --check: the report goes in a new folder inside this")
     ] = Path("report"),
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            "--sequential",
+            help="with --check: run the two federations one after the other in this process "
+            "(a 1-core machine, or about half the memory); by default they run in two "
+            "processes at once when 2 cores or more are free to this process",
+        ),
+    ] = False,
 ) -> None:
     """Where the next euro goes: the plan that serves the most priority-weighted demand."""
     from aifactories.fund.invest_request import demand_options
@@ -115,7 +125,7 @@ def invest_command(
     else:
         _print(run)
     if check:
-        _check(run, catalogue, days=days, seed=seed, out=out)
+        _check(run, catalogue, days=days, seed=seed, out=out, workers=1 if sequential else None)
 
 
 def _plan(
@@ -155,8 +165,17 @@ def _plan(
         platform.stop()
 
 
-def _check(run: InvestmentRun, catalogue: Catalogue, *, days: float, seed: int, out: Path) -> None:
-    """The plan in the twin, with a progress bar per federation, then the figures side by side."""
+def _check(
+    run: InvestmentRun,
+    catalogue: Catalogue,
+    *,
+    days: float,
+    seed: int,
+    out: Path,
+    workers: int | None,
+) -> None:
+    """The plan in the twin, with a progress bar per federation, then the figures side by side.
+    The bars are updated here, in this thread, whichever process runs a federation."""
     from aifactories.services.fund.plan_check import check_plan_in_twin
     from aifactories.services.twin.run_folders import new_run_folder
     from aifactories.twin.plan_access import mode_titles
@@ -174,7 +193,14 @@ def _check(run: InvestmentRun, catalogue: Catalogue, *, days: float, seed: int, 
         folder = new_run_folder(out, "invest-check")
         with bars:
             result = check_plan_in_twin(
-                run, catalogue, folder, days=days, seed=seed, decisions=decisions, progress=progress
+                run,
+                catalogue,
+                folder,
+                days=days,
+                seed=seed,
+                decisions=decisions,
+                progress=progress,
+                workers=workers,
             )
     except AifError as exc:
         _fail(exc)

@@ -22,6 +22,7 @@ the demand's own projects' first jobs, by organisation kind, is ``first_wait_h``
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -103,16 +104,20 @@ def size_factor_for(jobs_per_period: float) -> int:
     return max(1, math.ceil(jobs_per_period / MAX_JOBS))
 
 
+def check_demand(demand_a100_hours_per_year: float) -> None:
+    if not (math.isfinite(demand_a100_hours_per_year) and demand_a100_hours_per_year > 0):
+        raise InvalidInput(
+            "demand", f"{demand_a100_hours_per_year}", limit="A100-hours a year, above 0"
+        )
+
+
 def demand_trace(
     demand_a100_hours_per_year: float, reference_gpus: int, days: float, seed: int
 ) -> tuple[Trace, int]:
     """The period's jobs: the mixture at the rate that offers the stated demand; the
     generator's load is relative to ``reference_gpus`` (only a scale: the same jobs follow
     for any reference)."""
-    if not (math.isfinite(demand_a100_hours_per_year) and demand_a100_hours_per_year > 0):
-        raise InvalidInput(
-            "demand", f"{demand_a100_hours_per_year}", limit="A100-hours a year, above 0"
-        )
+    check_demand(demand_a100_hours_per_year)
     per_job = mean_gpu_hours_per_job(1)
     # Sized on a year's jobs whatever the period, so a short check has the same jobs.
     size = size_factor_for(demand_a100_hours_per_year / per_job)
@@ -122,6 +127,118 @@ def demand_trace(
     load = demand_a100_hours_per_year / (reference * HOURS_PER_YEAR)
     trace = generate_federation_year(reference, days=days, load=load, seed=seed, size_factor=size)
     return trace, size
+
+
+@dataclass(frozen=True)
+class FederationTask:
+    """All one federation's run needs, small and picklable: the run makes its own copy of the
+    jobs from the seed (the same jobs for both federations), so a process running it is sent
+    no jobs."""
+
+    label: str
+    sites: tuple[Site, ...]
+    demand_a100_hours_per_year: float
+    reference_gpus: int  # today's GPUs: the generator's scale, the same for both federations
+    countries: tuple[str, ...]  # the projects' home countries, the same for both federations
+    days: float
+    seed: int
+    policy: str
+    speed: Mapping[str, float]
+    gpu_power_kw: Mapping[str, float]
+    pue: float
+    decision_times: Mapping[str, DecisionTime]
+
+
+@dataclass(frozen=True)
+class FederationRun:
+    """One federation's figures and what the report needs of its jobs (the same for both)."""
+
+    year: FederationYear
+    jobs: int
+    size_factor: int
+    mode_jobs: Mapping[str, int]
+
+
+def plan_tasks(
+    today: Sequence[Site],
+    added: Sequence[Site],
+    *,
+    demand_a100_hours_per_year: float,
+    days: float = 365.0,
+    seed: int = 0,
+    policy: str = "easy_backfill",
+    speed: Mapping[str, float] | None = None,
+    gpu_power_kw: Mapping[str, float] | None = None,
+    pue: float = DEFAULT_PUE,
+    decision_times: Mapping[str, DecisionTime] | None = None,
+) -> tuple[FederationTask, FederationTask]:
+    """The two runs of a plan check, today's and with the plan, checked before any runs."""
+    if not today:
+        raise InvalidInput("sites", "no operational site today", limit="at least one")
+    check_demand(demand_a100_hours_per_year)
+    decisions = dict(decision_times or published_decision_times())
+    check_decision_times(decisions)
+    after = (*today, *added)
+    first = FederationTask(
+        label="today",
+        sites=tuple(today),
+        demand_a100_hours_per_year=demand_a100_hours_per_year,
+        reference_gpus=sum(p.total_gpus for s in today for p in s.partitions),
+        countries=tuple(sorted({s.country for s in after})),
+        days=days,
+        seed=seed,
+        policy=policy,
+        speed={**DEFAULT_SPEED, **(speed or {})},
+        gpu_power_kw={**DEFAULT_GPU_POWER_KW, **(gpu_power_kw or {})},
+        pue=pue,
+        decision_times=decisions,
+    )
+    return first, dataclasses.replace(first, label="with the plan", sites=after)
+
+
+def run_federation(
+    task: FederationTask, progress: Callable[[int, int], None] | None = None
+) -> FederationRun:
+    """One federation over the period's jobs; ``progress(jobs done, jobs)`` as it goes and
+    once at the end (every job then ran or is counted as never started)."""
+    trace, size = demand_trace(
+        task.demand_a100_hours_per_year, task.reference_gpus, task.days, task.seed
+    )
+    projects = projects_for(trace, task.countries, task.seed)
+    kinds = {name: p.organisation_kind for name, p in projects.items()}
+    modes = job_modes(trace, kinds, task.seed, size)
+    setup = TwinSetup(
+        task.sites,
+        task.policy,
+        speed=task.speed,
+        gpu_power_kw=task.gpu_power_kw,
+        pue=task.pue,
+        seed=task.seed,
+    )
+    run = Simulation(trace, projects, setup).run(progress)
+    if progress is not None:
+        progress(len(run.results), len(run.results))
+    access = time_to_access(run.results, modes, task.decision_times)
+    year = _figures(task.label, task.sites, run, setup.speed, access)
+    return FederationRun(year, len(trace.jobs), size, mode_counts(modes))
+
+
+def plan_check_of(tasks: Sequence[FederationTask], runs: Sequence[FederationRun]) -> PlanCheck:
+    """The two runs side by side (today's first), as :func:`plan_tasks` made them."""
+    (today, _), (before, after) = tasks, runs
+    # Both made their jobs from the same seed: a difference would be a bug, not a figure.
+    assert (before.jobs, before.size_factor) == (after.jobs, after.size_factor)
+    return PlanCheck(
+        days=today.days,
+        demand_a100_hours_per_year=today.demand_a100_hours_per_year,
+        size_factor=before.size_factor,
+        jobs=before.jobs,
+        policy=today.policy,
+        before=before.year,
+        after=after.year,
+        mode_jobs=before.mode_jobs,
+        decision_times=today.decision_times,
+    )
 
 
 def check_plan(
@@ -138,49 +255,27 @@ def check_plan(
     decision_times: Mapping[str, DecisionTime] | None = None,
     progress: Progress | None = None,
 ) -> PlanCheck:
-    """Run the same demand on ``today`` and on ``today + added``; their figures side by side.
-    ``decision_times``: each access mode's time from submission to decision (default: the
-    published targets)."""
-    if not today:
-        raise InvalidInput("sites", "no operational site today", limit="at least one")
-    decisions = dict(decision_times or published_decision_times())
-    check_decision_times(decisions)
-    today_gpus = sum(p.total_gpus for s in today for p in s.partitions)
-    trace, size = demand_trace(demand_a100_hours_per_year, today_gpus, days, seed)
-    after = (*today, *added)
-    countries = sorted({s.country for s in after})
-    projects = projects_for(trace, countries, seed)
-    kinds = {name: p.organisation_kind for name, p in projects.items()}
-    modes = job_modes(trace, kinds, seed, size)
-    figures = []
-    for label, sites in (("today", tuple(today)), ("with the plan", after)):
-        setup = TwinSetup(
-            sites,
-            policy,
-            speed={**DEFAULT_SPEED, **(speed or {})},
-            gpu_power_kw={**DEFAULT_GPU_POWER_KW, **(gpu_power_kw or {})},
-            pue=pue,
-            seed=seed,
-        )
-        simulation = Simulation(trace, projects, setup)
-        report: Callable[[int, int], None] | None = None
-        if progress is not None:
-            report = _named(progress, label)
-        run = simulation.run(report)
-        figures.append(
-            _figures(label, sites, run, setup.speed, time_to_access(run.results, modes, decisions))
-        )
-    return PlanCheck(
-        days=days,
+    """Run the same demand on ``today`` and on ``today + added``, one after the other in this
+    process; their figures side by side. ``decision_times``: each access mode's time from
+    submission to decision (default: the published targets). Two processes at once:
+    services/fund/plan_processes.py, over :func:`plan_tasks` and :func:`run_federation`."""
+    tasks = plan_tasks(
+        today,
+        added,
         demand_a100_hours_per_year=demand_a100_hours_per_year,
-        size_factor=size,
-        jobs=len(trace.jobs),
+        days=days,
+        seed=seed,
         policy=policy,
-        before=figures[0],
-        after=figures[1],
-        mode_jobs=mode_counts(modes),
-        decision_times=decisions,
+        speed=speed,
+        gpu_power_kw=gpu_power_kw,
+        pue=pue,
+        decision_times=decision_times,
     )
+    runs = [
+        run_federation(task, None if progress is None else _named(progress, task.label))
+        for task in tasks
+    ]
+    return plan_check_of(tasks, runs)
 
 
 def _named(progress: Progress, label: str) -> Callable[[int, int], None]:

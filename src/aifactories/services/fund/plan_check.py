@@ -29,7 +29,8 @@ from aifactories.fund.cost_model import CostModel, load_cost_model
 from aifactories.fund.investment_model import AddedPartition
 from aifactories.services.fund.invest import InvestmentRun
 from aifactories.services.fund.plan_decisions import DecisionTimes, published
-from aifactories.twin.plan_check import PlanCheck, Progress, check_plan
+from aifactories.services.fund.plan_processes import default_workers, run_federations
+from aifactories.twin.plan_check import PlanCheck, Progress, plan_check_of, plan_tasks
 from aifactories.twin.plan_report import Investment, write_plan_report
 
 # What a node of each model holds, for building the twin's partitions (GPU memory only matters
@@ -113,9 +114,12 @@ def check_plan_in_twin(
     cost_model: CostModel | None = None,
     decisions: DecisionTimes | None = None,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> PlanCheckResult:
     """Run the plan's check and write ``out/plan.html``. ``decisions``: each access mode's
-    time from submission to decision (default: the published targets)."""
+    time from submission to decision (default: the published targets). ``workers``: 2 runs
+    the two federations in two processes at once, 1 one after the other in this process
+    (half the memory); default 2 when this process may use 2 cores or more."""
     plan, problem = run.plan, run.problem
     if not plan.added:
         raise InvalidInput(
@@ -135,7 +139,7 @@ def check_plan_in_twin(
     power = {m: costs.accelerator(m).kw.value for m in models}
     last_year = problem.years[-1]
     demand = sum(problem.demand_in(d, last_year) for d in problem.demand)
-    check = check_plan(
+    tasks = plan_tasks(
         today,
         new_sites,
         demand_a100_hours_per_year=demand,
@@ -146,8 +150,9 @@ def check_plan_in_twin(
         gpu_power_kw=power,
         pue=costs.default_pue.value,
         decision_times=decided.times,
-        progress=progress,
     )
+    runs = run_federations(tasks, default_workers() if workers is None else workers, progress)
+    check = plan_check_of(tasks, runs)
     investments = [
         Investment(o.candidate.id, o.capital_eur, o.accelerators, o.candidate.gpu_model)
         for o in plan.outcomes
