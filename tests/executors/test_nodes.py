@@ -8,7 +8,13 @@ import time
 import pytest
 
 from aifactories.domain.jobs import Shape
-from aifactories.executors.nodes import NodeGrant, NodePool, gpus_needed, never_fits
+from aifactories.executors.nodes import (
+    NodeGrant,
+    NodePool,
+    gpus_needed,
+    held_gpus,
+    never_fits,
+)
 
 
 def test_best_fit_packs_single_node_jobs() -> None:
@@ -277,3 +283,56 @@ def test_whole_nodes_drain_and_come_back_like_any_other() -> None:
     assert again is not None
     with pytest.raises(ValueError, match="not free"):
         pool.take(again)
+
+
+def test_a_pool_rebuilt_from_its_grants_goes_on_the_same() -> None:
+    # The emulated site rebuilds its pools with take() from the stored grants (equal to the
+    # ones allocate gave, not the same objects): whole-node jobs taken and freed a run at a
+    # time must leave the two pools in the same state, job after job.
+    rng = random.Random(5)
+    pool = NodePool(40, 4)
+    held: list[tuple[NodeGrant, ...]] = []
+    for _ in range(300):
+        if held and rng.random() < 0.4:
+            pool.release(held.pop(rng.randrange(len(held))))
+            continue
+        nodes = rng.choice([1, 2, 3, 5, 8])
+        got = pool.allocate(Shape(nodes, rng.choice([1, 2, 4]), exclusive=rng.random() < 0.5))
+        if got is not None:
+            held.append(got)
+    rebuilt = NodePool(40, 4)
+    copies = [tuple(NodeGrant(g.node, tuple(g.gpus)) for g in grants) for grants in held]
+    for grants in copies:
+        rebuilt.take(grants)
+    assert rebuilt.histogram() == pool.histogram()
+    for step in range(300):
+        if held and rng.random() < 0.4:
+            index = rng.randrange(len(held))
+            pool.release(held.pop(index))
+            rebuilt.release(copies.pop(index))
+        else:
+            shape = Shape(rng.choice([1, 2, 4, 6]), rng.choice([1, 3, 4]), rng.random() < 0.5)
+            got, again = pool.allocate(shape), rebuilt.allocate(shape)
+            assert got == again, step
+            if got is not None and again is not None:
+                held.append(got)
+                copies.append(again)
+        assert rebuilt.histogram() == pool.histogram(), step
+        assert (rebuilt.busy_gpus(), rebuilt.free_gpus()) == (pool.busy_gpus(), pool.free_gpus())
+
+
+def test_whole_node_jobs_in_several_runs_free_every_node_once() -> None:
+    pool = NodePool(10, 4)
+    singles = [pool.allocate(Shape(1, 4, True)) for _ in range(10)]
+    assert pool.histogram() == (10, 0, 0, 0, 0)
+    for grants in singles[1::3]:  # nodes 1, 4, 7 free: runs of one node
+        assert grants is not None
+        pool.release(grants)
+    spread = pool.allocate(Shape(3, 4, True))
+    assert spread is not None and [g.node for g in spread] == [1, 4, 7]
+    assert held_gpus(spread) == 12 and pool.histogram() == (10, 0, 0, 0, 0)
+    pool.release(spread)
+    pool.release(spread)  # already free: nothing changes
+    assert pool.histogram() == (7, 0, 0, 0, 3) and pool.busy_gpus() == 28
+    again = pool.allocate(Shape(2, 4, True))
+    assert again is not None and [g.node for g in again] == [1, 4]

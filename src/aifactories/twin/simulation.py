@@ -102,14 +102,20 @@ class Simulation:
         # the jobs they can use (scheduling/standing_queue.py), not the whole queue.
         key = standing_key_of(self.policy) if self.rounds is None else None
         self._standing = StandingQueue(key) if key is not None else None
-        # Free-node histograms per site, rebuilt only for sites that changed since.
-        self._free_of: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+        # The up sites' free-node histograms by partition id, and their free GPUs by site,
+        # read again only for sites that changed since (a snapshot only reads the histograms,
+        # so it gets this dict itself, not a copy).
+        self._free_nodes: dict[str, tuple[int, ...]] = {}
+        self._free_gpus_of: dict[str, int] = {}
+        self._snapshot_free = 0  # free GPUs in the last snapshot's available partitions
         self._trace_job: dict[JobId, TraceJob] = {}
         self._running: dict[JobId, _Running] = {}
         self._usage = DecayedUsage(setup.half_life_s)  # the charges, decayed as they come
         self._active: dict[JobId, ActiveJob] = {}  # what the snapshot sees of running jobs
         self._active_in: dict[PartitionId, dict[JobId, ActiveJob]] = {}  # the same by partition
         self._active_tuples: dict[PartitionId, tuple[ActiveJob, ...]] = {}  # their snapshots
+        self._active_tuple: tuple[ActiveJob, ...] | None = None  # all of them; None: stale
+        self._stale_partitions: set[PartitionId] = set()  # their tuples to rebuild
         # Sites whose busy or total GPUs may have changed since they were last sampled:
         # samples are step functions, so unchanged sites need no new sample.
         self._dirty: set[str] = set(self.sites)
@@ -232,15 +238,23 @@ class Simulation:
     def _inactive(self, run: _Running) -> None:
         del self._active[run.pending.id]
         del self._active_in[run.placement.partition_id][run.pending.id]
-        self._active_tuples.pop(run.placement.partition_id, None)
+        self._stale_partitions.add(run.placement.partition_id)
+        self._active_tuple = None
 
     def _active_by_partition(self) -> dict[PartitionId, tuple[ActiveJob, ...]]:
         """The running jobs by partition, each tuple rebuilt only after its partition changed."""
-        tuples = self._active_tuples
-        for partition_id, jobs in self._active_in.items():
-            if partition_id not in tuples:
-                tuples[partition_id] = tuple(jobs.values())
+        tuples, active_in = self._active_tuples, self._active_in
+        for partition_id in self._stale_partitions:
+            tuples[partition_id] = tuple(active_in[partition_id].values())
+        self._stale_partitions.clear()
         return dict(tuples)
+
+    def _active_jobs(self) -> tuple[ActiveJob, ...]:
+        """Every running job, as a tuple rebuilt only after a start or an end (the snapshot
+        keeps a tuple as it is: most cycles of a deep queue start and end nothing)."""
+        if self._active_tuple is None:
+            self._active_tuple = tuple(self._active.values())
+        return self._active_tuple
 
     def _settle(self, run: _Running, elapsed: float, now: float) -> tuple[float, float]:
         """Charge a run's ``elapsed`` seconds to its project with the ledger's arithmetic;
@@ -334,7 +348,7 @@ class Simulation:
         snapshot = self.snapshot(now)
         placed = self._decide(snapshot, self.policy, now)
         if self._pending:
-            free = sum(p.free_gpus for p in snapshot.partitions if p.available) - placed
+            free = self._snapshot_free - placed  # the snapshot's available partitions' GPUs
             # FIFO behind a head waiting for capacity: arrivals queue behind it (submission
             # order). A head that never fits or has no budget blocks nobody: not stuck.
             strict = self._standing is not None and self._last_blocked
@@ -345,17 +359,25 @@ class Simulation:
 
     def snapshot(self, now: float) -> Snapshot:
         """The federation as the broker would see it now, by the broker's own builder."""
-        up = [sid for sid, site in self.executors.items() if site.available]
-        free: dict[str, tuple[int, ...]] = {}
-        for sid in up:
-            known = self._free_of.get(sid)
-            if known is None or sid in self._changed:
-                known = self._free_of[sid] = [
-                    (f"{sid}/{c.partition_name}", c.free_nodes_by_free_gpus)
-                    for c in self.executors[sid].capacity()
-                ]
-            free.update(known)
+        free, free_gpus = self._free_nodes, self._free_gpus_of
+        for sid in self._changed:  # every site is changed at first, and at each up or down
+            executor = self.executors[SiteId(sid)]
+            capacity = executor.capacity() if executor.available else []
+            for c in capacity:
+                free[f"{sid}/{c.partition_name}"] = c.free_nodes_by_free_gpus
+            if executor.available:
+                free_gpus[sid] = sum(
+                    k * n for c in capacity for k, n in enumerate(c.free_nodes_by_free_gpus)
+                )
+            else:  # a down site's partitions are in no snapshot's free nodes
+                for p in executor.site.partitions:
+                    free.pop(f"{sid}/{p.name}", None)
+                free_gpus.pop(sid, None)
         self._changed.clear()
+        # What the cycle's end asks of the snapshot: the GPUs free in its available
+        # partitions (a partition shrunk to no node is left out of it and has none).
+        self._snapshot_free = sum(free_gpus.values())
+        up = [sid for sid, site in self.executors.items() if site.available]
         allocations, by_project = self._budgets.allocations()
         return assemble_snapshot(
             now=now,
@@ -367,7 +389,7 @@ class Simulation:
             priority_weights=self._priority_weights,
             charges=self._usage,
             half_life_s=self.setup.half_life_s,
-            active_jobs=self._active.values(),
+            active_jobs=self._active_jobs(),
             active_by_partition=self._active_by_partition(),
             speeds=self._speeds,
         )
@@ -434,7 +456,8 @@ class Simulation:
             time_limit_s=pending.spec.time_limit_s,
         )
         self._active_in.setdefault(placement.partition_id, {})[placement.job_id] = active
-        self._active_tuples.pop(placement.partition_id, None)
+        self._stale_partitions.add(placement.partition_id)
+        self._active_tuple = None
         self.engine.schedule(now + runtime, Priority.JOB_END, lambda: self._end(run), "end")
 
     def _sample(self, now: float) -> None:
