@@ -4,6 +4,7 @@ options that choose it (fund/invest_request.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 
 from aifactories.domain.errors import InvalidInput
 from aifactories.fund.demand_rules import (
+    MAX_YEARS_APART,
     DemandRecord,
     DemandSource,
     programme_demand,
@@ -19,6 +21,7 @@ from aifactories.fund.demand_rules import (
     workload_demand,
 )
 from aifactories.fund.invest_request import InvestRequest, demand_options
+from aifactories.fund.invest_scenario import LARGEST
 from aifactories.fund.investment_model import Demand, Residency
 
 DAY_S = 86400.0
@@ -143,6 +146,57 @@ def test_bad_figures_are_named(window: float, growth: float, field: str) -> None
     assert caught.value.field == field
 
 
+def _at(year: int) -> float:
+    return datetime(year, 6, 1, tzinfo=UTC).timestamp()
+
+
+def _asked(hours: float, year: int) -> list[DemandRecord]:
+    """One request of ``hours``, submitted the day before June 1 of ``year``."""
+    return [replace(_request(hours, "DE"), submitted_at=_at(year) - DAY_S)]
+
+
+@pytest.mark.parametrize("derive", ["programme", "twin"])
+def test_an_as_of_beyond_the_plans_span_is_refused_naming_as_of(derive: str) -> None:
+    """2100 against a plan from 2027 at -50% a year grew the demand x9.4e21 (0.5^-73)."""
+    with pytest.raises(InvalidInput) as caught:
+        if derive == "programme":
+            programme_demand(
+                _asked(1000, 2100),
+                as_of=_at(2100),
+                first_year=2027,
+                growth_rate=-0.5,
+            )
+        else:
+            workload_demand(
+                [DemandRecord(10.0, "IT", critical_domain=False, industrial=False)],
+                span_days=365.25,
+                as_of=_at(2100),
+                first_year=2027,
+                growth_rate=-0.5,
+                workload="t",
+                placement_rule="r",
+            )
+    assert caught.value.field == "as_of"
+    assert "2100 is 73 years from the plan's first year 2027" in caught.value.message
+    assert caught.value.limit == f"within {MAX_YEARS_APART} years of 2027"
+    # the plan's own span is allowed, both ways
+    for year in (2027 - MAX_YEARS_APART, 2027 + MAX_YEARS_APART):
+        rows = programme_demand(
+            _asked(1000, year), as_of=_at(year), first_year=2027, growth_rate=0
+        ).rows
+        assert rows[0].gpu_hours_per_year > 0
+
+
+def test_a_growth_past_the_largest_figure_a_plan_holds_is_refused_naming_growth() -> None:
+    """Within 30 years, 200% a year still grows 3^30 = 2e14 fold: a big request beyond 1e15."""
+    with pytest.raises(InvalidInput) as caught:
+        programme_demand(_asked(1e6, 1997), as_of=_at(1997), first_year=2027, growth_rate=2.0)
+    assert caught.value.field == "growth" and caught.value.limit is not None
+    assert f"{LARGEST:.0e}" in caught.value.limit
+    derived = programme_demand(_asked(1e6, 2020), as_of=_at(2020), first_year=2027, growth_rate=2.0)
+    assert max(d.gpu_hours_per_year for d in derived.rows) <= LARGEST
+
+
 def _body(**extra: object) -> dict[str, object]:
     with open("src/aifactories/fund/data/investai.yaml", encoding="utf-8") as handle:
         body: dict[str, object] = yaml.safe_load(handle)
@@ -188,6 +242,7 @@ def test_cli_options_name_the_option() -> None:
     with pytest.raises(InvalidInput) as caught:
         demand_options("programme", growth=3.0)
     assert caught.value.field == "--growth"
+    assert caught.value.message.count("--growth") == 1  # once, not "--growth: --growth: ..."
     with pytest.raises(InvalidInput) as caught:
         demand_options("programme", as_of="not a date")
     assert caught.value.field == "--as-of"

@@ -203,6 +203,8 @@ def test_api_plans_on_the_programme_demand(seeded: tuple[Harness, SeededHistory]
         ({"demand_from": "programme", "as_of": "1900-01-01"}, "as_of"),
         ({"demand_from": "programme", "as_of": "tomorrow"}, "as_of"),
         ({"demand_from": "twin", "growth": 3}, "growth"),
+        # 73 years of -50% a year: a demand of 9e21 fold, past what a plan holds
+        ({"demand_from": "twin", "as_of": "2100-06-01", "growth": -0.5}, "as_of"),
         ({"demand_from": "programme", "window_days": 0}, "window_days"),
         ({"demand_from": "programme", "window_days": "all"}, "window_days"),
         ({"demand_from": "twin", "seed": -1}, "seed"),
@@ -261,6 +263,7 @@ def test_cli_plans_on_the_programme_demand(
         app, ["invest", str(plan), "--demand-from", "programme", "--growth", "9"]
     )
     assert hostile.exit_code == 2 and "--growth: " in hostile.output
+    assert "--growth: --growth" not in hostile.output
     wrong = runner.invoke(app, ["invest", str(plan), "--demand-from", "moon"])
     assert wrong.exit_code == 2 and "moon" in wrong.output
 
@@ -284,3 +287,21 @@ def test_the_twin_workload_by_country_and_class(tmp_path: Path) -> None:
     assert {d.priority for d in derived.rows} == {"critical_domain", "industrial", "other"}
     assert derived.growth_factor == 1.0 and derived.source is DemandSource.TWIN
     assert "the twin's workload federation-year(days=365, load=0.85" in derived.text
+
+
+def test_cli_programme_demand_on_no_database_creates_none_and_says_how_to_get_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = tmp_path / "small.yaml"
+    plan.write_text(json.dumps(_plan_file()), encoding="utf-8")
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.delenv("AIFACTORIES_DATABASE_URL", raising=False)
+    monkeypatch.setenv("AIFACTORIES_DATA_DIR", str(data))
+    monkeypatch.setenv("COLUMNS", "400")
+    result = CliRunner().invoke(app, ["invest", str(plan), "--demand-from", "programme"])
+    assert result.exit_code == 2, result.output
+    assert f"there is no database in {data}" in result.output
+    for step in ("aif db upgrade", "aif demo load", "aif programme seed-history"):
+        assert step in result.output
+    assert list(data.iterdir()) == []  # no empty aifactories.db, no .writelock

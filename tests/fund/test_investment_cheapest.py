@@ -13,6 +13,7 @@ from aifactories.fund.investment import MIP_REL_GAP, optimise_investments
 from aifactories.fund.investment_build import build_model
 from aifactories.fund.investment_cheapest import (
     CHEAPEST_TIME_LIMIT_S,
+    MIN_LEFT_S,
     MIN_TIME_LIMIT_S,
     SOLVE_BUDGET_S,
     TieBreak,
@@ -134,4 +135,8 @@ def test_the_tie_break_gets_what_the_first_mip_left_of_the_solve_budget() -> Non
     assert time_limit(1.0, None) == CHEAPEST_TIME_LIMIT_S
     assert time_limit(6.0, None) == pytest.approx(SOLVE_BUDGET_S - 6.0)
     assert time_limit(9.5, None) == MIN_TIME_LIMIT_S
-    assert time_limit(1.0, 2.0) == 2.0  # the caller's own limit bounds it too
+    # the caller's limit is on the whole solve: the tie-break gets what is left of it
+    assert time_limit(1.0, 2.0) == pytest.approx(1.0)
+    assert time_limit(5.0, 5.5) == pytest.approx(0.5)
+    assert 0 < time_limit(59.0, 60.0) <= 1.0  # the API's 60 s, after a first MIP of 59 s
+    assert 0 < time_limit(61.0, 60.0) <= MIN_LEFT_S  # spent: HiGHS only takes its start plan

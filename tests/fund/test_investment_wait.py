@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aifactories.fund.invest_scenario import build_problem, parse_scenario
 from aifactories.fund.investment import MIP_REL_GAP, optimise_investments
 from aifactories.fund.investment_model import (
     Demand,
@@ -23,6 +24,7 @@ from aifactories.fund.investment_wait import (
     queue_wait,
     unserved_wait_hours,
 )
+from tests.fund.test_invest_demand import _plan_file
 from tests.fund.test_investment import by_id, cand, problem
 
 
@@ -125,3 +127,51 @@ def test_more_money_never_lengthens_the_mean_wait() -> None:
     waits = [_plan(Objective.MEAN_WAIT, budget_eur=b).objective for b in (0.0, 10.0, 20.0)]
     assert waits[0] >= waits[1] >= waits[2] * (1 - 1e-9)
     assert waits[2] < waits[1]  # both modules: DE served and FR relieved
+
+
+def test_load_moved_between_countries_pools_is_credited_no_wait_saved() -> None:
+    """DE's 20 GPU-hours (EU residency) wait 0 h on today's 100 in DE (20% busy) and on
+    anything built; "at least 2 countries" builds in DE and FR. Load the plan moves to FR's
+    pool is served there and no longer in DE: the plan saves no wait, so no candidate is
+    credited with EUR per hour saved; both are taken for the 2 countries."""
+    plan = optimise_investments(
+        problem(
+            [cand("de", "DE", 10, 100), cand("fr", "FR", 10, 100)],
+            [Demand("DE", "other", 20.0, Residency.EU)],
+            existing=(ExistingCapacity("de-today", "DE", "A100", 100, 100.0),),
+            objective=Objective.MEAN_WAIT,
+            min_countries=2,
+            mean_job_hours=24.0,
+        )
+    )
+    assert plan.objective == pytest.approx(0.0, abs=1e-9)
+    assert plan.baseline_objective == pytest.approx(0.0, abs=1e-9)
+    for o in plan.outcomes:
+        assert o.modules == 1 and o.eur_per_weighted_gpu_hour is None
+        assert o.reason == "taken (to build in at least the required number of countries)"
+    assert plan.status == "optimal" and plan.mip_gap <= MIP_REL_GAP
+
+
+def test_the_savings_credited_add_up_to_the_plans_saving() -> None:
+    """The case above with FR's 95%-busy pool: what the taken module is credited with is the
+    plan's own saving, baseline - objective, hours of mean wait."""
+    plan = _plan(Objective.MEAN_WAIT)
+    (taken,) = [o for o in plan.outcomes if o.modules]
+    assert taken.eur_per_weighted_gpu_hour is not None
+    saved = plan.baseline_objective - plan.objective
+    assert taken.candidate.capital_eur / taken.eur_per_weighted_gpu_hour == pytest.approx(saved)
+
+
+def test_a_plan_at_no_wait_has_no_runaway_gap_and_says_the_tie_break_chose() -> None:
+    """1 M GPU-hours in DE on 10 accelerators today: a few modules serve it all under 30%
+    busy, 0 h of wait, as do the dearer plans; the tie-break keeps a cheaper one. The gap of
+    two figures at 0 was printed as 6e+297 ("optimal")."""
+    body = _plan_file(objective="mean_wait")
+    plan = optimise_investments(build_problem(parse_scenario(body, "small")))
+    assert plan.objective == pytest.approx(0.0, abs=1e-9)
+    assert plan.dual_bound >= 0.0
+    assert plan.status == "optimal" and 0.0 <= plan.mip_gap <= MIP_REL_GAP
+    assert plan.tie_break is not None
+    assert plan.tie_break.capital_eur < plan.tie_break.first_capital_eur
+    assert "the tie-break alone chose this one" in plan.tie_break.text()
+    assert "waits 0.0 h" in plan.summary()[-1]

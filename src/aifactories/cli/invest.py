@@ -139,6 +139,7 @@ def _plan(
     """The plan; with the programme's demand, read from the local database."""
     from aifactories.domain.clock import SystemClock
     from aifactories.services.fund.invest import plan_from_file
+    from aifactories.services.fund.invest_demand import check_programme_database
     from aifactories.services.platform import Platform
 
     if options.demand_from is not DemandSource.PROGRAMME:
@@ -150,9 +151,9 @@ def _plan(
             clock=SystemClock(),
             objective=objective,
         )
+    check_programme_database(settings)  # before Platform, which would create an empty one
     platform = Platform(settings)
     try:
-        platform.check_schema()
         return plan_from_file(
             scenario,
             catalogue,

@@ -27,7 +27,9 @@ The rule, for either source (the printed plan says it with its figures):
   states is counted as the EU, the nearest pool that holds them); a list with a country
   outside the EU is ``any``.
 - **Grown.** x (1 + growth rate) per year from ``as_of``'s year to the plan's first year
-  (whole years; the plan grows the later years at the same rate).
+  (whole years; the plan grows the later years at the same rate). ``as_of`` within 30 years
+  of the plan's first year (its own span), each row within the plan file's bound on a figure
+  (1e15 GPU-hours a year): else an error names ``as_of`` or ``growth``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from enum import StrEnum
 
 from aifactories.domain.clock import to_datetime
 from aifactories.domain.errors import InvalidInput
+from aifactories.fund.invest_scenario import LARGEST
 from aifactories.fund.investment_model import EU_COUNTRIES, Demand, Residency
 
 DAY_S = 86400.0
@@ -115,8 +118,39 @@ def residency_of(countries: Sequence[str], home: str) -> Residency:
     return Residency.EU if set(countries) <= EU_COUNTRIES else Residency.ANY
 
 
+MAX_YEARS_APART = 30
+"""The demand's year (as_of) at most this far from the plan's first year: a plan file's own
+span (at most 30 years). Further, a yearly growth compounds past any figure a plan holds
+(3^73 from 2027 back to 2100 at -50%: a demand of 1e21 GPU-hours a year)."""
+
+
 def growth_factor(growth_rate: float, from_year: int, to_year: int) -> float:
     return float((1.0 + growth_rate) ** (to_year - from_year))
+
+
+def _grown(growth_rate: float, as_of_year: int, first_year: int) -> float:
+    """The growth factor from the demand's year to the plan's first, both within reach."""
+    if abs(first_year - as_of_year) > MAX_YEARS_APART:
+        raise InvalidInput(
+            "as_of",
+            f"the demand's year {as_of_year} is {abs(first_year - as_of_year)} years from the "
+            f"plan's first year {first_year}: its growth would be compounded over all of them",
+            limit=f"within {MAX_YEARS_APART} years of {first_year}",
+        )
+    return growth_factor(growth_rate, as_of_year, first_year)
+
+
+def _within_reach(rows: Sequence[Demand], growth_rate: float, factor: float) -> None:
+    """Each derived row within the plan file's own bound on a figure (LARGEST)."""
+    largest = max((d.gpu_hours_per_year for d in rows), default=0.0)
+    if largest > LARGEST:
+        raise InvalidInput(
+            "growth",
+            f"{growth_rate:g} a year grows the demand x{factor:.3g} to {largest:.3g} GPU-hours "
+            "a year in one country and class, more than a plan holds",
+            limit=f"a demand of at most {LARGEST:.0e} GPU-hours a year: a lower growth, or an "
+            "as_of closer to the plan's first year",
+        )
 
 
 def _rows(records: Iterable[DemandRecord], scale: float) -> tuple[tuple[Demand, ...], int, float]:
@@ -170,9 +204,10 @@ def programme_demand(
         r for r in requests if start < r.submitted_at <= as_of and r.status not in NOT_COUNTED
     ]
     as_of_year = to_datetime(as_of).year
-    factor = growth_factor(growth_rate, as_of_year, first_year)
+    factor = _grown(growth_rate, as_of_year, first_year)
     annual = DAYS_PER_YEAR / window_days
     rows, counted, total = _rows(standing, annual * factor)
+    _within_reach(rows, growth_rate, factor)
     text = (
         f"demand: {counted:,} proposals submitted {to_datetime(start):%Y-%m-%d}.."
         f"{to_datetime(as_of):%Y-%m-%d} (all but withdrawn and failing their checks: "
@@ -202,9 +237,10 @@ def workload_demand(
     jobs got their country and class, for the printed rule."""
     _check(span_days, growth_rate)
     as_of_year = to_datetime(as_of).year
-    factor = growth_factor(growth_rate, as_of_year, first_year)
+    factor = _grown(growth_rate, as_of_year, first_year)
     annual = DAYS_PER_YEAR / span_days
     rows, counted, total = _rows(jobs, annual * factor)
+    _within_reach(rows, growth_rate, factor)
     text = (
         f"demand: the twin's workload {workload}, {counted:,} jobs over {span_days:g} days, "
         f"{_millions(total)} GPU-hours (GPUs x runtime at reference speed), annualised "

@@ -86,4 +86,4 @@ def demand_options(
     except ValidationError as exc:
         first = exc.errors()[0]
         name = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "demand"
-        raise InvalidInput(name, f"{name}: {first['msg']}") from None
+        raise InvalidInput(name, str(first["msg"])) from None

@@ -75,7 +75,7 @@ from aifactories.fund.investment_cheapest import (
 )
 from aifactories.fund.investment_explain import Solution, explain
 from aifactories.fund.investment_model import InvestmentPlan, InvestmentProblem, Objective
-from aifactories.fund.investment_wait import WaitFigures
+from aifactories.fund.investment_wait import WaitFigures, wait_saved, zero_wait_note
 from aifactories.scheduling.lp_solver import new_highs
 
 MIP_REL_GAP = 2e-3
@@ -258,8 +258,21 @@ def _bound(m: Model, bound: float) -> float:
     budget (a millionth of the objective's scale) is taken off to bound the plan's figure."""
     if m.objective is Objective.MEAN_WAIT:
         pure = bound - m.tie_total
-        return pure * m.unit * m.unserved_hours / m.asked if m.asked > 0 else 0.0
+        # no wait is below 0: HiGHS' bound, less the tie-break, may be a hair under it
+        return max(pure * m.unit * m.unserved_hours / m.asked, 0.0) if m.asked > 0 else 0.0
     return (bound + m.tie_total) * m.unit
+
+
+ABS_GAP = 1e-6  # hours of mean wait or weighted GPU-hours: a plan and a bound this close tie
+
+
+def _relative_gap(m: Model, objective: float, bound: float) -> float:
+    """How far the plan is from HiGHS' bound, relative to the larger of the two (a relative
+    gap of two figures at 0 is noise: it was printed as 6e+297)."""
+    worse = objective - bound if m.objective is Objective.MEAN_WAIT else bound - objective
+    if worse <= ABS_GAP:
+        return 0.0
+    return worse / max(abs(objective), abs(bound))
 
 
 def _error(h: Any) -> AifError:
@@ -302,7 +315,8 @@ def optimise_investments(
     cheapest of those within ``mip_rel_gap`` of the best.
 
     Status ``optimal``: proven within ``mip_rel_gap``; ``time_limit``: the best plan found in
-    ``time_limit_s`` (the tie-break's own limit is within it). Raises :class:`InvalidInput`
+    ``time_limit_s`` (a total: the tie-break gets what the first MIP left of it);
+    ``feasible``: a plan not proven within the gap (numerics). Raises :class:`InvalidInput`
     when the constraints admit no plan (at least K countries that the budget cannot reach)."""
     started = time.perf_counter()
     _check_countries(problem)
@@ -354,12 +368,14 @@ def optimise_investments(
         plan = _fixed(h, m, integers)
     if bound is not None and float(capital @ integers[: m.n_candidates]) < first_capital:
         # a cheaper plan may serve less, within the gap: the gap is the kept plan's
-        worse = (
-            plan.objective - bound if m.objective is Objective.MEAN_WAIT else bound - plan.objective
-        )
-        gap = max(gap, worse / max(abs(plan.objective), 1e-300))
-    tie_break = TieBreak(mip_rel_gap, CAPITAL_REL_GAP, first_capital,
-                         float(capital @ integers[: m.n_candidates]), tie_state, tie_s)  # fmt: skip
+        gap = max(gap, _relative_gap(m, plan.objective, bound))
+    if bound is not None and abs(plan.objective - bound) <= ABS_GAP:
+        gap = 0.0  # HiGHS' own relative gap of two figures at 0 is noise
+    if state == "optimal" and gap > mip_rel_gap * (1 + 1e-9):
+        state = "feasible"  # a plan, not proven within the gap: never said to be optimal
+    note = zero_wait_note(plan.objective) if m.objective is Objective.MEAN_WAIT else ""
+    kept = float(capital @ integers[: m.n_candidates])
+    tie_break = TieBreak(mip_rel_gap, CAPITAL_REL_GAP, first_capital, kept, tie_state, tie_s, note)
     if m.min_countries_row >= 0:  # with nothing built, "at least K countries" cannot hold
         h.changeRowBounds(m.min_countries_row, -highspy.kHighsInf, highspy.kHighsInf)
     duals = plan.duals
@@ -368,11 +384,12 @@ def optimise_investments(
     base = _fixed(h, m, np.zeros(m.x_start))
     served, weighted = _decode(problem, m, plan.x)
     base_served, base_weighted = _decode(problem, m, base.x)
-    if m.objective is Objective.MEAN_WAIT:  # per pool, the wait saved against today alone
-        saved = m.unserved_hours * (weighted - base_weighted) - m.job_hours * (
-            plan.wait - base.wait
+    if m.objective is Objective.MEAN_WAIT:  # per pool, its share of the wait saved
+        weighted = wait_saved(
+            m.unserved_hours * (weighted - base_weighted) - m.job_hours * (plan.wait - base.wait),
+            base.objective - plan.objective,
+            m.asked,
         )
-        weighted = np.maximum(saved, 0.0)
     solution = Solution(
         modules=integers[: m.n_candidates].astype(np.int64),
         countries=m.countries,

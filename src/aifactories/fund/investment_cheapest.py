@@ -10,7 +10,7 @@ millionth): on the InvestAI file with the programme's demand it left a plan at E
 where EUR 11.39 bn served the same. So, after the first MIP:
 
 - a row: the objective (without the penalty) at least HiGHS' dual bound / (1 + gap), the
-  plans it proved within the gap of the best (at most the bound x (1 + gap) for the mean
+  plans it proved within the gap of the best (at most the bound / (1 - gap) for the mean
   wait; never tighter than the first plan, which is always feasible: with a time limit, the
   plans at least as good as the first);
 - the objective: the capital, minimised, from the first plan (HiGHS' setSolution);
@@ -44,6 +44,7 @@ SOLVE_BUDGET_S = 8.0
 """Both stages end by then if they can (the tie-break gets what the first MIP left of it, at
 least MIN_TIME_LIMIT_S): the LPs of the why take the bench's plan to about 10 s."""
 MIN_TIME_LIMIT_S = 0.5
+MIN_LEFT_S = 0.01  # the caller's limit spent: HiGHS still takes its start plan
 CAPITAL_REL_GAP = 1e-2
 """The second stage stops once its capital is proven within 1% of the least: on the bench
 (budget-bound, EUR 20 bn) that takes 0.05-0.1 s; at the first stage's 0.2% it ran to the 3 s
@@ -52,10 +53,13 @@ the bench (EUR 0.2 bn and more) and than any InvestAI candidate but the IT4LIA u
 
 
 def time_limit(elapsed_s: float, caller_limit_s: float | None) -> float:
-    """The tie-break's time limit after a first MIP of ``elapsed_s`` (the caller's own limit,
-    if any, bounds it too)."""
+    """The tie-break's time limit after a first MIP of ``elapsed_s``: the caller's limit, if
+    any, is on the whole solve, so the tie-break gets at most what is left of it (the API's
+    60 s are a total; a sliver at least, for HiGHS to return its start plan)."""
     limit = min(CHEAPEST_TIME_LIMIT_S, max(SOLVE_BUDGET_S - elapsed_s, MIN_TIME_LIMIT_S))
-    return limit if caller_limit_s is None else min(limit, caller_limit_s)
+    if caller_limit_s is None:
+        return limit
+    return min(limit, max(caller_limit_s - elapsed_s, MIN_LEFT_S))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +72,15 @@ class TieBreak:
     capital_eur: float  # the plan kept (after the idle-module clean-up)
     status: str  # optimal: proven the cheapest (within the gap); time_limit; none: no plan
     seconds: float
+    note: str = ""  # said after it: why the tie-break alone chose (every plan waits 0 h)
 
     def text(self) -> str:
         within = f"the plans within {self.tolerance:.2%} of the best"
+        note = f"; {self.note}" if self.note else ""
         if self.status == "none":  # HiGHS returned no plan (numerics): the first one is kept
             return (
                 "tie-break: not run to a plan; the first plan found, "
-                f"EUR {self.capital_eur / 1e9:,.2f} bn, kept"
+                f"EUR {self.capital_eur / 1e9:,.2f} bn, kept{note}"
             )
         if self.status == "time_limit":
             head = (
@@ -84,7 +90,7 @@ class TieBreak:
             head = f"the cheapest (within {self.capital_gap:.0%}) of {within}"
         return (
             f"tie-break: {head}: EUR {self.capital_eur / 1e9:,.2f} bn; the first plan found "
-            f"cost EUR {self.first_capital_eur / 1e9:,.2f} bn"
+            f"cost EUR {self.first_capital_eur / 1e9:,.2f} bn{note}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -96,6 +102,7 @@ class TieBreak:
             "capital_eur": self.capital_eur,
             "status": self.status,
             "seconds": self.seconds,
+            "note": self.note or None,
         }
 
 

@@ -41,6 +41,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from aifactories.domain.units import HOURS_PER_YEAR
 
 TANGENTS = (0.457, 0.544, 0.628, 0.705, 0.772, 0.827, 0.871, 0.905, 0.931, 0.95)
@@ -48,6 +51,11 @@ TANGENTS = (0.457, 0.544, 0.628, 0.705, 0.772, 0.827, 0.871, 0.905, 0.931, 0.95)
 3% of the wait between them (closer where the curve bends most, near saturation)."""
 MAX_UTILISATION = TANGENTS[-1]
 TANGENT_TOLERANCE = 0.03
+ZERO_WAIT_UTILISATION = TANGENTS[0] / (2.0 - TANGENTS[0])
+"""Where the first plane crosses 0 (about 30% busy): below it the model's wait is 0, so plans
+that only differ in pools this lightly loaded all wait the same."""
+ABS_WAIT_H = 1e-6
+"""Hours of mean wait below which two waits are the same (and a wait is 0): the LP's noise."""
 MEAN_JOB_HOURS = 4.0
 """The scenario's default mean job length (an assumption: AI and HPC jobs of hours, not days;
 a plan file states its own)."""
@@ -110,3 +118,30 @@ class WaitFigures:
             "served_wait_h": self.served_wait_h,
             "unserved_share": self.unserved_share,
         }
+
+
+def wait_saved(
+    own: npt.NDArray[np.float64], saved_h: float, asked: float
+) -> npt.NDArray[np.float64]:
+    """Each pool's share of the wait the plan saves against today alone, in hours x GPU-hours
+    asked (``saved_h``: hours of mean wait). ``own``, per pool, is T x (GPU-hours it serves
+    more) - S x (its queue's growth): not its saving, because load that only moves from one
+    country's pool to another's (a demand of residency eu or any) is served more in one and
+    less in the other, and the pool that gains would be credited with a saving the plan does
+    not make. So the plan's net saving is shared among the pools that gain, in proportion to
+    their gain; nothing when it saves none."""
+    gain = np.maximum(own, 0.0)
+    if saved_h <= ABS_WAIT_H or gain.sum() <= 0:
+        return np.zeros_like(own)
+    return gain * (saved_h * asked / float(gain.sum()))
+
+
+def zero_wait_note(mean_wait_h: float) -> str:
+    """Said when the plan waits 0 h: every plan that does ties, the tie-break alone chose."""
+    if mean_wait_h > ABS_WAIT_H:
+        return ""
+    return (
+        f"the plan waits 0.0 h (all demand served, each pool under {ZERO_WAIT_UTILISATION:.0%} "
+        "busy, where the model's queueing wait is 0): every such plan ties on the objective, "
+        "and the tie-break alone chose this one"
+    )

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from aifactories.catalogue.loader import Catalogue
+from aifactories.db.migrate import current_revision, head_revision
 from aifactories.db.models import OrganisationRow
 from aifactories.db.programme_models import ProposalRow
 from aifactories.domain.clock import Clock
@@ -37,6 +38,7 @@ from aifactories.fund.demand_rules import (
 from aifactories.fund.invest_request import DemandOptions
 from aifactories.fund.invest_scenario import InvestScenario
 from aifactories.services.core.context import ServiceContext
+from aifactories.settings import Settings
 from aifactories.twin.federation import projects_for
 from aifactories.twin.traces.federation_year import generate_federation_year
 
@@ -51,6 +53,31 @@ class NoProposals(Conflict):
     """No proposal to take the demand from: it says how to get some."""
 
     code = "no_proposals"
+
+
+class NoProgrammeDatabase(Conflict):
+    """The programme's demand asked of a database that is not there or not upgraded: it says
+    how to make one with proposals in it."""
+
+    code = "no_programme_database"
+
+
+def check_programme_database(settings: Settings) -> None:
+    """Before the platform is opened for the programme's demand: a local database that is not
+    there is not created (opening the platform would leave an empty one and its write lock
+    behind), and one not at the current schema is not read. Raises
+    :class:`NoProgrammeDatabase` saying how to get the proposals."""
+    if settings.database_url is None and not (settings.data_dir / "aifactories.db").exists():
+        reason = f"there is no database in {settings.data_dir}"
+    elif current_revision(settings.resolved_database_url) != head_revision():
+        reason = "the database is not at the current schema"
+    else:
+        return
+    raise NoProgrammeDatabase(
+        f"the programme's demand is read from the platform's proposals, but {reason}: create "
+        "it and seed a year of the programme (aif db upgrade, aif demo load, aif programme "
+        "seed-history), or take the plan file's demand (--demand-from file)"
+    )
 
 
 def epoch_of(value: datetime) -> float:
