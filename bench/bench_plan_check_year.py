@@ -12,7 +12,9 @@ The two federations run in two processes at once (``--workers 1``: one after the
 this process). Prints the wall time of the check and the peak memory of the whole process
 tree beside the targets (the issue's year benchmark: 10 minutes and 4 GB on 2 cores): the
 sum of the resident memory of this process and its children, sampled every 0.2 s by a thread
-(``/usr/bin/time -v`` gives only the largest process's peak), and this process's own max RSS.
+(``/usr/bin/time -v`` gives only the largest process's peak), this process's own max RSS,
+and the CPU time of the busiest process and of all (the wall time on 2 free cores is about
+the busiest one's, whatever else loads the machine).
 ``--figures FILE`` writes each federation's figures exactly (repr of every float) to compare
 two versions of the code: the same seed must give the same figures. ``--strict`` exits 1 if
 a target is missed.
@@ -44,10 +46,13 @@ SAMPLE_S = 0.2
 
 
 class TreeMemory:
-    """The largest sum of resident memory over this process and all its descendants."""
+    """The largest sum of resident memory over this process and all its descendants, and
+    each process's CPU time as last seen (on a loaded machine, the largest CPU time is
+    what the wall time would be with a free core per federation)."""
 
     def __init__(self) -> None:
         self.peak_bytes = 0
+        self.cpu_s: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -67,6 +72,8 @@ class TreeMemory:
                 # A child may end between the listing and the reading.
                 with contextlib.suppress(psutil.NoSuchProcess):
                     total += process.memory_info().rss
+                    times = process.cpu_times()
+                    self.cpu_s[process.pid] = times.user + times.system
             self.peak_bytes = max(self.peak_bytes, total)
 
 
@@ -116,6 +123,9 @@ def main() -> int:
     print(f"{'wall time (s)':28}{elapsed:>14.1f}{TARGET_S:>16.0f}")
     print(f"{'peak memory, tree (GB)':28}{peak_gb:>14.2f}{TARGET_GB:>16.1f}")
     print(f"{'max RSS, this process (GB)':28}{own_gb:>14.2f}{'':>16}")
+    cpu = sorted(tree.cpu_s.values(), reverse=True)
+    print(f"{'CPU time, largest process (s)':28}{cpu[0] if cpu else 0.0:>14.1f}{'':>16}")
+    print(f"{'CPU time, all processes (s)':28}{sum(cpu):>14.1f}{'':>16}")
     met = elapsed <= TARGET_S and peak_gb <= TARGET_GB
     print("targets met" if met else "target missed")
     return 0 if met or not args.strict else 1
