@@ -271,7 +271,7 @@ class InvestmentPlan:
     weighted_demand: float  # priority-weighted GPU-hours asked (mean_wait: unweighted)
     budget_eur: float
     objective_text: str
-    status: str  # optimal or time_limit
+    status: str  # optimal (within mip_rel_gap), feasible (a plan, gap above it) or time_limit
     mip_gap: float  # relative, as HiGHS proved it
     dual_bound: float  # HiGHS' bound on the objective: no plan does better than this
     solver: str
