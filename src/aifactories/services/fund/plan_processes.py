@@ -15,7 +15,8 @@ Progress comes back on one queue with the results; the caller's ``progress(label
 total)`` is called in the calling thread, at most about ten times a second per federation.
 An error in a run reaches the caller as the same error (an ``AifError`` is rebuilt here: its
 classes cannot be unpickled as they are); a run killed without an answer (out of memory, say)
-is an ``AifError`` saying so and how to use less memory. Ctrl-C, or any error, stops both.
+is an ``AifError`` saying so and how to use less memory. Ctrl-C, or any error, stops both;
+a check killed outright leaves no run behind (each run stops once its check is gone).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _in_processes(
     processes = [
         context.Process(
             target=_run,
-            args=(index, task, messages, progress is not None),
+            args=(index, task, messages, progress is not None, os.getpid()),
             name=f"aif twin: {task.label}",
             daemon=True,  # never outlives the check, whatever stops it
         )
@@ -128,17 +129,28 @@ def _ended_without_answer(
 
 
 def _run(
-    index: int, task: FederationTask, messages: multiprocessing.Queue[_Message], report: bool
+    index: int,
+    task: FederationTask,
+    messages: multiprocessing.Queue[_Message],
+    report: bool,
+    owner: int,
 ) -> None:
     """One run, in its own process: its progress, then its figures or its error, on
     ``messages``."""
 
     def send(done: int, total: int) -> None:
-        messages.put(("progress", index, (done, total)))
+        # A check killed outright (SIGKILL) leaves no one to read the figures: the run stops
+        # rather than run on for minutes (and, holding the forkserver's pipe, keep it alive).
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            raise _Orphaned from None
+        if report:
+            messages.put(("progress", index, (done, total)))
 
     try:
-        run = run_federation(task, _throttled(send) if report else None)
-    except KeyboardInterrupt:  # Ctrl-C reaches every process: the caller says so, once
+        run = run_federation(task, _throttled(send))
+    except (KeyboardInterrupt, _Orphaned):  # Ctrl-C reaches every process: the check says so
         return
     except AifError as exc:
         messages.put(("failed", index, (type(exc), exc.message, dict(vars(exc)))))
@@ -147,6 +159,10 @@ def _run(
         messages.put(("crashed", index, traceback.format_exc()))
         return
     messages.put(("done", index, run))
+
+
+class _Orphaned(Exception):
+    """The check that started this run has ended."""
 
 
 def _rebuilt(cls: type[AifError], message: str, attributes: dict[str, Any]) -> AifError:
