@@ -1,7 +1,8 @@
 """Node-level GPU capacity of one partition, shared by the emulated site and the mock.
 
-Only nodes with at least one busy GPU are stored, so a 6,000-node partition with a few
-jobs costs a few dict entries, not a 6,000-entry list. Placement follows Slurm's habits:
+Only partly busy nodes have a set of busy GPUs; the rest is a byte per node, so a
+6,000-node partition with a few jobs costs 12 kB and a few sets, not 6,000 objects.
+Placement follows Slurm's habits:
 
 * a non-exclusive shape takes ``gpus_per_node`` GPUs on each of ``nodes`` distinct nodes,
   best fit (the node with the fewest free GPUs that still fits, lowest index on ties), so
@@ -14,8 +15,9 @@ first and then drains busy ones: like Slurm's DRAIN state, a draining node takes
 and leaves the partition when its last job ends, so nothing running is killed.
 
 The twin places and frees whole-node jobs by the million (a 4,096-GPU job is 1,024 nodes):
-whole free nodes are a byte per node (:attr:`NodePool._idle`), so the lowest ones are found
-run by run with C-speed scans and taken or freed a run at a time, not node by node.
+whole free nodes and nodes held whole are a byte per node (``_idle``, ``_held_whole``), so
+the lowest free ones are found run by run with C-speed scans and taken or freed a run at a
+time (slice assignments), not node by node.
 """
 
 from __future__ import annotations
@@ -342,7 +344,7 @@ class NodePool:
             self.nodes = nodes
         excess = self.nodes - nodes
         node = self._limit - 1
-        while excess and node >= 0:  # idle nodes first (stale heap entries are skipped)
+        while excess and node >= 0:  # idle nodes first, highest index first
             if node not in self._busy and node not in self._absent:
                 self._absent.add(node)
                 self._idle[node] = 0
