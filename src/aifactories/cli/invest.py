@@ -56,9 +56,10 @@ def invest_command(
     days: Annotated[
         float,
         typer.Option(
-            help="with --check: days of demand to simulate (a week by default, about 15 s; "
-            "--days 365 runs the year of the InvestAI demand, about 10 min and 3 GB on 2 cores: "
-            "bench/bench_plan_check_year.py)",
+            help="with --check: days of demand to simulate (a week by default, about 15 s on 2 "
+            "cores; --days 365 runs the year of the InvestAI demand: about 8.5 CPU-minutes per "
+            "federation, 20 min measured on 2 busy cores, 4.4 GB with both at once; "
+            "docs/benchmarks.md)",
             min=0.01,
             max=3660,
         ),
