@@ -104,8 +104,8 @@ def invest_command(
         typer.Option(
             "--sequential",
             help="with --check: run the two federations one after the other in this process "
-            "(a 1-core machine, or about half the memory); by default they run in two "
-            "processes at once when 2 cores or more are free to this process",
+            "(a 1-core machine, or less memory: one federation at a time); by default they "
+            "run in two processes at once when 2 cores or more are free to this process",
         ),
     ] = False,
 ) -> None:

@@ -119,7 +119,7 @@ def check_plan_in_twin(
     """Run the plan's check and write ``out/plan.html``. ``decisions``: each access mode's
     time from submission to decision (default: the published targets). ``workers``: 2 runs
     the two federations in two processes at once, 1 one after the other in this process
-    (half the memory); default 2 when this process may use 2 cores or more."""
+    (less memory: one federation at a time); default 2 when this process may use 2 cores or more."""
     plan, problem = run.plan, run.problem
     if not plan.added:
         raise InvalidInput(

@@ -123,7 +123,7 @@ def _ended_without_answer(
         raise AifError(
             f"the twin's run of {tasks[index].label!r} stopped without an answer ({why}; "
             "signal 9 is usually the system out of memory); run the federations one after the "
-            "other to use about half the memory (aif invest --check --sequential)"
+            "other to use less memory (aif invest --check --sequential)"
         )
     return ended
 
