@@ -57,9 +57,9 @@ def invest_command(
         float,
         typer.Option(
             help="with --check: days of demand to simulate (a week by default, about 15 s on 2 "
-            "cores; --days 365 runs the year of the InvestAI demand: about 8.5 CPU-minutes per "
-            "federation, 20 min measured on 2 busy cores, 4.4 GB with both at once; "
-            "docs/benchmarks.md)",
+            "cores; --days 365 runs the year of the InvestAI demand: 9.4 min and 4.35 GB on 2 "
+            "cores with both federations at once, about 16 min of CPU and 2.7 GB with --sequential;"
+            " docs/benchmarks.md)",
             min=0.01,
             max=3660,
         ),
