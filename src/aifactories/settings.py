@@ -124,10 +124,20 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def embedded_database_path(self) -> Path:
+        """The embedded (SQLite) database's file, used when no database URL is given."""
+        return self.data_dir / "aifactories.db"
+
+    @property
+    def embedded_database_missing(self) -> bool:
+        """No database URL and no embedded database file yet: reading would create one."""
+        return self.database_url is None and not self.embedded_database_path.exists()
+
+    @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.data_dir / 'aifactories.db'}"
+        return f"sqlite:///{self.embedded_database_path}"
 
     def inline_database_calls(self, url: URL) -> bool:
         if self.api_inline_database is not None:

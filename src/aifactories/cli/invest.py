@@ -255,7 +255,7 @@ def _decision_times() -> DecisionTimes:
     from aifactories.settings import Settings
 
     settings = Settings()
-    if settings.database_url is None and not (settings.data_dir / "aifactories.db").exists():
+    if settings.embedded_database_missing:
         return published("no local database")
     platform = Platform(settings)
     try:

@@ -67,7 +67,7 @@ def check_programme_database(settings: Settings) -> None:
     there is not created (opening the platform would leave an empty one and its write lock
     behind), and one not at the current schema is not read. Raises
     :class:`NoProgrammeDatabase` saying how to get the proposals."""
-    if settings.database_url is None and not (settings.data_dir / "aifactories.db").exists():
+    if settings.embedded_database_missing:
         reason = f"there is no database in {settings.data_dir}"
     elif current_revision(settings.resolved_database_url) != head_revision():
         reason = "the database is not at the current schema"
