@@ -272,13 +272,15 @@ def check_plan(
         decision_times=decision_times,
     )
     runs = [
-        run_federation(task, None if progress is None else _named(progress, task.label))
+        run_federation(task, None if progress is None else named_progress(progress, task.label))
         for task in tasks
     ]
     return plan_check_of(tasks, runs)
 
 
-def _named(progress: Progress, label: str) -> Callable[[int, int], None]:
+def named_progress(progress: Progress, label: str) -> Callable[[int, int], None]:
+    """``progress(label, done, total)`` as a run's own ``progress(done, total)``."""
+
     def report(done: int, total: int) -> None:
         progress(label, done, total)
 

@@ -30,7 +30,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aifactories.domain.errors import AifError
-from aifactories.twin.plan_check import FederationRun, FederationTask, Progress, run_federation
+from aifactories.twin.plan_check import (
+    FederationRun,
+    FederationTask,
+    Progress,
+    named_progress,
+    run_federation,
+)
 
 PROGRESS_EVERY_S = 0.1
 """The twin reports every event (millions in a year): a bar needs far fewer."""
@@ -58,7 +64,9 @@ def run_federations(
     other in this process)."""
     if workers <= 1 or len(tasks) <= 1:
         return [
-            run_federation(task, _throttled(_named(progress, task.label)) if progress else None)
+            run_federation(
+                task, _throttled(named_progress(progress, task.label)) if progress else None
+            )
             for task in tasks
         ]
     return _in_processes(tasks, progress)
@@ -172,13 +180,6 @@ def _rebuilt(cls: type[AifError], message: str, attributes: dict[str, Any]) -> A
     Exception.__init__(error, message)
     vars(error).update(attributes)
     return error
-
-
-def _named(progress: Progress, label: str) -> Callable[[int, int], None]:
-    def report(done: int, total: int) -> None:
-        progress(label, done, total)
-
-    return report
 
 
 def _throttled(report: Callable[[int, int], None]) -> Callable[[int, int], None]:
