@@ -21,7 +21,7 @@ from aifactories.catalogue.loader import Catalogue
 from aifactories.db.migrate import current_revision, head_revision
 from aifactories.db.models import OrganisationRow
 from aifactories.db.programme_models import ProposalRow
-from aifactories.domain.clock import Clock
+from aifactories.domain.clock import Clock, to_datetime
 from aifactories.domain.errors import Conflict, InvalidInput
 from aifactories.domain.organisations import CRITICAL_DOMAINS, Domain, OrganisationKind
 from aifactories.fund.demand_rules import (
@@ -142,8 +142,8 @@ def demand_from_programme(
     )
     if not derived.rows:
         raise NoProposals(
-            f"no proposal submitted between {datetime.fromtimestamp(start, UTC):%Y-%m-%d} and "
-            f"{datetime.fromtimestamp(end, UTC):%Y-%m-%d} asks for GPU-hours, so the programme "
+            f"no proposal submitted between {to_datetime(start):%Y-%m-%d} and "
+            f"{to_datetime(end):%Y-%m-%d} asks for GPU-hours, so the programme "
             "gives no demand: seed a year of the programme (aif programme seed-history), "
             "choose another --as-of, or take the plan file's demand (--demand-from file)"
         )
